@@ -1,0 +1,61 @@
+//! What the XDP program (`dhcp-ebpf`) and user space (`dhcp-user`) share:
+//! map names, counter slots and the layout of map values. Kept `no_std`
+//! and free of dependencies so the BPF target can build it.
+#![no_std]
+
+/// `XSKMAP`: queue index → AF_XDP socket of that queue.
+pub const XSKS_MAP: &str = "XSKS";
+/// `PERCPU_ARRAY` of `u64`, indexed by [`Counter`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+/// `HASH` of IPv4 address (network byte order, as `u32` read from the
+/// packet) → 1. Unicast UDP/67 is only stolen when addressed to one of
+/// these; DHCP meant for other hosts on the segment stays with the kernel.
+pub const SERVER_ADDRS_MAP: &str = "SERVER_ADDRS";
+/// Name of the server's XDP program in the object file.
+pub const SERVER_PROG: &str = "xdhcp_steer";
+
+/// Most addresses the server can claim as its own (server identifiers,
+/// relay-facing addresses).
+pub const MAX_SERVER_ADDRS: u32 = 256;
+/// Largest queue index the XSKMAP can hold.
+pub const MAX_QUEUES: u32 = 256;
+
+/// Per-CPU counters kept by the XDP program. The daemon sums the CPUs.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Every frame the program looked at.
+    Seen = 0,
+    /// UDP/67 for us, handed to the queue's AF_XDP socket.
+    Redirected = 1,
+    /// Not DHCP for us: left to the kernel.
+    Passed = 2,
+    /// Claimed to be IPv4/UDP but too short or with a bad header length:
+    /// passed to the kernel, which drops it.
+    Malformed = 3,
+    /// UDP/67 for us on a queue with no socket bound: passed.
+    NoSocket = 4,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 5] = [
+        Counter::Seen,
+        Counter::Redirected,
+        Counter::Passed,
+        Counter::Malformed,
+        Counter::NoSocket,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Seen => "seen",
+            Counter::Redirected => "redirected",
+            Counter::Passed => "passed",
+            Counter::Malformed => "malformed",
+            Counter::NoSocket => "no_socket",
+        }
+    }
+}
+
+/// Number of slots in [`COUNTERS_MAP`].
+pub const COUNTER_SLOTS: u32 = Counter::ALL.len() as u32;
