@@ -1,0 +1,437 @@
+//! The daemon's TOML configuration: parsed with serde, then checked as a
+//! whole. Every error names the line of the offending entry and the reason,
+//! so an operator can fix the file without guessing.
+use crate::io::PollMode;
+use serde::Deserialize;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use toml::Spanned;
+
+/// Which I/O backend carries the frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoKind {
+    /// XDP steering into AF_XDP sockets.
+    #[default]
+    Xdp,
+    /// AF_PACKET sockets, for hosts where XDP cannot attach.
+    Packet,
+}
+
+/// How the XDP program is attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Driver mode, else generic mode with a warning.
+    #[default]
+    Auto,
+    Driver,
+    Generic,
+}
+
+/// How the AF_XDP sockets bind to their queues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindMode {
+    /// Zero-copy, else copy mode with a warning.
+    #[default]
+    Auto,
+    Zerocopy,
+    Copy,
+}
+
+fn default_poll() -> PollMode {
+    PollMode::Adaptive
+}
+fn default_batch() -> usize {
+    64
+}
+fn default_frames() -> u32 {
+    4096
+}
+fn default_ring() -> u32 {
+    2048
+}
+fn default_lease_time() -> u32 {
+    7200
+}
+fn default_offer_hold() -> u32 {
+    30
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The interface facing the subscribers (or the relays).
+    pub interface: String,
+    #[serde(default)]
+    pub io: IoKind,
+    #[serde(default)]
+    pub xdp_mode: XdpMode,
+    #[serde(default)]
+    pub bind: BindMode,
+    #[serde(default = "default_poll")]
+    pub poll: PollMode,
+    /// Number of queues (and workers); default: every RX queue.
+    pub queues: Option<u32>,
+    /// Cores for the workers, in queue order.
+    #[serde(default)]
+    pub cores: Vec<usize>,
+    /// Frames per RX/TX batch.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// UMEM frames per queue (half stock the fill ring, half carry replies).
+    #[serde(default = "default_frames")]
+    pub frames: u32,
+    /// Size of each AF_XDP ring.
+    #[serde(default = "default_ring")]
+    pub ring_size: u32,
+    /// The server identifier (option 54) and source address of replies:
+    /// an address of this host, so the kernel answers ARP for it.
+    pub server_id: Spanned<Ipv4Addr>,
+    /// DSCP of reply packets (0–63).
+    #[serde(default)]
+    pub dscp: u8,
+    /// Seconds an offered address stays reserved for the client.
+    #[serde(default = "default_offer_hold")]
+    pub offer_hold: u32,
+    /// NAK requests for addresses we know nothing about (RFC 2131 §4.3.2)
+    /// instead of staying silent.
+    #[serde(default)]
+    pub authoritative: bool,
+    #[serde(default, rename = "subnet")]
+    pub subnets: Vec<Spanned<SubnetConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetConfig {
+    /// "a.b.c.d/len"
+    pub prefix: Spanned<String>,
+    /// Ranges "first-last" (inclusive) or single addresses.
+    #[serde(default)]
+    pub pools: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub routers: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    pub domain_name: Option<String>,
+    #[serde(default = "default_lease_time")]
+    pub lease_time: u32,
+    /// Renewal time; default 50 % of the lease.
+    pub t1: Option<u32>,
+    /// Rebinding time; default 87.5 % of the lease.
+    pub t2: Option<u32>,
+    /// Requests tagged with this VLAN id (the outer tag) use this subnet.
+    pub vlan: Option<u16>,
+    /// Overrides the global server identifier for this subnet.
+    pub server_id: Option<Ipv4Addr>,
+}
+
+/// A configuration error, with the line it was found on.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One subnet, checked and turned into numbers.
+#[derive(Clone, Debug)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix_len: u8,
+    /// Inclusive address ranges, sorted, not overlapping.
+    pub pools: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub routers: Vec<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain_name: Option<String>,
+    pub lease_time: u32,
+    pub t1: u32,
+    pub t2: u32,
+    pub vlan: Option<u16>,
+    pub server_id: Ipv4Addr,
+}
+
+impl Subnet {
+    pub fn mask(&self) -> u32 {
+        prefix_mask(self.prefix_len)
+    }
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask() == u32::from(self.network)
+    }
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask())
+    }
+}
+
+pub fn prefix_mask(len: u8) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - len) }
+}
+
+/// The checked configuration the daemon runs with.
+#[derive(Debug)]
+pub struct Checked {
+    pub file: Config,
+    pub subnets: Vec<Subnet>,
+}
+
+impl Config {
+    /// Parses and checks a configuration text.
+    pub fn parse(text: &str) -> Result<Checked, ConfigError> {
+        let file: Config = toml::from_str(text).map_err(|e| ConfigError {
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().to_string(),
+        })?;
+        let subnets = file.check(text)?;
+        Ok(Checked { file, subnets })
+    }
+
+    /// Reads and checks a configuration file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Checked> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    fn check(&self, text: &str) -> Result<Vec<Subnet>, ConfigError> {
+        let at = |span: Range<usize>, message: String| ConfigError {
+            line: Some(line_of(text, span.start)),
+            message,
+        };
+        if self.interface.is_empty() {
+            return Err(ConfigError {
+                line: None,
+                message: "`interface` is empty".into(),
+            });
+        }
+        if self.batch == 0 || self.batch > 1024 {
+            return Err(ConfigError {
+                line: None,
+                message: format!("`batch` = {} must be between 1 and 1024", self.batch),
+            });
+        }
+        if !self.frames.is_power_of_two() || self.frames < 2 * self.batch as u32 {
+            return Err(ConfigError {
+                line: None,
+                message: format!(
+                    "`frames` = {} must be a power of two and at least twice `batch`",
+                    self.frames
+                ),
+            });
+        }
+        if !self.ring_size.is_power_of_two() {
+            return Err(ConfigError {
+                line: None,
+                message: format!("`ring_size` = {} must be a power of two", self.ring_size),
+            });
+        }
+        if self.dscp > 63 {
+            return Err(ConfigError {
+                line: None,
+                message: format!("`dscp` = {} must be 0–63", self.dscp),
+            });
+        }
+        if self.subnets.is_empty() {
+            return Err(ConfigError {
+                line: None,
+                message: "no [[subnet]] configured: nothing to hand out".into(),
+            });
+        }
+        let mut out: Vec<Subnet> = Vec::with_capacity(self.subnets.len());
+        for s in &self.subnets {
+            let span = s.span();
+            let s = s.get_ref();
+            let (network, prefix_len) = parse_prefix(s.prefix.get_ref())
+                .map_err(|m| at(s.prefix.span(), format!("prefix {:?}: {m}", s.prefix.get_ref())))?;
+            let mut sub = Subnet {
+                network,
+                prefix_len,
+                pools: Vec::new(),
+                routers: s.routers.clone(),
+                dns: s.dns.clone(),
+                domain_name: s.domain_name.clone(),
+                lease_time: s.lease_time,
+                t1: 0,
+                t2: 0,
+                vlan: s.vlan,
+                server_id: s.server_id.unwrap_or(*self.server_id.get_ref()),
+            };
+            for p in &s.pools {
+                let (first, last) = parse_range(p.get_ref())
+                    .map_err(|m| at(p.span(), format!("pool {:?}: {m}", p.get_ref())))?;
+                if !sub.contains(first) || !sub.contains(last) {
+                    return Err(at(
+                        p.span(),
+                        format!("pool {:?} is not inside subnet {}", p.get_ref(), s.prefix.get_ref()),
+                    ));
+                }
+                if let Some((a, b)) = sub
+                    .pools
+                    .iter()
+                    .find(|(a, b)| u32::from(first) <= u32::from(*b) && u32::from(*a) <= u32::from(last))
+                {
+                    return Err(at(
+                        p.span(),
+                        format!("pool {:?} overlaps pool {a}-{b} of the same subnet", p.get_ref()),
+                    ));
+                }
+                sub.pools.push((first, last));
+            }
+            sub.pools.sort_by_key(|(a, _)| u32::from(*a));
+            if s.lease_time == 0 {
+                return Err(at(span, "lease_time must be at least 1 second".into()));
+            }
+            let lease = u64::from(s.lease_time);
+            sub.t1 = s.t1.unwrap_or((lease / 2) as u32);
+            sub.t2 = s.t2.unwrap_or((lease * 7 / 8) as u32);
+            if s.lease_time != u32::MAX && !(sub.t1 < sub.t2 && sub.t2 < s.lease_time) {
+                return Err(at(
+                    span,
+                    format!(
+                        "t1 ({}) < t2 ({}) < lease_time ({}) does not hold",
+                        sub.t1, sub.t2, s.lease_time
+                    ),
+                ));
+            }
+            if let Some(v) = s.vlan
+                && !(1..=4094).contains(&v)
+            {
+                return Err(at(span, format!("vlan {v} is not a VLAN id (1–4094)")));
+            }
+            if let Some(o) = out.iter().find(|o| {
+                let m = prefix_mask(o.prefix_len.min(sub.prefix_len));
+                u32::from(o.network) & m == u32::from(sub.network) & m && o.vlan == sub.vlan
+            }) {
+                return Err(at(
+                    s.prefix.span(),
+                    format!(
+                        "subnet {} overlaps subnet {}/{} on the same link",
+                        s.prefix.get_ref(),
+                        o.network,
+                        o.prefix_len
+                    ),
+                ));
+            }
+            out.push(sub);
+        }
+        Ok(out)
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn parse_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| "expected a.b.c.d/len".to_string())?;
+    let addr: Ipv4Addr = addr.trim().parse().map_err(|e| format!("{e}"))?;
+    let len: u8 = len
+        .trim()
+        .parse()
+        .map_err(|_| "prefix length is not a number".to_string())?;
+    if len > 30 {
+        return Err(format!("/{len} leaves no room for hosts"));
+    }
+    if u32::from(addr) & !prefix_mask(len) != 0 {
+        return Err(format!(
+            "host bits set; the network is {}/{len}",
+            Ipv4Addr::from(u32::from(addr) & prefix_mask(len))
+        ));
+    }
+    Ok((addr, len))
+}
+
+fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (s.trim(), s.trim()),
+    };
+    let a: Ipv4Addr = a.parse().map_err(|e| format!("{e}"))?;
+    let b: Ipv4Addr = b.parse().map_err(|e| format!("{e}"))?;
+    if u32::from(a) > u32::from(b) {
+        return Err("the first address is above the last".into());
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+interface = "eth1"
+server_id = "198.18.0.1"
+
+[[subnet]]
+prefix = "198.18.0.0/15"
+pools = ["198.18.0.10-198.19.255.254"]
+routers = ["198.18.0.1"]
+dns = ["198.18.0.1"]
+lease_time = 7200
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.file.io, IoKind::Xdp);
+        assert_eq!(c.file.poll, PollMode::Adaptive);
+        let s = &c.subnets[0];
+        assert_eq!(s.prefix_len, 15);
+        assert_eq!((s.t1, s.t2), (3600, 6300));
+        assert_eq!(s.server_id, Ipv4Addr::new(198, 18, 0, 1));
+        assert!(s.contains(Ipv4Addr::new(198, 19, 1, 1)));
+        assert!(!s.contains(Ipv4Addr::new(198, 20, 0, 1)));
+    }
+
+    fn err(text: &str) -> ConfigError {
+        Config::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn pool_outside_subnet_names_its_line() {
+        let e = err(&GOOD.replace("198.19.255.254", "198.20.0.5"));
+        assert_eq!(e.line, Some(7), "{e}");
+        assert!(e.message.contains("not inside subnet"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_line() {
+        let e = err(&GOOD.replace("lease_time", "lease_tme"));
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.message.contains("lease_tme"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_pools_and_bad_timers_are_rejected() {
+        let e = err(&GOOD.replace(
+            r#"pools = ["198.18.0.10-198.19.255.254"]"#,
+            r#"pools = ["198.18.0.10-198.18.0.20", "198.18.0.15-198.18.0.30"]"#,
+        ));
+        assert!(e.message.contains("overlaps"), "{e}");
+        let e = err(&GOOD.replace("lease_time = 7200", "lease_time = 7200\nt1 = 7000\nt2 = 6000"));
+        assert!(e.message.contains("t1"), "{e}");
+        let e = err(&GOOD.replace("198.18.0.0/15", "198.18.0.1/15"));
+        assert!(e.message.contains("host bits"), "{e}");
+        assert_eq!(e.line, Some(6));
+    }
+}

@@ -1,0 +1,96 @@
+//! Getting frames in and out: the XDP steering program ([`xdp`]), AF_XDP
+//! sockets and their workers ([`xsk`]), the AF_PACKET fallback
+//! ([`packet`]) and what both need to know of the interface ([`iface`]).
+//!
+//! Both backends run one pinned worker per queue around the same loop:
+//! read the clock once, take a batch from RX, hand each frame to a
+//! [`FrameHandler`] that writes the reply straight into a TX buffer, put
+//! the batch on TX. The handler (the engine) never sees a ring.
+pub mod iface;
+pub mod packet;
+pub mod xdp;
+pub mod xsk;
+
+use crate::stats::WorkerStats;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// Room a TX buffer offers a reply: a full Ethernet frame with two VLAN
+/// tags at the largest DHCP message we ever build.
+pub const TX_FRAME_CAPACITY: usize = 2048;
+
+/// What a worker does with each received frame.
+pub trait FrameHandler: Send {
+    /// Called once per batch before its frames, with the batch's clock.
+    fn begin_batch(&mut self, now: Instant);
+    /// Looks at one received frame and writes the reply frame, if any, to
+    /// the start of `tx` (at least [`TX_FRAME_CAPACITY`] bytes), returning
+    /// its length. Must not allocate, block, or panic on any input.
+    fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize>;
+}
+
+/// How a worker waits for frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollMode {
+    /// Busy-poll the rings: lowest latency, one core at 100 %.
+    Spin,
+    /// Busy-poll while traffic flows; after a run of empty batches, sleep
+    /// in poll(2) until the kernel has frames, so an idle server uses
+    /// about no CPU.
+    Adaptive,
+}
+
+/// Settings every backend's workers share.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    pub poll: PollMode,
+    /// Frames taken from RX (and sent to TX) per batch.
+    pub batch: usize,
+    /// Empty batches in a row before an adaptive worker sleeps in poll(2).
+    pub idle_spins: u32,
+    /// poll(2) timeout of a sleeping adaptive worker, so it still sees the
+    /// stop flag promptly.
+    pub poll_timeout_ms: i32,
+    /// Cores to pin the workers to, one per queue in order; empty: the
+    /// worker of queue q goes to core q modulo the number of cores.
+    pub cores: Vec<usize>,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            poll: PollMode::Adaptive,
+            batch: 64,
+            idle_spins: 1024,
+            poll_timeout_ms: 100,
+            cores: Vec::new(),
+        }
+    }
+}
+
+/// One worker's share: its queue, its handler, its counters.
+pub struct WorkerSlot<H> {
+    pub queue: u32,
+    pub handler: H,
+    pub stats: Arc<WorkerStats>,
+}
+
+/// Pins the calling thread to the core chosen for `index`.
+pub fn pin_worker(opts: &WorkerOptions, index: usize) -> Option<usize> {
+    let cores = core_affinity::get_core_ids()?;
+    if cores.is_empty() {
+        return None;
+    }
+    let want = opts
+        .cores
+        .get(index)
+        .copied()
+        .unwrap_or(index % cores.len());
+    let core = cores.iter().find(|c| c.id == want).copied()?;
+    core_affinity::set_for_current(core).then_some(core.id)
+}
+
+/// Set by the signal handler; workers check it once per batch.
+pub type StopFlag = Arc<AtomicBool>;

@@ -1,0 +1,66 @@
+//! Counters that the workers keep and the main thread reports.
+//!
+//! Each worker owns one [`WorkerStats`] and is its only writer, so a bump
+//! is a plain load + store (no locked instruction on the hot path); readers
+//! on other threads may see a count a moment late, never a torn one.
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! worker_counters {
+    ($($name:ident: $doc:literal),* $(,)?) => {
+        /// Per-worker counters, one cache line apart from other workers'.
+        #[derive(Default, Debug)]
+        #[repr(align(128))]
+        pub struct WorkerStats {
+            $(#[doc = $doc] pub $name: AtomicU64,)*
+        }
+
+        /// A plain copy of [`WorkerStats`], for reports and the stats file.
+        #[derive(Default, Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+        pub struct WorkerSnapshot {
+            $(#[doc = $doc] pub $name: u64,)*
+        }
+
+        impl WorkerStats {
+            pub fn snapshot(&self) -> WorkerSnapshot {
+                WorkerSnapshot { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+
+        impl std::ops::AddAssign for WorkerSnapshot {
+            fn add_assign(&mut self, o: Self) {
+                $(self.$name += o.$name;)*
+            }
+        }
+    };
+}
+
+worker_counters! {
+    rx: "Frames taken from the RX ring.",
+    tx: "Reply frames put on the TX ring.",
+    tx_dropped: "Replies lost because the TX ring or the frame pool was full.",
+    malformed: "Frames that failed the wire checks (counted and dropped).",
+    discover: "DHCPDISCOVER received.",
+    request: "DHCPREQUEST received.",
+    decline: "DHCPDECLINE received.",
+    release: "DHCPRELEASE received.",
+    inform: "DHCPINFORM received.",
+    offer: "DHCPOFFER sent.",
+    ack: "DHCPACK sent.",
+    nak: "DHCPNAK sent.",
+    ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, BOOTREPLY, other server chosen, ...).",
+    no_address: "DISCOVERs that found no free address.",
+    no_subnet: "Requests for which no configured subnet matched.",
+}
+
+/// Adds one to a counter that only the calling thread writes.
+#[inline(always)]
+pub fn bump(c: &AtomicU64) {
+    add(c, 1)
+}
+
+/// Adds `n` to a counter that only the calling thread writes.
+#[inline(always)]
+pub fn add(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed)
+}
