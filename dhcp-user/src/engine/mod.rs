@@ -1,0 +1,511 @@
+//! Protocol decisions, without I/O: which subnet a request belongs to,
+//! which address a client gets, and what the reply says.
+//!
+//! [`Engine`] is shared by all workers; each worker drives it through its
+//! own [`Handler`], which reads the received frame in place, decides, and
+//! writes the reply frame straight into the TX buffer it was given.
+pub mod reply;
+pub mod subnet;
+
+use crate::config::Checked;
+use crate::io::FrameHandler;
+use crate::lease::{ClientKey, Lease, LeaseState, LeaseTable};
+use crate::stats::{WorkerStats, bump};
+use crate::wire::dhcp::{self, MessageType};
+use crate::wire::ethernet::{self, VlanTags};
+use crate::wire::options::{RequestOptions, agent_sub_option};
+use crate::wire::{ipv4, udp};
+use reply::{Local, Reply};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+use subnet::SubnetRt;
+
+const IPPROTO_UDP: u8 = 17;
+const KEY_CHADDR: u8 = 0;
+const KEY_CLIENT_ID: u8 = 1;
+/// Declined addresses are held under a key of their own, so the sweeper
+/// that ends leases also ends their quarantine.
+const KEY_DECLINED: u8 = 2;
+
+/// The server's state shared by all workers.
+pub struct Engine {
+    subnets: Box<[SubnetRt]>,
+    leases: LeaseTable,
+    epoch: Instant,
+    offer_hold: u32,
+    decline_hold: u32,
+    authoritative: bool,
+    dscp: u8,
+}
+
+/// A request, read once from the frame; borrows the frame's bytes.
+pub struct Request<'a> {
+    pub src_mac: [u8; 6],
+    pub vlans: VlanTags,
+    pub htype: u8,
+    pub hlen: u8,
+    pub xid: u32,
+    pub flags: u16,
+    pub broadcast: bool,
+    pub ciaddr: Ipv4Addr,
+    pub giaddr: Ipv4Addr,
+    pub chaddr: [u8; 16],
+    /// chaddr as an Ethernet address (the L2 destination of unicast
+    /// replies on the local link).
+    pub chaddr6: [u8; 6],
+    pub kind: MessageType,
+    pub requested_ip: Option<Ipv4Addr>,
+    pub server_id: Option<Ipv4Addr>,
+    pub max_message_size: Option<u16>,
+    pub client_id: Option<&'a [u8]>,
+    pub subnet_selection: Option<Ipv4Addr>,
+    /// All gathered options; 55 and 82 may live in its own buffer when the
+    /// client split them (RFC 3396), hence the accessors below.
+    pub opts: RequestOptions<'a>,
+}
+
+impl Request<'_> {
+    /// Option 55.
+    #[inline]
+    pub fn param_list(&self) -> Option<&[u8]> {
+        self.opts.param_list()
+    }
+    /// Option 82, raw, to be echoed.
+    #[inline]
+    pub fn agent_info(&self) -> Option<&[u8]> {
+        self.opts.agent_info()
+    }
+}
+
+/// Why a well-formed request got no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// The rules say nothing is sent (another server chosen, RELEASE, ...).
+    Ignored,
+    NoSubnet,
+    NoAddress,
+}
+
+/// The engine's verdict on one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not a well-formed DHCP request: counted and dropped.
+    Malformed,
+    /// A request of this kind, answered by nothing.
+    Silent(MessageType, Silence),
+    /// A request of this kind, answered by a reply of that kind, `len`
+    /// bytes at the start of the TX buffer.
+    Reply(MessageType, MessageType, usize),
+}
+
+impl Engine {
+    pub fn new(cfg: &Checked) -> Engine {
+        let subnets: Box<[SubnetRt]> = cfg
+            .subnets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SubnetRt::new(i as u16, s))
+            .collect();
+        let capacity = subnets.iter().map(|s| s.pool.size() as usize).sum::<usize>();
+        Engine {
+            leases: LeaseTable::with_capacity(capacity.min(1 << 22)),
+            subnets,
+            epoch: Instant::now(),
+            offer_hold: cfg.file.offer_hold,
+            decline_hold: 3600,
+            authoritative: cfg.file.authoritative,
+            dscp: cfg.file.dscp,
+        }
+    }
+
+    /// Engine time: whole seconds since start, on the monotonic clock.
+    pub fn secs(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch).as_secs() as u32
+    }
+
+    pub fn subnets(&self) -> &[SubnetRt] {
+        &self.subnets
+    }
+
+    pub fn leases(&self) -> &LeaseTable {
+        &self.leases
+    }
+
+    /// A worker's handle on the engine.
+    pub fn handler(self: &Arc<Self>, mac: [u8; 6], stats: Arc<WorkerStats>) -> Handler {
+        Handler {
+            engine: self.clone(),
+            local: Local {
+                mac,
+                dscp: self.dscp,
+            },
+            stats,
+            now: 0,
+        }
+    }
+
+    /// Ends held offers and leases whose time is up and gives their
+    /// addresses back to the pools. Runs on a side thread; returns how
+    /// many it ended.
+    pub fn expire(&self, now: u32) -> usize {
+        let mut ended = 0;
+        self.leases.retain(|k, l| {
+            if l.state == LeaseState::Released || l.expires > now {
+                return true;
+            }
+            if let Some(s) = self.subnets.get(k.subnet as usize) {
+                s.pool.release(l.addr);
+            }
+            ended += 1;
+            if k.kind == KEY_DECLINED {
+                return false;
+            }
+            l.state = LeaseState::Released;
+            true
+        });
+        ended
+    }
+
+    /// Reads one frame and, if the protocol calls for it, writes the reply.
+    pub fn process(&self, rx: &[u8], tx: &mut [u8], now: u32, local: &Local) -> Verdict {
+        let Ok(req) = parse(rx) else {
+            return Verdict::Malformed;
+        };
+        match self.decide(&req, now) {
+            Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
+                Some(len) => Verdict::Reply(req.kind, reply.kind, len),
+                None => Verdict::Silent(req.kind, Silence::Ignored),
+            },
+            Err(why) => Verdict::Silent(req.kind, why),
+        }
+    }
+
+    /// The protocol decision for one request: the subnet it belongs to
+    /// and the reply, or why there is none.
+    pub fn decide(&self, req: &Request<'_>, now: u32) -> Result<(&SubnetRt, Reply), Silence> {
+        let s = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
+        let key = client_key(s.id, req);
+        let reply = match req.kind {
+            MessageType::Discover => self.discover(s, &key, req, now)?,
+            MessageType::Request => self.request(s, &key, req, now)?,
+            MessageType::Release => return Err(self.release(s, &key, req)),
+            MessageType::Decline => return Err(self.decline(s, &key, req, now)),
+            MessageType::Inform => Reply {
+                kind: MessageType::Ack,
+                yiaddr: Ipv4Addr::UNSPECIFIED,
+                times: None,
+            },
+            _ => return Err(Silence::Ignored),
+        };
+        Ok((s, reply))
+    }
+
+    /// RFC 2131 §4.3.1 plus the relay RFCs: subnet selection (118), link
+    /// selection (82.5), then giaddr, then the link the frame came in on
+    /// (its VLAN), preferring the subnet that holds ciaddr.
+    fn select_subnet(&self, req: &Request<'_>) -> Option<&SubnetRt> {
+        let link_selection = req
+            .agent_info()
+            .and_then(|ai| agent_sub_option(ai, 5))
+            .and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(Ipv4Addr::from);
+        if let Some(a) = req.subnet_selection.or(link_selection).or_else(|| {
+            (!req.giaddr.is_unspecified()).then_some(req.giaddr)
+        }) {
+            return self.subnets.iter().find(|s| s.contains(a));
+        }
+        let vid = req.vlans.outer_vid();
+        let mut on_link = self.subnets.iter().filter(|s| s.vlan == vid);
+        if req.ciaddr.is_unspecified() {
+            return on_link.next();
+        }
+        let first = on_link.clone().next();
+        on_link.find(|s| s.contains(req.ciaddr)).or(first)
+    }
+
+    fn discover(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>, now: u32) -> Result<Reply, Silence> {
+        let hold = now.saturating_add(self.offer_hold);
+        let addr = self.leases.update(key, |e| {
+            // The client's current binding or held offer keeps its address.
+            if let Some(l) = e
+                && l.state != LeaseState::Released
+                && s.contains(l.addr)
+            {
+                if l.state == LeaseState::Offered {
+                    l.expires = hold;
+                }
+                return Some(l.addr);
+            }
+            // Its previous address, then the one it asks for, then the
+            // lowest free one.
+            let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
+            let addr = previous
+                .filter(|a| s.pool.claim(*a))
+                .or_else(|| req.requested_ip.filter(|a| s.contains(*a) && s.pool.claim(*a)))
+                .or_else(|| s.pool.allocate())?;
+            *e = Some(Lease {
+                addr,
+                state: LeaseState::Offered,
+                expires: hold,
+            });
+            Some(addr)
+        });
+        let addr = addr.ok_or(Silence::NoAddress)?;
+        Ok(Reply {
+            kind: MessageType::Offer,
+            yiaddr: addr,
+            times: Some((s.lease_time, s.t1, s.t2)),
+        })
+    }
+
+    fn request(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>, now: u32) -> Result<Reply, Silence> {
+        let ack = |addr| Reply {
+            kind: MessageType::Ack,
+            yiaddr: addr,
+            times: Some((s.lease_time, s.t1, s.t2)),
+        };
+        let nak = Reply {
+            kind: MessageType::Nak,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            times: None,
+        };
+        let until = if s.lease_time == u32::MAX {
+            u32::MAX
+        } else {
+            now.saturating_add(s.lease_time)
+        };
+        let bind = |e: &mut Option<Lease>, addr| {
+            *e = Some(Lease {
+                addr,
+                state: LeaseState::Bound,
+                expires: until,
+            })
+        };
+        match (req.server_id, req.requested_ip, req.ciaddr.is_unspecified()) {
+            // SELECTING: the client answers an offer.
+            (Some(sid), requested, _) => {
+                if sid != s.server_id {
+                    // It chose another server: withdraw our offer quietly.
+                    self.leases.update(key, |e| {
+                        if let Some(l) = e
+                            && l.state == LeaseState::Offered
+                        {
+                            s.pool.release(l.addr);
+                            l.state = LeaseState::Released;
+                        }
+                    });
+                    return Err(Silence::Ignored);
+                }
+                let want = requested.unwrap_or(req.ciaddr);
+                self.leases.update(key, |e| match e {
+                    Some(l) if l.state != LeaseState::Released && l.addr == want => {
+                        bind(e, want);
+                        Ok(ack(want))
+                    }
+                    // Our offer timed out but the address is still free.
+                    Some(l) if l.state == LeaseState::Released && l.addr == want && s.pool.claim(want) => {
+                        bind(e, want);
+                        Ok(ack(want))
+                    }
+                    _ => Ok(nak),
+                })
+            }
+            // INIT-REBOOT: a client that remembers an address.
+            (None, Some(want), true) => {
+                if !s.contains(want) {
+                    return Ok(nak);
+                }
+                self.leases.update(key, |e| match e {
+                    Some(l) if l.state != LeaseState::Released && l.addr == want => {
+                        bind(e, want);
+                        Ok(ack(want))
+                    }
+                    Some(l) if l.state == LeaseState::Released && l.addr == want && s.pool.claim(want) => {
+                        bind(e, want);
+                        Ok(ack(want))
+                    }
+                    Some(_) => Ok(nak),
+                    None if self.authoritative => Ok(nak),
+                    None => Err(Silence::Ignored),
+                })
+            }
+            // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
+            (None, _, false) => {
+                let have = req.ciaddr;
+                if !s.contains(have) {
+                    return Ok(nak);
+                }
+                self.leases.update(key, |e| match e {
+                    Some(l) if l.state == LeaseState::Bound && l.addr == have => {
+                        bind(e, have);
+                        Ok(ack(have))
+                    }
+                    _ if self.authoritative => Ok(nak),
+                    _ => Err(Silence::Ignored),
+                })
+            }
+            (None, None, true) => Err(Silence::Ignored),
+        }
+    }
+
+    fn release(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>) -> Silence {
+        if req.server_id != Some(s.server_id) {
+            return Silence::Ignored;
+        }
+        self.leases.update(key, |e| {
+            if let Some(l) = e
+                && l.state == LeaseState::Bound
+                && l.addr == req.ciaddr
+            {
+                s.pool.release(l.addr);
+                l.state = LeaseState::Released;
+            }
+        });
+        Silence::Ignored
+    }
+
+    fn decline(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>, now: u32) -> Silence {
+        let Some(addr) = req.requested_ip else {
+            return Silence::Ignored;
+        };
+        if req.server_id != Some(s.server_id) {
+            return Silence::Ignored;
+        }
+        let declined = self.leases.update(key, |e| match e {
+            Some(l) if l.state != LeaseState::Released && l.addr == addr => {
+                *e = None;
+                true
+            }
+            _ => false,
+        });
+        if declined {
+            // The address stays taken in the pool, now under quarantine.
+            let q = ClientKey::new(s.id, KEY_DECLINED, &addr.octets());
+            self.leases.update(&q, |e| {
+                *e = Some(Lease {
+                    addr,
+                    state: LeaseState::Offered,
+                    expires: now.saturating_add(self.decline_hold),
+                })
+            });
+        }
+        Silence::Ignored
+    }
+}
+
+fn client_key(subnet: u16, req: &Request<'_>) -> ClientKey {
+    match req.client_id {
+        Some(id) if !id.is_empty() => ClientKey::new(subnet, KEY_CLIENT_ID, id),
+        _ => ClientKey::new(subnet, KEY_CHADDR, &req.chaddr[..usize::from(req.hlen).min(16)]),
+    }
+}
+
+/// Reads a received frame down to the DHCP options. Anything that is not
+/// a well-formed IPv4/UDP BOOTREQUEST with a DHCP message type is an
+/// error: the XDP program only steers UDP/67 here.
+pub fn parse(frame: &[u8]) -> crate::wire::Result<Request<'_>> {
+    use crate::wire::Error;
+    let eth = ethernet::Frame::new_checked(frame)?;
+    if eth.ethertype() != ethernet::ETHERTYPE_IPV4 {
+        return Err(Error::NotIpv4);
+    }
+    let ip = ipv4::Packet::new_checked(eth.payload())?;
+    if ip.protocol() != IPPROTO_UDP {
+        return Err(Error::NotUdp);
+    }
+    if ip.is_fragment() {
+        return Err(Error::Fragmented);
+    }
+    let udp = udp::Packet::new_checked(ip.payload())?;
+    let msg = dhcp::Message::new_checked(udp.payload())?;
+    if msg.op() != dhcp::BOOTREQUEST {
+        return Err(Error::BadOption);
+    }
+    let o = RequestOptions::parse(&msg)?;
+    let kind = o
+        .message_type
+        .and_then(MessageType::from_u8)
+        .ok_or(Error::BadOption)?;
+    let mut chaddr6 = [0u8; 6];
+    chaddr6.copy_from_slice(&msg.chaddr_raw()[..6]);
+    Ok(Request {
+        src_mac: eth.src(),
+        vlans: eth.vlans(),
+        htype: msg.htype(),
+        hlen: msg.hlen(),
+        xid: msg.xid(),
+        flags: msg.flags(),
+        broadcast: msg.broadcast(),
+        ciaddr: msg.ciaddr(),
+        giaddr: msg.giaddr(),
+        chaddr: *msg.chaddr_raw(),
+        chaddr6,
+        kind,
+        requested_ip: o.requested_ip,
+        server_id: o.server_id,
+        max_message_size: o.max_message_size,
+        client_id: o.client_id,
+        subnet_selection: o.subnet_selection,
+        opts: o,
+    })
+}
+
+/// A worker's handle: the shared engine plus this worker's clock, MAC and
+/// counters.
+pub struct Handler {
+    engine: Arc<Engine>,
+    local: Local,
+    stats: Arc<WorkerStats>,
+    now: u32,
+}
+
+impl Handler {
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+impl FrameHandler for Handler {
+    #[inline]
+    fn begin_batch(&mut self, now: Instant) {
+        self.now = self.engine.secs(now);
+    }
+
+    fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
+        let verdict = self.engine.process(rx, tx, self.now, &self.local);
+        let s = &*self.stats;
+        let (req, len) = match verdict {
+            Verdict::Malformed => {
+                bump(&s.malformed);
+                return None;
+            }
+            Verdict::Silent(req, why) => {
+                bump(match why {
+                    Silence::Ignored => &s.ignored,
+                    Silence::NoSubnet => &s.no_subnet,
+                    Silence::NoAddress => &s.no_address,
+                });
+                (req, None)
+            }
+            Verdict::Reply(req, reply, len) => {
+                match reply {
+                    MessageType::Offer => bump(&s.offer),
+                    MessageType::Ack => bump(&s.ack),
+                    MessageType::Nak => bump(&s.nak),
+                    _ => {}
+                }
+                (req, Some(len))
+            }
+        };
+        match req {
+            MessageType::Discover => bump(&s.discover),
+            MessageType::Request => bump(&s.request),
+            MessageType::Decline => bump(&s.decline),
+            MessageType::Release => bump(&s.release),
+            MessageType::Inform => bump(&s.inform),
+            _ => {}
+        }
+        len
+    }
+}

@@ -1,0 +1,150 @@
+//! Writing a reply frame: where it goes (RFC 2131 §4.1), which fields it
+//! carries (§4.3.1, table 3) and in which order its options stand.
+use super::Request;
+use super::subnet::{SubnetRt, code};
+use crate::wire::dhcp::MessageType;
+use crate::wire::emit::{BootpHeader, DhcpWriter, FrameHeaders, emit_headers, headers_len};
+use std::net::Ipv4Addr;
+
+const BROADCAST_MAC: [u8; 6] = [0xff; 6];
+/// RFC 2131: a client must accept 576-byte messages; without option 57
+/// that is all we may assume.
+const MIN_MESSAGE: usize = 576;
+/// IPv4 + UDP headers, which count against option 57.
+const IP_UDP: usize = 28;
+const SERVER_PORT: u16 = 67;
+const CLIENT_PORT: u16 = 68;
+
+/// What the engine decided to send.
+pub struct Reply {
+    pub kind: MessageType,
+    pub yiaddr: Ipv4Addr,
+    /// (lease, T1, T2) for OFFER/ACK of a lease; None for INFORM and NAK.
+    pub times: Option<(u32, u32, u32)>,
+}
+
+/// Fixed details of the sending side.
+pub struct Local {
+    pub mac: [u8; 6],
+    pub dscp: u8,
+}
+
+/// Builds the whole reply frame into `tx`; None if it cannot fit.
+pub fn write(
+    tx: &mut [u8],
+    req: &Request<'_>,
+    subnet: &SubnetRt,
+    reply: &Reply,
+    local: &Local,
+) -> Option<usize> {
+    let nak = reply.kind == MessageType::Nak;
+    // RFC 2131 §4.1 / §4.3.2: where the reply goes.
+    let (dst_mac, dst_ip, dst_port) = if !req.giaddr.is_unspecified() {
+        (req.src_mac, req.giaddr, SERVER_PORT)
+    } else if nak {
+        (BROADCAST_MAC, Ipv4Addr::BROADCAST, CLIENT_PORT)
+    } else if !req.ciaddr.is_unspecified() {
+        (req.src_mac, req.ciaddr, CLIENT_PORT)
+    } else if req.broadcast {
+        (BROADCAST_MAC, Ipv4Addr::BROADCAST, CLIENT_PORT)
+    } else {
+        (req.chaddr6, reply.yiaddr, CLIENT_PORT)
+    };
+    // A NAK through a relay asks it to broadcast on the client's link.
+    let flags = if nak && !req.giaddr.is_unspecified() {
+        req.flags | crate::wire::dhcp::FLAG_BROADCAST
+    } else {
+        req.flags
+    };
+
+    let off = headers_len(&req.vlans);
+    let room = tx.len().min(super::super::io::TX_FRAME_CAPACITY);
+    let mut w = DhcpWriter::new(tx.get_mut(off..room)?).ok()?;
+    let max = match req.max_message_size {
+        Some(m) if usize::from(m) >= MIN_MESSAGE => usize::from(m),
+        _ => MIN_MESSAGE,
+    };
+    // Room kept for what must come last (61, 82) so that a long list of
+    // subnet options can never push them out.
+    let tail = req.client_id.map_or(0, |v| 2 + v.len()) + req.agent_info().map_or(0, |v| 2 + v.len());
+    w.set_limit((max - IP_UDP).saturating_sub(tail));
+    w.header(&BootpHeader {
+        op: 2,
+        htype: req.htype,
+        hlen: req.hlen,
+        hops: 0,
+        xid: req.xid,
+        secs: 0,
+        flags,
+        // Table 3: ciaddr only in an ACK, copied from the request.
+        ciaddr: if reply.kind == MessageType::Ack {
+            req.ciaddr
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        },
+        yiaddr: reply.yiaddr,
+        siaddr: Ipv4Addr::UNSPECIFIED,
+        giaddr: req.giaddr,
+        chaddr: req.chaddr,
+    });
+    w.option_u8(code::MESSAGE_TYPE, reply.kind as u8).ok()?;
+    w.option_ip(code::SERVER_ID, subnet.server_id).ok()?;
+    if !nak {
+        if let Some((lease, t1, t2)) = reply.times {
+            w.option_u32(code::LEASE_TIME, lease).ok()?;
+            if lease != u32::MAX {
+                w.option_u32(code::RENEWAL_TIME, t1).ok()?;
+                w.option_u32(code::REBINDING_TIME, t2).ok()?;
+            }
+        }
+        write_subnet_options(&mut w, subnet, req.param_list())?;
+    }
+    w.set_limit(max - IP_UDP);
+    // RFC 6842: the client identifier comes back as sent.
+    if let Some(id) = req.client_id {
+        w.option(code::CLIENT_ID, id).ok()?;
+    }
+    // RFC 3046: relay agent information last, unchanged.
+    if let Some(ai) = req.agent_info() {
+        w.option(code::AGENT_INFO, ai).ok()?;
+    }
+    let len = w.finish().ok()?;
+    let h = FrameHeaders {
+        src_mac: local.mac,
+        dst_mac,
+        vlans: req.vlans,
+        src_ip: subnet.server_id,
+        dst_ip,
+        src_port: SERVER_PORT,
+        dst_port,
+        ttl: 64,
+        dscp: local.dscp,
+    };
+    emit_headers(tx, &h, len).ok()
+}
+
+/// The subnet's options: the mask first (every client needs it), then
+/// what the client asked for in its order (option 55), then the rest of
+/// what is configured. An option that no longer fits is left out rather
+/// than failing the reply; the ones a client needs come first.
+fn write_subnet_options(w: &mut DhcpWriter<'_>, s: &SubnetRt, prl: Option<&[u8]>) -> Option<()> {
+    let mut done = [0u64; 4];
+    let mut mark = |c: u8| {
+        let (i, b) = ((c >> 6) as usize, c & 63);
+        let seen = done[i] & (1 << b) != 0;
+        done[i] |= 1 << b;
+        seen
+    };
+    let mask = s.options.get(code::SUBNET_MASK)?;
+    w.option(code::SUBNET_MASK, mask).ok()?;
+    mark(code::SUBNET_MASK);
+    for &c in prl.unwrap_or(&[]).iter().chain(s.options.codes()) {
+        if mark(c) {
+            continue;
+        }
+        if let Some(data) = s.options.get(c) {
+            let _ = w.option(c, data);
+        }
+    }
+    Some(())
+}
