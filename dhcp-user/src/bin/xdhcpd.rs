@@ -1,0 +1,239 @@
+//! xdhcpd: the daemon. Reads the config, attaches the XDP program, starts
+//! one pinned worker per queue, and reports counters until SIGINT/SIGTERM.
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use xdhcp::config::{Checked, Config, IoKind, XdpMode};
+use xdhcp::engine::Engine;
+use xdhcp::io::iface::{Interface, local_ipv4_addrs};
+use xdhcp::io::xdp::{AttachMode, Steering};
+use xdhcp::io::{WorkerOptions, WorkerSlot, packet, xsk};
+use xdhcp::stats::{WorkerSnapshot, WorkerStats};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(version, about = "DHCPv4 server answering from user space through XDP and AF_XDP")]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Write counters as JSON to this file (atomically, every interval).
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 1000)]
+    stats_interval_ms: u64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a configuration file and exit: 0 if it is valid, else the
+    /// offending line and the reason.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match (&cli.command, &cli.config) {
+        (Some(Command::CheckConfig { file }), _) => Config::load(file).map(|c| {
+            println!("{}: ok, {} subnet(s)", file.display(), c.subnets.len());
+        }),
+        (None, Some(path)) => Config::load(path).and_then(|c| serve(&cli, c)),
+        (None, None) => Err(anyhow::anyhow!("--config FILE is required")),
+    };
+    if let Err(e) = result {
+        eprintln!("xdhcpd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// What is running, for the stats file.
+struct Running {
+    io: IoKind,
+    steering: Option<Steering>,
+    bind: Option<&'static str>,
+    workers: Vec<(u32, Arc<WorkerStats>)>,
+    started: Instant,
+}
+
+fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
+    let cfg = &checked.file;
+    let iface = Interface::lookup(&cfg.interface)?;
+    let server_ids: Vec<Ipv4Addr> = {
+        let mut v: Vec<_> = checked.subnets.iter().map(|s| s.server_id).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let local = local_ipv4_addrs()?;
+    for id in &server_ids {
+        if !local.iter().any(|(_, a)| a == id) {
+            bail!(
+                "server identifier {id} is not an address of this host: replies are sent from it and \
+                 the kernel must answer ARP for it; add it to an interface (ip addr add {id}/.. dev {})",
+                iface.name
+            );
+        }
+    }
+    let engine = Arc::new(Engine::new(&checked));
+    let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let opts = WorkerOptions {
+        poll: cfg.poll,
+        batch: cfg.batch,
+        cores: cfg.cores.clone(),
+        ..WorkerOptions::default()
+    };
+    let mut workers = Vec::new();
+    let slots: Vec<_> = (0..queues)
+        .map(|q| {
+            let stats = Arc::new(WorkerStats::default());
+            workers.push((q, stats.clone()));
+            WorkerSlot {
+                queue: q,
+                handler: engine.handler(iface.mac, stats.clone()),
+                stats,
+            }
+        })
+        .collect();
+
+    let mut running = Running {
+        io: cfg.io,
+        steering: None,
+        bind: None,
+        workers,
+        started: Instant::now(),
+    };
+    let handles = match cfg.io {
+        IoKind::Xdp => {
+            let mode = match cfg.xdp_mode {
+                XdpMode::Auto => AttachMode::Auto,
+                XdpMode::Driver => AttachMode::Driver,
+                XdpMode::Generic => AttachMode::Generic,
+            };
+            let mut steering = Steering::attach(&iface.name, mode, &server_ids).with_context(|| {
+                format!(
+                    "cannot attach XDP to {}; on hosts without XDP set io = \"packet\" in the config",
+                    iface.name
+                )
+            })?;
+            let xo = xsk::XskOptions {
+                bind: cfg.bind,
+                frames: cfg.frames,
+                ring_size: cfg.ring_size,
+            };
+            let (bind, handles) = xsk::spawn_workers(&iface, &mut steering, &xo, &opts, slots, stop.clone())?;
+            running.bind = Some(match bind {
+                xdhcp::config::BindMode::Zerocopy => "zerocopy",
+                _ => "copy",
+            });
+            running.steering = Some(steering);
+            handles
+        }
+        IoKind::Packet => packet::spawn_workers(&iface, &opts, slots, stop.clone())?,
+    };
+
+    let expiry = {
+        let (engine, stop) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("expiry".into())
+            .spawn(move || {
+                while !stop.load(Relaxed) {
+                    engine.expire(engine.secs(Instant::now()));
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })?
+    };
+
+    tracing::info!(
+        interface = %iface.name,
+        queues,
+        io = ?cfg.io,
+        xdp_mode = ?running.steering.as_ref().map(|s| s.mode()),
+        bind = ?running.bind,
+        "xdhcpd ready"
+    );
+    let interval = Duration::from_millis(cli.stats_interval_ms.max(10));
+    let mut next = Instant::now();
+    while !stop.load(Relaxed) {
+        if Instant::now() >= next {
+            if let Some(p) = &cli.stats_file {
+                write_stats(p, &running)?;
+            }
+            next += interval;
+        }
+        std::thread::sleep(Duration::from_millis(10).min(interval));
+    }
+    tracing::info!("stopping");
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = expiry.join();
+    if let Some(p) = &cli.stats_file {
+        write_stats(p, &running)?;
+    }
+    let total = total(&running);
+    tracing::info!(?total, "final counters");
+    if let Some(s) = running.steering.take() {
+        s.detach()?;
+    }
+    Ok(())
+}
+
+fn total(r: &Running) -> WorkerSnapshot {
+    let mut t = WorkerSnapshot::default();
+    for (_, w) in &r.workers {
+        t += w.snapshot();
+    }
+    t
+}
+
+fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
+    let workers: Vec<_> = r
+        .workers
+        .iter()
+        .map(|(q, w)| {
+            let mut v = serde_json::to_value(w.snapshot()).unwrap_or_default();
+            v["queue"] = json!(q);
+            v
+        })
+        .collect();
+    let xdp = match &r.steering {
+        Some(s) => Some(s.counters()?),
+        None => None,
+    };
+    let doc = json!({
+        "uptime_s": r.started.elapsed().as_secs_f64(),
+        "io": match r.io { IoKind::Xdp => "xdp", IoKind::Packet => "packet" },
+        "xdp_mode": r.steering.as_ref().map(|s| match s.mode() {
+            AttachMode::Generic => "generic",
+            _ => "driver",
+        }),
+        "bind": r.bind,
+        "xdp": xdp,
+        "workers": workers,
+        "total": total(r),
+    });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

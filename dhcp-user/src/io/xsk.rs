@@ -1,0 +1,229 @@
+//! AF_XDP sockets (xsk-rs) and the workers that run them.
+//!
+//! One socket and one UMEM per queue (a socket only sees the queue it is
+//! bound to; a UMEM of its own avoids xsk-rs's shared-UMEM teardown
+//! problem). The UMEM's frames are split in two: the RX half circulates
+//! fill ring → RX ring → fill ring, the TX half circulates free list →
+//! TX ring → completion ring → free list. A request is read where the
+//! kernel put it and the reply is written once, into a TX frame.
+use super::iface::Interface;
+use super::xdp::Steering;
+use super::{FrameHandler, PollMode, StopFlag, TX_FRAME_CAPACITY, WorkerOptions, WorkerSlot, pin_worker};
+use crate::config::BindMode;
+use crate::stats::{WorkerStats, add, bump};
+use anyhow::{Context, bail};
+use std::num::NonZeroU32;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::thread::JoinHandle;
+use std::time::Instant;
+use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+
+/// Sizes of one queue's rings and UMEM.
+#[derive(Clone, Copy, Debug)]
+pub struct XskOptions {
+    pub bind: BindMode,
+    /// UMEM frames per queue.
+    pub frames: u32,
+    /// Entries of each ring.
+    pub ring_size: u32,
+}
+
+/// One queue's socket, ready to hand to its worker.
+struct QueueSocket {
+    umem: Umem,
+    descs: Vec<FrameDesc>,
+    tx: TxQueue,
+    rx: RxQueue,
+    fq: FillQueue,
+    cq: CompQueue,
+}
+
+// SAFETY: the rings and the UMEM mapping are used by exactly one thread
+// (the worker the socket is moved to); the kernel side is shared by
+// design and synchronised through the rings' producer/consumer indices.
+unsafe impl Send for QueueSocket {}
+
+fn open(iface: &str, queue: u32, o: &XskOptions, bind: BindFlags) -> anyhow::Result<QueueSocket> {
+    let ring = QueueSize::new(o.ring_size).context("ring_size")?;
+    let umem_cfg = UmemConfig::builder()
+        .frame_size(FrameSize::new(4096).context("frame size")?)
+        .fill_queue_size(ring)
+        .comp_queue_size(ring)
+        .build()
+        .context("UMEM config")?;
+    let frames = NonZeroU32::new(o.frames).context("frames must not be 0")?;
+    let (umem, descs) =
+        Umem::new(umem_cfg, frames, false).map_err(|e| anyhow::anyhow!("creating the UMEM of queue {queue}: {e}"))?;
+    let sock_cfg = SocketConfig::builder()
+        .rx_queue_size(ring)
+        .tx_queue_size(ring)
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .bind_flags(bind | BindFlags::XDP_USE_NEED_WAKEUP)
+        .build();
+    let name = iface.parse().map_err(|e| anyhow::anyhow!("interface name {iface:?}: {e:?}"))?;
+    // SAFETY: the UMEM outlives the socket: both move together into the
+    // worker, and the queues are dropped before the UMEM handle there.
+    let (tx, rx, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, &name, queue) }
+        .map_err(|e| anyhow::anyhow!("AF_XDP socket on {iface} queue {queue}: {e}"))?;
+    let (fq, cq) = fq_cq.context("the socket came without fill and completion rings")?;
+    Ok(QueueSocket {
+        umem,
+        descs,
+        tx,
+        rx,
+        fq,
+        cq,
+    })
+}
+
+/// Opens one socket per slot, registers each in the XDP program's XSKMAP
+/// and starts the workers. Returns the bind mode in use.
+pub fn spawn_workers<H: FrameHandler + 'static>(
+    iface: &Interface,
+    steering: &mut Steering,
+    xo: &XskOptions,
+    opts: &WorkerOptions,
+    slots: Vec<WorkerSlot<H>>,
+    stop: StopFlag,
+) -> anyhow::Result<(BindMode, Vec<JoinHandle<()>>)> {
+    if (xo.frames / 2) < opts.batch as u32 {
+        bail!("frames ({}) must be at least twice the batch ({})", xo.frames, opts.batch);
+    }
+    let mut sockets = Vec::with_capacity(slots.len());
+    let mut mode = xo.bind;
+    for slot in &slots {
+        let s = match mode {
+            BindMode::Zerocopy => open(&iface.name, slot.queue, xo, BindFlags::XDP_ZEROCOPY).with_context(|| {
+                format!(
+                    "zero-copy bind failed on {} (the driver may not support it; veth never does): \
+                     use bind = \"copy\" or \"auto\"",
+                    iface.name
+                )
+            })?,
+            BindMode::Copy => open(&iface.name, slot.queue, xo, BindFlags::XDP_COPY)?,
+            BindMode::Auto => match open(&iface.name, slot.queue, xo, BindFlags::XDP_ZEROCOPY) {
+                Ok(s) => {
+                    mode = BindMode::Zerocopy;
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!("zero-copy bind on {} failed ({e:#}); using copy mode", iface.name);
+                    mode = BindMode::Copy;
+                    open(&iface.name, slot.queue, xo, BindFlags::XDP_COPY)?
+                }
+            },
+        };
+        steering.register_socket(slot.queue, s.rx.fd().as_raw_fd())?;
+        sockets.push(s);
+    }
+    let mut handles = Vec::with_capacity(slots.len());
+    for (i, (slot, sock)) in slots.into_iter().zip(sockets).enumerate() {
+        let opts = opts.clone();
+        let stop = stop.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("xsk-q{}", slot.queue))
+            .spawn(move || {
+                let core = pin_worker(&opts, i);
+                tracing::info!(queue = slot.queue, ?core, "AF_XDP worker started");
+                run(sock, slot, &opts, &stop);
+            })
+            .context("spawning a worker thread")?;
+        handles.push(h);
+    }
+    Ok((mode, handles))
+}
+
+/// The worker loop: completions back to the free list, a batch from RX,
+/// one engine call per frame, the batch to TX, the RX frames back to the
+/// fill ring. At most one syscall per batch (the TX kick), none when the
+/// kernel says it needs no wakeup.
+fn run<H: FrameHandler>(mut s: QueueSocket, mut slot: WorkerSlot<H>, opts: &WorkerOptions, stop: &StopFlag) {
+    let stats: &WorkerStats = &slot.stats;
+    let batch = opts.batch;
+    let half = s.descs.len() / 2;
+    let mut free_tx: Vec<FrameDesc> = s.descs.split_off(half);
+    // Frames the fill ring could not take yet (a fill ring smaller than
+    // the RX half); offered again every loop.
+    let mut spare_fill: Vec<FrameDesc> = std::mem::take(&mut s.descs);
+    let mut rx_descs = vec![FrameDesc::default(); batch];
+    let mut comp_descs = vec![FrameDesc::default(); batch];
+    let mut tx_out: Vec<FrameDesc> = Vec::with_capacity(batch);
+    let mut scratch = vec![0u8; TX_FRAME_CAPACITY];
+    let mut idle: u32 = 0;
+
+    while !stop.load(Relaxed) {
+        // SAFETY (all ring calls below): every FrameDesc comes from this
+        // socket's UMEM and sits in exactly one place at a time — the
+        // fill/RX rings, `free_tx`, `tx_out`, or the TX/completion rings.
+        if !spare_fill.is_empty() {
+            let n = spare_fill.len().min(batch);
+            let at = spare_fill.len() - n;
+            if unsafe { s.fq.produce(&spare_fill[at..]) } == n {
+                spare_fill.truncate(at);
+            }
+        }
+        let done = unsafe { s.cq.consume(&mut comp_descs) };
+        free_tx.extend_from_slice(&comp_descs[..done]);
+
+        let n = unsafe { s.rx.consume(&mut rx_descs) };
+        if n == 0 {
+            idle = idle.saturating_add(1);
+            let sleep = opts.poll == PollMode::Adaptive && idle > opts.idle_spins;
+            if sleep || s.fq.needs_wakeup() {
+                let _ = s.rx.poll(if sleep { opts.poll_timeout_ms } else { 0 });
+            }
+            if s.tx.needs_wakeup() && free_tx.len() < half {
+                let _ = s.tx.wakeup();
+            }
+            continue;
+        }
+        idle = 0;
+        slot.handler.begin_batch(Instant::now());
+        for d in &rx_descs[..n] {
+            let req = unsafe { s.umem.data(d) };
+            match free_tx.pop() {
+                Some(mut t) => {
+                    let mut out = unsafe { s.umem.data_mut(&mut t) };
+                    let mut c = out.cursor();
+                    let room = c.buf_len().min(TX_FRAME_CAPACITY);
+                    c.set_pos(room);
+                    match slot.handler.handle(req.contents(), out.contents_mut()) {
+                        Some(len) => {
+                            out.cursor().set_pos(len);
+                            tx_out.push(t);
+                        }
+                        None => free_tx.push(t),
+                    }
+                }
+                None => {
+                    // No TX frame left: the decision still counts (the
+                    // lease state must follow what the client will see
+                    // when it retransmits), the reply is lost.
+                    if slot.handler.handle(req.contents(), &mut scratch).is_some() {
+                        bump(&stats.tx_dropped);
+                    }
+                }
+            }
+        }
+        add(&stats.rx, n as u64);
+        if unsafe { s.fq.produce(&rx_descs[..n]) } != n {
+            spare_fill.extend_from_slice(&rx_descs[..n]);
+        }
+        if !tx_out.is_empty() {
+            let sent = unsafe { s.tx.produce(&tx_out) };
+            if sent == tx_out.len() {
+                add(&stats.tx, sent as u64);
+            } else {
+                add(&stats.tx_dropped, tx_out.len() as u64);
+                free_tx.extend_from_slice(&tx_out);
+            }
+            tx_out.clear();
+            if s.tx.needs_wakeup() {
+                let _ = s.tx.wakeup();
+            }
+        }
+    }
+    tracing::info!(queue = slot.queue, "AF_XDP worker stopped");
+}
