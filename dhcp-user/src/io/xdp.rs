@@ -1,0 +1,549 @@
+//! The XDP steering program (`dhcp-ebpf`) from user space: load it, fill its
+//! address map, attach it to the interface, hand it the AF_XDP sockets and
+//! read its counters.
+//!
+//! The program itself is embedded in the binary at build time (see
+//! `build.rs`), so the daemon never depends on files next to it.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, MapError, PerCpuArray, XskMap},
+    programs::{ProgramError, Xdp, XdpMode, xdp::XdpError, xdp::XdpLinkId},
+};
+use dhcp_common::{
+    COUNTERS_MAP, Counter, MAX_QUEUES, MAX_SERVER_ADDRS, SERVER_ADDRS_MAP, SERVER_PROG, XSKS_MAP,
+};
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+
+/// Where the kernel runs the steering program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// Driver mode when the interface takes it, generic mode otherwise.
+    #[default]
+    Auto,
+    /// Native XDP in the driver: frames are steered before any socket
+    /// buffer exists.
+    Driver,
+    /// Generic XDP in the network stack: works on every interface, but
+    /// each frame is already a socket buffer and AF_XDP must copy it.
+    Generic,
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachMode::Auto => "auto",
+            AttachMode::Driver => "driver",
+            AttachMode::Generic => "generic",
+        })
+    }
+}
+
+/// The program's counters, summed over all CPUs. Every frame lands in
+/// exactly one of `redirected`, `passed`, `malformed` and `no_socket`, so
+/// those add up to `seen`.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, PartialEq, Eq)]
+pub struct XdpCounters {
+    pub seen: u64,
+    pub redirected: u64,
+    pub passed: u64,
+    pub malformed: u64,
+    pub no_socket: u64,
+}
+
+impl XdpCounters {
+    /// Counts since an earlier reading of the same program.
+    pub fn since(&self, earlier: &XdpCounters) -> XdpCounters {
+        XdpCounters {
+            seen: self.seen.wrapping_sub(earlier.seen),
+            redirected: self.redirected.wrapping_sub(earlier.redirected),
+            passed: self.passed.wrapping_sub(earlier.passed),
+            malformed: self.malformed.wrapping_sub(earlier.malformed),
+            no_socket: self.no_socket.wrapping_sub(earlier.no_socket),
+        }
+    }
+}
+
+/// The steering program, loaded and attached to one interface. Dropping it
+/// detaches the program.
+pub struct Steering {
+    // Owns the program and, through it, the attachment; the maps below were
+    // taken out of it so they can be used without borrowing it.
+    ebpf: Ebpf,
+    link: Option<XdpLinkId>,
+    iface: String,
+    mode: AttachMode,
+    xsks: XskMap<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    server_addrs: HashMap<MapData, u32, u8>,
+}
+
+impl fmt::Debug for Steering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Steering")
+            .field("iface", &self.iface)
+            .field("mode", &self.mode)
+            .field("attached", &self.link.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Steering {
+    /// Loads the embedded object, fills SERVER_ADDRS, attaches to `iface`.
+    pub fn attach(iface: &str, mode: AttachMode, server_addrs: &[Ipv4Addr]) -> Result<Steering> {
+        let object = embedded_object();
+        if object.is_empty() {
+            bail!(
+                "this xdhcpd was built with AYA_BUILD_SKIP set, so it carries no XDP program; \
+                 rebuild it without AYA_BUILD_SKIP, or run with io = \"packet\""
+            );
+        }
+        let if_index = if_index(iface)?;
+        let mtu = iface_mtu(iface)?;
+        let mtu_limit = driver_mtu_limit();
+
+        let mut ebpf = Ebpf::load(object).map_err(|err| {
+            let detail = anyhow!(err);
+            if chain_errno(detail.as_ref()) == Some(libc::EPERM) {
+                detail.context(NOT_PERMITTED)
+            } else {
+                detail.context("loading the XDP object (maps and BTF) into the kernel failed")
+            }
+        })?;
+        let xsks = XskMap::try_from(take_map(&mut ebpf, XSKS_MAP)?)
+            .with_context(|| format!("map {XSKS_MAP} has an unexpected layout"))?;
+        let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS_MAP)?)
+            .with_context(|| format!("map {COUNTERS_MAP} has an unexpected layout"))?;
+        let addr_map = HashMap::try_from(take_map(&mut ebpf, SERVER_ADDRS_MAP)?)
+            .with_context(|| format!("map {SERVER_ADDRS_MAP} has an unexpected layout"))?;
+
+        let mut steering = Steering {
+            ebpf,
+            link: None,
+            iface: iface.to_owned(),
+            mode,
+            xsks,
+            counters,
+            server_addrs: addr_map,
+        };
+        // Before the attachment, so unicast to us is steered from the very
+        // first frame on.
+        steering.set_server_addrs(server_addrs)?;
+
+        let program = steering.program()?;
+        program.load().map_err(|err| explain_load(err, iface))?;
+
+        let (link, used) = match mode {
+            AttachMode::Driver => {
+                if mtu > mtu_limit {
+                    bail!(mtu_message(iface, mtu, mtu_limit));
+                }
+                let link = attach_as(program, iface, if_index, AttachMode::Driver)?;
+                (link, AttachMode::Driver)
+            }
+            AttachMode::Generic => {
+                let link = attach_as(program, iface, if_index, AttachMode::Generic)?;
+                (link, AttachMode::Generic)
+            }
+            AttachMode::Auto => {
+                let driver = if mtu > mtu_limit {
+                    Err(anyhow!(mtu_message(iface, mtu, mtu_limit)))
+                } else {
+                    attach_as(program, iface, if_index, AttachMode::Driver)
+                };
+                match driver {
+                    Ok(link) => (link, AttachMode::Driver),
+                    Err(driver_err) => {
+                        tracing::warn!(
+                            iface,
+                            error = format!("{driver_err:#}"),
+                            "driver-mode XDP not possible, falling back to generic mode \
+                             (every frame is copied; expect a lower rate)"
+                        );
+                        let link = attach_as(program, iface, if_index, AttachMode::Generic)
+                            .map_err(|generic_err| {
+                                generic_err
+                                    .context(format!("driver mode failed first: {driver_err:#}"))
+                            })?;
+                        (link, AttachMode::Generic)
+                    }
+                }
+            }
+        };
+        steering.link = Some(link);
+        steering.mode = used;
+        tracing::info!(iface, mode = %used, "XDP steering program attached");
+        Ok(steering)
+    }
+
+    /// The mode actually in use (Driver or Generic).
+    pub fn mode(&self) -> AttachMode {
+        self.mode
+    }
+
+    /// The interface the program is attached to.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// Puts an AF_XDP socket's fd into XSKS[queue].
+    pub fn register_socket(&mut self, queue: u32, fd: RawFd) -> Result<()> {
+        check_queue(queue)?;
+        self.xsks.set(queue, fd, 0).map_err(|err| {
+            anyhow!(err).context(format!(
+                "putting the AF_XDP socket (fd {fd}) into {XSKS_MAP}[{queue}] failed; \
+                 the fd must be an AF_XDP socket bound to queue {queue} of {}",
+                self.iface
+            ))
+        })
+    }
+
+    /// Empties XSKS[queue]: frames for us on that queue go to the kernel
+    /// again (counted as no_socket).
+    pub fn unregister_socket(&mut self, queue: u32) -> Result<()> {
+        check_queue(queue)?;
+        match self.xsks.unset(queue) {
+            Ok(()) => Ok(()),
+            Err(err) if map_errno(&err) == Some(libc::ENOENT) => Ok(()),
+            Err(err) => Err(anyhow!(err).context(format!("clearing {XSKS_MAP}[{queue}] failed"))),
+        }
+    }
+
+    /// Replaces the addresses whose unicast UDP/67 is steered to us.
+    pub fn set_server_addrs(&mut self, addrs: &[Ipv4Addr]) -> Result<()> {
+        let wanted: HashSet<u32> = addrs.iter().map(|a| addr_key(*a)).collect();
+        if wanted.len() > MAX_SERVER_ADDRS as usize {
+            bail!(
+                "{} server addresses given, but the XDP program holds at most {MAX_SERVER_ADDRS}",
+                wanted.len()
+            );
+        }
+        let stale: Vec<u32> = self
+            .server_addrs
+            .keys()
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("reading map {SERVER_ADDRS_MAP} failed"))?;
+        for key in stale.into_iter().filter(|k| !wanted.contains(k)) {
+            self.server_addrs
+                .remove(&key)
+                .with_context(|| format!("removing {} from {SERVER_ADDRS_MAP}", key_addr(key)))?;
+        }
+        for key in wanted {
+            self.server_addrs
+                .insert(key, 1, 0)
+                .with_context(|| format!("adding {} to {SERVER_ADDRS_MAP}", key_addr(key)))?;
+        }
+        Ok(())
+    }
+
+    /// Counters summed over all CPUs.
+    pub fn counters(&self) -> Result<XdpCounters> {
+        let read = |counter: Counter| -> Result<u64> {
+            let per_cpu = self
+                .counters
+                .get(&(counter as u32), 0)
+                .with_context(|| format!("reading counter {} failed", counter.name()))?;
+            Ok(per_cpu.iter().fold(0u64, |sum, v| sum.wrapping_add(*v)))
+        };
+        Ok(XdpCounters {
+            seen: read(Counter::Seen)?,
+            redirected: read(Counter::Redirected)?,
+            passed: read(Counter::Passed)?,
+            malformed: read(Counter::Malformed)?,
+            no_socket: read(Counter::NoSocket)?,
+        })
+    }
+
+    /// Detaches (also done on Drop).
+    pub fn detach(mut self) -> Result<()> {
+        self.detach_link()
+    }
+
+    fn detach_link(&mut self) -> Result<()> {
+        let Some(link) = self.link.take() else {
+            return Ok(());
+        };
+        let iface = self.iface.clone();
+        self.program()?
+            .detach(link)
+            .with_context(|| format!("detaching the XDP program from {iface} failed"))
+    }
+
+    fn program(&mut self) -> Result<&mut Xdp> {
+        let program = self
+            .ebpf
+            .program_mut(SERVER_PROG)
+            .ok_or_else(|| anyhow!("the embedded XDP object has no program {SERVER_PROG}"))?;
+        program
+            .try_into()
+            .with_context(|| format!("program {SERVER_PROG} in the embedded object is not XDP"))
+    }
+}
+
+impl Drop for Steering {
+    fn drop(&mut self) {
+        if let Err(err) = self.detach_link() {
+            tracing::warn!(error = format!("{err:#}"), "XDP detach on drop failed");
+        }
+    }
+}
+
+fn embedded_object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdhcp-steer"))
+}
+
+/// The map key of an address: its four bytes as the program reads them
+/// from the packet.
+fn addr_key(addr: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(addr.octets())
+}
+
+fn key_addr(key: u32) -> Ipv4Addr {
+    Ipv4Addr::from(key.to_ne_bytes())
+}
+
+fn check_queue(queue: u32) -> Result<()> {
+    if queue >= MAX_QUEUES {
+        bail!("queue {queue} is beyond the {MAX_QUEUES} queues the {XSKS_MAP} map holds");
+    }
+    Ok(())
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
+    ebpf.take_map(name)
+        .ok_or_else(|| anyhow!("the embedded XDP object has no map {name}"))
+}
+
+const NOT_PERMITTED: &str = "the kernel refused to load the XDP program (EPERM): xdhcpd needs \
+     root, or the capabilities CAP_BPF and CAP_NET_ADMIN (and CAP_NET_RAW for the AF_XDP \
+     sockets); run it as root or grant them, e.g. \
+     `setcap cap_bpf,cap_net_admin,cap_net_raw+ep xdhcpd`";
+
+fn explain_load(err: ProgramError, iface: &str) -> anyhow::Error {
+    let errno = match &err {
+        ProgramError::LoadError { io_error, .. } => io_error.raw_os_error(),
+        _ => None,
+    };
+    match (&err, errno) {
+        (_, Some(libc::EPERM)) => anyhow!(err).context(NOT_PERMITTED),
+        (ProgramError::LoadError { .. }, _) => anyhow!(err).context(format!(
+            "the kernel verifier rejected the XDP program {SERVER_PROG} meant for {iface}; \
+             this kernel ({}) and the program do not agree, please report it with the \
+             verifier output below; meanwhile io = \"packet\" runs without XDP",
+            kernel_release()
+        )),
+        _ => anyhow!(err).context(format!("loading the XDP program {SERVER_PROG} failed")),
+    }
+}
+
+fn attach_as(program: &mut Xdp, iface: &str, if_index: u32, mode: AttachMode) -> Result<XdpLinkId> {
+    let xdp_mode = match mode {
+        AttachMode::Driver => XdpMode::Driver,
+        AttachMode::Generic | AttachMode::Auto => XdpMode::Skb,
+    };
+    program
+        .attach_to_if_index(if_index, xdp_mode)
+        .map_err(|err| explain_attach(err, iface, mode))
+}
+
+fn explain_attach(err: ProgramError, iface: &str, mode: AttachMode) -> anyhow::Error {
+    let errno = match &err {
+        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
+        ProgramError::XdpError(XdpError::NetlinkError(e)) => e.raw_os_error(),
+        _ => None,
+    };
+    let why = match errno {
+        Some(libc::EOPNOTSUPP) if mode == AttachMode::Driver => format!(
+            "interface {iface} does not support native (driver-mode) XDP; set \
+             xdp_mode = \"generic\" (works everywhere, copies every frame) or \
+             io = \"packet\" in the config"
+        ),
+        Some(libc::EBUSY | libc::EEXIST) => format!(
+            "another XDP program is already attached to {iface}; see it with \
+             `ip link show {iface}` and remove it (`ip link set dev {iface} xdp off`, \
+             or stop the program that holds it) before starting xdhcpd"
+        ),
+        Some(libc::EPERM) => NOT_PERMITTED.to_owned(),
+        Some(libc::ERANGE) => format!(
+            "interface {iface} (or its veth peer) has an MTU too large for single-buffer \
+             XDP; lower it to at most {} (`ip link set dev {iface} mtu {}`) or set \
+             xdp_mode = \"generic\"",
+            driver_mtu_limit(),
+            driver_mtu_limit()
+        ),
+        _ => format!(
+            "attaching the XDP program to {iface} in {mode} mode failed; set \
+             xdp_mode = \"generic\" or io = \"packet\" if this interface cannot do it"
+        ),
+    };
+    anyhow!(err).context(why)
+}
+
+fn mtu_message(iface: &str, mtu: u32, limit: u32) -> String {
+    format!(
+        "interface {iface} has MTU {mtu}, but driver-mode XDP without multi-buffer support \
+         (which the steering program does not use) takes frames of at most MTU {limit} on \
+         this machine; lower the MTU (`ip link set dev {iface} mtu {limit}`) or set \
+         xdp_mode = \"generic\""
+    )
+}
+
+/// Largest MTU a single-buffer XDP frame can carry: a page, less the
+/// headroom XDP reserves in front of the frame, less the `skb_shared_info`
+/// the driver keeps at its end, less the Ethernet header and two VLAN tags.
+/// This is the rule veth and most XDP drivers apply when the program does
+/// not declare frags support.
+pub fn driver_mtu_limit() -> u32 {
+    const XDP_PACKET_HEADROOM: u32 = 256;
+    const SKB_SHARED_INFO: u32 = 320;
+    const ETH_HLEN: u32 = 14;
+    const VLAN_TAGS: u32 = 2 * 4;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = u32::try_from(page).unwrap_or(4096);
+    page.saturating_sub(XDP_PACKET_HEADROOM + SKB_SHARED_INFO + ETH_HLEN + VLAN_TAGS)
+}
+
+fn if_index(iface: &str) -> Result<u32> {
+    let name =
+        CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
+    // SAFETY: `name` is a valid NUL-terminated string for the call's duration.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        bail!(
+            "network interface {iface:?} does not exist in this network namespace ({}); \
+             check the interface name with `ip -br link`",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(index)
+}
+
+/// The interface's MTU, asked of the kernel with SIOCGIFMTU rather than
+/// read from /sys/class/net: sysfs shows the namespace it was mounted in,
+/// which is not ours after a bare `setns`/`nsenter --net`.
+fn iface_mtu(iface: &str) -> Result<u32> {
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = iface.as_bytes();
+    if name.len() >= req.ifr_name.len() {
+        bail!("interface name {iface:?} is longer than the kernel allows");
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error())
+            .context("opening a socket to ask for the interface MTU");
+    }
+    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_mtu of `req`, which
+    // lives for the whole call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("reading the MTU of interface {iface}"));
+    }
+    // SAFETY: the kernel filled the MTU member of the union.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).with_context(|| format!("interface {iface} reports MTU {mtu}"))
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown kernel".to_owned())
+}
+
+fn map_errno(err: &MapError) -> Option<i32> {
+    match err {
+        MapError::SyscallError(e) => e.io_error.raw_os_error(),
+        MapError::IoError(e) => e.raw_os_error(),
+        _ => None,
+    }
+}
+
+/// The first OS error code along an error's chain of causes.
+fn chain_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(code) = e
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_keys_are_the_packets_bytes() {
+        let addr = Ipv4Addr::new(192, 0, 2, 1);
+        let key = addr_key(addr);
+        assert_eq!(key.to_ne_bytes(), [192, 0, 2, 1]);
+        assert_eq!(key_addr(key), addr);
+    }
+
+    #[test]
+    fn mtu_limit_for_4k_pages() {
+        // SAFETY: sysconf only reads a system constant.
+        if unsafe { libc::sysconf(libc::_SC_PAGESIZE) } == 4096 {
+            assert_eq!(driver_mtu_limit(), 3498);
+        }
+    }
+
+    #[test]
+    fn counters_since() {
+        let a = XdpCounters {
+            seen: 10,
+            redirected: 4,
+            passed: 3,
+            malformed: 1,
+            no_socket: 2,
+        };
+        let b = XdpCounters {
+            seen: 15,
+            redirected: 6,
+            passed: 5,
+            malformed: 1,
+            no_socket: 3,
+        };
+        let d = b.since(&a);
+        assert_eq!(d.seen, 5);
+        assert_eq!(d.redirected + d.passed + d.malformed + d.no_socket, d.seen);
+    }
+
+    #[test]
+    fn attach_mode_config_names() {
+        #[derive(serde::Deserialize)]
+        struct C {
+            m: AttachMode,
+        }
+        let c: C = serde_json::from_str(r#"{"m":"generic"}"#).unwrap();
+        assert_eq!(c.m, AttachMode::Generic);
+        assert_eq!(AttachMode::Driver.to_string(), "driver");
+    }
+
+    #[test]
+    fn missing_interface_is_named() {
+        let err = if_index("xdb-nonexistent0").unwrap_err().to_string();
+        assert!(err.contains("xdb-nonexistent0"), "{err}");
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}
