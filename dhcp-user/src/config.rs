@@ -2,6 +2,7 @@
 //! whole. Every error names the line of the offending entry and the reason,
 //! so an operator can fix the file without guessing.
 use crate::io::PollMode;
+use crate::io::xdp::AttachMode;
 use serde::Deserialize;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -17,17 +18,6 @@ pub enum IoKind {
     Xdp,
     /// AF_PACKET sockets, for hosts where XDP cannot attach.
     Packet,
-}
-
-/// How the XDP program is attached.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// Driver mode, else generic mode with a warning.
-    #[default]
-    Auto,
-    Driver,
-    Generic,
 }
 
 /// How the AF_XDP sockets bind to their queues.
@@ -69,7 +59,7 @@ pub struct Config {
     #[serde(default)]
     pub io: IoKind,
     #[serde(default)]
-    pub xdp_mode: XdpMode,
+    pub xdp_mode: AttachMode,
     #[serde(default)]
     pub bind: BindMode,
     #[serde(default = "default_poll")]
@@ -254,8 +244,12 @@ impl Config {
         for s in &self.subnets {
             let span = s.span();
             let s = s.get_ref();
-            let (network, prefix_len) = parse_prefix(s.prefix.get_ref())
-                .map_err(|m| at(s.prefix.span(), format!("prefix {:?}: {m}", s.prefix.get_ref())))?;
+            let (network, prefix_len) = parse_prefix(s.prefix.get_ref()).map_err(|m| {
+                at(
+                    s.prefix.span(),
+                    format!("prefix {:?}: {m}", s.prefix.get_ref()),
+                )
+            })?;
             let mut sub = Subnet {
                 network,
                 prefix_len,
@@ -275,17 +269,22 @@ impl Config {
                 if !sub.contains(first) || !sub.contains(last) {
                     return Err(at(
                         p.span(),
-                        format!("pool {:?} is not inside subnet {}", p.get_ref(), s.prefix.get_ref()),
+                        format!(
+                            "pool {:?} is not inside subnet {}",
+                            p.get_ref(),
+                            s.prefix.get_ref()
+                        ),
                     ));
                 }
-                if let Some((a, b)) = sub
-                    .pools
-                    .iter()
-                    .find(|(a, b)| u32::from(first) <= u32::from(*b) && u32::from(*a) <= u32::from(last))
-                {
+                if let Some((a, b)) = sub.pools.iter().find(|(a, b)| {
+                    u32::from(first) <= u32::from(*b) && u32::from(*a) <= u32::from(last)
+                }) {
                     return Err(at(
                         p.span(),
-                        format!("pool {:?} overlaps pool {a}-{b} of the same subnet", p.get_ref()),
+                        format!(
+                            "pool {:?} overlaps pool {a}-{b} of the same subnet",
+                            p.get_ref()
+                        ),
                     ));
                 }
                 sub.pools.push((first, last));
@@ -428,7 +427,10 @@ lease_time = 7200
             r#"pools = ["198.18.0.10-198.18.0.20", "198.18.0.15-198.18.0.30"]"#,
         ));
         assert!(e.message.contains("overlaps"), "{e}");
-        let e = err(&GOOD.replace("lease_time = 7200", "lease_time = 7200\nt1 = 7000\nt2 = 6000"));
+        let e = err(&GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nt1 = 7000\nt2 = 6000",
+        ));
         assert!(e.message.contains("t1"), "{e}");
         let e = err(&GOOD.replace("198.18.0.0/15", "198.18.0.1/15"));
         assert!(e.message.contains("host bits"), "{e}");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-use xdhcp::config::{Checked, Config, IoKind, XdpMode};
+use xdhcp::config::{Checked, Config, IoKind};
 use xdhcp::engine::Engine;
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
@@ -19,7 +19,10 @@ use xdhcp::stats::{WorkerSnapshot, WorkerStats};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(version, about = "DHCPv4 server answering from user space through XDP and AF_XDP")]
+#[command(
+    version,
+    about = "DHCPv4 server answering from user space through XDP and AF_XDP"
+)]
 struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short)]
@@ -123,12 +126,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     };
     let handles = match cfg.io {
         IoKind::Xdp => {
-            let mode = match cfg.xdp_mode {
-                XdpMode::Auto => AttachMode::Auto,
-                XdpMode::Driver => AttachMode::Driver,
-                XdpMode::Generic => AttachMode::Generic,
-            };
-            let mut steering = Steering::attach(&iface.name, mode, &server_ids).with_context(|| {
+            let mut steering = Steering::attach(&iface.name, cfg.xdp_mode, &server_ids).with_context(|| {
                 format!(
                     "cannot attach XDP to {}; on hosts without XDP set io = \"packet\" in the config",
                     iface.name
@@ -139,7 +137,8 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                 frames: cfg.frames,
                 ring_size: cfg.ring_size,
             };
-            let (bind, handles) = xsk::spawn_workers(&iface, &mut steering, &xo, &opts, slots, stop.clone())?;
+            let (bind, handles) =
+                xsk::spawn_workers(&iface, &mut steering, &xo, &opts, slots, stop.clone())?;
             running.bind = Some(match bind {
                 xdhcp::config::BindMode::Zerocopy => "zerocopy",
                 _ => "copy",

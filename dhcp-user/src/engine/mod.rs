@@ -11,17 +11,17 @@ use crate::config::Checked;
 use crate::io::FrameHandler;
 use crate::lease::{ClientKey, Lease, LeaseState, LeaseTable};
 use crate::stats::{WorkerStats, bump};
+use crate::wire::DhcpFrame;
 use crate::wire::dhcp::{self, MessageType};
-use crate::wire::ethernet::{self, VlanTags};
-use crate::wire::options::{RequestOptions, agent_sub_option};
-use crate::wire::{ipv4, udp};
+use crate::wire::ethernet::VlanTags;
+use crate::wire::options::{JoinBuffer, RequestOptions, agent_sub_option};
 use reply::{Local, Reply};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 use subnet::SubnetRt;
 
-const IPPROTO_UDP: u8 = 17;
+const SERVER_PORT: u16 = 67;
 const KEY_CHADDR: u8 = 0;
 const KEY_CLIENT_ID: u8 = 1;
 /// Declined addresses are held under a key of their own, so the sweeper
@@ -60,21 +60,19 @@ pub struct Request<'a> {
     pub max_message_size: Option<u16>,
     pub client_id: Option<&'a [u8]>,
     pub subnet_selection: Option<Ipv4Addr>,
-    /// All gathered options; 55 and 82 may live in its own buffer when the
-    /// client split them (RFC 3396), hence the accessors below.
     pub opts: RequestOptions<'a>,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     /// Option 55.
     #[inline]
-    pub fn param_list(&self) -> Option<&[u8]> {
-        self.opts.param_list()
+    pub fn param_list(&self) -> Option<&'a [u8]> {
+        self.opts.param_list
     }
     /// Option 82, raw, to be echoed.
     #[inline]
-    pub fn agent_info(&self) -> Option<&[u8]> {
-        self.opts.agent_info()
+    pub fn agent_info(&self) -> Option<&'a [u8]> {
+        self.opts.agent_info
     }
 }
 
@@ -107,7 +105,10 @@ impl Engine {
             .enumerate()
             .map(|(i, s)| SubnetRt::new(i as u16, s))
             .collect();
-        let capacity = subnets.iter().map(|s| s.pool.size() as usize).sum::<usize>();
+        let capacity = subnets
+            .iter()
+            .map(|s| s.pool.size() as usize)
+            .sum::<usize>();
         Engine {
             leases: LeaseTable::with_capacity(capacity.min(1 << 22)),
             subnets,
@@ -169,7 +170,8 @@ impl Engine {
 
     /// Reads one frame and, if the protocol calls for it, writes the reply.
     pub fn process(&self, rx: &[u8], tx: &mut [u8], now: u32, local: &Local) -> Verdict {
-        let Ok(req) = parse(rx) else {
+        let mut join = None;
+        let Ok(req) = parse(rx, &mut join) else {
             return Verdict::Malformed;
         };
         match self.decide(&req, now) {
@@ -210,9 +212,11 @@ impl Engine {
             .and_then(|ai| agent_sub_option(ai, 5))
             .and_then(|v| <[u8; 4]>::try_from(v).ok())
             .map(Ipv4Addr::from);
-        if let Some(a) = req.subnet_selection.or(link_selection).or_else(|| {
-            (!req.giaddr.is_unspecified()).then_some(req.giaddr)
-        }) {
+        if let Some(a) = req
+            .subnet_selection
+            .or(link_selection)
+            .or_else(|| (!req.giaddr.is_unspecified()).then_some(req.giaddr))
+        {
             return self.subnets.iter().find(|s| s.contains(a));
         }
         let vid = req.vlans.outer_vid();
@@ -224,7 +228,13 @@ impl Engine {
         on_link.find(|s| s.contains(req.ciaddr)).or(first)
     }
 
-    fn discover(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>, now: u32) -> Result<Reply, Silence> {
+    fn discover(
+        &self,
+        s: &SubnetRt,
+        key: &ClientKey,
+        req: &Request<'_>,
+        now: u32,
+    ) -> Result<Reply, Silence> {
         let hold = now.saturating_add(self.offer_hold);
         let addr = self.leases.update(key, |e| {
             // The client's current binding or held offer keeps its address.
@@ -242,7 +252,10 @@ impl Engine {
             let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
             let addr = previous
                 .filter(|a| s.pool.claim(*a))
-                .or_else(|| req.requested_ip.filter(|a| s.contains(*a) && s.pool.claim(*a)))
+                .or_else(|| {
+                    req.requested_ip
+                        .filter(|a| s.contains(*a) && s.pool.claim(*a))
+                })
                 .or_else(|| s.pool.allocate())?;
             *e = Some(Lease {
                 addr,
@@ -259,7 +272,13 @@ impl Engine {
         })
     }
 
-    fn request(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>, now: u32) -> Result<Reply, Silence> {
+    fn request(
+        &self,
+        s: &SubnetRt,
+        key: &ClientKey,
+        req: &Request<'_>,
+        now: u32,
+    ) -> Result<Reply, Silence> {
         let ack = |addr| Reply {
             kind: MessageType::Ack,
             yiaddr: addr,
@@ -304,7 +323,11 @@ impl Engine {
                         Ok(ack(want))
                     }
                     // Our offer timed out but the address is still free.
-                    Some(l) if l.state == LeaseState::Released && l.addr == want && s.pool.claim(want) => {
+                    Some(l)
+                        if l.state == LeaseState::Released
+                            && l.addr == want
+                            && s.pool.claim(want) =>
+                    {
                         bind(e, want);
                         Ok(ack(want))
                     }
@@ -321,7 +344,11 @@ impl Engine {
                         bind(e, want);
                         Ok(ack(want))
                     }
-                    Some(l) if l.state == LeaseState::Released && l.addr == want && s.pool.claim(want) => {
+                    Some(l)
+                        if l.state == LeaseState::Released
+                            && l.addr == want
+                            && s.pool.claim(want) =>
+                    {
                         bind(e, want);
                         Ok(ack(want))
                     }
@@ -397,41 +424,36 @@ impl Engine {
 fn client_key(subnet: u16, req: &Request<'_>) -> ClientKey {
     match req.client_id {
         Some(id) if !id.is_empty() => ClientKey::new(subnet, KEY_CLIENT_ID, id),
-        _ => ClientKey::new(subnet, KEY_CHADDR, &req.chaddr[..usize::from(req.hlen).min(16)]),
+        _ => ClientKey::new(
+            subnet,
+            KEY_CHADDR,
+            &req.chaddr[..usize::from(req.hlen).min(16)],
+        ),
     }
 }
 
 /// Reads a received frame down to the DHCP options. Anything that is not
-/// a well-formed IPv4/UDP BOOTREQUEST with a DHCP message type is an
-/// error: the XDP program only steers UDP/67 here.
-pub fn parse(frame: &[u8]) -> crate::wire::Result<Request<'_>> {
+/// a well-formed IPv4/UDP BOOTREQUEST to port 67 with a DHCP message type
+/// is an error: the XDP program only steers UDP/67 here. `join` holds
+/// options a client split in several pieces (RFC 3396).
+pub fn parse<'a>(
+    frame: &'a [u8],
+    join: &'a mut Option<JoinBuffer>,
+) -> crate::wire::Result<Request<'a>> {
     use crate::wire::Error;
-    let eth = ethernet::Frame::new_checked(frame)?;
-    if eth.ethertype() != ethernet::ETHERTYPE_IPV4 {
-        return Err(Error::NotIpv4);
-    }
-    let ip = ipv4::Packet::new_checked(eth.payload())?;
-    if ip.protocol() != IPPROTO_UDP {
+    let f = DhcpFrame::parse(frame)?;
+    if f.udp.dst_port() != SERVER_PORT {
         return Err(Error::NotUdp);
     }
-    if ip.is_fragment() {
-        return Err(Error::Fragmented);
-    }
-    let udp = udp::Packet::new_checked(ip.payload())?;
-    let msg = dhcp::Message::new_checked(udp.payload())?;
+    let msg = &f.dhcp;
     if msg.op() != dhcp::BOOTREQUEST {
         return Err(Error::BadOption);
     }
-    let o = RequestOptions::parse(&msg)?;
-    let kind = o
-        .message_type
-        .and_then(MessageType::from_u8)
-        .ok_or(Error::BadOption)?;
-    let mut chaddr6 = [0u8; 6];
-    chaddr6.copy_from_slice(&msg.chaddr_raw()[..6]);
+    let o = f.options(join)?;
+    let kind = o.msg_type().ok_or(Error::BadOption)?;
     Ok(Request {
-        src_mac: eth.src(),
-        vlans: eth.vlans(),
+        src_mac: f.eth.src(),
+        vlans: f.eth.vlans(),
         htype: msg.htype(),
         hlen: msg.hlen(),
         xid: msg.xid(),
@@ -440,7 +462,7 @@ pub fn parse(frame: &[u8]) -> crate::wire::Result<Request<'_>> {
         ciaddr: msg.ciaddr(),
         giaddr: msg.giaddr(),
         chaddr: *msg.chaddr_raw(),
-        chaddr6,
+        chaddr6: msg.chaddr_mac(),
         kind,
         requested_ip: o.requested_ip,
         server_id: o.server_id,

@@ -66,7 +66,8 @@ pub fn write(
     };
     // Room kept for what must come last (61, 82) so that a long list of
     // subnet options can never push them out.
-    let tail = req.client_id.map_or(0, |v| 2 + v.len()) + req.agent_info().map_or(0, |v| 2 + v.len());
+    let tail =
+        req.client_id.map_or(0, |v| 2 + v.len()) + req.agent_info().map_or(0, |v| 2 + v.len());
     w.set_limit((max - IP_UDP).saturating_sub(tail));
     w.header(&BootpHeader {
         op: 2,

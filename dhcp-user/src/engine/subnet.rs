@@ -97,7 +97,8 @@ impl SubnetRt {
         pool.claim(s.network);
         pool.claim(s.broadcast());
         let ips = |v: &[Ipv4Addr]| v.iter().flat_map(|a| a.octets()).collect::<Vec<u8>>();
-        let mut list: Vec<(u8, Vec<u8>)> = vec![(code::SUBNET_MASK, s.mask().to_be_bytes().to_vec())];
+        let mut list: Vec<(u8, Vec<u8>)> =
+            vec![(code::SUBNET_MASK, s.mask().to_be_bytes().to_vec())];
         if !s.routers.is_empty() {
             list.push((code::ROUTER, ips(&s.routers)));
         }

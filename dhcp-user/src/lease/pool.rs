@@ -35,7 +35,10 @@ impl Pool {
             out.push((a, n as u32, size as u32));
             size += n;
         }
-        assert!(size <= u64::from(u32::MAX), "pool larger than the IPv4 space");
+        assert!(
+            size <= u64::from(u32::MAX),
+            "pool larger than the IPv4 space"
+        );
         let size = size as u32;
         let nwords = (size as usize).div_ceil(64);
         let words: Box<[AtomicU64]> = (0..nwords)
@@ -49,7 +52,9 @@ impl Pool {
                 })
             })
             .collect();
-        let summary = (0..nwords.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+        let summary = (0..nwords.div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
         Pool {
             ranges: out.into_boxed_slice(),
             words,
@@ -144,14 +149,17 @@ impl Pool {
 
     /// Whether an address of the pool is taken.
     pub fn is_taken(&self, addr: Ipv4Addr) -> bool {
-        self.index_of(addr).is_some_and(|i| {
-            self.words[(i / 64) as usize].load(Acquire) & (1 << (i % 64)) != 0
-        })
+        self.index_of(addr)
+            .is_some_and(|i| self.words[(i / 64) as usize].load(Acquire) & (1 << (i % 64)) != 0)
     }
 
     /// Number of taken addresses (a moment's view).
     pub fn taken(&self) -> u32 {
-        let all: u32 = self.words.iter().map(|w| w.load(Acquire).count_ones()).sum();
+        let all: u32 = self
+            .words
+            .iter()
+            .map(|w| w.load(Acquire).count_ones())
+            .sum();
         all - (self.words.len() as u32 * 64 - self.size)
     }
 }
@@ -166,12 +174,22 @@ mod tests {
 
     #[test]
     fn lowest_free_first_across_ranges() {
-        let p = Pool::new(&[(ip("10.0.0.10"), ip("10.0.0.12")), (ip("10.0.1.0"), ip("10.0.1.1"))]);
+        let p = Pool::new(&[
+            (ip("10.0.0.10"), ip("10.0.0.12")),
+            (ip("10.0.1.0"), ip("10.0.1.1")),
+        ]);
         assert_eq!(p.size(), 5);
         let got: Vec<_> = std::iter::from_fn(|| p.allocate()).collect();
         assert_eq!(
             got,
-            ["10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.1.0", "10.0.1.1"].map(ip)
+            [
+                "10.0.0.10",
+                "10.0.0.11",
+                "10.0.0.12",
+                "10.0.1.0",
+                "10.0.1.1"
+            ]
+            .map(ip)
         );
         assert!(p.release(ip("10.0.0.11")));
         assert!(!p.release(ip("10.0.0.11")));
@@ -202,9 +220,13 @@ mod tests {
                 let p = p.clone();
                 std::thread::spawn(move || {
                     let mut mine = Vec::new();
+                    let mut taken = 0u32;
                     while let Some(a) = p.allocate() {
                         mine.push(a);
-                        if mine.len() % 7 == 0 {
+                        taken += 1;
+                        // Every seventh allocation gives one back, so the
+                        // threads race over freed bits until the pool fills.
+                        if taken.is_multiple_of(7) {
                             let a = mine.swap_remove(mine.len() / 2);
                             assert!(p.release(a));
                         }
@@ -213,7 +235,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut all: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut all: Vec<_> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         let n = all.len();
         all.sort();
         all.dedup();

@@ -83,7 +83,12 @@ impl LeaseTable {
         let hasher = FixedState::with_seed(0x7864_6863_7064);
         LeaseTable {
             shards: (0..SHARDS)
-                .map(|_| CachePadded(Mutex::new(HashMap::with_capacity_and_hasher(per, hasher.clone()))))
+                .map(|_| {
+                    CachePadded(Mutex::new(HashMap::with_capacity_and_hasher(
+                        per,
+                        hasher.clone(),
+                    )))
+                })
                 .collect(),
             hasher,
         }
