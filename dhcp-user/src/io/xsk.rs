@@ -8,7 +8,9 @@
 //! kernel put it and the reply is written once, into a TX frame.
 use super::iface::Interface;
 use super::xdp::Steering;
-use super::{FrameHandler, PollMode, StopFlag, TX_FRAME_CAPACITY, WorkerOptions, WorkerSlot, pin_worker};
+use super::{
+    FrameHandler, PollMode, StopFlag, TX_FRAME_CAPACITY, WorkerOptions, WorkerSlot, pin_worker,
+};
 use crate::config::BindMode;
 use crate::stats::{WorkerStats, add, bump};
 use anyhow::{Context, bail};
@@ -54,15 +56,17 @@ fn open(iface: &str, queue: u32, o: &XskOptions, bind: BindFlags) -> anyhow::Res
         .build()
         .context("UMEM config")?;
     let frames = NonZeroU32::new(o.frames).context("frames must not be 0")?;
-    let (umem, descs) =
-        Umem::new(umem_cfg, frames, false).map_err(|e| anyhow::anyhow!("creating the UMEM of queue {queue}: {e}"))?;
+    let (umem, descs) = Umem::new(umem_cfg, frames, false)
+        .map_err(|e| anyhow::anyhow!("creating the UMEM of queue {queue}: {e}"))?;
     let sock_cfg = SocketConfig::builder()
         .rx_queue_size(ring)
         .tx_queue_size(ring)
         .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
         .bind_flags(bind | BindFlags::XDP_USE_NEED_WAKEUP)
         .build();
-    let name = iface.parse().map_err(|e| anyhow::anyhow!("interface name {iface:?}: {e:?}"))?;
+    let name = iface
+        .parse()
+        .map_err(|e| anyhow::anyhow!("interface name {iface:?}: {e:?}"))?;
     // SAFETY: the UMEM outlives the socket: both move together into the
     // worker, and the queues are dropped before the UMEM handle there.
     let (tx, rx, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, &name, queue) }
@@ -89,7 +93,11 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
     stop: StopFlag,
 ) -> anyhow::Result<(BindMode, Vec<JoinHandle<()>>)> {
     if (xo.frames / 2) < opts.batch as u32 {
-        bail!("frames ({}) must be at least twice the batch ({})", xo.frames, opts.batch);
+        bail!(
+            "frames ({}) must be at least twice the batch ({})",
+            xo.frames,
+            opts.batch
+        );
     }
     let mut sockets = Vec::with_capacity(slots.len());
     let mut mode = xo.bind;
@@ -139,7 +147,12 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
 /// one engine call per frame, the batch to TX, the RX frames back to the
 /// fill ring. At most one syscall per batch (the TX kick), none when the
 /// kernel says it needs no wakeup.
-fn run<H: FrameHandler>(mut s: QueueSocket, mut slot: WorkerSlot<H>, opts: &WorkerOptions, stop: &StopFlag) {
+fn run<H: FrameHandler>(
+    mut s: QueueSocket,
+    mut slot: WorkerSlot<H>,
+    opts: &WorkerOptions,
+    stop: &StopFlag,
+) {
     let stats: &WorkerStats = &slot.stats;
     let batch = opts.batch;
     let half = s.descs.len() / 2;
