@@ -1,0 +1,143 @@
+//! Request frames built with dhcproto (an encoder independent of ours),
+//! wrapped in Ethernet/IPv4/UDP by hand, for tests that feed the engine.
+#![allow(dead_code)]
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use std::net::Ipv4Addr;
+
+pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+
+pub fn mac(i: u32) -> [u8; 6] {
+    let b = i.to_be_bytes();
+    [0x02, 0xaa, b[0], b[1], b[2], b[3]]
+}
+
+/// A DHCP request from `chaddr` of the given type with extra options.
+pub fn request(chaddr: [u8; 6], kind: MessageType, xid: u32, opts: Vec<DhcpOption>) -> Message {
+    let mut m = Message::default();
+    m.set_opcode(Opcode::BootRequest)
+        .set_xid(xid)
+        .set_flags(Flags::default())
+        .set_chaddr(&chaddr);
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    for o in opts {
+        m.opts_mut().insert(o);
+    }
+    m.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
+        OptionCode::SubnetMask,
+        OptionCode::Router,
+        OptionCode::DomainNameServer,
+    ]));
+    m
+}
+
+/// Wraps an encoded BOOTP message in Ethernet (optionally VLAN-tagged),
+/// IPv4 and UDP, from `src_ip`:68 (or 67 for relays) to `dst_ip`:67.
+pub fn frame(
+    msg: &Message,
+    src_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    vlan: Option<u16>,
+) -> Vec<u8> {
+    let mut bootp = Vec::new();
+    msg.encode(&mut Encoder::new(&mut bootp)).unwrap();
+    let sport: u16 = if msg.giaddr().is_unspecified() {
+        68
+    } else {
+        67
+    };
+    let mut f = Vec::with_capacity(64 + bootp.len());
+    let dst_mac = if dst_ip == Ipv4Addr::BROADCAST {
+        [0xff; 6]
+    } else {
+        SERVER_MAC
+    };
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    if let Some(v) = vlan {
+        f.extend_from_slice(&0x8100u16.to_be_bytes());
+        f.extend_from_slice(&v.to_be_bytes());
+    }
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let total = (20 + 8 + bootp.len()) as u16;
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src_ip.octets());
+    ip[16..20].copy_from_slice(&dst_ip.octets());
+    let ck = checksum(&ip);
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&67u16.to_be_bytes());
+    f.extend_from_slice(&(8 + bootp.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&bootp);
+    f
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// The parts of a reply frame a test looks at, decoded with dhcproto.
+pub struct Seen {
+    pub dst_mac: [u8; 6],
+    pub vlan: Option<u16>,
+    pub src_ip: Ipv4Addr,
+    pub dst_ip: Ipv4Addr,
+    pub dst_port: u16,
+    pub ttl: u8,
+    pub msg: Message,
+}
+
+pub fn decode_reply(f: &[u8]) -> Seen {
+    let mut dst_mac = [0u8; 6];
+    dst_mac.copy_from_slice(&f[..6]);
+    let (vlan, at) = if u16::from_be_bytes([f[12], f[13]]) == 0x8100 {
+        (Some(u16::from_be_bytes([f[14], f[15]]) & 0x0fff), 18)
+    } else {
+        (None, 14)
+    };
+    let ip = &f[at..];
+    assert_eq!(checksum(&ip[..20]), 0, "IPv4 header checksum");
+    let src_ip = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst_ip = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let udp = &ip[20..];
+    let ulen = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+    // UDP checksum over the pseudo-header must verify to zero.
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(ulen as u16).to_be_bytes());
+    pseudo.extend_from_slice(&udp[..ulen]);
+    assert_eq!(checksum(&pseudo), 0, "UDP checksum");
+    let msg =
+        Message::decode(&mut Decoder::new(&udp[8..ulen])).expect("dhcproto decodes the reply");
+    Seen {
+        dst_mac,
+        vlan,
+        src_ip,
+        dst_ip,
+        dst_port: u16::from_be_bytes([udp[2], udp[3]]),
+        ttl: ip[8],
+        msg,
+    }
+}
+
+pub fn msg_type(m: &Message) -> Option<MessageType> {
+    match m.opts().get(OptionCode::MessageType) {
+        Some(DhcpOption::MessageType(t)) => Some(*t),
+        _ => None,
+    }
+}
