@@ -24,8 +24,8 @@ const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const CHADDR: usize = 14 + 20 + 8 + 28;
 /// yiaddr in a reply frame.
 const YIADDR: usize = 14 + 20 + 8 + 16;
-/// Fresh engines before the /8 runs dry.
-const REFILL: u64 = 15_000_000;
+/// A fresh engine before the /16 pool runs dry.
+const REFILL: u64 = 60_000;
 /// Offers made ahead of each timed run of REQUESTs.
 const CHUNK: u64 = 4096;
 
@@ -35,8 +35,8 @@ fn engine() -> Handler {
 interface = "bench0"
 server_id = "10.0.0.1"
 [[subnet]]
-prefix = "10.0.0.0/8"
-pools = ["10.0.0.10-10.255.255.250"]
+prefix = "10.0.0.0/16"
+pools = ["10.0.0.10-10.0.255.250"]
 routers = ["10.0.0.1"]
 dns = ["10.0.0.1", "10.0.0.2"]
 domain_name = "isp.example"
@@ -193,14 +193,14 @@ fn reply_like(req: &Message, kind: MessageType) -> Message {
     o.insert(DhcpOption::AddressLeaseTime(7200));
     o.insert(DhcpOption::Renewal(3600));
     o.insert(DhcpOption::Rebinding(6300));
-    o.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 0, 0, 0)));
+    o.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 0, 0)));
     o.insert(DhcpOption::Router(vec![SERVER]));
     o.insert(DhcpOption::DomainNameServer(vec![
         SERVER,
         Ipv4Addr::new(10, 0, 0, 2),
     ]));
     o.insert(DhcpOption::DomainName("isp.example".into()));
-    o.insert(DhcpOption::BroadcastAddr(Ipv4Addr::new(10, 255, 255, 255)));
+    o.insert(DhcpOption::BroadcastAddr(Ipv4Addr::new(10, 0, 255, 255)));
     m
 }
 

@@ -103,18 +103,30 @@ impl LeaseTable {
     /// Runs `f` on the client's entry (None when absent) under its shard
     /// lock; what `f` leaves in the option is stored.
     pub fn update<R>(&self, key: &ClientKey, f: impl FnOnce(&mut Option<Lease>) -> R) -> R {
+        use std::collections::hash_map::Entry;
         let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        let mut entry = shard.get(key).copied();
-        let r = f(&mut entry);
-        match entry {
-            Some(l) => {
-                shard.insert(*key, l);
+        // One hash and one probe whether the client is known or new.
+        match shard.entry(*key) {
+            Entry::Occupied(mut o) => {
+                let mut entry = Some(*o.get());
+                let r = f(&mut entry);
+                match entry {
+                    Some(l) => *o.get_mut() = l,
+                    None => {
+                        o.remove();
+                    }
+                }
+                r
             }
-            None => {
-                shard.remove(key);
+            Entry::Vacant(v) => {
+                let mut entry = None;
+                let r = f(&mut entry);
+                if let Some(l) = entry {
+                    v.insert(l);
+                }
+                r
             }
         }
-        r
     }
 
     pub fn get(&self, key: &ClientKey) -> Option<Lease> {
