@@ -3,14 +3,9 @@
 mod frames;
 
 use dhcproto::v4::{DhcpOption, Flags, MessageType, OptionCode};
-use frames::{SERVER_MAC, Seen, decode_reply, frame, mac, msg_type, request};
+use frames::{decode_reply, frame, mac, msg_type, request};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
-use std::time::Instant;
-use xdhcp::config::Config;
-use xdhcp::engine::{Engine, Handler};
-use xdhcp::io::{FrameHandler, TX_FRAME_CAPACITY};
-use xdhcp::stats::WorkerStats;
+use xdhcp::io::FrameHandler;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const CONFIG: &str = r#"
@@ -36,30 +31,8 @@ pools = ["203.0.113.50-203.0.113.60"]
 routers = ["203.0.113.1"]
 "#;
 
-struct Lab {
-    h: Handler,
-    stats: Arc<WorkerStats>,
-    tx: Vec<u8>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let cfg = Config::parse(CONFIG).unwrap();
-        let engine = Arc::new(Engine::new(&cfg));
-        let stats = Arc::new(WorkerStats::default());
-        let mut h = engine.handler(SERVER_MAC, stats.clone());
-        h.begin_batch(Instant::now());
-        Lab {
-            h,
-            stats,
-            tx: vec![0; TX_FRAME_CAPACITY],
-        }
-    }
-
-    fn send(&mut self, f: &[u8]) -> Option<Seen> {
-        let n = self.h.handle(f, &mut self.tx)?;
-        Some(decode_reply(&self.tx[..n]))
-    }
+fn lab() -> frames::Harness {
+    frames::Harness::new(CONFIG)
 }
 
 fn discover(i: u32, opts: Vec<DhcpOption>) -> dhcproto::v4::Message {
@@ -72,7 +45,7 @@ fn bcast(m: &dhcproto::v4::Message, i: u32) -> Vec<u8> {
 
 #[test]
 fn offer_goes_to_yiaddr_at_chaddr_with_lowest_address_and_ordered_options() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let r = lab.send(&bcast(&discover(1, vec![]), 1)).expect("OFFER");
     assert_eq!(msg_type(&r.msg), Some(MessageType::Offer));
     assert_eq!(
@@ -128,7 +101,7 @@ fn offer_goes_to_yiaddr_at_chaddr_with_lowest_address_and_ordered_options() {
 
 #[test]
 fn broadcast_flag_and_relay_pick_the_destination() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let mut d = discover(2, vec![]);
     d.set_flags(Flags::default().set_broadcast());
     let r = lab.send(&bcast(&d, 2)).unwrap();
@@ -200,7 +173,7 @@ fn find_option(opts: &[u8], code: u8) -> Option<usize> {
 
 #[test]
 fn dora_then_renew_and_retransmitted_discover_keeps_the_offer() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let o1 = lab.send(&bcast(&discover(4, vec![]), 4)).unwrap();
     let o2 = lab.send(&bcast(&discover(4, vec![]), 4)).unwrap();
     assert_eq!(
@@ -249,7 +222,7 @@ fn dora_then_renew_and_retransmitted_discover_keeps_the_offer() {
 
 #[test]
 fn request_for_another_server_withdraws_our_offer() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let o = lab.send(&bcast(&discover(6, vec![]), 6)).unwrap();
     let req = request(
         mac(6),
@@ -275,7 +248,7 @@ fn request_for_another_server_withdraws_our_offer() {
 
 #[test]
 fn init_reboot_on_the_wrong_network_gets_a_broadcast_nak() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let req = request(
         mac(8),
         MessageType::Request,
@@ -291,7 +264,7 @@ fn init_reboot_on_the_wrong_network_gets_a_broadcast_nak() {
 
 #[test]
 fn vlan_picks_its_subnet_and_the_reply_keeps_the_tag() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let d = discover(9, vec![]);
     let f = frame(
         &d,
@@ -317,7 +290,7 @@ fn vlan_picks_its_subnet_and_the_reply_keeps_the_tag() {
 
 #[test]
 fn client_identifier_is_echoed_and_scopes_the_lease() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let id = vec![1, 0xde, 0xad, 0xbe, 0xef, 0, 1];
     let d = discover(10, vec![DhcpOption::ClientIdentifier(id.clone())]);
     let r = lab.send(&bcast(&d, 10)).unwrap();
@@ -338,7 +311,7 @@ fn client_identifier_is_echoed_and_scopes_the_lease() {
 
 #[test]
 fn pool_exhaustion_is_counted_and_malformed_frames_are_dropped() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     // 11 addresses in the pool, the router .1 is outside it.
     for i in 0..11 {
         assert!(

@@ -141,3 +141,84 @@ pub fn msg_type(m: &Message) -> Option<MessageType> {
         _ => None,
     }
 }
+
+/// An engine with one worker handle, fed frames directly.
+pub struct Harness {
+    pub h: xdhcp::engine::Handler,
+    pub stats: std::sync::Arc<xdhcp::stats::WorkerStats>,
+    pub engine: std::sync::Arc<xdhcp::engine::Engine>,
+    pub tx: Vec<u8>,
+}
+
+impl Harness {
+    pub fn new(config: &str) -> Harness {
+        use xdhcp::io::FrameHandler;
+        let cfg = xdhcp::config::Config::parse(config).unwrap_or_else(|e| panic!("config: {e}"));
+        let engine = std::sync::Arc::new(xdhcp::engine::Engine::new(&cfg));
+        let stats = std::sync::Arc::new(xdhcp::stats::WorkerStats::default());
+        let mut h = engine.handler(SERVER_MAC, stats.clone());
+        h.begin_batch(std::time::Instant::now());
+        Harness {
+            h,
+            stats,
+            engine,
+            tx: vec![0; xdhcp::io::TX_FRAME_CAPACITY],
+        }
+    }
+
+    /// Hands one frame to the engine; the decoded reply, if any.
+    pub fn send(&mut self, f: &[u8]) -> Option<Seen> {
+        use xdhcp::io::FrameHandler;
+        let n = self.h.handle(f, &mut self.tx)?;
+        Some(decode_reply(&self.tx[..n]))
+    }
+
+    /// The raw reply bytes of the last `send` that answered.
+    pub fn raw_options(&self) -> &[u8] {
+        let at = if u16::from_be_bytes([self.tx[12], self.tx[13]]) == 0x8100 {
+            18
+        } else {
+            14
+        };
+        &self.tx[at + 28 + 240..]
+    }
+}
+
+/// Codes of the options in a raw option area, in wire order, up to End.
+pub fn option_codes(opts: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < opts.len() && opts[i] != 255 {
+        if opts[i] == 0 {
+            i += 1;
+            continue;
+        }
+        out.push(opts[i]);
+        i += 2 + opts[i + 1] as usize;
+    }
+    out
+}
+
+/// Appends raw option bytes before End and fixes the IP/UDP lengths.
+pub fn with_raw_option(mut f: Vec<u8>, code: u8, data: &[u8]) -> Vec<u8> {
+    let at = if u16::from_be_bytes([f[12], f[13]]) == 0x8100 {
+        18
+    } else {
+        14
+    };
+    let end = f.len() - 1;
+    assert_eq!(f[end], 255);
+    f.truncate(end);
+    f.push(code);
+    f.push(data.len() as u8);
+    f.extend_from_slice(data);
+    f.push(255);
+    let ip_len = (f.len() - at) as u16;
+    f[at + 2..at + 4].copy_from_slice(&ip_len.to_be_bytes());
+    f[at + 10..at + 12].copy_from_slice(&[0, 0]);
+    let ck = checksum(&f[at..at + 20]);
+    f[at + 10..at + 12].copy_from_slice(&ck.to_be_bytes());
+    let udp_len = (f.len() - at - 20) as u16;
+    f[at + 24..at + 26].copy_from_slice(&udp_len.to_be_bytes());
+    f
+}

@@ -7,15 +7,18 @@
 pub mod reply;
 pub mod subnet;
 
-use crate::config::Checked;
+use crate::config::{Checked, Identity};
 use crate::io::FrameHandler;
 use crate::lease::{ClientKey, Lease, LeaseState, LeaseTable};
 use crate::stats::{WorkerStats, bump};
 use crate::wire::DhcpFrame;
 use crate::wire::dhcp::{self, MessageType};
 use crate::wire::ethernet::VlanTags;
+use crate::wire::options::agent;
 use crate::wire::options::{JoinBuffer, RequestOptions, agent_sub_option};
+use foldhash::fast::FixedState;
 use reply::{Local, Reply};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +30,9 @@ const KEY_CLIENT_ID: u8 = 1;
 /// Declined addresses are held under a key of their own, so the sweeper
 /// that ends leases also ends their quarantine.
 const KEY_DECLINED: u8 = 2;
+/// Reservations by relay agent circuit-id / remote-id.
+const KEY_CIRCUIT_ID: u8 = 3;
+const KEY_REMOTE_ID: u8 = 4;
 
 /// The server's state shared by all workers.
 pub struct Engine {
@@ -37,6 +43,10 @@ pub struct Engine {
     decline_hold: u32,
     authoritative: bool,
     dscp: u8,
+    renew_jitter: u8,
+    /// Reservations of every subnet by identity, built at start and only
+    /// read afterwards.
+    reservations: HashMap<ClientKey, (Ipv4Addr, bool), FixedState>,
 }
 
 /// A request, read once from the frame; borrows the frame's bytes.
@@ -109,14 +119,28 @@ impl Engine {
             .iter()
             .map(|s| s.pool.size() as usize)
             .sum::<usize>();
+        let mut reservations = HashMap::with_hasher(FixedState::with_seed(0x7265_7376));
+        for (i, sub) in cfg.subnets.iter().enumerate() {
+            for r in &sub.reservations {
+                let (kind, id): (u8, &[u8]) = match &r.identity {
+                    Identity::Mac(m) => (KEY_CHADDR, m),
+                    Identity::ClientId(c) => (KEY_CLIENT_ID, c),
+                    Identity::CircuitId(c) => (KEY_CIRCUIT_ID, c),
+                    Identity::RemoteId(c) => (KEY_REMOTE_ID, c),
+                };
+                reservations.insert(ClientKey::new(i as u16, kind, id), (r.address, r.infinite));
+            }
+        }
         Engine {
             leases: LeaseTable::with_capacity(capacity.min(1 << 22)),
             subnets,
             epoch: Instant::now(),
             offer_hold: cfg.file.offer_hold,
-            decline_hold: 3600,
+            decline_hold: cfg.file.decline_probation,
             authoritative: cfg.file.authoritative,
             dscp: cfg.file.dscp,
+            renew_jitter: cfg.file.renew_jitter,
+            reservations,
         }
     }
 
@@ -156,7 +180,7 @@ impl Engine {
                 return true;
             }
             if let Some(s) = self.subnets.get(k.subnet as usize) {
-                s.pool.release(l.addr);
+                s.free(l.addr);
             }
             ended += 1;
             if k.kind == KEY_DECLINED {
@@ -187,16 +211,26 @@ impl Engine {
     /// and the reply, or why there is none.
     pub fn decide(&self, req: &Request<'_>, now: u32) -> Result<(&SubnetRt, Reply), Silence> {
         let s = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
-        let key = client_key(s.id, req);
+        let c = Client {
+            key: client_key(s, req),
+            reserved: self.reservation(s, req),
+            // RFC 5107: the relay stands in for us as server identifier.
+            server_id: req
+                .agent_info()
+                .and_then(|ai| agent_sub_option(ai, agent::SERVER_ID_OVERRIDE))
+                .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                .map_or(s.server_id, Ipv4Addr::from),
+        };
         let reply = match req.kind {
-            MessageType::Discover => self.discover(s, &key, req, now)?,
-            MessageType::Request => self.request(s, &key, req, now)?,
-            MessageType::Release => return Err(self.release(s, &key, req)),
-            MessageType::Decline => return Err(self.decline(s, &key, req, now)),
+            MessageType::Discover => self.discover(s, &c, req, now)?,
+            MessageType::Request => self.request(s, &c, req, now)?,
+            MessageType::Release => return Err(self.release(s, &c, req)),
+            MessageType::Decline => return Err(self.decline(s, &c, req, now)),
             MessageType::Inform => Reply {
                 kind: MessageType::Ack,
                 yiaddr: Ipv4Addr::UNSPECIFIED,
                 times: None,
+                server_id: c.server_id,
             },
             _ => return Err(Silence::Ignored),
         };
@@ -209,7 +243,7 @@ impl Engine {
     fn select_subnet(&self, req: &Request<'_>) -> Option<&SubnetRt> {
         let link_selection = req
             .agent_info()
-            .and_then(|ai| agent_sub_option(ai, 5))
+            .and_then(|ai| agent_sub_option(ai, agent::LINK_SELECTION))
             .and_then(|v| <[u8; 4]>::try_from(v).ok())
             .map(Ipv4Addr::from);
         if let Some(a) = req
@@ -228,30 +262,80 @@ impl Engine {
         on_link.find(|s| s.contains(req.ciaddr)).or(first)
     }
 
+    /// The client's reservation in this subnet: by client identifier,
+    /// hardware address, then the relay's circuit-id and remote-id.
+    fn reservation(&self, s: &SubnetRt, req: &Request<'_>) -> Option<(Ipv4Addr, bool)> {
+        if self.reservations.is_empty() {
+            return None;
+        }
+        let look = |kind, id: &[u8]| {
+            self.reservations
+                .get(&ClientKey::new(s.id, kind, id))
+                .copied()
+        };
+        req.client_id
+            .and_then(|id| look(KEY_CLIENT_ID, id))
+            .or_else(|| look(KEY_CHADDR, chaddr(req)))
+            .or_else(|| {
+                let ai = req.agent_info()?;
+                agent_sub_option(ai, agent::CIRCUIT_ID)
+                    .and_then(|id| look(KEY_CIRCUIT_ID, id))
+                    .or_else(|| {
+                        agent_sub_option(ai, agent::REMOTE_ID)
+                            .and_then(|id| look(KEY_REMOTE_ID, id))
+                    })
+            })
+    }
+
+    /// Lease, T1 and T2 for this client, T1/T2 pulled in by up to
+    /// `renew_jitter` percent, the same amount for the same client.
+    fn times(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> (u32, u32, u32) {
+        let infinite = c.reserved.is_some_and(|(_, inf)| inf);
+        let (lease, t1, t2) = s.lease_times(req.opts.lease_time, infinite);
+        if self.renew_jitter == 0 || lease == u32::MAX {
+            return (lease, t1, t2);
+        }
+        let h = c.key.bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let cut = |t: u32| {
+            t - (u64::from(t) * u64::from(self.renew_jitter) / 100 * (h % 1024) / 1024) as u32
+        };
+        (lease, cut(t1), cut(t2))
+    }
+
     fn discover(
         &self,
         s: &SubnetRt,
-        key: &ClientKey,
+        c: &Client,
         req: &Request<'_>,
         now: u32,
     ) -> Result<Reply, Silence> {
         let hold = now.saturating_add(self.offer_hold);
-        let addr = self.leases.update(key, |e| {
-            // The client's current binding or held offer keeps its address.
+        let addr = self.leases.update(&c.key, |e| {
+            // The client's current binding or held offer keeps its address,
+            // unless a reservation now says otherwise.
             if let Some(l) = e
                 && l.state != LeaseState::Released
                 && s.contains(l.addr)
             {
-                if l.state == LeaseState::Offered {
-                    l.expires = hold;
+                match c.reserved {
+                    Some((r, _)) if r != l.addr => s.free(l.addr),
+                    _ => {
+                        if l.state == LeaseState::Offered {
+                            l.expires = hold;
+                        }
+                        return Some(l.addr);
+                    }
                 }
-                return Some(l.addr);
             }
-            // Its previous address, then the one it asks for, then the
-            // lowest free one.
+            // Its reservation, its previous address, the one it asks for,
+            // then the lowest free one.
             let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
-            let addr = previous
-                .filter(|a| s.pool.claim(*a))
+            let addr = c
+                .reserved
+                .map(|(r, _)| r)
+                .or_else(|| previous.filter(|a| s.pool.claim(*a)))
                 .or_else(|| {
                     req.requested_ip
                         .filter(|a| s.contains(*a) && s.pool.claim(*a))
@@ -268,93 +352,94 @@ impl Engine {
         Ok(Reply {
             kind: MessageType::Offer,
             yiaddr: addr,
-            times: Some((s.lease_time, s.t1, s.t2)),
+            times: Some(self.times(s, c, req)),
+            server_id: c.server_id,
         })
     }
 
     fn request(
         &self,
         s: &SubnetRt,
-        key: &ClientKey,
+        c: &Client,
         req: &Request<'_>,
         now: u32,
     ) -> Result<Reply, Silence> {
+        let times = self.times(s, c, req);
         let ack = |addr| Reply {
             kind: MessageType::Ack,
             yiaddr: addr,
-            times: Some((s.lease_time, s.t1, s.t2)),
+            times: Some(times),
+            server_id: c.server_id,
         };
         let nak = Reply {
             kind: MessageType::Nak,
             yiaddr: Ipv4Addr::UNSPECIFIED,
             times: None,
+            server_id: c.server_id,
         };
-        let until = if s.lease_time == u32::MAX {
+        let until = if times.0 == u32::MAX {
             u32::MAX
         } else {
-            now.saturating_add(s.lease_time)
+            now.saturating_add(times.0)
         };
-        let bind = |e: &mut Option<Lease>, addr| {
-            *e = Some(Lease {
-                addr,
-                state: LeaseState::Bound,
-                expires: until,
-            })
+        let reserved = c.reserved.map(|(a, _)| a);
+        // Whether `want` can become this client's binding now: it holds
+        // it, it is reserved for it, or it held it and nobody took it since.
+        let grant = |e: &mut Option<Lease>, want: Ipv4Addr| {
+            let ok = match e {
+                Some(l) if l.addr == want && l.state != LeaseState::Released => true,
+                _ if reserved == Some(want) => true,
+                Some(l) if l.addr == want => reserved.is_none() && s.pool.claim(want),
+                _ => false,
+            };
+            if ok {
+                if let Some(l) = e
+                    && l.addr != want
+                    && l.state != LeaseState::Released
+                {
+                    s.free(l.addr);
+                }
+                *e = Some(Lease {
+                    addr: want,
+                    state: LeaseState::Bound,
+                    expires: until,
+                });
+            }
+            ok
         };
         match (req.server_id, req.requested_ip, req.ciaddr.is_unspecified()) {
             // SELECTING: the client answers an offer.
             (Some(sid), requested, _) => {
-                if sid != s.server_id {
+                if sid != s.server_id && sid != c.server_id {
                     // It chose another server: withdraw our offer quietly.
-                    self.leases.update(key, |e| {
+                    self.leases.update(&c.key, |e| {
                         if let Some(l) = e
                             && l.state == LeaseState::Offered
                         {
-                            s.pool.release(l.addr);
+                            s.free(l.addr);
                             l.state = LeaseState::Released;
                         }
                     });
                     return Err(Silence::Ignored);
                 }
                 let want = requested.unwrap_or(req.ciaddr);
-                self.leases.update(key, |e| match e {
-                    Some(l) if l.state != LeaseState::Released && l.addr == want => {
-                        bind(e, want);
-                        Ok(ack(want))
-                    }
-                    // Our offer timed out but the address is still free.
-                    Some(l)
-                        if l.state == LeaseState::Released
-                            && l.addr == want
-                            && s.pool.claim(want) =>
-                    {
-                        bind(e, want);
-                        Ok(ack(want))
-                    }
-                    _ => Ok(nak),
-                })
+                let granted = self.leases.update(&c.key, |e| grant(e, want));
+                Ok(if granted { ack(want) } else { nak })
             }
             // INIT-REBOOT: a client that remembers an address.
             (None, Some(want), true) => {
                 if !s.contains(want) {
                     return Ok(nak);
                 }
-                self.leases.update(key, |e| match e {
-                    Some(l) if l.state != LeaseState::Released && l.addr == want => {
-                        bind(e, want);
+                self.leases.update(&c.key, |e| {
+                    if grant(e, want) {
                         Ok(ack(want))
+                    } else if e.is_some() || self.authoritative {
+                        Ok(nak)
+                    } else {
+                        // RFC 2131 §4.3.2: no record of this client.
+                        Err(Silence::Ignored)
                     }
-                    Some(l)
-                        if l.state == LeaseState::Released
-                            && l.addr == want
-                            && s.pool.claim(want) =>
-                    {
-                        bind(e, want);
-                        Ok(ack(want))
-                    }
-                    Some(_) => Ok(nak),
-                    None if self.authoritative => Ok(nak),
-                    None => Err(Silence::Ignored),
                 })
             }
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
@@ -363,9 +448,13 @@ impl Engine {
                 if !s.contains(have) {
                     return Ok(nak);
                 }
-                self.leases.update(key, |e| match e {
+                self.leases.update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {
-                        bind(e, have);
+                        grant(e, have);
+                        Ok(ack(have))
+                    }
+                    _ if reserved == Some(have) => {
+                        grant(e, have);
                         Ok(ack(have))
                     }
                     _ if self.authoritative => Ok(nak),
@@ -376,37 +465,43 @@ impl Engine {
         }
     }
 
-    fn release(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>) -> Silence {
-        if req.server_id != Some(s.server_id) {
+    /// RELEASE and DECLINE count only from the binding's owner naming us.
+    fn names_us(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> bool {
+        req.server_id
+            .is_some_and(|sid| sid == s.server_id || sid == c.server_id)
+    }
+
+    fn release(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> Silence {
+        if !self.names_us(s, c, req) {
             return Silence::Ignored;
         }
-        self.leases.update(key, |e| {
+        self.leases.update(&c.key, |e| {
             if let Some(l) = e
                 && l.state == LeaseState::Bound
                 && l.addr == req.ciaddr
             {
-                s.pool.release(l.addr);
+                s.free(l.addr);
                 l.state = LeaseState::Released;
             }
         });
         Silence::Ignored
     }
 
-    fn decline(&self, s: &SubnetRt, key: &ClientKey, req: &Request<'_>, now: u32) -> Silence {
+    fn decline(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Silence {
         let Some(addr) = req.requested_ip else {
             return Silence::Ignored;
         };
-        if req.server_id != Some(s.server_id) {
+        if !self.names_us(s, c, req) {
             return Silence::Ignored;
         }
-        let declined = self.leases.update(key, |e| match e {
+        let declined = self.leases.update(&c.key, |e| match e {
             Some(l) if l.state != LeaseState::Released && l.addr == addr => {
                 *e = None;
                 true
             }
             _ => false,
         });
-        if declined {
+        if declined && !s.is_reserved(addr) {
             // The address stays taken in the pool, now under quarantine.
             let q = ClientKey::new(s.id, KEY_DECLINED, &addr.octets());
             self.leases.update(&q, |e| {
@@ -421,14 +516,26 @@ impl Engine {
     }
 }
 
-fn client_key(subnet: u16, req: &Request<'_>) -> ClientKey {
+/// Who is asking, as the engine needs it for every decision.
+struct Client {
+    key: ClientKey,
+    reserved: Option<(Ipv4Addr, bool)>,
+    /// Option 54 of our replies, and what the client may name as us.
+    server_id: Ipv4Addr,
+}
+
+fn chaddr<'a>(req: &'a Request<'_>) -> &'a [u8] {
+    &req.chaddr[..usize::from(req.hlen).min(16)]
+}
+
+/// Option 61 before chaddr (RFC 2131 §4.2), scoped to the subnet, unless
+/// the subnet is told to ignore option 61.
+fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
     match req.client_id {
-        Some(id) if !id.is_empty() => ClientKey::new(subnet, KEY_CLIENT_ID, id),
-        _ => ClientKey::new(
-            subnet,
-            KEY_CHADDR,
-            &req.chaddr[..usize::from(req.hlen).min(16)],
-        ),
+        Some(id) if !id.is_empty() && !s.ignore_client_id => {
+            ClientKey::new(s.id, KEY_CLIENT_ID, id)
+        }
+        _ => ClientKey::new(s.id, KEY_CHADDR, chaddr(req)),
     }
 }
 

@@ -1,9 +1,10 @@
 //! Writing a reply frame: where it goes (RFC 2131 §4.1), which fields it
 //! carries (§4.3.1, table 3) and in which order its options stand.
 use super::Request;
-use super::subnet::{SubnetRt, code};
+use super::subnet::SubnetRt;
 use crate::wire::dhcp::MessageType;
 use crate::wire::emit::{BootpHeader, DhcpWriter, FrameHeaders, emit_headers, headers_len};
+use crate::wire::options::code;
 use std::net::Ipv4Addr;
 
 const BROADCAST_MAC: [u8; 6] = [0xff; 6];
@@ -21,6 +22,8 @@ pub struct Reply {
     pub yiaddr: Ipv4Addr,
     /// (lease, T1, T2) for OFFER/ACK of a lease; None for INFORM and NAK.
     pub times: Option<(u32, u32, u32)>,
+    /// Option 54: ours, or the relay's under RFC 5107 server-id override.
+    pub server_id: Ipv4Addr,
 }
 
 /// Fixed details of the sending side.
@@ -89,7 +92,7 @@ pub fn write(
         chaddr: req.chaddr,
     });
     w.option_u8(code::MESSAGE_TYPE, reply.kind as u8).ok()?;
-    w.option_ip(code::SERVER_ID, subnet.server_id).ok()?;
+    w.option_ip(code::SERVER_ID, reply.server_id).ok()?;
     if !nak {
         if let Some((lease, t1, t2)) = reply.times {
             w.option_u32(code::LEASE_TIME, lease).ok()?;

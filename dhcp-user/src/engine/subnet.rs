@@ -3,27 +3,8 @@
 //! formatting them.
 use crate::config::Subnet;
 use crate::lease::Pool;
+use crate::wire::options::code;
 use std::net::Ipv4Addr;
-
-/// Option codes (RFC 2132) the engine writes itself.
-pub mod code {
-    pub const SUBNET_MASK: u8 = 1;
-    pub const ROUTER: u8 = 3;
-    pub const DNS: u8 = 6;
-    pub const HOSTNAME: u8 = 12;
-    pub const DOMAIN_NAME: u8 = 15;
-    pub const BROADCAST: u8 = 28;
-    pub const REQUESTED_IP: u8 = 50;
-    pub const LEASE_TIME: u8 = 51;
-    pub const MESSAGE_TYPE: u8 = 53;
-    pub const SERVER_ID: u8 = 54;
-    pub const PARAM_LIST: u8 = 55;
-    pub const MESSAGE: u8 = 56;
-    pub const RENEWAL_TIME: u8 = 58;
-    pub const REBINDING_TIME: u8 = 59;
-    pub const CLIENT_ID: u8 = 61;
-    pub const AGENT_INFO: u8 = 82;
-}
 
 const NONE: u16 = u16::MAX;
 
@@ -82,8 +63,13 @@ pub struct SubnetRt {
     pub lease_time: u32,
     pub t1: u32,
     pub t2: u32,
+    pub min_lease_time: u32,
+    pub max_lease_time: u32,
+    pub ignore_client_id: bool,
     pub pool: Pool,
     pub options: EncodedOptions,
+    /// Reserved addresses, sorted: never given back to the pool.
+    reserved: Box<[u32]>,
 }
 
 impl SubnetRt {
@@ -96,19 +82,20 @@ impl SubnetRt {
         }
         pool.claim(s.network);
         pool.claim(s.broadcast());
-        let ips = |v: &[Ipv4Addr]| v.iter().flat_map(|a| a.octets()).collect::<Vec<u8>>();
         let mut list: Vec<(u8, Vec<u8>)> =
             vec![(code::SUBNET_MASK, s.mask().to_be_bytes().to_vec())];
-        if !s.routers.is_empty() {
-            list.push((code::ROUTER, ips(&s.routers)));
+        list.extend(s.options.iter().cloned());
+        // Reserved addresses are never handed to anyone else: those
+        // inside a pool leave it for good.
+        let mut reserved: Vec<u32> = s
+            .reservations
+            .iter()
+            .map(|r| u32::from(r.address))
+            .collect();
+        reserved.sort_unstable();
+        for r in &s.reservations {
+            pool.claim(r.address);
         }
-        if !s.dns.is_empty() {
-            list.push((code::DNS, ips(&s.dns)));
-        }
-        if let Some(d) = &s.domain_name {
-            list.push((code::DOMAIN_NAME, d.as_bytes().to_vec()));
-        }
-        list.push((code::BROADCAST, s.broadcast().octets().to_vec()));
         SubnetRt {
             id,
             network: u32::from(s.network),
@@ -118,13 +105,48 @@ impl SubnetRt {
             lease_time: s.lease_time,
             t1: s.t1,
             t2: s.t2,
+            min_lease_time: s.min_lease_time,
+            max_lease_time: s.max_lease_time,
+            ignore_client_id: s.ignore_client_id,
             pool,
             options: EncodedOptions::new(&list),
+            reserved: reserved.into_boxed_slice(),
         }
     }
 
     #[inline]
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         u32::from(a) & self.mask == self.network
+    }
+
+    pub fn is_reserved(&self, a: Ipv4Addr) -> bool {
+        self.reserved.binary_search(&u32::from(a)).is_ok()
+    }
+
+    /// Gives an address back to the pool unless it is reserved.
+    pub fn free(&self, a: Ipv4Addr) {
+        if !self.is_reserved(a) {
+            self.pool.release(a);
+        }
+    }
+
+    /// Lease, T1, T2 for a client asking for `requested` seconds (option
+    /// 51), honoured within the subnet's bounds; `infinite` for
+    /// reservations that say so.
+    pub fn lease_times(&self, requested: Option<u32>, infinite: bool) -> (u32, u32, u32) {
+        if infinite {
+            return (u32::MAX, u32::MAX, u32::MAX);
+        }
+        let lease = requested
+            .map(|r| r.clamp(self.min_lease_time, self.max_lease_time))
+            .unwrap_or(self.lease_time);
+        if lease == self.lease_time {
+            return (lease, self.t1, self.t2);
+        }
+        if lease == u32::MAX {
+            return (u32::MAX, u32::MAX, u32::MAX);
+        }
+        let l = u64::from(lease);
+        (lease, (l / 2) as u32, (l * 7 / 8) as u32)
     }
 }

@@ -1,8 +1,11 @@
 //! The daemon's TOML configuration: parsed with serde, then checked as a
 //! whole. Every error names the line of the offending entry and the reason,
 //! so an operator can fix the file without guessing.
+pub mod options;
+
 use crate::io::PollMode;
 use crate::io::xdp::AttachMode;
+pub use options::{NamedOptions, RawOption};
 use serde::Deserialize;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -49,6 +52,9 @@ fn default_lease_time() -> u32 {
 fn default_offer_hold() -> u32 {
     30
 }
+fn default_decline_probation() -> u32 {
+    86400
+}
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -91,6 +97,15 @@ pub struct Config {
     /// instead of staying silent.
     #[serde(default)]
     pub authoritative: bool,
+    /// Seconds a declined address stays out of the pool (RFC 2131 §3.1.5:
+    /// the client found it in use).
+    #[serde(default = "default_decline_probation")]
+    pub decline_probation: u32,
+    /// Up to this many percent taken off T1 and T2, differently for each
+    /// client, so that the renewals of a city that reconnected at once do
+    /// not come back as one wave.
+    #[serde(default)]
+    pub renew_jitter: u8,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
 }
@@ -118,6 +133,93 @@ pub struct SubnetConfig {
     pub vlan: Option<u16>,
     /// Overrides the global server identifier for this subnet.
     pub server_id: Option<Ipv4Addr>,
+    /// Shortest and longest lease a client may ask for (option 51);
+    /// default: `lease_time`, i.e. requests are not honoured.
+    pub min_lease_time: Option<u32>,
+    pub max_lease_time: Option<u32>,
+    /// Identify clients by chaddr only, for CPEs that change option 61.
+    #[serde(default)]
+    pub ignore_client_id: bool,
+    /// Named options (mtu, ntp, tftp_server, bootfile, domain_search,
+    /// classless_routes).
+    #[serde(default)]
+    pub options: NamedOptions,
+    /// Options by code: `[[subnet.option]] code = 43, hex = "..."`.
+    #[serde(default, rename = "option")]
+    pub raw_options: Vec<Spanned<RawOption>>,
+    #[serde(default, rename = "reservation")]
+    pub reservations: Vec<Spanned<ReservationConfig>>,
+}
+
+/// A fixed address for one client, found by exactly one identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationConfig {
+    pub address: Ipv4Addr,
+    /// Hardware address "aa:bb:cc:dd:ee:ff".
+    pub mac: Option<String>,
+    /// Option 61 as hex.
+    pub client_id: Option<String>,
+    /// Option 82 circuit-id (sub-option 1) as text, or `circuit_id_hex`.
+    pub circuit_id: Option<String>,
+    pub circuit_id_hex: Option<String>,
+    /// Option 82 remote-id (sub-option 2) as text, or `remote_id_hex`.
+    pub remote_id: Option<String>,
+    pub remote_id_hex: Option<String>,
+    /// Hand it out with an infinite lease (0xffffffff).
+    #[serde(default)]
+    pub infinite: bool,
+}
+
+/// How a reservation recognises its client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Mac([u8; 6]),
+    ClientId(Vec<u8>),
+    CircuitId(Vec<u8>),
+    RemoteId(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Reservation {
+    pub identity: Identity,
+    pub address: Ipv4Addr,
+    pub infinite: bool,
+}
+
+impl ReservationConfig {
+    fn check(&self) -> Result<Identity, String> {
+        let mut ids = Vec::new();
+        if let Some(m) = &self.mac {
+            let b = options::parse_hex(m)?;
+            let mac: [u8; 6] = b
+                .try_into()
+                .map_err(|_| format!("mac {m:?} is not 6 bytes"))?;
+            ids.push(Identity::Mac(mac));
+        }
+        if let Some(c) = &self.client_id {
+            ids.push(Identity::ClientId(options::parse_hex(c)?));
+        }
+        if let Some(c) = &self.circuit_id {
+            ids.push(Identity::CircuitId(c.as_bytes().to_vec()));
+        }
+        if let Some(c) = &self.circuit_id_hex {
+            ids.push(Identity::CircuitId(options::parse_hex(c)?));
+        }
+        if let Some(r) = &self.remote_id {
+            ids.push(Identity::RemoteId(r.as_bytes().to_vec()));
+        }
+        if let Some(r) = &self.remote_id_hex {
+            ids.push(Identity::RemoteId(options::parse_hex(r)?));
+        }
+        match ids.len() {
+            1 => Ok(ids.remove(0)),
+            0 => Err("a reservation needs one of mac, client_id, circuit_id, remote_id".into()),
+            _ => Err(
+                "a reservation takes exactly one of mac, client_id, circuit_id, remote_id".into(),
+            ),
+        }
+    }
 }
 
 /// A configuration error, with the line it was found on.
@@ -153,6 +255,13 @@ pub struct Subnet {
     pub t2: u32,
     pub vlan: Option<u16>,
     pub server_id: Ipv4Addr,
+    pub min_lease_time: u32,
+    pub max_lease_time: u32,
+    pub ignore_client_id: bool,
+    /// Every configured option but the mask, encoded, in the order the
+    /// config gives them (routers, DNS, domain, broadcast, named, by code).
+    pub options: Vec<(u8, Vec<u8>)>,
+    pub reservations: Vec<Reservation>,
 }
 
 impl Subnet {
@@ -228,6 +337,15 @@ impl Config {
                 message: format!("`ring_size` = {} must be a power of two", self.ring_size),
             });
         }
+        if self.renew_jitter > 25 {
+            return Err(ConfigError {
+                line: None,
+                message: format!(
+                    "`renew_jitter` = {} must be 0–25 (percent)",
+                    self.renew_jitter
+                ),
+            });
+        }
         if self.dscp > 63 {
             return Err(ConfigError {
                 line: None,
@@ -262,7 +380,29 @@ impl Config {
                 t2: 0,
                 vlan: s.vlan,
                 server_id: s.server_id.unwrap_or(*self.server_id.get_ref()),
+                min_lease_time: s.min_lease_time.unwrap_or(s.lease_time),
+                max_lease_time: s.max_lease_time.unwrap_or(s.lease_time),
+                ignore_client_id: s.ignore_client_id,
+                options: Vec::new(),
+                reservations: Vec::new(),
             };
+            if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
+                return Err(at(
+                    span.clone(),
+                    format!(
+                        "min_lease_time ({}) <= lease_time ({}) <= max_lease_time ({}) does not hold",
+                        sub.min_lease_time, s.lease_time, sub.max_lease_time
+                    ),
+                ));
+            }
+            sub.options = subnet_options(s, &sub).map_err(|m| at(span.clone(), m))?;
+            for o in &s.raw_options {
+                let (code, v) = o.get_ref().encode().map_err(|m| at(o.span(), m))?;
+                if sub.options.iter().any(|(c, _)| *c == code) {
+                    return Err(at(o.span(), format!("option {code} is configured twice")));
+                }
+                sub.options.push((code, v));
+            }
             for p in &s.pools {
                 let (first, last) = parse_range(p.get_ref())
                     .map_err(|m| at(p.span(), format!("pool {:?}: {m}", p.get_ref())))?;
@@ -290,6 +430,49 @@ impl Config {
                 sub.pools.push((first, last));
             }
             sub.pools.sort_by_key(|(a, _)| u32::from(*a));
+            for r in &s.reservations {
+                let rc = r.get_ref();
+                let identity = rc.check().map_err(|m| at(r.span(), m))?;
+                if !sub.contains(rc.address) {
+                    return Err(at(
+                        r.span(),
+                        format!(
+                            "reservation {} is not inside subnet {}",
+                            rc.address,
+                            s.prefix.get_ref()
+                        ),
+                    ));
+                }
+                if rc.address == sub.network || rc.address == sub.broadcast() {
+                    return Err(at(
+                        r.span(),
+                        format!(
+                            "reservation {} is the network or broadcast address",
+                            rc.address
+                        ),
+                    ));
+                }
+                if let Some(o) = sub.reservations.iter().find(|o| o.address == rc.address) {
+                    return Err(at(
+                        r.span(),
+                        format!(
+                            "address {} is already reserved for {:?}",
+                            rc.address, o.identity
+                        ),
+                    ));
+                }
+                if sub.reservations.iter().any(|o| o.identity == identity) {
+                    return Err(at(
+                        r.span(),
+                        format!("{identity:?} has two reservations in this subnet"),
+                    ));
+                }
+                sub.reservations.push(Reservation {
+                    identity,
+                    address: rc.address,
+                    infinite: rc.infinite,
+                });
+            }
             if s.lease_time == 0 {
                 return Err(at(span, "lease_time must be at least 1 second".into()));
             }
@@ -328,6 +511,29 @@ impl Config {
         }
         Ok(out)
     }
+}
+
+/// Routers, DNS, domain name, broadcast address, then the named options.
+fn subnet_options(s: &SubnetConfig, sub: &Subnet) -> Result<Vec<(u8, Vec<u8>)>, String> {
+    let ips = |v: &[Ipv4Addr]| v.iter().flat_map(|a| a.octets()).collect::<Vec<u8>>();
+    let mut out = Vec::new();
+    if !s.routers.is_empty() {
+        out.push((3, ips(&s.routers)));
+    }
+    if !s.dns.is_empty() {
+        out.push((6, ips(&s.dns)));
+    }
+    if let Some(d) = &s.domain_name {
+        out.push((15, d.as_bytes().to_vec()));
+    }
+    out.push((28, sub.broadcast().octets().to_vec()));
+    out.extend(s.options.encode()?);
+    for (c, v) in &out {
+        if v.len() > 255 {
+            return Err(format!("option {c} is {} bytes long; 255 at most", v.len()));
+        }
+    }
+    Ok(out)
 }
 
 /// 1-based line of a byte offset.

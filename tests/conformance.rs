@@ -1,0 +1,461 @@
+//! RFC 2131/2132 server rules beyond plain DORA, one test per rule:
+//! requests built with dhcproto, replies decoded with dhcproto.
+mod frames;
+
+use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
+use frames::{Harness, frame, mac, msg_type, option_codes, request, with_raw_option};
+use std::net::Ipv4Addr;
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const BASE: &str = r#"
+interface = "lab0"
+server_id = "198.18.0.1"
+decline_probation = 600
+"#;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn bcast(m: &dhcproto::v4::Message, i: u32) -> Vec<u8> {
+    frame(m, mac(i), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, None)
+}
+
+fn discover(i: u32, opts: Vec<DhcpOption>) -> Vec<u8> {
+    bcast(&request(mac(i), MessageType::Discover, 100 + i, opts), i)
+}
+
+fn select(i: u32, addr: Ipv4Addr, sid: Ipv4Addr, mut extra: Vec<DhcpOption>) -> Vec<u8> {
+    extra.push(DhcpOption::ServerIdentifier(sid));
+    extra.push(DhcpOption::RequestedIpAddress(addr));
+    bcast(&request(mac(i), MessageType::Request, 200 + i, extra), i)
+}
+
+fn harness(subnet: &str) -> Harness {
+    Harness::new(&format!("{BASE}\n{subnet}"))
+}
+
+const SMALL: &str = r#"
+[[subnet]]
+prefix = "198.18.0.0/24"
+pools = ["198.18.0.10-198.18.0.12"]
+routers = ["198.18.0.1"]
+dns = ["198.18.0.1"]
+lease_time = 7200
+min_lease_time = 600
+max_lease_time = 86400
+"#;
+
+#[test]
+fn requested_lease_time_is_honoured_within_bounds_with_t1_t2_at_half_and_seven_eighths() {
+    let mut h = harness(SMALL);
+    for (asked, got) in [(100, 600), (3000, 3000), (1_000_000, 86400)] {
+        let r = h
+            .send(&discover(asked, vec![DhcpOption::AddressLeaseTime(asked)]))
+            .unwrap();
+        let o = r.msg.opts();
+        assert_eq!(
+            o.get(OptionCode::AddressLeaseTime),
+            Some(&DhcpOption::AddressLeaseTime(got))
+        );
+        assert_eq!(
+            o.get(OptionCode::Renewal),
+            Some(&DhcpOption::Renewal(got / 2))
+        );
+        assert_eq!(
+            o.get(OptionCode::Rebinding),
+            Some(&DhcpOption::Rebinding(got / 8 * 7))
+        );
+    }
+}
+
+#[test]
+fn reservations_by_mac_client_id_and_circuit_id_are_kept_for_their_owner() {
+    let mut h = harness(
+        r#"
+[[subnet]]
+prefix = "198.18.0.0/24"
+pools = ["198.18.0.10-198.18.0.12"]
+[[subnet.reservation]]
+mac = "02:aa:00:00:00:07"
+address = "198.18.0.10"
+[[subnet.reservation]]
+client_id = "01:de:ad:be:ef:00:01"
+address = "198.18.0.50"
+infinite = true
+[[subnet.reservation]]
+circuit_id = "eth0/1/7"
+address = "198.18.0.60"
+"#,
+    );
+    // The reserved .10 is at the bottom of the pool, yet nobody else gets it.
+    let other = h.send(&discover(1, vec![])).unwrap();
+    assert_eq!(other.msg.yiaddr(), ip("198.18.0.11"));
+    let owner = h.send(&discover(7, vec![])).unwrap();
+    assert_eq!(owner.msg.yiaddr(), ip("198.18.0.10"));
+    let ack = h
+        .send(&select(7, ip("198.18.0.10"), SERVER, vec![]))
+        .unwrap();
+    assert_eq!(msg_type(&ack.msg), Some(MessageType::Ack));
+
+    // Infinite: 0xffffffff and no T1/T2.
+    let id = DhcpOption::ClientIdentifier(vec![1, 0xde, 0xad, 0xbe, 0xef, 0, 1]);
+    let r = h.send(&discover(30, vec![id])).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("198.18.0.50"));
+    let o = r.msg.opts();
+    assert_eq!(
+        o.get(OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(u32::MAX))
+    );
+    assert!(o.get(OptionCode::Renewal).is_none() && o.get(OptionCode::Rebinding).is_none());
+
+    // By the relay's circuit-id (giaddr inside the subnet).
+    let mut d = request(mac(40), MessageType::Discover, 1, vec![]);
+    d.set_giaddr(ip("198.18.0.254"));
+    let f = frame(&d, mac(99), ip("198.18.0.254"), SERVER, None);
+    let mut ai = vec![1, 8];
+    ai.extend_from_slice(b"eth0/1/7");
+    let r = h.send(&with_raw_option(f, 82, &ai)).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("198.18.0.60"));
+    assert_eq!((r.dst_ip, r.dst_port), (ip("198.18.0.254"), 67));
+}
+
+#[test]
+fn server_id_override_names_the_relay_and_counts_as_ours() {
+    let mut h = harness(SMALL);
+    let relay = ip("198.18.0.254");
+    // Sub-option 11 (RFC 5107) = the relay's address.
+    let ai = [11, 4, 198, 18, 0, 254];
+    let mut d = request(mac(3), MessageType::Discover, 1, vec![]);
+    d.set_giaddr(relay);
+    let r = h
+        .send(&with_raw_option(
+            frame(&d, mac(99), relay, SERVER, None),
+            82,
+            &ai,
+        ))
+        .unwrap();
+    assert_eq!(
+        r.msg.opts().get(OptionCode::ServerIdentifier),
+        Some(&DhcpOption::ServerIdentifier(relay))
+    );
+    assert_eq!(
+        r.src_ip, SERVER,
+        "the packet itself still comes from our address"
+    );
+    let mut q = request(
+        mac(3),
+        MessageType::Request,
+        2,
+        vec![
+            DhcpOption::ServerIdentifier(relay),
+            DhcpOption::RequestedIpAddress(r.msg.yiaddr()),
+        ],
+    );
+    q.set_giaddr(relay);
+    let a = h
+        .send(&with_raw_option(
+            frame(&q, mac(99), relay, SERVER, None),
+            82,
+            &ai,
+        ))
+        .unwrap();
+    assert_eq!(msg_type(&a.msg), Some(MessageType::Ack));
+}
+
+#[test]
+fn ignore_client_id_identifies_by_chaddr() {
+    let cfg = SMALL.replace(
+        "max_lease_time = 86400",
+        "max_lease_time = 86400\nignore_client_id = true",
+    );
+    let mut h = harness(&cfg);
+    let a = h
+        .send(&discover(
+            5,
+            vec![DhcpOption::ClientIdentifier(vec![1, 1, 1])],
+        ))
+        .unwrap();
+    let b = h
+        .send(&discover(
+            5,
+            vec![DhcpOption::ClientIdentifier(vec![1, 2, 2])],
+        ))
+        .unwrap();
+    assert_eq!(a.msg.yiaddr(), b.msg.yiaddr());
+    let mut h = harness(SMALL);
+    let a = h
+        .send(&discover(
+            5,
+            vec![DhcpOption::ClientIdentifier(vec![1, 1, 1])],
+        ))
+        .unwrap();
+    let b = h
+        .send(&discover(
+            5,
+            vec![DhcpOption::ClientIdentifier(vec![1, 2, 2])],
+        ))
+        .unwrap();
+    assert_ne!(
+        a.msg.yiaddr(),
+        b.msg.yiaddr(),
+        "option 61 comes before chaddr"
+    );
+}
+
+#[test]
+fn options_follow_the_parameter_request_list_and_fit_option_57() {
+    let mut h = harness(
+        r#"
+[[subnet]]
+prefix = "198.18.0.0/24"
+pools = ["198.18.0.10-198.18.0.12"]
+routers = ["198.18.0.1"]
+dns = ["198.18.0.1"]
+domain_name = "isp.example"
+options = { mtu = 1492, ntp = ["198.18.0.5"], domain_search = ["isp.example"], classless_routes = ["10.0.0.0/8 via 198.18.0.1"], tftp_server = "tftp.isp.example", bootfile = "cpe.cfg" }
+[[subnet.option]]
+code = 43
+hex = "01:04:c0:a8:00:01"
+[[subnet.option]]
+code = 224
+string = "a private option that is rather long so that it takes room in the packet: 0123456789 0123456789 0123456789 0123456789 0123456789 0123456789 0123456789 0123456789 0123456789 0123456789 0123456789 0123456789"
+"#,
+    );
+    let mut m = request(mac(1), MessageType::Discover, 1, vec![]);
+    m.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
+        OptionCode::NtpServers,
+        OptionCode::DomainNameServer,
+        OptionCode::Router,
+        OptionCode::SubnetMask,
+        OptionCode::ClasslessStaticRoute,
+    ]));
+    m.opts_mut().insert(DhcpOption::MaxMessageSize(1500));
+    h.send(&bcast(&m, 1)).unwrap();
+    let codes = option_codes(h.raw_options());
+    assert_eq!(&codes[..5], &[53, 54, 51, 58, 59]);
+    assert_eq!(
+        &codes[5..9],
+        &[1, 42, 6, 3],
+        "mask, then the client's order"
+    );
+    assert_eq!(codes[9], 121);
+    for c in [15, 26, 28, 43, 66, 67, 119, 224] {
+        assert!(codes.contains(&c), "option {c} configured and room for it");
+    }
+    // Without option 57 the reply stays within 576 bytes: the long private
+    // option is dropped, what the client asked for is kept.
+    let mut m = request(mac(2), MessageType::Discover, 2, vec![]);
+    let mut agent = vec![1, 200];
+    agent.extend(std::iter::repeat_n(b'x', 200));
+    m.opts_mut()
+        .insert(DhcpOption::ParameterRequestList(vec![OptionCode::Router]));
+    let f = with_raw_option(bcast(&m, 2), 82, &agent);
+    let n = {
+        use xdhcp::io::FrameHandler;
+        h.h.handle(&f, &mut h.tx).unwrap()
+    };
+    assert!(n - 14 <= 576, "IP datagram of {} bytes", n - 14);
+    let codes = option_codes(h.raw_options());
+    assert_eq!(codes.last(), Some(&82), "82 is kept and last");
+    assert!(codes.contains(&3));
+    assert!(!codes.contains(&224));
+}
+
+#[test]
+fn decline_quarantines_and_release_keeps_the_client_record() {
+    let mut h = harness(SMALL);
+    let o = h.send(&discover(1, vec![])).unwrap();
+    let addr = o.msg.yiaddr();
+    h.send(&select(1, addr, SERVER, vec![])).unwrap();
+    // DECLINE from the owner naming us.
+    let d = request(
+        mac(1),
+        MessageType::Decline,
+        3,
+        vec![
+            DhcpOption::ServerIdentifier(SERVER),
+            DhcpOption::RequestedIpAddress(addr),
+        ],
+    );
+    assert!(h.send(&bcast(&d, 1)).is_none());
+    assert_eq!(h.stats.snapshot().decline, 1);
+    for i in 2..4 {
+        let r = h.send(&discover(i, vec![])).unwrap();
+        assert_ne!(
+            r.msg.yiaddr(),
+            addr,
+            "a declined address is not offered during probation"
+        );
+    }
+    assert!(
+        h.send(&discover(9, vec![])).is_none(),
+        "pool of 3: one declined, two offered"
+    );
+    // The sweeper ends the quarantine after the probation.
+    h.engine.expire(601 + 30);
+    assert_eq!(h.send(&discover(9, vec![])).unwrap().msg.yiaddr(), addr);
+
+    // RELEASE: freed, record kept, same address for the same client.
+    let mut h = harness(SMALL);
+    let a = h.send(&discover(4, vec![])).unwrap().msg.yiaddr();
+    h.send(&select(4, a, SERVER, vec![])).unwrap();
+    let mut rel = request(
+        mac(4),
+        MessageType::Release,
+        5,
+        vec![DhcpOption::ServerIdentifier(SERVER)],
+    );
+    rel.set_ciaddr(a);
+    assert!(h.send(&frame(&rel, mac(4), a, SERVER, None)).is_none());
+    assert_eq!(h.stats.snapshot().release, 1);
+    assert_eq!(h.send(&discover(4, vec![])).unwrap().msg.yiaddr(), a);
+}
+
+#[test]
+fn release_or_decline_naming_another_server_changes_nothing() {
+    let mut h = harness(SMALL);
+    let a = h.send(&discover(4, vec![])).unwrap().msg.yiaddr();
+    h.send(&select(4, a, SERVER, vec![])).unwrap();
+    let mut rel = request(
+        mac(4),
+        MessageType::Release,
+        5,
+        vec![DhcpOption::ServerIdentifier(ip("198.18.0.99"))],
+    );
+    rel.set_ciaddr(a);
+    h.send(&frame(&rel, mac(4), a, SERVER, None));
+    // Still bound: a renewal is ACKed.
+    let mut renew = request(mac(4), MessageType::Request, 6, vec![]);
+    renew.set_ciaddr(a);
+    let r = h.send(&frame(&renew, mac(4), a, SERVER, None)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+}
+
+#[test]
+fn rebinding_is_silent_for_strangers_unless_authoritative_and_naks_a_wrong_link() {
+    let rebind = |i: u32, ciaddr: Ipv4Addr| {
+        let mut m = request(mac(i), MessageType::Request, 7, vec![]);
+        m.set_ciaddr(ciaddr);
+        frame(&m, mac(i), ciaddr, Ipv4Addr::BROADCAST, None)
+    };
+    let mut h = harness(SMALL);
+    assert!(
+        h.send(&rebind(1, ip("198.18.0.11"))).is_none(),
+        "not our binding: silent"
+    );
+    let r = h.send(&rebind(1, ip("192.0.2.7"))).unwrap();
+    assert_eq!(
+        msg_type(&r.msg),
+        Some(MessageType::Nak),
+        "ciaddr wrong for the link"
+    );
+    let mut h = Harness::new(&format!("{BASE}\nauthoritative = true\n{SMALL}"));
+    let r = h.send(&rebind(1, ip("198.18.0.11"))).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Nak));
+}
+
+#[test]
+fn init_reboot_unknown_client_is_silent_known_wrong_address_is_nak() {
+    let mut h = harness(SMALL);
+    let reboot = |i: u32, want: Ipv4Addr| {
+        bcast(
+            &request(
+                mac(i),
+                MessageType::Request,
+                8,
+                vec![DhcpOption::RequestedIpAddress(want)],
+            ),
+            i,
+        )
+    };
+    assert!(h.send(&reboot(1, ip("198.18.0.11"))).is_none());
+    let a = h.send(&discover(1, vec![])).unwrap().msg.yiaddr();
+    h.send(&select(1, a, SERVER, vec![])).unwrap();
+    let r = h.send(&reboot(1, a)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    let r = h.send(&reboot(1, ip("198.18.0.12"))).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Nak));
+}
+
+#[test]
+fn inform_gets_options_at_ciaddr_without_a_lease() {
+    let mut h = harness(SMALL);
+    let mut m = request(mac(1), MessageType::Inform, 9, vec![]);
+    m.set_ciaddr(ip("198.18.0.200"));
+    let r = h
+        .send(&frame(&m, mac(1), ip("198.18.0.200"), SERVER, None))
+        .unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    assert_eq!(
+        (r.dst_ip, r.msg.yiaddr()),
+        (ip("198.18.0.200"), Ipv4Addr::UNSPECIFIED)
+    );
+    assert!(r.msg.opts().get(OptionCode::AddressLeaseTime).is_none());
+    assert!(r.msg.opts().get(OptionCode::Router).is_some());
+}
+
+#[test]
+fn renew_jitter_pulls_t1_t2_in_by_a_stable_per_client_amount() {
+    let mut h = Harness::new(&format!("{BASE}\nrenew_jitter = 20\n{SMALL}"));
+    let t = |r: &frames::Seen| match (
+        r.msg.opts().get(OptionCode::Renewal),
+        r.msg.opts().get(OptionCode::Rebinding),
+    ) {
+        (Some(DhcpOption::Renewal(a)), Some(DhcpOption::Rebinding(b))) => (*a, *b),
+        _ => panic!("no T1/T2"),
+    };
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let (t1, t2) = t(&h.send(&discover(i, vec![])).unwrap());
+        assert!(
+            (2880..=3600).contains(&t1) && (5040..=6300).contains(&t2),
+            "{t1} {t2}"
+        );
+        assert!(t1 < t2);
+        assert_eq!(
+            (t1, t2),
+            t(&h.send(&discover(i, vec![])).unwrap()),
+            "stable per client"
+        );
+        seen.push(t1);
+    }
+    seen.dedup();
+    assert!(seen.len() > 1, "clients get different T1");
+}
+
+#[test]
+fn bad_configs_name_the_line_and_the_reason() {
+    let check = |extra: &str, want: &str| {
+        let text = format!("{BASE}\n{SMALL}{extra}");
+        let e = xdhcp::config::Config::parse(&text).unwrap_err();
+        assert!(e.to_string().contains(want), "{e} should say {want:?}");
+        assert!(e.line.is_some(), "{e} should name a line");
+    };
+    check(
+        "[[subnet.reservation]]\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.1\"\n",
+        "not inside subnet",
+    );
+    check(
+        "[[subnet.reservation]]\nmac = \"02:00:00:00:00:01\"\naddress = \"198.18.0.20\"\n[[subnet.reservation]]\nmac = \"02:00:00:00:00:02\"\naddress = \"198.18.0.20\"\n",
+        "already reserved",
+    );
+    check(
+        "[[subnet.reservation]]\naddress = \"198.18.0.20\"\n",
+        "needs one of",
+    );
+    check(
+        "[[subnet.option]]\ncode = 54\nhex = \"01\"\n",
+        "cannot be configured",
+    );
+    check(
+        "[[subnet.option]]\ncode = 3\nhex = \"01020304\"\n",
+        "configured twice",
+    );
+    let e = xdhcp::config::Config::parse(&format!(
+        "{BASE}\n{}",
+        SMALL.replace("min_lease_time = 600", "min_lease_time = 9000")
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("min_lease_time"), "{e}");
+}
