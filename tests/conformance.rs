@@ -459,3 +459,19 @@ fn bad_configs_name_the_line_and_the_reason() {
     .unwrap_err();
     assert!(e.to_string().contains("min_lease_time"), "{e}");
 }
+
+#[test]
+fn the_readme_config_example_is_a_valid_config() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let at = readme
+        .find("### Configuration")
+        .expect("README has a Configuration section");
+    let block = &readme[at..];
+    let start = block.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = block[start..].find("```").unwrap();
+    let c = xdhcp::config::Config::parse(&block[start..start + end])
+        .unwrap_or_else(|e| panic!("README example: {e}"));
+    assert_eq!(c.subnets.len(), 2);
+    assert_eq!(c.subnets[0].reservations.len(), 1);
+}
