@@ -1,0 +1,504 @@
+//! The lease journal: every change of a lease, appended to disk by one
+//! side thread in groups, so that leases survive a restart and, in the
+//! durable mode, a power cut.
+//!
+//! # Who does what
+//!
+//! Each worker owns a [`Producer`] and hands it [`LeaseRecord`]s; `append`
+//! is a `try_send` on a bounded channel (no syscall, no lock, no
+//! allocation) and returns a [`Ticket`], or [`Full`] when the writer is
+//! behind — the worker counts it and, in durable mode, keeps the reply
+//! parked and tries again later. Once per batch the worker reads
+//! [`Producer::durable_seq`] (one atomic load) and sends every parked reply
+//! whose ticket it has passed.
+//!
+//! The writer thread takes whatever the channel holds (up to
+//! `max_group_records`), encodes it into one buffer and writes it with one
+//! `pwrite`. In [`Durability::Durable`] it then `fdatasync`s and only after
+//! that moves the producers' durable marks; in [`Durability::Fast`] it moves
+//! them after the write and syncs at most `max_delay` later.
+//!
+//! Tickets count per producer rather than globally: a global counter
+//! taken before `try_send` would leave holes whenever the channel is full,
+//! and records from different threads may enter the channel out of ticket
+//! order. One thread's sends are ordered, so the writer's mark for a
+//! producer is simply the last ticket of that producer it has written.
+//!
+//! # Files
+//!
+//! A directory holds `snapshot-G.snap` (the live leases as of a cut) and
+//! `journal-G.log` (records appended after snapshot G was cut), by
+//! generation G. Both start with a 24-byte header (magic, format version,
+//! kind, generation, CRC32C). Records are framed as `len: u32 LE`,
+//! `crc32c(len bytes ++ body): u32 LE`, `body`, all little-endian; a
+//! snapshot ends with an end record that carries its lease count.
+//!
+//! # Compaction, and why a crash at any point is safe
+//!
+//! When the current journal (generation G) passes `compact_after_bytes`, or
+//! on request:
+//!
+//! 1. the writer syncs `journal-G` and creates `journal-(G+1)` (header
+//!    synced, directory synced); appends go there from now on, so G and
+//!    everything older are sealed;
+//! 2. a compaction thread reads the newest snapshot and the sealed
+//!    journals, keeps the latest record per (subnet, address) if it is
+//!    live, and writes them to `snapshot-(G+1).snap.tmp`, then `fsync`;
+//! 3. renames it to `snapshot-(G+1).snap` and syncs the directory;
+//! 4. removes the sealed files and syncs the directory.
+//!
+//! Recovery takes the newest snapshot S (or none), then every journal of
+//! generation ≥ S in order, and removes `.tmp` files and anything older
+//! than S. A crash before step 3 leaves snapshot S and journals S..=G+1:
+//! the same state read the long way. A crash after step 3 leaves snapshot
+//! G+1 and journal G+1 (plus stale files that are removed): the same state
+//! read the short way. A snapshot's name only ever appears after its
+//! contents are on disk, so a snapshot is never half there.
+//!
+//! # Recovery from damage
+//!
+//! A record cut short at the end of the newest journal (a crash mid-write,
+//! or a file system that left a hole of zeros) is a torn tail: it is cut
+//! away and appending resumes after the last good record. A record that
+//! fails its check with data after it is corruption: that file is read up
+//! to there (later files are still read, their records being newer), the
+//! place is reported, and the journal moves to a fresh generation with a
+//! snapshot of what was recovered; the damaged file is kept aside as
+//! `<name>.corrupt` for the operator.
+mod compact;
+mod record;
+mod replay;
+mod segment;
+mod writer;
+
+pub use record::{FixedBytes, INFINITE, LeaseRecord, RecordState};
+pub use replay::RecoveryStats;
+pub use segment::Stop;
+
+use crossbeam_channel::{Sender, TrySendError};
+use hdrhistogram::Histogram;
+use replay::Sources;
+use segment::Kind;
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// When an appended record counts as safe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// After `fdatasync` returned for the group holding it.
+    Durable,
+    /// After it was written to the page cache; synced at most `max_delay`
+    /// later, so a power cut loses up to that much.
+    Fast { max_delay: Duration },
+}
+
+#[derive(Clone, Debug)]
+pub struct JournalOptions {
+    /// Records the channel holds before `append` says [`Full`].
+    pub capacity: usize,
+    /// Most records written (and synced) as one group.
+    pub max_group_records: usize,
+    /// Size of the current journal file that triggers a compaction.
+    pub compact_after_bytes: u64,
+    /// How long released and expired records are kept through compaction
+    /// and recovery (so a returning client finds its old address); 0 keeps
+    /// only bound and declined addresses.
+    pub keep_released_secs: u64,
+    /// Most producers alive at once (one per worker, plus tools).
+    pub max_producers: usize,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            capacity: 16 * 1024,
+            max_group_records: 4096,
+            compact_after_bytes: 64 << 20,
+            keep_released_secs: 0,
+            max_producers: 64,
+        }
+    }
+}
+
+/// The journal's side thread is behind (or gone): the record was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+/// No producer slot left (see [`JournalOptions::max_producers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoProducerSlot;
+
+/// A record's place in its producer's sequence: it is safe once
+/// [`Producer::durable_seq`] reaches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
+
+/// What a journal held when it was opened.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The latest record of every address whose latest record is live,
+    /// in the order they were written: applying them in order leaves each
+    /// client with its newest lease.
+    pub leases: Vec<LeaseRecord>,
+    pub stats: RecoveryStats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    pub records: u64,
+    pub groups: u64,
+    pub bytes: u64,
+    pub fsyncs: u64,
+    pub fsync_p50_us: u64,
+    pub fsync_p99_us: u64,
+    pub fsync_max_us: u64,
+    /// `append`s refused because the channel was full.
+    pub full: u64,
+    pub io_errors: u64,
+    pub compactions: u64,
+    pub compaction_errors: u64,
+    /// Generation of the file appended to now.
+    pub generation: u64,
+    /// Leases in the last snapshot written.
+    pub snapshot_leases: u64,
+}
+
+// Records travel inline: boxing the big variant would allocate per packet.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Msg {
+    Rec {
+        producer: u16,
+        seq: u64,
+        rec: LeaseRecord,
+    },
+    Compact,
+    Close,
+}
+
+#[repr(align(128))]
+pub(crate) struct Slot {
+    /// Last sequence number of this producer that is safe.
+    pub durable: AtomicU64,
+    /// Last sequence number handed out, saved when the producer is dropped
+    /// so the next owner of the slot goes on from there.
+    issued: AtomicU64,
+    in_use: AtomicBool,
+}
+
+pub(crate) struct Shared {
+    pub slots: Box<[Slot]>,
+    pub records: AtomicU64,
+    pub groups: AtomicU64,
+    pub bytes: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub full: AtomicU64,
+    pub io_errors: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compaction_errors: AtomicU64,
+    pub generation: AtomicU64,
+    pub snapshot_leases: AtomicU64,
+    /// Set by `close`: an I/O error then ends the writer instead of being
+    /// retried forever.
+    pub closing: AtomicBool,
+    fsync_us: Mutex<Histogram<u64>>,
+    thread: Mutex<Option<JoinHandle<io::Result<()>>>>,
+    #[cfg(test)]
+    gate: tests::Gate,
+}
+
+impl Shared {
+    pub(crate) fn record_fsync(&self, d: Duration) {
+        let us = (d.as_micros() as u64).max(1);
+        if let Ok(mut h) = self.fsync_us.lock() {
+            h.saturating_record(us);
+        }
+        // After the histogram and before any durable mark moves, so that a
+        // reader who sees the mark also sees this count.
+        self.fsyncs.fetch_add(1, Release);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn gate_group(&self) {
+        self.gate.wait(|g| g.hold_group);
+    }
+    #[cfg(test)]
+    pub(crate) fn gate_sync(&self) {
+        self.gate.wait(|g| g.hold_sync);
+    }
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn gate_group(&self) {}
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn gate_sync(&self) {}
+}
+
+/// The journal: opened once at start.
+pub struct Journal;
+
+impl Journal {
+    /// Recovers the state in `dir` (created if missing), repairs what a
+    /// crash left, and starts the writer thread.
+    pub fn open(
+        dir: &Path,
+        mode: Durability,
+        opts: JournalOptions,
+    ) -> io::Result<(JournalHandle, Recovered)> {
+        let opts = JournalOptions {
+            capacity: opts.capacity.max(1),
+            max_group_records: opts.max_group_records.max(1),
+            max_producers: opts.max_producers.clamp(1, u16::MAX as usize),
+            ..opts
+        };
+        fs::create_dir_all(dir)?;
+        let listing = segment::list(dir)?;
+        let (src, stale) = Sources::choose(dir, &listing);
+        for p in &stale {
+            fs::remove_file(p)?;
+        }
+        if !stale.is_empty() {
+            segment::sync_dir(dir)?;
+        }
+        let now = now_unix();
+        let mut leases = Vec::new();
+        let (mut stats, scans) = replay::latest(dir, &src, now, opts.keep_released_secs, |r| {
+            leases.push(*r);
+            Ok(())
+        })?;
+        stats.stale_removed = stale.len();
+
+        let corrupt = scans.iter().any(|s| s.stop == Stop::Corrupt);
+        let newest = src.journals.last().copied();
+        let (file, pos, generation, sealed) = match (newest, scans.last()) {
+            (Some(g), Some(scan)) if !corrupt => {
+                let path = dir.join(segment::file_name(Kind::Journal, g));
+                let f = fs::OpenOptions::new().read(true).write(true).open(&path)?;
+                let mut pos = scan.valid_len;
+                if pos < segment::HEADER_LEN {
+                    // Crash while the file was being created: start it over.
+                    f.set_len(0)?;
+                    f.write_all_at(&segment::header(Kind::Journal, g), 0)?;
+                    pos = segment::HEADER_LEN;
+                    f.sync_all()?;
+                } else if f.metadata()?.len() != pos {
+                    // Torn tail: cut it so new records follow good ones.
+                    f.set_len(pos)?;
+                    f.sync_all()?;
+                }
+                let mut sealed = src.clone();
+                sealed.journals.pop();
+                (f, pos, g, sealed)
+            }
+            _ => {
+                let next = src.snapshot.max(newest).unwrap_or(0) + 1;
+                let f = segment::create_journal(dir, next)?;
+                let sealed = if corrupt {
+                    let c = compact::compact(dir, &src, next, now, opts.keep_released_secs)?;
+                    Sources {
+                        snapshot: Some(c.generation),
+                        journals: Vec::new(),
+                    }
+                } else {
+                    src.clone()
+                };
+                (f, segment::HEADER_LEN, next, sealed)
+            }
+        };
+
+        let slots = (0..opts.max_producers)
+            .map(|_| Slot {
+                durable: AtomicU64::new(0),
+                issued: AtomicU64::new(0),
+                in_use: AtomicBool::new(false),
+            })
+            .collect();
+        let hist = Histogram::new_with_bounds(1, 60_000_000, 3)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            slots,
+            records: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            full: AtomicU64::new(0),
+            io_errors: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            compaction_errors: AtomicU64::new(0),
+            generation: AtomicU64::new(generation),
+            snapshot_leases: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            fsync_us: Mutex::new(hist),
+            thread: Mutex::new(None),
+            #[cfg(test)]
+            gate: tests::Gate::default(),
+        });
+        let (tx, rx) = crossbeam_channel::bounded(opts.capacity);
+        let w = writer::Writer {
+            dir: dir.to_path_buf(),
+            file,
+            pos,
+            generation,
+            sealed,
+            rx,
+            shared: shared.clone(),
+            mode,
+            opts,
+        };
+        let h = std::thread::Builder::new()
+            .name("xdhcp-journal".into())
+            .spawn(move || w.run())?;
+        *shared.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+        Ok((JournalHandle { tx, shared }, Recovered { leases, stats }))
+    }
+}
+
+/// Shared access to a running journal: hands out producers, reads stats,
+/// asks for compaction, stops it.
+#[derive(Clone)]
+pub struct JournalHandle {
+    tx: Sender<Msg>,
+    shared: Arc<Shared>,
+}
+
+impl JournalHandle {
+    /// A producer for one thread. Its tickets go on from where the last
+    /// producer of the same slot stopped.
+    pub fn producer(&self) -> Result<Producer, NoProducerSlot> {
+        for (id, s) in self.shared.slots.iter().enumerate() {
+            if s.in_use
+                .compare_exchange(false, true, AcqRel, Relaxed)
+                .is_ok()
+            {
+                return Ok(Producer {
+                    id: id as u16,
+                    next: s.issued.load(Acquire),
+                    tx: self.tx.clone(),
+                    shared: self.shared.clone(),
+                });
+            }
+        }
+        Err(NoProducerSlot)
+    }
+
+    /// Asks for a compaction now (it starts after the current group).
+    pub fn compact(&self) -> Result<(), Full> {
+        self.tx.try_send(Msg::Compact).map_err(|_| Full)
+    }
+
+    pub fn stats(&self) -> JournalStats {
+        let s = &self.shared;
+        let (p50, p99, max) = match s.fsync_us.lock() {
+            Ok(h) if !h.is_empty() => {
+                (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+            }
+            _ => (0, 0, 0),
+        };
+        JournalStats {
+            records: s.records.load(Relaxed),
+            groups: s.groups.load(Relaxed),
+            bytes: s.bytes.load(Relaxed),
+            fsyncs: s.fsyncs.load(Acquire),
+            fsync_p50_us: p50,
+            fsync_p99_us: p99,
+            fsync_max_us: max,
+            full: s.full.load(Relaxed),
+            io_errors: s.io_errors.load(Relaxed),
+            compactions: s.compactions.load(Relaxed),
+            compaction_errors: s.compaction_errors.load(Relaxed),
+            generation: s.generation.load(Relaxed),
+            snapshot_leases: s.snapshot_leases.load(Relaxed),
+        }
+    }
+
+    /// Writes and syncs everything sent before, waits for a running
+    /// compaction, and stops the writer. Appends after this get [`Full`].
+    pub fn close(&self) -> io::Result<()> {
+        let Some(h) = self
+            .shared
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return Ok(());
+        };
+        self.shared.closing.store(true, Relaxed);
+        // Blocking is fine here: shutdown, and the writer drains the channel.
+        let _ = self.tx.send(Msg::Close);
+        h.join()
+            .map_err(|_| io::Error::other("lease journal writer panicked"))?
+    }
+}
+
+/// One thread's way into the journal.
+pub struct Producer {
+    id: u16,
+    next: u64,
+    tx: Sender<Msg>,
+    shared: Arc<Shared>,
+}
+
+impl Producer {
+    /// Queues `rec` without blocking. `Full` when the writer is behind or
+    /// stopped; nothing was queued then, and the ticket is not used up.
+    #[inline]
+    pub fn append(&mut self, rec: &LeaseRecord) -> Result<Ticket, Full> {
+        let seq = self.next + 1;
+        let msg = Msg::Rec {
+            producer: self.id,
+            seq,
+            rec: *rec,
+        };
+        match self.tx.try_send(msg) {
+            Ok(()) => {
+                self.next = seq;
+                Ok(Ticket(seq))
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.full.fetch_add(1, Relaxed);
+                Err(Full)
+            }
+        }
+    }
+
+    /// Every ticket up to this one is safe (synced in durable mode).
+    #[inline]
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.slots[self.id as usize].durable.load(Acquire)
+    }
+
+    #[inline]
+    pub fn is_durable(&self, t: Ticket) -> bool {
+        self.durable_seq() >= t.0
+    }
+
+    /// The last ticket handed out.
+    pub fn last_ticket(&self) -> Ticket {
+        Ticket(self.next)
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let s = &self.shared.slots[self.id as usize];
+        s.issued.store(self.next, Relaxed);
+        s.in_use.store(false, Release);
+    }
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

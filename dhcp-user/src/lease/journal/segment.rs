@@ -1,0 +1,339 @@
+//! The journal's files on disk: their names, their header, and reading
+//! their records back with a clear verdict on where and why reading
+//! stopped (clean end, torn tail, corruption).
+use super::record::{self, Body, FRAME_HEAD, LeaseRecord, MAX_BODY};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: [u8; 8] = *b"XDHCPJNL";
+pub(crate) const VERSION: u16 = 1;
+pub(crate) const HEADER_LEN: u64 = 24;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Journal = 1,
+    Snapshot = 2,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Journal => "journal-",
+            Kind::Snapshot => "snapshot-",
+        }
+    }
+}
+
+/// `journal-0000000000000003.log` holds the records written after the
+/// snapshot of generation 3 was cut; `snapshot-0000000000000003.snap` is
+/// the state up to the end of `journal-…02.log`.
+pub(crate) fn file_name(kind: Kind, generation: u64) -> String {
+    match kind {
+        Kind::Journal => format!("journal-{generation:016}.log"),
+        Kind::Snapshot => format!("snapshot-{generation:016}.snap"),
+    }
+}
+
+pub(crate) fn tmp_name(generation: u64) -> String {
+    format!("{}.tmp", file_name(Kind::Snapshot, generation))
+}
+
+/// What a directory holds, by generation, ascending.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub journals: Vec<u64>,
+    pub snapshots: Vec<u64>,
+    /// Half-written snapshots: leftovers of a compaction cut short.
+    pub temps: Vec<PathBuf>,
+}
+
+pub(crate) fn list(dir: &Path) -> io::Result<Listing> {
+    let mut l = Listing::default();
+    for e in fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".snap.tmp") {
+            l.temps.push(dir.join(name));
+        } else if let Some(g) = parse_gen(name, Kind::Journal, ".log") {
+            l.journals.push(g);
+        } else if let Some(g) = parse_gen(name, Kind::Snapshot, ".snap") {
+            l.snapshots.push(g);
+        }
+    }
+    l.journals.sort_unstable();
+    l.snapshots.sort_unstable();
+    Ok(l)
+}
+
+fn parse_gen(name: &str, kind: Kind, suffix: &str) -> Option<u64> {
+    let digits = name.strip_prefix(kind.prefix())?.strip_suffix(suffix)?;
+    (digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+pub(crate) fn header(kind: Kind, generation: u64) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h[10] = kind as u8;
+    h[12..20].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..20]);
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Makes a durable, empty journal file: header written and synced, and
+/// the directory entry synced, so a record appended to it later is never
+/// behind a name that a crash could lose.
+pub(crate) fn create_journal(dir: &Path, generation: u64) -> io::Result<File> {
+    let path = dir.join(file_name(Kind::Journal, generation));
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    f.write_all(&header(Kind::Journal, generation))?;
+    f.sync_all()?;
+    sync_dir(dir)?;
+    Ok(f)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Where and why reading a file stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The file ends after a whole record.
+    Clean,
+    /// The last record is incomplete or garbled, with nothing valid after
+    /// it: a write cut short by a crash. Safe to cut away.
+    Torn,
+    /// A record that does not check out, with more data after it. What
+    /// follows cannot be trusted; reading stops here.
+    Corrupt,
+}
+
+#[derive(Debug)]
+pub(crate) struct Scan {
+    pub records: u64,
+    /// Count carried by a snapshot's end record, when one was read.
+    pub end: Option<u64>,
+    /// Bytes up to the end of the last good record (or of the header).
+    pub valid_len: u64,
+    pub stop: Stop,
+}
+
+/// Reads every record of `path` in order into `f`, stopping at the first
+/// one that does not check out.
+pub(crate) fn scan(
+    path: &Path,
+    kind: Kind,
+    generation: u64,
+    mut f: impl FnMut(&LeaseRecord),
+) -> io::Result<Scan> {
+    let file = File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut out = Scan {
+        records: 0,
+        end: None,
+        valid_len: 0,
+        stop: Stop::Clean,
+    };
+    let mut h = [0u8; HEADER_LEN as usize];
+    if file_len < HEADER_LEN {
+        // A crash between creating the file and syncing its header.
+        out.stop = if file_len == 0 {
+            Stop::Clean
+        } else {
+            Stop::Torn
+        };
+        return Ok(out);
+    }
+    r.read_exact(&mut h)?;
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    if h[..8] != MAGIC || crc32c::crc32c(&h[..20]).to_le_bytes() != h[20..24] {
+        out.stop = Stop::Corrupt;
+        return Ok(out);
+    }
+    if version > VERSION {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: written by a newer xdhcpd (format {version})",
+                path.display()
+            ),
+        ));
+    }
+    if h[10] != kind as u8 || h[12..20] != generation.to_le_bytes() {
+        out.stop = Stop::Corrupt;
+        return Ok(out);
+    }
+    out.valid_len = HEADER_LEN;
+    let mut body = [0u8; MAX_BODY];
+    loop {
+        let at = out.valid_len;
+        let rest = file_len - at;
+        if rest == 0 {
+            return Ok(out);
+        }
+        if out.end.is_some() {
+            // Nothing may follow a snapshot's end record.
+            out.stop = Stop::Corrupt;
+            return Ok(out);
+        }
+        let mut head = [0u8; FRAME_HEAD];
+        let bad = if rest < FRAME_HEAD as u64 {
+            true
+        } else {
+            r.read_exact(&mut head)?;
+            let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default()) as usize;
+            if len == 0 || len > MAX_BODY || FRAME_HEAD as u64 + len as u64 > rest {
+                true
+            } else {
+                r.read_exact(&mut body[..len])?;
+                let crc = u32::from_le_bytes(head[4..8].try_into().unwrap_or_default());
+                if crc != record::frame_crc(&head[..4], &body[..len]) {
+                    // A garbled last record is a torn write, not rot.
+                    if FRAME_HEAD as u64 + len as u64 == rest {
+                        out.stop = Stop::Torn;
+                        return Ok(out);
+                    }
+                    true
+                } else {
+                    match record::decode_body(&body[..len]) {
+                        Some(Body::Lease(rec)) => {
+                            f(&rec);
+                            out.records += 1;
+                        }
+                        Some(Body::End(n)) => out.end = Some(n),
+                        None => {
+                            out.stop = Stop::Corrupt;
+                            return Ok(out);
+                        }
+                    }
+                    out.valid_len += (FRAME_HEAD + len) as u64;
+                    false
+                }
+            }
+        };
+        if bad {
+            out.stop = classify_tail(path, at, file_len)?;
+            return Ok(out);
+        }
+    }
+}
+
+/// A bad frame at `at`: torn when nothing but zeros (or a frame running
+/// past the end) follows — a file system may leave the unwritten end of a
+/// crashed append as a hole of zeros — corrupt when real data follows.
+fn classify_tail(path: &Path, at: u64, file_len: u64) -> io::Result<Stop> {
+    let mut f = File::open(path)?;
+    io::Seek::seek(&mut f, io::SeekFrom::Start(at))?;
+    let mut head = [0u8; FRAME_HEAD];
+    let n = read_up_to(&mut f, &mut head)?;
+    if n < FRAME_HEAD {
+        return Ok(Stop::Torn);
+    }
+    let len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
+    if len != 0 && len <= MAX_BODY as u64 && at + FRAME_HEAD as u64 + len > file_len {
+        return Ok(Stop::Torn);
+    }
+    if head.iter().any(|&b| b != 0) {
+        return Ok(Stop::Corrupt);
+    }
+    let mut rest = BufReader::new(f);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let k = rest.read(&mut chunk)?;
+        if k == 0 {
+            return Ok(Stop::Torn);
+        }
+        if chunk[..k].iter().any(|&b| b != 0) {
+            return Ok(Stop::Corrupt);
+        }
+    }
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_strangers_are_ignored() {
+        let dir = crate::lease::journal::tests::TempDir::new("names");
+        for (k, g) in [
+            (Kind::Journal, 1),
+            (Kind::Journal, 12),
+            (Kind::Snapshot, 12),
+        ] {
+            File::create(dir.0.join(file_name(k, g))).unwrap();
+        }
+        File::create(dir.0.join(tmp_name(13))).unwrap();
+        File::create(dir.0.join("journal-12.log")).unwrap();
+        File::create(dir.0.join("journal-0000000000000012.log.corrupt")).unwrap();
+        File::create(dir.0.join("notes.txt")).unwrap();
+        let l = list(&dir.0).unwrap();
+        assert_eq!(l.journals, vec![1, 12]);
+        assert_eq!(l.snapshots, vec![12]);
+        assert_eq!(l.temps, vec![dir.0.join(tmp_name(13))]);
+    }
+
+    #[test]
+    fn header_checks_kind_generation_and_version() {
+        let dir = crate::lease::journal::tests::TempDir::new("header");
+        let p = dir.0.join("x");
+        fs::write(&p, header(Kind::Journal, 5)).unwrap();
+        let s = scan(&p, Kind::Journal, 5, |_| {}).unwrap();
+        assert_eq!((s.stop, s.valid_len), (Stop::Clean, HEADER_LEN));
+        assert_eq!(
+            scan(&p, Kind::Snapshot, 5, |_| {}).unwrap().stop,
+            Stop::Corrupt
+        );
+        assert_eq!(
+            scan(&p, Kind::Journal, 6, |_| {}).unwrap().stop,
+            Stop::Corrupt
+        );
+        let mut newer = header(Kind::Journal, 5);
+        newer[8] = 9;
+        let crc = crc32c::crc32c(&newer[..20]);
+        newer[20..].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&p, newer).unwrap();
+        assert!(scan(&p, Kind::Journal, 5, |_| {}).is_err());
+        fs::write(&p, &header(Kind::Journal, 5)[..10]).unwrap();
+        assert_eq!(scan(&p, Kind::Journal, 5, |_| {}).unwrap().stop, Stop::Torn);
+    }
+
+    #[test]
+    fn zero_filled_tail_is_torn_and_data_after_junk_is_corrupt() {
+        let dir = crate::lease::journal::tests::TempDir::new("zeros");
+        let p = dir.0.join("x");
+        let mut buf = header(Kind::Journal, 1).to_vec();
+        record::encode_lease(&record::tests::sample(1), &mut buf);
+        let good = buf.len() as u64;
+        buf.extend_from_slice(&[0u8; 5000]);
+        fs::write(&p, &buf).unwrap();
+        let s = scan(&p, Kind::Journal, 1, |_| {}).unwrap();
+        assert_eq!((s.records, s.valid_len, s.stop), (1, good, Stop::Torn));
+        buf.push(1);
+        fs::write(&p, &buf).unwrap();
+        let s = scan(&p, Kind::Journal, 1, |_| {}).unwrap();
+        assert_eq!((s.records, s.valid_len, s.stop), (1, good, Stop::Corrupt));
+    }
+}

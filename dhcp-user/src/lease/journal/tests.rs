@@ -1,0 +1,625 @@
+use super::record;
+use super::record::tests::sample;
+use super::segment::{self, Kind, Stop};
+use super::*;
+use std::path::PathBuf;
+use std::sync::Condvar;
+use std::sync::atomic::AtomicUsize;
+use std::time::Instant;
+
+/// A directory under the system's temp dir, removed on drop.
+pub(crate) struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "xdhcp-journal-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Test-only stops in the writer: before taking a group, before syncing.
+#[derive(Default)]
+pub(crate) struct Gate {
+    state: Mutex<GateState>,
+    cv: Condvar,
+}
+
+#[derive(Default, Clone, Copy)]
+pub(crate) struct GateState {
+    pub hold_group: bool,
+    pub hold_sync: bool,
+}
+
+impl Gate {
+    pub(crate) fn wait(&self, held: impl Fn(&GateState) -> bool) {
+        let mut g = self.state.lock().unwrap();
+        while held(&g) {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+    fn set(&self, f: impl FnOnce(&mut GateState)) {
+        f(&mut self.state.lock().unwrap());
+        self.cv.notify_all();
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn open(dir: &Path, mode: Durability) -> (JournalHandle, Recovered) {
+    Journal::open(dir, mode, JournalOptions::default()).unwrap()
+}
+
+fn fast() -> Durability {
+    Durability::Fast {
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+/// Appends `recs` in durable mode and closes; returns the journal file.
+fn write_all(dir: &Path, recs: &[LeaseRecord]) -> PathBuf {
+    let (h, _) = open(dir, Durability::Durable);
+    let mut p = h.producer().unwrap();
+    for r in recs {
+        p.append(r).unwrap();
+    }
+    h.close().unwrap();
+    dir.join(segment::file_name(Kind::Journal, h.stats().generation))
+}
+
+fn encoded_len(r: &LeaseRecord) -> usize {
+    let mut b = Vec::new();
+    record::encode_lease(r, &mut b);
+    b.len()
+}
+
+/// A journal file written by hand, as a crash may have left it.
+fn hand_journal(dir: &Path, generation: u64, recs: &[LeaseRecord]) {
+    let mut b = segment::header(Kind::Journal, generation).to_vec();
+    for r in recs {
+        record::encode_lease(r, &mut b);
+    }
+    fs::write(dir.join(segment::file_name(Kind::Journal, generation)), b).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn clean_stop_recovers_latest_per_address_in_order() {
+    let d = TempDir::new("clean");
+    let mut recs: Vec<LeaseRecord> = (0..500).map(sample).collect();
+    // Later records of an address replace earlier ones.
+    let mut renewed = sample(10);
+    renewed.expires_unix += 3600;
+    renewed.cltt_unix += 3600;
+    recs.push(renewed);
+    let mut released = sample(20);
+    released.state = RecordState::Released;
+    recs.push(released);
+    write_all(&d.0, &recs);
+
+    let (h, rec) = open(&d.0, Durability::Durable);
+    let mut want: Vec<LeaseRecord> = (0..500)
+        .filter(|&i| i != 10 && i != 20)
+        .map(sample)
+        .collect();
+    want.push(renewed);
+    assert_eq!(rec.leases, want);
+    assert_eq!(rec.stats.records, 502);
+    assert_eq!(rec.stats.addresses, 500);
+    assert_eq!(rec.stats.live, 499);
+    assert!(!rec.stats.torn_tail);
+    assert_eq!(rec.stats.corrupt_at, None);
+    h.close().unwrap();
+}
+
+#[test]
+fn torn_last_record_at_every_offset_keeps_all_before() {
+    let d = TempDir::new("torn-src");
+    let recs: Vec<LeaseRecord> = (0..20).map(sample).collect();
+    let file = write_all(&d.0, &recs);
+    let full = fs::read(&file).unwrap();
+    let last_start = full.len() - encoded_len(&recs[19]);
+    let name = file.file_name().unwrap().to_owned();
+    for cut in last_start..full.len() {
+        let t = TempDir::new("torn");
+        fs::write(t.0.join(&name), &full[..cut]).unwrap();
+        let (h, rec) = open(&t.0, Durability::Durable);
+        assert_eq!(rec.leases, recs[..19], "cut at {cut}");
+        assert_eq!(rec.stats.torn_tail, cut > last_start, "cut at {cut}");
+        assert_eq!(rec.stats.torn_bytes, (cut - last_start) as u64);
+        assert_eq!(rec.stats.corrupt_at, None);
+        // The torn bytes are gone and new records follow the good ones.
+        assert_eq!(
+            fs::metadata(t.0.join(&name)).unwrap().len(),
+            last_start as u64
+        );
+        let mut p = h.producer().unwrap();
+        p.append(&sample(1000)).unwrap();
+        h.close().unwrap();
+        let (h, rec) = open(&t.0, Durability::Durable);
+        assert_eq!(rec.leases.len(), 20);
+        assert_eq!(rec.leases[19], sample(1000));
+        assert!(!rec.stats.torn_tail);
+        h.close().unwrap();
+    }
+}
+
+#[test]
+fn zeroed_tail_left_by_the_file_system_is_torn() {
+    let d = TempDir::new("zero-tail");
+    let recs: Vec<LeaseRecord> = (0..5).map(sample).collect();
+    let file = write_all(&d.0, &recs);
+    let mut bytes = fs::read(&file).unwrap();
+    let last_start = bytes.len() - encoded_len(&recs[4]);
+    for b in &mut bytes[last_start..] {
+        *b = 0;
+    }
+    bytes.extend_from_slice(&[0; 4096]);
+    fs::write(&file, &bytes).unwrap();
+    let (h, rec) = open(&d.0, Durability::Durable);
+    assert_eq!(rec.leases, recs[..4]);
+    assert!(rec.stats.torn_tail);
+    assert_eq!(rec.stats.corrupt_at, None);
+    h.close().unwrap();
+}
+
+#[test]
+fn corrupt_record_in_the_middle_stops_there_and_is_reported() {
+    let d = TempDir::new("corrupt-src");
+    let recs: Vec<LeaseRecord> = (0..10).map(sample).collect();
+    let file = write_all(&d.0, &recs);
+    let full = fs::read(&file).unwrap();
+    let name = file.file_name().unwrap().to_owned();
+    let start = segment::HEADER_LEN as usize + recs[..5].iter().map(encoded_len).sum::<usize>();
+    let end = start + encoded_len(&recs[5]);
+    for at in start..end {
+        let t = TempDir::new("corrupt");
+        let mut bytes = full.clone();
+        bytes[at] ^= 0x40;
+        fs::write(t.0.join(&name), &bytes).unwrap();
+        let (h, rec) = open(&t.0, Durability::Durable);
+        assert_eq!(rec.leases, recs[..5], "flip at {at}");
+        assert_eq!(
+            rec.stats.corrupt_at,
+            Some((t.0.join(&name), start as u64)),
+            "flip at {at}"
+        );
+        assert!(!rec.stats.torn_tail);
+        // The damaged file is kept aside, the state goes on from a fresh
+        // snapshot, and what is appended now is not hidden behind the
+        // damage.
+        let mut aside = name.clone();
+        aside.push(".corrupt");
+        assert_eq!(fs::read(t.0.join(&aside)).unwrap(), bytes);
+        let mut p = h.producer().unwrap();
+        p.append(&sample(77)).unwrap();
+        h.close().unwrap();
+        let (h, rec) = open(&t.0, Durability::Durable);
+        let mut want = recs[..5].to_vec();
+        want.push(sample(77));
+        assert_eq!(rec.leases, want);
+        assert_eq!(rec.stats.corrupt_at, None);
+        h.close().unwrap();
+        if at > start + 20 {
+            // Every byte class was covered (length, CRC, body); spare time.
+            break;
+        }
+    }
+}
+
+#[test]
+fn corrupt_header_is_reported_at_offset_zero() {
+    let d = TempDir::new("corrupt-header");
+    let file = write_all(&d.0, &[sample(1), sample(2)]);
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[3] ^= 1;
+    fs::write(&file, &bytes).unwrap();
+    let (h, rec) = open(&d.0, Durability::Durable);
+    assert!(rec.leases.is_empty());
+    assert_eq!(rec.stats.corrupt_at, Some((file, 0)));
+    h.close().unwrap();
+}
+
+fn expired(i: u32) -> LeaseRecord {
+    let mut r = sample(i);
+    r.expires_unix = 1000;
+    r
+}
+
+#[test]
+fn compaction_keeps_exactly_the_live_leases() {
+    let d = TempDir::new("compact");
+    let (h, _) = open(&d.0, Durability::Durable);
+    let mut p = h.producer().unwrap();
+    let mut live = Vec::new();
+    for i in 0..300 {
+        let r = match i % 5 {
+            0 => expired(i),
+            1 => {
+                let mut r = sample(i);
+                r.state = RecordState::Released;
+                r
+            }
+            2 => {
+                let mut r = sample(i);
+                r.state = RecordState::Declined;
+                live.push(r);
+                r
+            }
+            _ => {
+                live.push(sample(i));
+                sample(i)
+            }
+        };
+        p.append(&r).unwrap();
+    }
+    // An address bound then let go is not live; one let go then bound is.
+    let mut gone = sample(3);
+    gone.state = RecordState::Expired;
+    p.append(&gone).unwrap();
+    live.retain(|r| r.addr != gone.addr || r.subnet != gone.subnet);
+    let back = sample(5);
+    p.append(&back).unwrap();
+    live.push(back);
+
+    h.compact().unwrap();
+    wait_until("compaction", || h.stats().compactions == 1);
+    assert_eq!(h.stats().snapshot_leases, live.len() as u64);
+    assert_eq!(
+        names(&d.0),
+        [
+            segment::file_name(Kind::Journal, 2),
+            segment::file_name(Kind::Snapshot, 2)
+        ]
+    );
+    let after = sample(400);
+    p.append(&after).unwrap();
+    h.close().unwrap();
+
+    // The snapshot holds the live set, in order, and an end record.
+    let mut snap = Vec::new();
+    let s = segment::scan(
+        &d.0.join(segment::file_name(Kind::Snapshot, 2)),
+        Kind::Snapshot,
+        2,
+        |r| snap.push(*r),
+    )
+    .unwrap();
+    assert_eq!(s.end, Some(live.len() as u64));
+    assert_eq!(s.stop, Stop::Clean);
+    let mut sorted_snap = snap.clone();
+    let mut sorted_live = live.clone();
+    sorted_snap.sort_by_key(|r| r.slot());
+    sorted_live.sort_by_key(|r| r.slot());
+    assert_eq!(sorted_snap, sorted_live);
+
+    let (h, rec) = open(&d.0, Durability::Durable);
+    assert_eq!(rec.stats.snapshot, Some(2));
+    assert_eq!(rec.stats.records, live.len() as u64 + 1);
+    let mut want = snap;
+    want.push(after);
+    assert_eq!(rec.leases, want);
+    h.close().unwrap();
+}
+
+#[test]
+fn compaction_starts_by_size_and_appends_go_on_meanwhile() {
+    let d = TempDir::new("compact-size");
+    let opts = JournalOptions {
+        compact_after_bytes: 16 << 10,
+        max_group_records: 64,
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&d.0, fast(), opts.clone()).unwrap();
+    let mut p = h.producer().unwrap();
+    // Each address rewritten many times: the journal grows, the live set
+    // stays at 100.
+    let mut last = Vec::new();
+    for round in 0..40u64 {
+        for i in 0..100 {
+            let mut r = sample(i);
+            r.cltt_unix += round;
+            loop {
+                if p.append(&r).is_ok() {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            if round == 39 {
+                last.push(r);
+            }
+        }
+        if round == 19 {
+            // The first half started a compaction; the second half starts
+            // another once it is done.
+            wait_until("first compaction", || h.stats().compactions >= 1);
+        }
+    }
+    wait_until("second compaction", || h.stats().compactions >= 2);
+    h.close().unwrap();
+    let st = h.stats();
+    assert_eq!(st.compaction_errors, 0);
+    let (h, rec) = Journal::open(&d.0, Durability::Durable, opts).unwrap();
+    let mut got = rec.leases.clone();
+    got.sort_by_key(|r| r.slot());
+    last.sort_by_key(|r| r.slot());
+    assert_eq!(got, last);
+    assert!(rec.stats.records < 40 * 100);
+    h.close().unwrap();
+}
+
+#[test]
+fn crash_leftovers_of_compaction_recover_the_same_state() {
+    let a: Vec<LeaseRecord> = (0..50).map(sample).collect();
+    let mut b: Vec<LeaseRecord> = (50..80).map(sample).collect();
+    let mut rel = sample(7);
+    rel.state = RecordState::Released;
+    b.push(rel);
+    let want: Vec<LeaseRecord> = (0..80).filter(|&i| i != 7).map(sample).collect();
+    let check = |dir: &Path, what: &str| {
+        let (h, rec) = open(dir, Durability::Durable);
+        let mut got = rec.leases.clone();
+        got.sort_by_key(|r| r.slot());
+        let mut w = want.clone();
+        w.sort_by_key(|r| r.slot());
+        assert_eq!(got, w, "{what}");
+        assert_eq!(rec.stats.corrupt_at, None, "{what}");
+        h.close().unwrap();
+        rec.stats
+    };
+
+    // Step 1 done (journal 2 started), snapshot not yet written.
+    let d = TempDir::new("crash-step1");
+    hand_journal(&d.0, 1, &a);
+    hand_journal(&d.0, 2, &b);
+    let s = check(&d.0, "after step 1");
+    assert_eq!((s.snapshot, s.files, s.records), (None, 2, 81));
+
+    // Step 2 cut short: a half-written temp snapshot is left.
+    let d = TempDir::new("crash-step2");
+    hand_journal(&d.0, 1, &a);
+    hand_journal(&d.0, 2, &b);
+    let mut half = segment::header(Kind::Snapshot, 2).to_vec();
+    record::encode_lease(&sample(999), &mut half);
+    fs::write(d.0.join(segment::tmp_name(2)), &half[..half.len() - 3]).unwrap();
+    let s = check(&d.0, "temp snapshot left");
+    assert_eq!(s.stale_removed, 1);
+    assert!(!d.0.join(segment::tmp_name(2)).exists());
+
+    // Step 3 done (snapshot renamed), sealed journal not yet removed: it
+    // must not be read again on top of the snapshot.
+    let d = TempDir::new("crash-step3");
+    hand_journal(&d.0, 1, &a);
+    let keep = fs::read(d.0.join(segment::file_name(Kind::Journal, 1))).unwrap();
+    let src = Sources {
+        snapshot: None,
+        journals: vec![1],
+    };
+    compact::compact(&d.0, &src, 2, now_unix(), 0).unwrap();
+    fs::write(d.0.join(segment::file_name(Kind::Journal, 1)), keep).unwrap();
+    hand_journal(&d.0, 2, &b);
+    let s = check(&d.0, "sealed journal left");
+    assert_eq!((s.snapshot, s.files, s.records), (Some(2), 2, 50 + 31));
+    assert_eq!(s.stale_removed, 1);
+    assert_eq!(
+        names(&d.0),
+        [
+            segment::file_name(Kind::Journal, 2),
+            segment::file_name(Kind::Snapshot, 2)
+        ]
+    );
+
+    // An older snapshot left next to a newer one is superseded.
+    let d = TempDir::new("crash-two-snaps");
+    hand_journal(&d.0, 1, &a);
+    compact::compact(&d.0, &src, 2, now_unix(), 0).unwrap();
+    let old = TempDir::new("crash-two-snaps-old");
+    copy_dir(&d.0, &old.0);
+    hand_journal(&d.0, 2, &b);
+    compact::compact(
+        &d.0,
+        &Sources {
+            snapshot: Some(2),
+            journals: vec![2],
+        },
+        3,
+        now_unix(),
+        0,
+    )
+    .unwrap();
+    copy_dir(&old.0, &d.0);
+    hand_journal(&d.0, 3, &[]);
+    let s = check(&d.0, "older snapshot left");
+    assert_eq!(s.snapshot, Some(3));
+}
+
+#[test]
+fn durable_mark_moves_only_after_the_sync() {
+    let d = TempDir::new("durable");
+    let (h, _) = open(&d.0, Durability::Durable);
+    let mut p = h.producer().unwrap();
+    let file = d.0.join(segment::file_name(Kind::Journal, 1));
+    h.shared.gate.set(|g| g.hold_sync = true);
+    let t1 = p.append(&sample(1)).unwrap();
+    let t2 = p.append(&sample(2)).unwrap();
+    assert!(t2 > t1);
+    let want_len = segment::HEADER_LEN as usize + encoded_len(&sample(1)) + encoded_len(&sample(2));
+    wait_until("both written", || {
+        fs::metadata(&file).unwrap().len() as usize == want_len
+    });
+    // Written but not synced: not durable yet.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(p.durable_seq(), 0);
+    assert!(!p.is_durable(t1));
+    assert_eq!(h.stats().fsyncs, 0);
+    h.shared.gate.set(|g| g.hold_sync = false);
+    wait_until("durable", || p.is_durable(t2));
+    assert!(h.stats().fsyncs >= 1);
+    assert!(h.stats().fsync_p99_us >= 1);
+    h.close().unwrap();
+}
+
+#[test]
+fn tickets_of_many_producers_become_durable_in_order() {
+    let d = TempDir::new("producers");
+    let (h, _) = open(&d.0, Durability::Durable);
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let mut p = h.producer().unwrap();
+            std::thread::spawn(move || {
+                let mut seen = 0;
+                let mut last = Ticket(0);
+                for i in 0..2000 {
+                    let r = sample(t * 10_000 + i);
+                    let tk = loop {
+                        match p.append(&r) {
+                            Ok(tk) => break tk,
+                            Err(Full) => std::thread::yield_now(),
+                        }
+                    };
+                    assert_eq!(tk.0, last.0 + 1);
+                    last = tk;
+                    // The mark never goes backwards nor past what was sent.
+                    let m = p.durable_seq();
+                    assert!(m >= seen && m <= tk.0);
+                    seen = m;
+                }
+                wait_until("all durable", || p.is_durable(last));
+                last
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Ticket(2000));
+    }
+    h.close().unwrap();
+    let (h, rec) = open(&d.0, Durability::Durable);
+    assert_eq!(rec.leases.len(), 8000);
+    h.close().unwrap();
+}
+
+#[test]
+fn full_channel_refuses_without_using_up_a_ticket() {
+    let d = TempDir::new("full");
+    let opts = JournalOptions {
+        capacity: 4,
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&d.0, Durability::Durable, opts).unwrap();
+    h.shared.gate.set(|g| g.hold_group = true);
+    let mut p = h.producer().unwrap();
+    let mut ok = 0;
+    let mut refused = false;
+    for i in 0..10 {
+        match p.append(&sample(i)) {
+            Ok(t) => {
+                ok += 1;
+                assert_eq!(t, Ticket(ok));
+            }
+            Err(Full) => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused);
+    // The writer holds at most one record, the channel four.
+    assert!((4..=5).contains(&ok), "{ok}");
+    assert_eq!(h.stats().full, 1);
+    h.shared.gate.set(|g| g.hold_group = false);
+    wait_until("drained", || p.is_durable(Ticket(ok)));
+    assert_eq!(p.append(&sample(50)).unwrap(), Ticket(ok + 1));
+    h.close().unwrap();
+    // Closed: refused, never a panic or a block.
+    assert_eq!(p.append(&sample(51)), Err(Full));
+}
+
+#[test]
+fn fast_mode_publishes_at_once_and_syncs_soon() {
+    let d = TempDir::new("fast");
+    let (h, _) = open(&d.0, fast());
+    let mut p = h.producer().unwrap();
+    h.shared.gate.set(|g| g.hold_sync = true);
+    // The sync gate is only on the durable path: fast mode goes past it.
+    let t = p.append(&sample(1)).unwrap();
+    wait_until("published", || p.is_durable(t));
+    wait_until("trailing sync", || h.stats().fsyncs >= 1);
+    h.close().unwrap();
+    let (h, rec) = open(&d.0, fast());
+    assert_eq!(rec.leases, [sample(1)]);
+    h.close().unwrap();
+}
+
+#[test]
+fn producer_slots_are_limited_and_reused_with_running_tickets() {
+    let d = TempDir::new("slots");
+    let opts = JournalOptions {
+        max_producers: 2,
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&d.0, Durability::Durable, opts).unwrap();
+    let mut a = h.producer().unwrap();
+    let _b = h.producer().unwrap();
+    assert!(h.producer().is_err());
+    a.append(&sample(1)).unwrap();
+    a.append(&sample(2)).unwrap();
+    drop(a);
+    let mut c = h.producer().unwrap();
+    assert_eq!(c.last_ticket(), Ticket(2));
+    let t = c.append(&sample(3)).unwrap();
+    assert_eq!(t, Ticket(3));
+    wait_until("durable", || c.is_durable(t));
+    h.close().unwrap();
+}
+
+#[test]
+fn released_records_are_kept_for_the_grace_time() {
+    let d = TempDir::new("grace");
+    let mut rel = sample(1);
+    rel.state = RecordState::Released;
+    rel.cltt_unix = now_unix();
+    write_all(&d.0, &[sample(0), rel]);
+    let (h, rec) = open(&d.0, Durability::Durable);
+    assert_eq!(rec.leases, [sample(0)]);
+    h.close().unwrap();
+    let opts = JournalOptions {
+        keep_released_secs: 3600,
+        ..JournalOptions::default()
+    };
+    let (h, rec) = Journal::open(&d.0, Durability::Durable, opts).unwrap();
+    assert_eq!(rec.leases, [sample(0), rel]);
+    h.close().unwrap();
+}

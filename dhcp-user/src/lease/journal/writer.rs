@@ -1,0 +1,283 @@
+//! The writer thread: drains the channel in groups, one `pwrite` per
+//! group, syncs per the durability mode, tells each producer how far its
+//! records are safe, and starts compactions.
+use super::compact::{self, Compacted};
+use super::record;
+use super::replay::Sources;
+use super::segment;
+use super::{Durability, JournalOptions, Msg, Shared};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const COMPACTOR_POLL: Duration = Duration::from_millis(20);
+
+pub(crate) struct Writer {
+    pub dir: PathBuf,
+    pub file: File,
+    /// End of the last whole group in `file`: where the next one goes.
+    pub pos: u64,
+    pub generation: u64,
+    /// The files the next compaction folds: everything before `file`.
+    pub sealed: Sources,
+    pub rx: Receiver<Msg>,
+    pub shared: Arc<Shared>,
+    pub mode: Durability,
+    pub opts: JournalOptions,
+}
+
+struct Loop {
+    buf: Vec<u8>,
+    /// Highest sequence number per producer in the current group.
+    group_max: Vec<u64>,
+    touched: Vec<u16>,
+    unsynced: bool,
+    last_sync: Instant,
+    bytes_since_compaction: u64,
+    compactor: Option<JoinHandle<io::Result<Compacted>>>,
+    compact_asked: bool,
+    closing: bool,
+}
+
+impl Writer {
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut l = Loop {
+            buf: Vec::with_capacity(self.opts.max_group_records * 96),
+            group_max: vec![0; self.shared.slots.len()],
+            touched: Vec::with_capacity(self.shared.slots.len()),
+            unsynced: false,
+            last_sync: Instant::now(),
+            bytes_since_compaction: self.pos,
+            compactor: None,
+            compact_asked: false,
+            closing: false,
+        };
+        loop {
+            // Wake up for a trailing sync that falls due, and now and then
+            // while a compaction runs, to take its result when idle.
+            let mut wake = None;
+            if let (true, Durability::Fast { max_delay }) = (l.unsynced, self.mode) {
+                wake = Some(max_delay.saturating_sub(l.last_sync.elapsed()));
+            }
+            if l.compactor.is_some() {
+                wake = Some(wake.map_or(COMPACTOR_POLL, |w| w.min(COMPACTOR_POLL)));
+            }
+            let first = match wake {
+                Some(due) => match self.rx.recv_timeout(due) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if l.unsynced
+                            && matches!(self.mode, Durability::Fast { max_delay }
+                                if l.last_sync.elapsed() >= max_delay)
+                        {
+                            self.sync(&mut l);
+                        }
+                        self.poll_compactor(&mut l, false);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                },
+                None => self.rx.recv().ok(),
+            };
+            let Some(first) = first else { break };
+            self.shared.gate_group();
+            self.take(first, &mut l);
+            let mut n = 1;
+            while n < self.opts.max_group_records && !l.closing {
+                n += 1;
+                match self.rx.try_recv() {
+                    Ok(m) => self.take(m, &mut l),
+                    Err(_) => break,
+                }
+            }
+            if !l.buf.is_empty() {
+                self.write_group(&mut l)?;
+            }
+            self.poll_compactor(&mut l, false);
+            if l.closing {
+                break;
+            }
+            if l.compactor.is_none()
+                && (l.compact_asked || l.bytes_since_compaction >= self.opts.compact_after_bytes)
+            {
+                l.compact_asked = false;
+                self.start_compaction(&mut l)?;
+            }
+        }
+        if l.unsynced {
+            self.sync(&mut l);
+        }
+        self.poll_compactor(&mut l, true);
+        Ok(())
+    }
+
+    fn take(&mut self, m: Msg, l: &mut Loop) {
+        match m {
+            Msg::Rec { producer, seq, rec } => {
+                record::encode_lease(&rec, &mut l.buf);
+                let p = producer as usize;
+                if l.group_max[p] == 0 {
+                    l.touched.push(producer);
+                }
+                l.group_max[p] = seq;
+                self.shared.records.fetch_add(1, Relaxed);
+            }
+            Msg::Compact => l.compact_asked = true,
+            Msg::Close => l.closing = true,
+        }
+    }
+
+    /// Writes the group at `pos`, syncs it in durable mode, then publishes
+    /// it. An I/O error is retried on the same bytes at the same offset
+    /// (after a failed fsync the kernel may have dropped the pages, so
+    /// only a rewrite and a new fsync make them safe); meanwhile nothing is
+    /// published and producers see the channel fill up.
+    fn write_group(&mut self, l: &mut Loop) -> io::Result<()> {
+        let durable = matches!(self.mode, Durability::Durable);
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let r = self.file.write_all_at(&l.buf, self.pos).and_then(|()| {
+                if durable {
+                    self.shared.gate_sync();
+                    let t = Instant::now();
+                    self.file.sync_data()?;
+                    self.shared.record_fsync(t.elapsed());
+                }
+                Ok(())
+            });
+            match r {
+                Ok(()) => break,
+                Err(e) => {
+                    self.shared.io_errors.fetch_add(1, Relaxed);
+                    tracing::error!(error = %e, "lease journal write failed; retrying");
+                    if self.shared.closing.load(Relaxed) {
+                        return Err(e);
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        let n = l.buf.len() as u64;
+        self.pos += n;
+        l.bytes_since_compaction += n;
+        self.shared.bytes.fetch_add(n, Relaxed);
+        self.shared.groups.fetch_add(1, Relaxed);
+        l.buf.clear();
+        if durable {
+            l.last_sync = Instant::now();
+        } else {
+            l.unsynced = true;
+        }
+        for &p in &l.touched {
+            let p = p as usize;
+            self.shared.slots[p].durable.store(l.group_max[p], Release);
+            l.group_max[p] = 0;
+        }
+        l.touched.clear();
+        if matches!(self.mode, Durability::Fast { max_delay } if l.last_sync.elapsed() >= max_delay)
+        {
+            self.sync(l);
+        }
+        Ok(())
+    }
+
+    /// The fast mode's trailing sync. A failure is counted; the records it
+    /// covered were already acknowledged, which is what fast mode accepts.
+    fn sync(&mut self, l: &mut Loop) {
+        let t = Instant::now();
+        match self.file.sync_data() {
+            Ok(()) => self.shared.record_fsync(t.elapsed()),
+            Err(e) => {
+                self.shared.io_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "lease journal fsync failed");
+            }
+        }
+        l.unsynced = false;
+        l.last_sync = Instant::now();
+    }
+
+    /// Seals the current journal and moves appends to a fresh one, then
+    /// folds the sealed files into a snapshot on another thread so that
+    /// appends go on meanwhile.
+    fn start_compaction(&mut self, l: &mut Loop) -> io::Result<()> {
+        // The sealed file must be whole on disk before any record lands in
+        // the next one, or a crash could keep a newer record and lose an
+        // older one of the same address.
+        if l.unsynced {
+            self.sync(l);
+        }
+        let next = self.generation + 1;
+        let file = match segment::create_journal(&self.dir, next) {
+            Ok(f) => f,
+            Err(e) => {
+                // Keep appending to the current file; the next group retries.
+                self.shared.compaction_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "cannot start a new journal file");
+                return Ok(());
+            }
+        };
+        self.sealed.journals.push(self.generation);
+        self.file = file;
+        self.pos = segment::HEADER_LEN;
+        self.generation = next;
+        self.shared.generation.store(next, Relaxed);
+        l.bytes_since_compaction = 0;
+        let (dir, src, keep) = (
+            self.dir.clone(),
+            self.sealed.clone(),
+            self.opts.keep_released_secs,
+        );
+        let spawned = std::thread::Builder::new()
+            .name("xdhcp-compact".into())
+            .spawn(move || compact::compact(&dir, &src, next, super::now_unix(), keep));
+        match spawned {
+            Ok(h) => l.compactor = Some(h),
+            Err(e) => {
+                self.shared.compaction_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "cannot spawn the compaction thread");
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_compactor(&mut self, l: &mut Loop, wait: bool) {
+        let done = l.compactor.as_ref().is_some_and(|h| h.is_finished());
+        if !(done || wait) {
+            return;
+        }
+        let Some(h) = l.compactor.take() else { return };
+        match h.join() {
+            Ok(Ok(c)) => {
+                self.sealed = Sources {
+                    snapshot: Some(c.generation),
+                    journals: Vec::new(),
+                };
+                self.shared.compactions.fetch_add(1, Relaxed);
+                self.shared.snapshot_leases.store(c.leases, Relaxed);
+                tracing::info!(
+                    generation = c.generation,
+                    leases = c.leases,
+                    bytes = c.bytes,
+                    "lease journal compacted"
+                );
+            }
+            Ok(Err(e)) => {
+                // The sources are still there (they go only after the new
+                // snapshot is durable); the next compaction folds them.
+                self.shared.compaction_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "lease journal compaction failed");
+            }
+            Err(_) => {
+                self.shared.compaction_errors.fetch_add(1, Relaxed);
+                tracing::error!("lease journal compaction thread panicked");
+            }
+        }
+    }
+}
