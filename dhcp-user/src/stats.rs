@@ -51,6 +51,8 @@ worker_counters! {
     ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, BOOTREPLY, other server chosen, ...).",
     no_address: "DISCOVERs that found no free address.",
     no_subnet: "Requests for which no configured subnet matched.",
+    journal_full: "Lease records the journal could not take (its queue was full); in durable mode their ACKs were dropped.",
+    parked: "Replies that waited for their lease record to be synced (durable mode).",
 }
 
 /// Adds one to a counter that only the calling thread writes.

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-use xdhcp::config::{Checked, Config, IoKind};
-use xdhcp::engine::Engine;
+use xdhcp::config::{Checked, Config, IoKind, JournalMode};
+use xdhcp::engine::{Clock, Engine, JournalLink};
+use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
 use xdhcp::io::{WorkerOptions, WorkerSlot, packet, xsk};
@@ -66,6 +67,7 @@ fn main() {
 
 /// What is running, for the stats file.
 struct Running {
+    journal: Option<JournalHandle>,
     io: IoKind,
     steering: Option<Steering>,
     bind: Option<&'static str>,
@@ -93,6 +95,38 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         }
     }
     let engine = Arc::new(Engine::new(&checked));
+    let journal = match &cfg.journal {
+        Some(j) => {
+            let mode = match j.mode {
+                JournalMode::Durable => Durability::Durable,
+                JournalMode::Fast => Durability::Fast {
+                    max_delay: Duration::from_millis(j.max_delay_ms),
+                },
+            };
+            let opts = JournalOptions {
+                compact_after_bytes: j.compact_after_mb << 20,
+                ..JournalOptions::default()
+            };
+            let started = Instant::now();
+            let (handle, recovered) = Journal::open(&j.dir, mode, opts)
+                .with_context(|| format!("opening the lease journal in {}", j.dir.display()))?;
+            let (restored, skipped) = engine.restore(&recovered.leases, Clock::now(&engine, Instant::now()));
+            tracing::info!(
+                dir = %j.dir.display(),
+                mode = ?j.mode,
+                restored,
+                skipped,
+                stats = ?recovered.stats,
+                took_ms = started.elapsed().as_millis() as u64,
+                "lease journal recovered"
+            );
+            Some((handle, j.mode == JournalMode::Durable))
+        }
+        None => {
+            tracing::warn!("no [journal] configured: leases live in memory only and a restart forgets them");
+            None
+        }
+    };
     let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -109,15 +143,26 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         .map(|q| {
             let stats = Arc::new(WorkerStats::default());
             workers.push((q, stats.clone()));
-            WorkerSlot {
-                queue: q,
-                handler: engine.handler(iface.mac, stats.clone()),
-                stats,
+            let mut handler = engine.handler(iface.mac, stats.clone());
+            if let Some((j, durable)) = &journal {
+                let producer = j
+                    .producer()
+                    .map_err(|_| anyhow::anyhow!("more workers than journal producer slots"))?;
+                handler = handler.with_journal(JournalLink {
+                    producer,
+                    durable: *durable,
+                });
             }
+            Ok(WorkerSlot {
+                queue: q,
+                handler,
+                stats,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
 
     let mut running = Running {
+        journal: journal.as_ref().map(|(j, _)| j.clone()),
         io: cfg.io,
         steering: None,
         bind: None,
@@ -185,6 +230,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         let _ = h.join();
     }
     let _ = expiry.join();
+    if let Some(j) = &running.journal {
+        j.close().context("closing the lease journal")?;
+    }
     if let Some(p) = &cli.stats_file {
         write_stats(p, &running)?;
     }
@@ -227,6 +275,14 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
         }),
         "bind": r.bind,
         "xdp": xdp,
+        "journal": r.journal.as_ref().map(|j| {
+            let s = j.stats();
+            json!({
+                "records": s.records, "groups": s.groups, "bytes": s.bytes, "fsyncs": s.fsyncs,
+                "fsync_p50_us": s.fsync_p50_us, "fsync_p99_us": s.fsync_p99_us, "full": s.full,
+                "io_errors": s.io_errors, "compactions": s.compactions,
+            })
+        }),
         "workers": workers,
         "total": total(r),
     });

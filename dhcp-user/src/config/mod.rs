@@ -106,8 +106,42 @@ pub struct Config {
     /// not come back as one wave.
     #[serde(default)]
     pub renew_jitter: u8,
+    /// Where leases are kept across restarts; without it they live in
+    /// memory only.
+    pub journal: Option<JournalConfig>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
+}
+
+/// The lease journal: `durable` syncs each group of lease records before
+/// their ACKs leave; `fast` ACKs at once and syncs at most `max_delay_ms`
+/// later (a power cut loses up to that much).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    pub dir: std::path::PathBuf,
+    #[serde(default)]
+    pub mode: JournalMode,
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+    /// Journal size (MiB) that triggers a compaction into a snapshot.
+    #[serde(default = "default_compact_mb")]
+    pub compact_after_mb: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalMode {
+    #[default]
+    Durable,
+    Fast,
+}
+
+fn default_max_delay_ms() -> u64 {
+    100
+}
+fn default_compact_mb() -> u64 {
+    64
 }
 
 #[derive(Debug, Deserialize)]

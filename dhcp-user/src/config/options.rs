@@ -115,7 +115,7 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("{s:?}: odd number of hex digits"));
     }
     (0..digits.len())

@@ -9,6 +9,7 @@ pub mod subnet;
 
 use crate::config::{Checked, Identity};
 use crate::io::FrameHandler;
+use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, Producer, RecordState};
 use crate::lease::{ClientKey, Lease, LeaseState, LeaseTable};
 use crate::stats::{WorkerStats, bump};
 use crate::wire::DhcpFrame;
@@ -166,7 +167,9 @@ impl Engine {
                 dscp: self.dscp,
             },
             stats,
-            now: 0,
+            clock: Clock::default(),
+            journal: None,
+            hold: 0,
         }
     }
 
@@ -193,12 +196,24 @@ impl Engine {
     }
 
     /// Reads one frame and, if the protocol calls for it, writes the reply.
-    pub fn process(&self, rx: &[u8], tx: &mut [u8], now: u32, local: &Local) -> Verdict {
+    /// A lease the decision created, extended, released or declined is
+    /// left in `record`, for the journal, before the reply may leave.
+    pub fn process(
+        &self,
+        rx: &[u8],
+        tx: &mut [u8],
+        clock: Clock,
+        local: &Local,
+        record: &mut Option<LeaseRecord>,
+    ) -> Verdict {
         let mut join = None;
         let Ok(req) = parse(rx, &mut join) else {
             return Verdict::Malformed;
         };
-        match self.decide(&req, now) {
+        let mut change = None;
+        let decided = self.decide(&req, clock.secs, &mut change);
+        *record = change.map(|ch| ch.record(&req, clock));
+        match decided {
             Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
                 Some(len) => Verdict::Reply(req.kind, reply.kind, len),
                 None => Verdict::Silent(req.kind, Silence::Ignored),
@@ -209,7 +224,12 @@ impl Engine {
 
     /// The protocol decision for one request: the subnet it belongs to
     /// and the reply, or why there is none.
-    pub fn decide(&self, req: &Request<'_>, now: u32) -> Result<(&SubnetRt, Reply), Silence> {
+    pub fn decide(
+        &self,
+        req: &Request<'_>,
+        now: u32,
+        change: &mut Option<Change>,
+    ) -> Result<(&SubnetRt, Reply), Silence> {
         let s = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
         let c = Client {
             key: client_key(s, req),
@@ -223,9 +243,43 @@ impl Engine {
         };
         let reply = match req.kind {
             MessageType::Discover => self.discover(s, &c, req, now)?,
-            MessageType::Request => self.request(s, &c, req, now)?,
-            MessageType::Release => return Err(self.release(s, &c, req)),
-            MessageType::Decline => return Err(self.decline(s, &c, req, now)),
+            MessageType::Request => {
+                let r = self.request(s, &c, req, now)?;
+                if let (MessageType::Ack, Some((lease, _, _))) = (r.kind, r.times) {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr: r.yiaddr,
+                        state: RecordState::Bound,
+                        expires: expiry(now, lease),
+                    });
+                }
+                r
+            }
+            MessageType::Release => {
+                if let Some(addr) = self.release(s, &c, req) {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Released,
+                        expires: now,
+                    });
+                }
+                return Err(Silence::Ignored);
+            }
+            MessageType::Decline => {
+                if let Some(addr) = self.decline(s, &c, req, now) {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Declined,
+                        expires: now.saturating_add(self.decline_hold),
+                    });
+                }
+                return Err(Silence::Ignored);
+            }
             MessageType::Inform => Reply {
                 kind: MessageType::Ack,
                 yiaddr: Ipv4Addr::UNSPECIFIED,
@@ -471,28 +525,26 @@ impl Engine {
             .is_some_and(|sid| sid == s.server_id || sid == c.server_id)
     }
 
-    fn release(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> Silence {
+    /// Frees the client's binding of ciaddr; the address freed, if any.
+    fn release(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> Option<Ipv4Addr> {
         if !self.names_us(s, c, req) {
-            return Silence::Ignored;
+            return None;
         }
-        self.leases.update(&c.key, |e| {
-            if let Some(l) = e
-                && l.state == LeaseState::Bound
-                && l.addr == req.ciaddr
-            {
+        self.leases.update(&c.key, |e| match e {
+            Some(l) if l.state == LeaseState::Bound && l.addr == req.ciaddr => {
                 s.free(l.addr);
                 l.state = LeaseState::Released;
+                Some(l.addr)
             }
-        });
-        Silence::Ignored
+            _ => None,
+        })
     }
 
-    fn decline(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Silence {
-        let Some(addr) = req.requested_ip else {
-            return Silence::Ignored;
-        };
+    /// Quarantines the address the client declines; the address, if any.
+    fn decline(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Option<Ipv4Addr> {
+        let addr = req.requested_ip?;
         if !self.names_us(s, c, req) {
-            return Silence::Ignored;
+            return None;
         }
         let declined = self.leases.update(&c.key, |e| match e {
             Some(l) if l.state != LeaseState::Released && l.addr == addr => {
@@ -501,18 +553,154 @@ impl Engine {
             }
             _ => false,
         });
-        if declined && !s.is_reserved(addr) {
-            // The address stays taken in the pool, now under quarantine.
-            let q = ClientKey::new(s.id, KEY_DECLINED, &addr.octets());
-            self.leases.update(&q, |e| {
-                *e = Some(Lease {
-                    addr,
-                    state: LeaseState::Offered,
-                    expires: now.saturating_add(self.decline_hold),
-                })
-            });
+        if !declined {
+            return None;
         }
-        Silence::Ignored
+        if !s.is_reserved(addr) {
+            // The address stays taken in the pool, now under quarantine.
+            self.quarantine(s, addr, now.saturating_add(self.decline_hold));
+        }
+        Some(addr)
+    }
+
+    fn quarantine(&self, s: &SubnetRt, addr: Ipv4Addr, until: u32) {
+        let q = ClientKey::new(s.id, KEY_DECLINED, &addr.octets());
+        self.leases.update(&q, |e| {
+            *e = Some(Lease {
+                addr,
+                state: LeaseState::Offered,
+                expires: until,
+            })
+        });
+    }
+
+    /// Puts recovered journal records back into the table and the pools
+    /// (at start, before any worker runs). Records of subnets that are no
+    /// longer configured, or of addresses outside them, are skipped and
+    /// counted in the second number.
+    pub fn restore(&self, records: &[LeaseRecord], clock: Clock) -> (usize, usize) {
+        let (mut restored, mut skipped) = (0, 0);
+        for r in records {
+            let Some(s) = self
+                .subnets
+                .get(usize::from(r.subnet))
+                .filter(|s| s.contains(r.addr))
+                .or_else(|| self.subnets.iter().find(|s| s.contains(r.addr)))
+            else {
+                skipped += 1;
+                continue;
+            };
+            let expires = if r.expires_unix == INFINITE {
+                u32::MAX
+            } else {
+                let left = r.expires_unix.saturating_sub(clock.unix);
+                clock.secs.saturating_add(left.min(u64::from(u32::MAX - 1)) as u32)
+            };
+            let mut key = r.client;
+            key.subnet = s.id;
+            match r.state {
+                RecordState::Bound => {
+                    if !s.is_reserved(r.addr) {
+                        s.pool.claim(r.addr);
+                    }
+                    self.leases.update(&key, |e| {
+                        if let Some(old) = e
+                            && old.addr != r.addr
+                            && old.state != LeaseState::Released
+                        {
+                            s.free(old.addr);
+                        }
+                        *e = Some(Lease {
+                            addr: r.addr,
+                            state: LeaseState::Bound,
+                            expires,
+                        })
+                    });
+                }
+                RecordState::Declined => {
+                    s.pool.claim(r.addr);
+                    self.quarantine(s, r.addr, expires);
+                }
+                RecordState::Released | RecordState::Expired => {
+                    self.leases.update(&key, |e| {
+                        if e.is_none_or(|l| l.addr == r.addr) {
+                            if let Some(l) = e
+                                && l.state != LeaseState::Released
+                            {
+                                s.free(l.addr);
+                            }
+                            *e = Some(Lease {
+                                addr: r.addr,
+                                state: LeaseState::Released,
+                                expires: clock.secs,
+                            });
+                        }
+                    });
+                }
+            }
+            restored += 1;
+        }
+        (restored, skipped)
+    }
+}
+
+/// The engine's clock: whole seconds since start on the monotonic clock
+/// (deadlines), and wall-clock seconds (what the journal stores), both
+/// read once per batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock {
+    pub secs: u32,
+    pub unix: u64,
+}
+
+impl Clock {
+    pub fn now(engine: &Engine, at: Instant) -> Clock {
+        Clock {
+            secs: engine.secs(at),
+            unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+fn expiry(now: u32, lease: u32) -> u32 {
+    if lease == u32::MAX {
+        u32::MAX
+    } else {
+        now.saturating_add(lease)
+    }
+}
+
+/// A lease change to be journaled.
+#[derive(Clone, Copy, Debug)]
+pub struct Change {
+    pub subnet: u16,
+    pub key: ClientKey,
+    pub addr: Ipv4Addr,
+    pub state: RecordState,
+    /// Engine seconds; `u32::MAX`: never.
+    pub expires: u32,
+}
+
+impl Change {
+    fn record(&self, req: &Request<'_>, clock: Clock) -> LeaseRecord {
+        let expires_unix = if self.expires == u32::MAX {
+            INFINITE
+        } else {
+            clock.unix + u64::from(self.expires.saturating_sub(clock.secs))
+        };
+        LeaseRecord {
+            subnet: self.subnet,
+            addr: self.addr,
+            client: self.key,
+            hwaddr: req.chaddr6,
+            state: self.state,
+            expires_unix,
+            cltt_unix: clock.unix,
+            hostname: FixedBytes::new(req.opts.hostname.unwrap_or(&[])).0,
+            agent_info: FixedBytes::new(req.agent_info().unwrap_or(&[])).0,
+        }
     }
 }
 
@@ -580,61 +768,109 @@ pub fn parse<'a>(
     })
 }
 
-/// A worker's handle: the shared engine plus this worker's clock, MAC and
-/// counters.
+/// A worker's handle: the shared engine plus this worker's clock, MAC,
+/// counters and way into the lease journal.
 pub struct Handler {
     engine: Arc<Engine>,
     local: Local,
     stats: Arc<WorkerStats>,
-    now: u32,
+    clock: Clock,
+    journal: Option<JournalLink>,
+    /// The ticket the reply just written waits for (0: none).
+    hold: u64,
+}
+
+/// A worker's producer on the journal and what a full journal means.
+pub struct JournalLink {
+    pub producer: Producer,
+    /// Durable: an ACK leaves only once its record is synced; when the
+    /// journal cannot take the record the ACK is dropped (the client
+    /// retransmits). Fast: the ACK leaves at once.
+    pub durable: bool,
 }
 
 impl Handler {
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
+
+    /// Journals this worker's lease changes through `link`.
+    pub fn with_journal(mut self, link: JournalLink) -> Handler {
+        self.journal = Some(link);
+        self
+    }
 }
 
 impl FrameHandler for Handler {
     #[inline]
     fn begin_batch(&mut self, now: Instant) {
-        self.now = self.engine.secs(now);
+        self.clock = Clock::now(&self.engine, now);
     }
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
-        let verdict = self.engine.process(rx, tx, self.now, &self.local);
+        let mut record = None;
+        let verdict = self.engine.process(rx, tx, self.clock, &self.local, &mut record);
         let s = &*self.stats;
-        let (req, len) = match verdict {
+        self.hold = 0;
+        let mut len = match verdict {
             Verdict::Malformed => {
                 bump(&s.malformed);
                 return None;
             }
             Verdict::Silent(req, why) => {
+                count_request(s, req);
                 bump(match why {
                     Silence::Ignored => &s.ignored,
                     Silence::NoSubnet => &s.no_subnet,
                     Silence::NoAddress => &s.no_address,
                 });
-                (req, None)
+                None
             }
             Verdict::Reply(req, reply, len) => {
+                count_request(s, req);
                 match reply {
                     MessageType::Offer => bump(&s.offer),
                     MessageType::Ack => bump(&s.ack),
                     MessageType::Nak => bump(&s.nak),
                     _ => {}
                 }
-                (req, Some(len))
+                Some(len)
             }
         };
-        match req {
-            MessageType::Discover => bump(&s.discover),
-            MessageType::Request => bump(&s.request),
-            MessageType::Decline => bump(&s.decline),
-            MessageType::Release => bump(&s.release),
-            MessageType::Inform => bump(&s.inform),
-            _ => {}
+        if let (Some(rec), Some(j)) = (record, self.journal.as_mut()) {
+            match j.producer.append(&rec) {
+                Ok(t) if j.durable => self.hold = t.0,
+                Ok(_) => {}
+                Err(_) => {
+                    bump(&s.journal_full);
+                    if j.durable {
+                        // Never an ACK for a lease that is not on disk.
+                        len = None;
+                    }
+                }
+            }
         }
         len
+    }
+
+    #[inline]
+    fn hold_for(&self) -> u64 {
+        self.hold
+    }
+
+    #[inline]
+    fn durable(&self) -> u64 {
+        self.journal.as_ref().map_or(u64::MAX, |j| j.producer.durable_seq())
+    }
+}
+
+fn count_request(s: &WorkerStats, req: MessageType) {
+    match req {
+        MessageType::Discover => bump(&s.discover),
+        MessageType::Request => bump(&s.request),
+        MessageType::Decline => bump(&s.decline),
+        MessageType::Release => bump(&s.release),
+        MessageType::Inform => bump(&s.inform),
+        _ => {}
     }
 }

@@ -28,6 +28,16 @@ pub trait FrameHandler: Send {
     /// the start of `tx` (at least [`TX_FRAME_CAPACITY`] bytes), returning
     /// its length. Must not allocate, block, or panic on any input.
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize>;
+    /// The journal ticket the reply `handle` just wrote must wait for
+    /// before it may be sent; 0 when it may leave at once.
+    fn hold_for(&self) -> u64 {
+        0
+    }
+    /// The highest ticket the journal has made safe. A worker re-reads it
+    /// each loop to release the replies it parked.
+    fn durable(&self) -> u64 {
+        u64::MAX
+    }
 }
 
 /// How a worker waits for frames.

@@ -128,7 +128,16 @@ fn run_worker<H: FrameHandler>(
             Ok(0) => {}
             Ok(n) => {
                 idle = 0;
-                let replies = batch.serve(n, &mut slot.handler, stats);
+                let (replies, hold) = batch.serve(n, &mut slot.handler, stats);
+                // Durable journal: this fallback keeps no parking lot; the
+                // whole batch waits for its newest lease record to be
+                // synced (one wait per batch, not per lease).
+                if hold > 0 {
+                    add(&stats.parked, replies as u64);
+                    while slot.handler.durable() < hold && !stop.load(Relaxed) {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
+                }
                 batch.send(fd, replies, stats);
                 continue;
             }
@@ -294,11 +303,13 @@ impl Batch {
     }
 
     /// Hands the `n` received frames to the handler; returns how many
-    /// replies it wrote to the TX buffers (in order from the first).
-    fn serve<H: FrameHandler>(&mut self, n: usize, handler: &mut H, stats: &WorkerStats) -> usize {
+    /// replies it wrote to the TX buffers (in order from the first) and the
+    /// journal ticket the newest of them waits for (0: none).
+    fn serve<H: FrameHandler>(&mut self, n: usize, handler: &mut H, stats: &WorkerStats) -> (usize, u64) {
         add(&stats.rx, n as u64);
         handler.begin_batch(Instant::now());
         let mut replies = 0;
+        let mut hold = 0;
         for i in 0..n {
             // SAFETY: i < n ≤ len; recvmmsg filled header i.
             let (hdr, len) = unsafe {
@@ -338,11 +349,12 @@ impl Batch {
                     // SAFETY: replies < len.
                     unsafe { (*self.tx_iov.at(replies)).iov_len = l };
                     replies += 1;
+                    hold = hold.max(handler.hold_for());
                 }
                 Some(_) => bump(&stats.tx_dropped),
             }
         }
-        replies
+        (replies, hold)
     }
 
     /// Sends the first `count` TX frames, with as few sendmmsg calls as

@@ -15,6 +15,7 @@ use crate::config::BindMode;
 use crate::stats::{WorkerStats, add, bump};
 use anyhow::{Context, bail};
 use std::num::NonZeroU32;
+use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
@@ -146,13 +147,10 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
 /// The worker loop: completions back to the free list, a batch from RX,
 /// one engine call per frame, the batch to TX, the RX frames back to the
 /// fill ring. At most one syscall per batch (the TX kick), none when the
-/// kernel says it needs no wakeup.
-fn run<H: FrameHandler>(
-    mut s: QueueSocket,
-    mut slot: WorkerSlot<H>,
-    opts: &WorkerOptions,
-    stop: &StopFlag,
-) {
+/// kernel says it needs no wakeup. Replies whose lease record must be
+/// synced first (durable journal) are parked, in ticket order, and join a
+/// later TX batch once the journal says they are safe.
+fn run<H: FrameHandler>(mut s: QueueSocket, mut slot: WorkerSlot<H>, opts: &WorkerOptions, stop: &StopFlag) {
     let stats: &WorkerStats = &slot.stats;
     let batch = opts.batch;
     let half = s.descs.len() / 2;
@@ -162,14 +160,16 @@ fn run<H: FrameHandler>(
     let mut spare_fill: Vec<FrameDesc> = std::mem::take(&mut s.descs);
     let mut rx_descs = vec![FrameDesc::default(); batch];
     let mut comp_descs = vec![FrameDesc::default(); batch];
-    let mut tx_out: Vec<FrameDesc> = Vec::with_capacity(batch);
+    let mut tx_out: Vec<FrameDesc> = Vec::with_capacity(half);
+    let mut parked: VecDeque<(u64, FrameDesc)> = VecDeque::with_capacity(half);
     let mut scratch = vec![0u8; TX_FRAME_CAPACITY];
     let mut idle: u32 = 0;
 
     while !stop.load(Relaxed) {
         // SAFETY (all ring calls below): every FrameDesc comes from this
         // socket's UMEM and sits in exactly one place at a time — the
-        // fill/RX rings, `free_tx`, `tx_out`, or the TX/completion rings.
+        // fill/RX rings, `free_tx`, `parked`, `tx_out`, or the
+        // TX/completion rings.
         if !spare_fill.is_empty() {
             let n = spare_fill.len().min(batch);
             let at = spare_fill.len() - n;
@@ -181,48 +181,58 @@ fn run<H: FrameHandler>(
         free_tx.extend_from_slice(&comp_descs[..done]);
 
         let n = unsafe { s.rx.consume(&mut rx_descs) };
-        if n == 0 {
-            idle = idle.saturating_add(1);
-            let sleep = opts.poll == PollMode::Adaptive && idle > opts.idle_spins;
-            if sleep || s.fq.needs_wakeup() {
-                let _ = s.rx.poll(if sleep { opts.poll_timeout_ms } else { 0 });
-            }
-            if s.tx.needs_wakeup() && free_tx.len() < half {
-                let _ = s.tx.wakeup();
-            }
-            continue;
-        }
-        idle = 0;
-        slot.handler.begin_batch(Instant::now());
-        for d in &rx_descs[..n] {
-            let req = unsafe { s.umem.data(d) };
-            match free_tx.pop() {
-                Some(mut t) => {
-                    let mut out = unsafe { s.umem.data_mut(&mut t) };
-                    let mut c = out.cursor();
-                    let room = c.buf_len().min(TX_FRAME_CAPACITY);
-                    c.set_pos(room);
-                    match slot.handler.handle(req.contents(), out.contents_mut()) {
-                        Some(len) => {
-                            out.cursor().set_pos(len);
-                            tx_out.push(t);
+        if n > 0 {
+            idle = 0;
+            slot.handler.begin_batch(Instant::now());
+            for d in &rx_descs[..n] {
+                let req = unsafe { s.umem.data(d) };
+                match free_tx.pop() {
+                    Some(mut t) => {
+                        let mut out = unsafe { s.umem.data_mut(&mut t) };
+                        let mut c = out.cursor();
+                        let room = c.buf_len().min(TX_FRAME_CAPACITY);
+                        c.set_pos(room);
+                        match slot.handler.handle(req.contents(), out.contents_mut()) {
+                            Some(len) => {
+                                out.cursor().set_pos(len);
+                                match slot.handler.hold_for() {
+                                    0 => tx_out.push(t),
+                                    ticket => {
+                                        bump(&stats.parked);
+                                        parked.push_back((ticket, t));
+                                    }
+                                }
+                            }
+                            None => free_tx.push(t),
                         }
-                        None => free_tx.push(t),
                     }
-                }
-                None => {
-                    // No TX frame left: the decision still counts (the
-                    // lease state must follow what the client will see
-                    // when it retransmits), the reply is lost.
-                    if slot.handler.handle(req.contents(), &mut scratch).is_some() {
-                        bump(&stats.tx_dropped);
+                    None => {
+                        // No TX frame left: the decision still counts (the
+                        // lease state must follow what the client will see
+                        // when it retransmits), the reply is lost.
+                        if slot.handler.handle(req.contents(), &mut scratch).is_some() {
+                            bump(&stats.tx_dropped);
+                        }
                     }
                 }
             }
+            add(&stats.rx, n as u64);
+            if unsafe { s.fq.produce(&rx_descs[..n]) } != n {
+                spare_fill.extend_from_slice(&rx_descs[..n]);
+            }
+        } else {
+            idle = idle.saturating_add(1);
         }
-        add(&stats.rx, n as u64);
-        if unsafe { s.fq.produce(&rx_descs[..n]) } != n {
-            spare_fill.extend_from_slice(&rx_descs[..n]);
+
+        if !parked.is_empty() {
+            let safe = slot.handler.durable();
+            while let Some(&(ticket, t)) = parked.front() {
+                if ticket > safe {
+                    break;
+                }
+                parked.pop_front();
+                tx_out.push(t);
+            }
         }
         if !tx_out.is_empty() {
             let sent = unsafe { s.tx.produce(&tx_out) };
@@ -236,7 +246,22 @@ fn run<H: FrameHandler>(
             if s.tx.needs_wakeup() {
                 let _ = s.tx.wakeup();
             }
+        } else if n == 0 {
+            // Idle. Sleep in poll(2) once adaptive polling has spun long
+            // enough, but only briefly while replies wait for the journal.
+            let sleep = opts.poll == PollMode::Adaptive && idle > opts.idle_spins;
+            if sleep || s.fq.needs_wakeup() {
+                let timeout = match (sleep, parked.is_empty()) {
+                    (false, _) => 0,
+                    (true, true) => opts.poll_timeout_ms,
+                    (true, false) => 1,
+                };
+                let _ = s.rx.poll(timeout);
+            }
+            if s.tx.needs_wakeup() && free_tx.len() < half {
+                let _ = s.tx.wakeup();
+            }
         }
     }
-    tracing::info!(queue = slot.queue, "AF_XDP worker stopped");
+    tracing::info!(queue = slot.queue, parked = parked.len(), "AF_XDP worker stopped");
 }
