@@ -475,3 +475,60 @@ fn the_readme_config_example_is_a_valid_config() {
     assert_eq!(c.subnets.len(), 2);
     assert_eq!(c.subnets[0].reservations.len(), 1);
 }
+
+#[test]
+fn shared_network_fills_the_next_subnet_with_its_own_options() {
+    let mut h = harness(
+        r#"
+[[subnet]]
+prefix = "198.18.0.0/24"
+pools = ["198.18.0.10-198.18.0.11"]
+routers = ["198.18.0.1"]
+shared_network = "city"
+[[subnet]]
+prefix = "100.64.0.0/24"
+pools = ["100.64.0.10-100.64.0.11"]
+routers = ["100.64.0.1"]
+shared_network = "city"
+"#,
+    );
+    let mut offers = Vec::new();
+    for i in 0..4 {
+        offers.push(h.send(&discover(i, vec![])).expect("an offer").msg);
+    }
+    let addrs: Vec<_> = offers.iter().map(|m| m.yiaddr()).collect();
+    assert_eq!(
+        addrs,
+        ["198.18.0.10", "198.18.0.11", "100.64.0.10", "100.64.0.11"].map(ip)
+    );
+    assert_eq!(
+        offers[2].opts().get(OptionCode::Router),
+        Some(&DhcpOption::Router(vec![ip("100.64.0.1")])),
+        "options of the subnet the address is from"
+    );
+    assert!(h.send(&discover(9, vec![])).is_none(), "both subnets full");
+    // The client in the second subnet is the same client on the link: its
+    // retransmission keeps the offer, and its REQUEST is ACKed from there.
+    assert_eq!(
+        h.send(&discover(2, vec![])).unwrap().msg.yiaddr(),
+        ip("100.64.0.10")
+    );
+    let a = h
+        .send(&select(2, ip("100.64.0.10"), SERVER, vec![]))
+        .unwrap();
+    assert_eq!(msg_type(&a.msg), Some(MessageType::Ack));
+    assert_eq!(
+        a.msg.opts().get(OptionCode::SubnetMask),
+        Some(&DhcpOption::SubnetMask(ip("255.255.255.0")))
+    );
+    assert_eq!(
+        a.msg.opts().get(OptionCode::Router),
+        Some(&DhcpOption::Router(vec![ip("100.64.0.1")]))
+    );
+
+    let e = xdhcp::config::Config::parse(&format!(
+        "{BASE}\n[[subnet]]\nprefix = \"198.18.0.0/24\"\nshared_network = \"x\"\n[[subnet]]\nprefix = \"100.64.0.0/24\"\nshared_network = \"x\"\nvlan = 7\n"
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("spans two VLANs"), "{e}");
+}

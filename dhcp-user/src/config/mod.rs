@@ -174,6 +174,10 @@ pub struct SubnetConfig {
     /// Identify clients by chaddr only, for CPEs that change option 61.
     #[serde(default)]
     pub ignore_client_id: bool,
+    /// Subnets with the same name share one link (several prefixes on
+    /// one VLAN or behind one relay): a client is one client across them,
+    /// and a new client gets an address from the next when one is full.
+    pub shared_network: Option<String>,
     /// Named options (mtu, ntp, tftp_server, bootfile, domain_search,
     /// classless_routes).
     #[serde(default)]
@@ -292,6 +296,7 @@ pub struct Subnet {
     pub min_lease_time: u32,
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
+    pub shared_network: Option<String>,
     /// Every configured option but the mask, encoded, in the order the
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
@@ -417,6 +422,7 @@ impl Config {
                 min_lease_time: s.min_lease_time.unwrap_or(s.lease_time),
                 max_lease_time: s.max_lease_time.unwrap_or(s.lease_time),
                 ignore_client_id: s.ignore_client_id,
+                shared_network: s.shared_network.clone(),
                 options: Vec::new(),
                 reservations: Vec::new(),
             };
@@ -526,6 +532,21 @@ impl Config {
                 && !(1..=4094).contains(&v)
             {
                 return Err(at(span, format!("vlan {v} is not a VLAN id (1–4094)")));
+            }
+            if let Some(o) = out.iter().find(|o| {
+                sub.shared_network.is_some()
+                    && o.shared_network == sub.shared_network
+                    && o.vlan != sub.vlan
+            }) {
+                return Err(at(
+                    span,
+                    format!(
+                        "shared network {:?} spans two VLANs ({:?} and {:?}): one link, one VLAN",
+                        sub.shared_network.as_deref().unwrap_or_default(),
+                        o.vlan,
+                        sub.vlan
+                    ),
+                ));
             }
             if let Some(o) = out.iter().find(|o| {
                 let m = prefix_mask(o.prefix_len.min(sub.prefix_len));

@@ -114,7 +114,17 @@ impl Engine {
             .subnets
             .iter()
             .enumerate()
-            .map(|(i, s)| SubnetRt::new(i as u16, s))
+            .map(|(i, s)| {
+                // A shared network's link is the id of its first subnet.
+                let link = cfg
+                    .subnets
+                    .iter()
+                    .position(|o| {
+                        o.shared_network.is_some() && o.shared_network == s.shared_network
+                    })
+                    .unwrap_or(i);
+                SubnetRt::new(i as u16, link as u16, s)
+            })
             .collect();
         let capacity = subnets
             .iter()
@@ -129,7 +139,8 @@ impl Engine {
                     Identity::CircuitId(c) => (KEY_CIRCUIT_ID, c),
                     Identity::RemoteId(c) => (KEY_REMOTE_ID, c),
                 };
-                reservations.insert(ClientKey::new(i as u16, kind, id), (r.address, r.infinite));
+                let link = subnets[i].link;
+                reservations.insert(ClientKey::new(link, kind, id), (r.address, r.infinite));
             }
         }
         Engine {
@@ -182,7 +193,7 @@ impl Engine {
             if l.state == LeaseState::Released || l.expires > now {
                 return true;
             }
-            if let Some(s) = self.subnets.get(k.subnet as usize) {
+            if let Some(s) = self.subnet_of(k.subnet, l.addr) {
                 s.free(l.addr);
             }
             ended += 1;
@@ -230,10 +241,16 @@ impl Engine {
         now: u32,
         change: &mut Option<Change>,
     ) -> Result<(&SubnetRt, Reply), Silence> {
-        let s = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
+        let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
+        let key = client_key(selected, req);
+        let reserved = self.reservation(selected, req);
+        let s = match reserved {
+            Some((a, _)) => self.subnet_of(selected.link, a).unwrap_or(selected),
+            None => self.member_for(selected, &key, req),
+        };
         let c = Client {
-            key: client_key(s, req),
-            reserved: self.reservation(s, req),
+            key,
+            reserved,
             // RFC 5107: the relay stands in for us as server identifier.
             server_id: req
                 .agent_info()
@@ -242,7 +259,10 @@ impl Engine {
                 .map_or(s.server_id, Ipv4Addr::from),
         };
         let reply = match req.kind {
-            MessageType::Discover => self.discover(s, &c, req, now)?,
+            MessageType::Discover => {
+                let (used, r) = self.discover(s, &c, req, now)?;
+                return Ok((used, r));
+            }
             MessageType::Request => {
                 let r = self.request(s, &c, req, now)?;
                 if let (MessageType::Ack, Some((lease, _, _))) = (r.kind, r.times) {
@@ -291,6 +311,55 @@ impl Engine {
         Ok((s, reply))
     }
 
+    /// The subnet of `link` that holds `addr`.
+    fn subnet_of(&self, link: u16, addr: Ipv4Addr) -> Option<&SubnetRt> {
+        self.subnets
+            .iter()
+            .find(|s| s.link == link && s.contains(addr))
+    }
+
+    /// The other subnets on `s`'s link, in configuration order (empty
+    /// unless `s` is in a shared network).
+    fn siblings<'a>(&'a self, s: &'a SubnetRt) -> impl Iterator<Item = &'a SubnetRt> + Clone + 'a {
+        self.subnets
+            .iter()
+            .filter(move |o| o.link == s.link && o.id != s.id)
+    }
+
+    /// Within a shared network, the subnet the request is about: the one
+    /// holding the address it names (ciaddr, option 50), else the one
+    /// holding the client's current lease, else the selected one.
+    fn member_for<'a>(
+        &'a self,
+        s: &'a SubnetRt,
+        key: &ClientKey,
+        req: &Request<'_>,
+    ) -> &'a SubnetRt {
+        if self.siblings(s).next().is_none() {
+            return s;
+        }
+        let named = [
+            req.ciaddr,
+            req.requested_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        ];
+        let holds = |a: Ipv4Addr| {
+            std::iter::once(s)
+                .chain(self.siblings(s))
+                .find(|m| m.contains(a))
+        };
+        if let Some(m) = named
+            .iter()
+            .filter(|a| !a.is_unspecified())
+            .find_map(|a| holds(*a))
+        {
+            return m;
+        }
+        self.leases
+            .get(key)
+            .and_then(|l| holds(l.addr))
+            .unwrap_or(s)
+    }
+
     /// RFC 2131 §4.3.1 plus the relay RFCs: subnet selection (118), link
     /// selection (82.5), then giaddr, then the link the frame came in on
     /// (its VLAN), preferring the subnet that holds ciaddr.
@@ -316,7 +385,7 @@ impl Engine {
         on_link.find(|s| s.contains(req.ciaddr)).or(first)
     }
 
-    /// The client's reservation in this subnet: by client identifier,
+    /// The client's reservation on this subnet's link: by client identifier,
     /// hardware address, then the relay's circuit-id and remote-id.
     fn reservation(&self, s: &SubnetRt, req: &Request<'_>) -> Option<(Ipv4Addr, bool)> {
         if self.reservations.is_empty() {
@@ -324,7 +393,7 @@ impl Engine {
         }
         let look = |kind, id: &[u8]| {
             self.reservations
-                .get(&ClientKey::new(s.id, kind, id))
+                .get(&ClientKey::new(s.link, kind, id))
                 .copied()
         };
         req.client_id
@@ -358,15 +427,15 @@ impl Engine {
         (lease, cut(t1), cut(t2))
     }
 
-    fn discover(
-        &self,
-        s: &SubnetRt,
+    fn discover<'a>(
+        &'a self,
+        s: &'a SubnetRt,
         c: &Client,
         req: &Request<'_>,
         now: u32,
-    ) -> Result<Reply, Silence> {
+    ) -> Result<(&'a SubnetRt, Reply), Silence> {
         let hold = now.saturating_add(self.offer_hold);
-        let addr = self.leases.update(&c.key, |e| {
+        let got = self.leases.update(&c.key, |e| {
             // The client's current binding or held offer keeps its address,
             // unless a reservation now says otherwise.
             if let Some(l) = e
@@ -379,14 +448,15 @@ impl Engine {
                         if l.state == LeaseState::Offered {
                             l.expires = hold;
                         }
-                        return Some(l.addr);
+                        return Some((s, l.addr));
                     }
                 }
             }
             // Its reservation, its previous address, the one it asks for,
-            // then the lowest free one.
+            // then the lowest free one — of the next subnet of a shared
+            // network when this one is full.
             let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
-            let addr = c
+            let (used, addr) = c
                 .reserved
                 .map(|(r, _)| r)
                 .or_else(|| previous.filter(|a| s.pool.claim(*a)))
@@ -394,21 +464,29 @@ impl Engine {
                     req.requested_ip
                         .filter(|a| s.contains(*a) && s.pool.claim(*a))
                 })
-                .or_else(|| s.pool.allocate())?;
+                .or_else(|| s.pool.allocate())
+                .map(|a| (s, a))
+                .or_else(|| {
+                    self.siblings(s)
+                        .find_map(|o| o.pool.allocate().map(|a| (o, a)))
+                })?;
             *e = Some(Lease {
                 addr,
                 state: LeaseState::Offered,
                 expires: hold,
             });
-            Some(addr)
+            Some((used, addr))
         });
-        let addr = addr.ok_or(Silence::NoAddress)?;
-        Ok(Reply {
-            kind: MessageType::Offer,
-            yiaddr: addr,
-            times: Some(self.times(s, c, req)),
-            server_id: c.server_id,
-        })
+        let (used, addr) = got.ok_or(Silence::NoAddress)?;
+        Ok((
+            used,
+            Reply {
+                kind: MessageType::Offer,
+                yiaddr: addr,
+                times: Some(self.times(used, c, req)),
+                server_id: c.server_id,
+            },
+        ))
     }
 
     fn request(
@@ -564,7 +642,7 @@ impl Engine {
     }
 
     fn quarantine(&self, s: &SubnetRt, addr: Ipv4Addr, until: u32) {
-        let q = ClientKey::new(s.id, KEY_DECLINED, &addr.octets());
+        let q = ClientKey::new(s.link, KEY_DECLINED, &addr.octets());
         self.leases.update(&q, |e| {
             *e = Some(Lease {
                 addr,
@@ -594,10 +672,12 @@ impl Engine {
                 u32::MAX
             } else {
                 let left = r.expires_unix.saturating_sub(clock.unix);
-                clock.secs.saturating_add(left.min(u64::from(u32::MAX - 1)) as u32)
+                clock
+                    .secs
+                    .saturating_add(left.min(u64::from(u32::MAX - 1)) as u32)
             };
             let mut key = r.client;
-            key.subnet = s.id;
+            key.subnet = s.link;
             match r.state {
                 RecordState::Bound => {
                     if !s.is_reserved(r.addr) {
@@ -721,9 +801,9 @@ fn chaddr<'a>(req: &'a Request<'_>) -> &'a [u8] {
 fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
     match req.client_id {
         Some(id) if !id.is_empty() && !s.ignore_client_id => {
-            ClientKey::new(s.id, KEY_CLIENT_ID, id)
+            ClientKey::new(s.link, KEY_CLIENT_ID, id)
         }
-        _ => ClientKey::new(s.id, KEY_CHADDR, chaddr(req)),
+        _ => ClientKey::new(s.link, KEY_CHADDR, chaddr(req)),
     }
 }
 
@@ -809,7 +889,9 @@ impl FrameHandler for Handler {
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
         let mut record = None;
-        let verdict = self.engine.process(rx, tx, self.clock, &self.local, &mut record);
+        let verdict = self
+            .engine
+            .process(rx, tx, self.clock, &self.local, &mut record);
         let s = &*self.stats;
         self.hold = 0;
         let mut len = match verdict {
@@ -860,7 +942,9 @@ impl FrameHandler for Handler {
 
     #[inline]
     fn durable(&self) -> u64 {
-        self.journal.as_ref().map_or(u64::MAX, |j| j.producer.durable_seq())
+        self.journal
+            .as_ref()
+            .map_or(u64::MAX, |j| j.producer.durable_seq())
     }
 }
 

@@ -56,6 +56,9 @@ impl EncodedOptions {
 /// A subnet with its pool, ready for the packet path.
 pub struct SubnetRt {
     pub id: u16,
+    /// The link the subnet is on: its own, or its shared network's. Client
+    /// identity is scoped by link.
+    pub link: u16,
     pub network: u32,
     pub mask: u32,
     pub vlan: Option<u16>,
@@ -73,7 +76,7 @@ pub struct SubnetRt {
 }
 
 impl SubnetRt {
-    pub fn new(id: u16, s: &Subnet) -> SubnetRt {
+    pub fn new(id: u16, link: u16, s: &Subnet) -> SubnetRt {
         let pool = Pool::new(&s.pools);
         // Addresses the network itself uses are never handed out, even
         // when a pool was written across them.
@@ -98,6 +101,7 @@ impl SubnetRt {
         }
         SubnetRt {
             id,
+            link,
             network: u32::from(s.network),
             mask: s.mask(),
             vlan: s.vlan,
