@@ -40,12 +40,17 @@ fn temp_dir(name: &str) -> Dir {
 fn start(dir: &Dir, mode: Durability) -> (Harness, JournalHandle, usize) {
     let (j, rec) = Journal::open(&dir.0, mode, JournalOptions::default()).unwrap();
     let mut h = Harness::new(CONFIG);
-    let (restored, _) = h.engine.restore(&rec.leases, Clock::now(&h.engine, Instant::now()));
+    let (restored, _) = h
+        .engine
+        .restore(&rec.leases, Clock::now(&h.engine, Instant::now()));
     let link = JournalLink {
         producer: j.producer().unwrap(),
         durable: mode == Durability::Durable,
     };
-    let handler = h.engine.handler(frames::SERVER_MAC, h.stats.clone()).with_journal(link);
+    let handler = h
+        .engine
+        .handler(frames::SERVER_MAC, h.stats.clone())
+        .with_journal(link);
     h.h = handler;
     h.h.begin_batch(Instant::now());
     (h, j, restored)
@@ -53,15 +58,34 @@ fn start(dir: &Dir, mode: Durability) -> (Harness, JournalHandle, usize) {
 
 fn dora(h: &mut Harness, i: u32) -> (Ipv4Addr, u64) {
     let d = request(mac(i), MessageType::Discover, i, vec![]);
-    let o = h.send(&frame(&d, mac(i), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, None)).unwrap();
+    let o = h
+        .send(&frame(
+            &d,
+            mac(i),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            None,
+        ))
+        .unwrap();
     let addr = o.msg.yiaddr();
     let r = request(
         mac(i),
         MessageType::Request,
         i,
-        vec![DhcpOption::ServerIdentifier(SERVER), DhcpOption::RequestedIpAddress(addr)],
+        vec![
+            DhcpOption::ServerIdentifier(SERVER),
+            DhcpOption::RequestedIpAddress(addr),
+        ],
     );
-    let a = h.send(&frame(&r, mac(i), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, None)).unwrap();
+    let a = h
+        .send(&frame(
+            &r,
+            mac(i),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            None,
+        ))
+        .unwrap();
     assert_eq!(msg_type(&a.msg), Some(MessageType::Ack));
     (addr, h.h.hold_for())
 }
@@ -79,12 +103,22 @@ fn durable_ack_waits_for_its_record_and_leases_survive_a_restart() {
     }
     // The OFFER waits for nothing: only ACKs carry leases.
     let d = request(mac(50), MessageType::Discover, 50, vec![]);
-    h.send(&frame(&d, mac(50), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, None)).unwrap();
+    h.send(&frame(
+        &d,
+        mac(50),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        None,
+    ))
+    .unwrap();
     assert_eq!(h.h.hold_for(), 0);
     let last = 5;
     let t0 = Instant::now();
     while h.h.durable() < last {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the journal never synced");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the journal never synced"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     drop(h);
@@ -95,12 +129,29 @@ fn durable_ack_waits_for_its_record_and_leases_survive_a_restart() {
     // A renewal of a restored lease is ACKed with the same address.
     let mut renew = request(mac(2), MessageType::Request, 77, vec![]);
     renew.set_ciaddr(bound[2]);
-    let r = h.send(&frame(&renew, mac(2), bound[2], SERVER, None)).unwrap();
-    assert_eq!((msg_type(&r.msg), r.msg.yiaddr()), (Some(MessageType::Ack), bound[2]));
+    let r = h
+        .send(&frame(&renew, mac(2), bound[2], SERVER, None))
+        .unwrap();
+    assert_eq!(
+        (msg_type(&r.msg), r.msg.yiaddr()),
+        (Some(MessageType::Ack), bound[2])
+    );
     // A new client is not offered any restored address.
     let d = request(mac(9), MessageType::Discover, 9, vec![]);
-    let o = h.send(&frame(&d, mac(9), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, None)).unwrap();
-    assert!(!bound.contains(&o.msg.yiaddr()), "{} was restored as bound", o.msg.yiaddr());
+    let o = h
+        .send(&frame(
+            &d,
+            mac(9),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            None,
+        ))
+        .unwrap();
+    assert!(
+        !bound.contains(&o.msg.yiaddr()),
+        "{} was restored as bound",
+        o.msg.yiaddr()
+    );
     drop(h);
     j2.close().unwrap();
 }
@@ -108,10 +159,20 @@ fn durable_ack_waits_for_its_record_and_leases_survive_a_restart() {
 #[test]
 fn released_lease_is_not_restored_as_bound() {
     let dir = temp_dir("released");
-    let (mut h, j, _) = start(&dir, Durability::Fast { max_delay: Duration::from_millis(5) });
+    let (mut h, j, _) = start(
+        &dir,
+        Durability::Fast {
+            max_delay: Duration::from_millis(5),
+        },
+    );
     let (addr, ticket) = dora(&mut h, 1);
     assert_eq!(ticket, 0, "fast mode: the ACK leaves at once");
-    let mut rel = request(mac(1), MessageType::Release, 3, vec![DhcpOption::ServerIdentifier(SERVER)]);
+    let mut rel = request(
+        mac(1),
+        MessageType::Release,
+        3,
+        vec![DhcpOption::ServerIdentifier(SERVER)],
+    );
     rel.set_ciaddr(addr);
     assert!(h.send(&frame(&rel, mac(1), addr, SERVER, None)).is_none());
     drop(h);
@@ -119,7 +180,15 @@ fn released_lease_is_not_restored_as_bound() {
     let (mut h, j, _) = start(&dir, Durability::Durable);
     // The released address is free for the next client again.
     let d = request(mac(2), MessageType::Discover, 2, vec![]);
-    let o = h.send(&frame(&d, mac(2), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, None)).unwrap();
+    let o = h
+        .send(&frame(
+            &d,
+            mac(2),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            None,
+        ))
+        .unwrap();
     assert_eq!(o.msg.yiaddr(), addr);
     drop(h);
     j.close().unwrap();

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use xdhcp::config::{Checked, Config, IoKind, JournalMode};
 use xdhcp::engine::{Clock, Engine, JournalLink};
-use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
 use xdhcp::io::{WorkerOptions, WorkerSlot, packet, xsk};
+use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
 
 #[global_allocator]
@@ -110,7 +110,8 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             let started = Instant::now();
             let (handle, recovered) = Journal::open(&j.dir, mode, opts)
                 .with_context(|| format!("opening the lease journal in {}", j.dir.display()))?;
-            let (restored, skipped) = engine.restore(&recovered.leases, Clock::now(&engine, Instant::now()));
+            let (restored, skipped) =
+                engine.restore(&recovered.leases, Clock::now(&engine, Instant::now()));
             tracing::info!(
                 dir = %j.dir.display(),
                 mode = ?j.mode,
@@ -123,7 +124,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             Some((handle, j.mode == JournalMode::Durable))
         }
         None => {
-            tracing::warn!("no [journal] configured: leases live in memory only and a restart forgets them");
+            tracing::warn!(
+                "no [journal] configured: leases live in memory only and a restart forgets them"
+            );
             None
         }
     };

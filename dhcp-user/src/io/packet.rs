@@ -305,7 +305,12 @@ impl Batch {
     /// Hands the `n` received frames to the handler; returns how many
     /// replies it wrote to the TX buffers (in order from the first) and the
     /// journal ticket the newest of them waits for (0: none).
-    fn serve<H: FrameHandler>(&mut self, n: usize, handler: &mut H, stats: &WorkerStats) -> (usize, u64) {
+    fn serve<H: FrameHandler>(
+        &mut self,
+        n: usize,
+        handler: &mut H,
+        stats: &WorkerStats,
+    ) -> (usize, u64) {
         add(&stats.rx, n as u64);
         handler.begin_batch(Instant::now());
         let mut replies = 0;

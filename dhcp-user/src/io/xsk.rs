@@ -14,8 +14,8 @@ use super::{
 use crate::config::BindMode;
 use crate::stats::{WorkerStats, add, bump};
 use anyhow::{Context, bail};
-use std::num::NonZeroU32;
 use std::collections::VecDeque;
+use std::num::NonZeroU32;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
@@ -150,7 +150,12 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
 /// kernel says it needs no wakeup. Replies whose lease record must be
 /// synced first (durable journal) are parked, in ticket order, and join a
 /// later TX batch once the journal says they are safe.
-fn run<H: FrameHandler>(mut s: QueueSocket, mut slot: WorkerSlot<H>, opts: &WorkerOptions, stop: &StopFlag) {
+fn run<H: FrameHandler>(
+    mut s: QueueSocket,
+    mut slot: WorkerSlot<H>,
+    opts: &WorkerOptions,
+    stop: &StopFlag,
+) {
     let stats: &WorkerStats = &slot.stats;
     let batch = opts.batch;
     let half = s.descs.len() / 2;
@@ -263,5 +268,9 @@ fn run<H: FrameHandler>(mut s: QueueSocket, mut slot: WorkerSlot<H>, opts: &Work
             }
         }
     }
-    tracing::info!(queue = slot.queue, parked = parked.len(), "AF_XDP worker stopped");
+    tracing::info!(
+        queue = slot.queue,
+        parked = parked.len(),
+        "AF_XDP worker stopped"
+    );
 }
