@@ -38,7 +38,18 @@ fn main() -> anyhow::Result<()> {
     if !object.exists() {
         fs::write(&object, [])?;
     }
+    // The generator's program (xdhcpgen), embedded by `gen::steer`.
+    let gen_object = PathBuf::from(env::var("OUT_DIR")?).join(dhcp_common_gen_object());
+    if !gen_object.exists() {
+        fs::write(&gen_object, [])?;
+    }
     Ok(())
+}
+
+/// `dhcp_common::GEN_OBJECT`; build scripts cannot use the crate itself
+/// without making it a build dependency.
+fn dhcp_common_gen_object() -> &'static str {
+    "xdhcpgen-steer"
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {

@@ -59,3 +59,21 @@ impl Counter {
 
 /// Number of slots in [`COUNTERS_MAP`].
 pub const COUNTER_SLOTS: u32 = Counter::ALL.len() as u32;
+
+/// The generator's (xdhcpgen) XDP program: its object's bin name in
+/// `dhcp-ebpf`, which aya-build leaves in OUT_DIR under this name.
+pub const GEN_OBJECT: &str = "xdhcpgen-steer";
+/// Name of the generator's XDP program in its object file.
+pub const GEN_PROG: &str = "xdhcpgen_steer";
+/// The generator's `XSKMAP`: queue index → its AF_XDP socket.
+pub const GEN_XSKS_MAP: &str = "GEN_XSKS";
+/// The generator's `PERCPU_ARRAY` of `u64`, indexed by [`Counter`] with the
+/// same meaning as the server's: seen, redirected (a reply for us), passed,
+/// malformed, no_socket.
+pub const GEN_COUNTERS_MAP: &str = "GEN_COUNTERS";
+/// `HASH` of IPv4 address (network byte order, as `u32` read from the
+/// packet) → 1: the relay addresses the generator plays. UDP/67 is only
+/// stolen when addressed to one of these; UDP/68 always is.
+pub const GEN_RELAY_ADDRS_MAP: &str = "GEN_RELAY_ADDRS";
+/// Most relay addresses the generator can play at once.
+pub const MAX_RELAY_ADDRS: u32 = 4096;

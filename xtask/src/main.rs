@@ -1008,7 +1008,7 @@ mod test {
             record("lab", false, "not run: the release build failed".into());
         } else {
             banner(
-                "lab tests (cargo test -p xdhcpd-suite --test lab -- --include-ignored --test-threads=1)",
+                "lab tests (cargo test -p xdhcpd-suite --test lab --test gen_lab ... -- --include-ignored --test-threads=1)",
             );
             let (ok, outcome) = lab_tests(&bin)?;
             record("lab", ok, outcome);
@@ -1030,19 +1030,16 @@ mod test {
         }
     }
 
+    /// The privileged test files, each run with --include-ignored.
+    const LAB_TESTS: &[&str] = &["lab", "gen_lab"];
+
     fn lab_tests(bin: &Path) -> Result<(bool, String)> {
         lab::remove_stale(TEST_PREFIX)?;
         let res = cargo_test(
             cargo()
-                .args([
-                    "test",
-                    "--no-fail-fast",
-                    "-p",
-                    "xdhcpd-suite",
-                    "--test",
-                    "lab",
-                    "--",
-                ])
+                .args(["test", "--no-fail-fast", "-p", "xdhcpd-suite"])
+                .args(LAB_TESTS.iter().flat_map(|t| ["--test", t]))
+                .arg("--")
                 .args(["--include-ignored", "--test-threads=1"])
                 .env("XDHCPD_BIN", bin),
             STEP_LIMIT,

@@ -1,0 +1,264 @@
+//! xdhcpgen: the bundled DHCPv4 load generator. Simulates many clients (or
+//! relay agents) against a server, checks every reply, and reports
+//! leases per second and latency percentiles.
+use anyhow::Context;
+use clap::Parser;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use xdhcp::config::BindMode;
+use xdhcp::r#gen::{IoBackend, Options, Prefix, Scenario, report};
+use xdhcp::io::PollMode;
+use xdhcp::io::xdp::AttachMode;
+use xdhcp::wire::VlanTags;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "DHCPv4 load generator: simulated clients over AF_XDP (or AF_PACKET), every reply checked"
+)]
+struct Cli {
+    /// Interface facing the server (in a lab: the client end).
+    #[arg(long, short)]
+    interface: String,
+    #[arg(long, value_enum, default_value = "dora")]
+    scenario: Scenario,
+    /// Simulated clients (distinct MACs).
+    #[arg(long, default_value_t = 1000)]
+    clients: u32,
+    /// Exchanges to run in all (default: one per client, unless --duration).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Keep starting exchanges for this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Exchanges started per second; 0 for open loop (as fast as the window allows).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Exchanges in flight at once.
+    #[arg(long, default_value_t = 512)]
+    window: u32,
+    /// Wait for the first reply, in ms; doubled for each retransmission.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Retransmissions before an exchange counts as a timeout.
+    #[arg(long, default_value_t = 2)]
+    retries: u8,
+    /// Mixed scenario: share of started exchanges that are renewals.
+    #[arg(long, default_value_t = 0.8)]
+    renew_share: f64,
+    /// Count OFFER/ACK addresses outside this prefix (e.g. 198.18.0.0/15).
+    #[arg(long)]
+    expect_subnet: Option<Prefix>,
+    /// Send option 61 (client identifier: type 1 and the MAC).
+    #[arg(long)]
+    client_id: bool,
+    /// Send option 82 (circuit id gen-<index>, remote id the interface MAC)
+    /// also without a relay.
+    #[arg(long)]
+    option82: bool,
+    /// Tag every frame with this VLAN id (twice for QinQ: outer, inner).
+    #[arg(long, num_args = 1..=2, value_delimiter = ',')]
+    vlan: Vec<u16>,
+    /// Set the BOOTP broadcast flag (replies come broadcast).
+    #[arg(long)]
+    broadcast: bool,
+    /// Act as relay agent(s) with these addresses (giaddr; replies to port 67).
+    #[arg(long, value_delimiter = ',')]
+    relay: Vec<Ipv4Addr>,
+    /// Play this many relays: consecutive addresses from the first --relay.
+    #[arg(long)]
+    relays: Option<u32>,
+    /// The server's address, for relayed (unicast) messages.
+    #[arg(long)]
+    server: Option<Ipv4Addr>,
+    /// The server's MAC (or the next router's), for relayed messages.
+    #[arg(long, value_parser = parse_mac)]
+    server_mac: Option<[u8; 6]>,
+    /// First three bytes of the clients' MACs (locally administered).
+    #[arg(long, value_parser = parse_prefix, default_value = "02:67:65")]
+    mac_prefix: [u8; 3],
+    #[arg(long, value_enum, default_value = "xdp")]
+    io: IoBackend,
+    #[arg(long, value_parser = parse_attach, default_value = "auto")]
+    xdp_mode: AttachMode,
+    #[arg(long, value_parser = parse_bind, default_value = "auto")]
+    bind: BindMode,
+    /// AF_XDP queues, one worker each (default: every RX queue).
+    #[arg(long)]
+    queues: Option<u32>,
+    #[arg(long, default_value_t = 4096)]
+    frames: u32,
+    #[arg(long, default_value_t = 2048)]
+    ring_size: u32,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// spin (lowest latency, a core at 100 %) or adaptive.
+    #[arg(long, value_parser = parse_poll, default_value = "spin")]
+    poll: PollMode,
+    /// Cores to pin the workers to, in queue order.
+    #[arg(long, value_delimiter = ',')]
+    cores: Vec<usize>,
+    /// Write the summary as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the percentile distribution (HdrHistogram text format).
+    #[arg(long)]
+    hgrm: Option<PathBuf>,
+    /// Write a latency-percentile plot (SVG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// No live progress line (it is off anyway when stderr is no terminal).
+    #[arg(long)]
+    no_progress: bool,
+    /// Exit with status 2 when any check failed (timeouts, NAKs,
+    /// duplicates, wrong xids, ...).
+    #[arg(long)]
+    strict: bool,
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("xdhcpgen: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let mut relays = cli.relay.clone();
+    if let Some(n) = cli.relays {
+        let first = *relays
+            .first()
+            .context("--relays N counts from the first --relay address")?;
+        relays = (0..n)
+            .map(|i| Ipv4Addr::from(u32::from(first).wrapping_add(i)))
+            .collect();
+    }
+    if let Some(p) = &cli.plot
+        && p.extension().and_then(|e| e.to_str()) != Some("svg")
+    {
+        anyhow::bail!("--plot writes SVG: give a file name ending in .svg");
+    }
+    let vlans = match cli.vlan.as_slice() {
+        [] => VlanTags::NONE,
+        [v] => VlanTags::single(*v),
+        [outer, inner] => VlanTags::double(*outer, *inner),
+        _ => unreachable!("clap allows at most two"),
+    };
+    let opts = Options {
+        iface: cli.interface.clone(),
+        io: cli.io,
+        xdp_mode: cli.xdp_mode,
+        bind: cli.bind,
+        queues: cli.queues,
+        frames: cli.frames,
+        ring_size: cli.ring_size,
+        batch: cli.batch,
+        poll: cli.poll,
+        cores: cli.cores.clone(),
+        scenario: cli.scenario,
+        clients: cli.clients,
+        count: cli.count,
+        duration: cli.duration.map(Duration::from_secs_f64),
+        rate: cli.rate,
+        window: cli.window,
+        timeout: Duration::from_millis(cli.timeout_ms),
+        retries: cli.retries,
+        renew_share: cli.renew_share,
+        expect_subnet: cli.expect_subnet,
+        mac_prefix: cli.mac_prefix,
+        client_id: cli.client_id,
+        option82: cli.option82,
+        vlans,
+        broadcast: cli.broadcast,
+        relays,
+        server: cli.server,
+        server_mac: cli.server_mac,
+        progress: !cli.no_progress,
+        seed: cli.seed,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let out = xdhcp::r#gen::run(&opts, stop)?;
+    print!("{}", out.summary.table());
+    if let Some(p) = &cli.json {
+        report::write_json(p, &out.summary)?;
+    }
+    if let Some(p) = &cli.hgrm {
+        report::write_hgrm(p, &out.latencies, out.main_latency)?;
+    }
+    if let Some(p) = &cli.plot {
+        let title = format!(
+            "xdhcpgen {} on {}: {:.0}/s",
+            out.summary.scenario, cli.interface, out.summary.leases_per_sec
+        );
+        report::write_plot(p, &title, &out.latencies)?;
+    }
+    Ok(if cli.strict && !out.summary.clean() {
+        2
+    } else {
+        0
+    })
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let v = parse_hex_bytes(s)?;
+    v.try_into()
+        .map_err(|_| format!("{s:?} is not a MAC (aa:bb:cc:dd:ee:ff)"))
+}
+
+fn parse_prefix(s: &str) -> Result<[u8; 3], String> {
+    let v = parse_hex_bytes(s)?;
+    v.try_into()
+        .map_err(|_| format!("{s:?} is not three bytes (02:67:65)"))
+}
+
+fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, String> {
+    s.split(':')
+        .map(|b| u8::from_str_radix(b, 16).map_err(|e| format!("{s:?}: {e}")))
+        .collect()
+}
+
+fn parse_attach(s: &str) -> Result<AttachMode, String> {
+    match s {
+        "auto" => Ok(AttachMode::Auto),
+        "driver" => Ok(AttachMode::Driver),
+        "generic" => Ok(AttachMode::Generic),
+        _ => Err(format!("{s:?}: auto, driver or generic")),
+    }
+}
+
+fn parse_bind(s: &str) -> Result<BindMode, String> {
+    match s {
+        "auto" => Ok(BindMode::Auto),
+        "copy" => Ok(BindMode::Copy),
+        "zerocopy" => Ok(BindMode::Zerocopy),
+        _ => Err(format!("{s:?}: auto, copy or zerocopy")),
+    }
+}
+
+fn parse_poll(s: &str) -> Result<PollMode, String> {
+    match s {
+        "spin" => Ok(PollMode::Spin),
+        "adaptive" => Ok(PollMode::Adaptive),
+        _ => Err(format!("{s:?}: spin or adaptive")),
+    }
+}

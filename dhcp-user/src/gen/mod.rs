@@ -1,0 +1,392 @@
+//! xdhcpgen, the bundled DHCPv4 load generator: N simulated clients, each
+//! a small state machine with retransmission and backoff, sending through
+//! AF_XDP (with its own XDP program steering the replies to it) or an
+//! AF_PACKET socket, checking every reply and measuring latencies.
+//!
+//! The data's way through, one module a stage:
+//! - [`fleet`]: one worker's clients ([`client`]), their queues
+//!   ([`ring`]), timers ([`timer`]) and pace ([`pace`]), the [`scenario`]
+//!   they follow and the [`check`]s every reply gets; no I/O;
+//! - [`request`] writes a request frame into a TX buffer, [`reply`] reads
+//!   a reply where it lies;
+//! - [`steer`] loads the XDP program, [`afxdp`] and [`afpacket`] are the
+//!   worker loops;
+//! - [`counters`], [`latency`] and [`report`] say what happened.
+pub mod afpacket;
+pub mod afxdp;
+pub mod check;
+pub mod client;
+pub mod counters;
+pub mod fleet;
+pub mod latency;
+pub mod pace;
+pub mod reply;
+pub mod report;
+pub mod request;
+pub mod ring;
+pub mod scenario;
+pub mod steer;
+pub mod timer;
+
+pub use check::Prefix;
+pub use scenario::Scenario;
+
+use crate::config::BindMode;
+use crate::io::iface::Interface;
+use crate::io::xdp::AttachMode;
+use crate::io::{PollMode, WorkerOptions, pin_worker};
+use anyhow::{Context, Result, bail, ensure};
+use check::AddressBook;
+use client::MAX_CLIENTS;
+use counters::{GenCounters, GenSnapshot};
+use fleet::{Fleet, FleetResult, Mailboxes, Plan};
+use latency::{Kind, Latencies};
+use report::{LatencyReport, Summary};
+use request::Identity;
+use std::io::IsTerminal;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// Which socket carries the frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoBackend {
+    /// AF_XDP sockets, the generator's XDP program steering replies in.
+    Xdp,
+    /// One AF_PACKET socket, for hosts without XDP.
+    Packet,
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub iface: String,
+    pub io: IoBackend,
+    pub xdp_mode: AttachMode,
+    pub bind: BindMode,
+    /// AF_XDP queues (one worker each); None: every RX queue.
+    pub queues: Option<u32>,
+    pub frames: u32,
+    pub ring_size: u32,
+    pub batch: usize,
+    pub poll: PollMode,
+    pub cores: Vec<usize>,
+    pub scenario: Scenario,
+    pub clients: u32,
+    /// Exchanges to run; None with no duration: one per client.
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    /// Exchanges started per second; 0: open loop, limited by the window.
+    pub rate: f64,
+    /// Exchanges in flight at once (over all workers).
+    pub window: u32,
+    pub timeout: Duration,
+    pub retries: u8,
+    pub renew_share: f64,
+    pub expect_subnet: Option<Prefix>,
+    pub mac_prefix: [u8; 3],
+    pub client_id: bool,
+    pub option82: bool,
+    pub vlans: crate::wire::VlanTags,
+    pub broadcast: bool,
+    /// Relay addresses the generator plays; empty: clients on the link.
+    pub relays: Vec<Ipv4Addr>,
+    /// Where relayed messages go.
+    pub server: Option<Ipv4Addr>,
+    pub server_mac: Option<[u8; 6]>,
+    pub progress: bool,
+    pub seed: u64,
+}
+
+/// A finished run.
+pub struct Outcome {
+    pub summary: Summary,
+    pub latencies: Latencies,
+    /// The latency the scenario is mostly about (for `--hgrm`).
+    pub main_latency: Kind,
+}
+
+struct Worker {
+    queue: u32,
+    counters: Arc<GenCounters>,
+    fleet: Fleet,
+}
+
+/// Runs the scenario to its end (count reached, duration over, or `stop`
+/// set) and reports.
+pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
+    let iface = Interface::lookup(&o.iface)?;
+    ensure!(
+        (1..=MAX_CLIENTS).contains(&o.clients),
+        "--clients must be 1 to {MAX_CLIENTS}"
+    );
+    ensure!(o.window >= 1, "--window must be at least 1");
+    ensure!(
+        (0.0..=1.0).contains(&o.renew_share),
+        "--renew-share is a fraction between 0 and 1"
+    );
+    let mut relays = o.relays.clone();
+    if o.scenario == Scenario::Relay && relays.is_empty() {
+        let Some((a, _)) = iface.ipv4.first() else {
+            bail!(
+                "the relay scenario needs --relay ADDRESS (or an IPv4 address on {})",
+                iface.name
+            );
+        };
+        relays.push(*a);
+    }
+    let server = match (relays.is_empty(), o.server, o.server_mac) {
+        (true, _, _) => None,
+        (false, Some(ip), Some(mac)) => Some((ip, mac)),
+        (false, _, _) => bail!(
+            "relay mode sends unicast to the server: give --server ADDRESS and --server-mac MAC"
+        ),
+    };
+
+    let (count, duration) = match o.scenario {
+        Scenario::Reconnect => (Some(u64::from(o.clients)), None),
+        _ => match (o.count, o.duration) {
+            (None, None) => (Some(u64::from(o.clients)), None),
+            other => other,
+        },
+    };
+    let (rate, window) = match o.scenario {
+        Scenario::Reconnect => (0.0, o.clients),
+        _ => (o.rate, o.window),
+    };
+    let queues = match o.io {
+        IoBackend::Packet => 1,
+        IoBackend::Xdp => o.queues.unwrap_or(iface.rx_queues).max(1),
+    };
+    let workers = queues.min(o.clients);
+    let book = Arc::new(AddressBook::new(o.clients as usize));
+    let id = Identity {
+        mac_prefix: o.mac_prefix,
+        iface_mac: iface.mac,
+        vlans: o.vlans,
+        broadcast: o.broadcast,
+        client_id: o.client_id,
+        option82: o.option82,
+        server,
+    };
+    let wopts = WorkerOptions {
+        poll: o.poll,
+        batch: o.batch.max(1),
+        cores: o.cores.clone(),
+        ..WorkerOptions::default()
+    };
+    let channels: Vec<_> = (0..workers)
+        .map(|_| crossbeam_channel::bounded(4096))
+        .collect();
+    let mut pool = Vec::new();
+    for w in 0..workers {
+        let share = |total: u64| {
+            total / u64::from(workers) + u64::from(u64::from(w) < total % u64::from(workers))
+        };
+        let plan = Plan {
+            scenario: o.scenario,
+            clients: o.clients,
+            workers,
+            worker: w,
+            quota: count.map(share),
+            deadline_ns: duration.map(|d| d.as_nanos() as u64),
+            rate: rate / f64::from(workers),
+            window: (window / workers).max(1),
+            timeout_ns: o.timeout.as_nanos() as u64,
+            retries: o.retries,
+            renew_share: o.renew_share,
+            expect: o.expect_subnet,
+            relays: relays.clone(),
+            batch: wopts.batch,
+            seed: o.seed ^ (u64::from(w) << 32),
+        };
+        let counters = Arc::new(GenCounters::default());
+        let mail = Mailboxes {
+            inbox: channels[w as usize].1.clone(),
+            peers: channels.iter().map(|(tx, _)| tx.clone()).collect(),
+        };
+        let fleet = Fleet::new(plan, id.clone(), counters.clone(), book.clone(), mail);
+        pool.push(Worker {
+            queue: w,
+            counters,
+            fleet,
+        });
+    }
+    let all_counters: Vec<Arc<GenCounters>> = pool.iter().map(|w| w.counters.clone()).collect();
+
+    let mut steering = None;
+    let mut bind_used = None;
+    let t0;
+    let handles: Vec<std::thread::JoinHandle<FleetResult>> = match o.io {
+        IoBackend::Xdp => {
+            let mut st = steer::GenSteering::attach(&iface.name, iface.index, o.xdp_mode, &relays)?;
+            let settings = afxdp::XskSettings {
+                bind: o.bind,
+                frames: o.frames,
+                ring_size: o.ring_size,
+            };
+            let mut socks = Vec::new();
+            for w in &pool {
+                let (s, used) = afxdp::open(&iface.name, w.queue, &settings)?;
+                st.register_socket(w.queue, s.raw_fd())?;
+                bind_used = Some(used);
+                socks.push(s);
+            }
+            steering = Some(st);
+            t0 = Instant::now();
+            pool.into_iter()
+                .zip(socks)
+                .enumerate()
+                .map(|(i, (mut w, s))| {
+                    let (wopts, stop) = (wopts.clone(), stop.clone());
+                    std::thread::Builder::new()
+                        .name(format!("xdhcpgen-q{}", w.queue))
+                        .spawn(move || {
+                            pin_worker(&wopts, i);
+                            afxdp::run(s, &mut w.fleet, &w.counters, &wopts, &stop, t0);
+                            let mut r = w.fleet.into_result();
+                            r.ended_ns = t0.elapsed().as_nanos() as u64;
+                            r
+                        })
+                        .context("spawning a worker")
+                })
+                .collect::<Result<_>>()?
+        }
+        IoBackend::Packet => {
+            let sock = afpacket::open(iface.index)?;
+            t0 = Instant::now();
+            let mut w = pool.into_iter().next().context("no worker")?;
+            let (wopts, stop) = (wopts.clone(), stop.clone());
+            let h = std::thread::Builder::new()
+                .name("xdhcpgen-pkt".into())
+                .spawn(move || {
+                    pin_worker(&wopts, 0);
+                    afpacket::run(&sock, &mut w.fleet, &w.counters, &wopts, &stop, t0);
+                    let mut r = w.fleet.into_result();
+                    r.ended_ns = t0.elapsed().as_nanos() as u64;
+                    r
+                })
+                .context("spawning the worker")?;
+            vec![h]
+        }
+    };
+
+    let total = |cs: &[Arc<GenCounters>]| {
+        let mut t = GenSnapshot::default();
+        for c in cs {
+            t += c.snapshot();
+        }
+        t
+    };
+    let bar = progress_bar(o.progress, count);
+    while handles.iter().any(|h| !h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(20));
+        let t = total(&all_counters);
+        let secs = t0.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(match count {
+            Some(_) => t.finished,
+            None => t0.elapsed().as_secs(),
+        });
+        bar.set_message(format!(
+            "{:.0}/s completed {} timeouts {} naks {} dup {}",
+            t.completed as f64 / secs,
+            t.completed,
+            t.timeouts,
+            t.naks,
+            t.duplicate_addresses
+        ));
+    }
+    bar.finish_and_clear();
+    let mut latencies = Latencies::new();
+    let mut last_ns = 0;
+    let mut unfinished = 0u64;
+    let mut ended_ns = 0;
+    for h in handles {
+        let r = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a generator worker panicked"))?;
+        latencies.merge(&r.latencies);
+        last_ns = last_ns.max(r.last_completion_ns);
+        unfinished += u64::from(r.unfinished);
+        ended_ns = ended_ns.max(r.ended_ns);
+    }
+    let ended = Duration::from_nanos(ended_ns);
+    let xdp = match &steering {
+        Some(s) => Some(s.counters()?),
+        None => None,
+    };
+    let c = total(&all_counters);
+    let active_s = if last_ns > 0 {
+        last_ns as f64 / 1e9
+    } else {
+        ended.as_secs_f64()
+    };
+    let summary = Summary {
+        scenario: o.scenario.name(),
+        clients: o.clients,
+        duration_s: ended.as_secs_f64(),
+        completed: c.completed,
+        leases_per_sec: if active_s > 0.0 {
+            c.completed as f64 / active_s
+        } else {
+            0.0
+        },
+        timeouts: c.timeouts,
+        naks: c.naks,
+        duplicate_addresses: c.duplicate_addresses,
+        latency_us: LatencyReport::of(&latencies),
+        wrong_xid: c.wrong_xid,
+        sent: c.sent,
+        received: c.received,
+        all_bound_s: (o.scenario == Scenario::Reconnect).then_some(last_ns as f64 / 1e9),
+        unfinished,
+        io: match o.io {
+            IoBackend::Xdp => "xdp",
+            IoBackend::Packet => "packet",
+        },
+        xdp_mode: steering.as_ref().map(|s| match s.mode() {
+            AttachMode::Generic => "generic",
+            _ => "driver",
+        }),
+        bind: bind_used.map(|b| match b {
+            BindMode::Zerocopy => "zerocopy",
+            _ => "copy",
+        }),
+        queues: workers,
+        rate,
+        window,
+        counters: c,
+        xdp,
+    };
+    drop(steering);
+    let main_latency = match o.scenario {
+        Scenario::Flood => Kind::Offer,
+        Scenario::Renew | Scenario::Rebind => Kind::Renew,
+        _ => Kind::Dora,
+    };
+    Ok(Outcome {
+        summary,
+        latencies,
+        main_latency,
+    })
+}
+
+fn progress_bar(enabled: bool, count: Option<u64>) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match count {
+        Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    let template = match count {
+        Some(_) => "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+        None => "{elapsed_precise} {msg}",
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

@@ -1,0 +1,73 @@
+//! What the simulated clients do, and what counts as one completed
+//! exchange.
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// DISCOVER, OFFER, REQUEST, ACK. Completed: the ACK.
+    Dora,
+    /// DORA, then a unicast REQUEST with ciaddr (RENEWING). Completed:
+    /// the renewal's ACK.
+    Renew,
+    /// DORA, then a broadcast REQUEST with ciaddr (REBINDING). Completed:
+    /// the rebind's ACK.
+    Rebind,
+    /// DORA, then a RELEASE. Completed: the RELEASE sent.
+    Release,
+    /// DORA through relay agents (giaddr set, unicast to the server,
+    /// replies to port 67 of the relay). Completed: the ACK.
+    Relay,
+    /// Steady state of a city network: bound clients renew, new clients
+    /// come (`--renew-share`). Completed: each ACK of a DORA or renewal.
+    Mixed,
+    /// Every client at once, as after an outage; reports the time until
+    /// all are bound. Completed: the ACK.
+    Reconnect,
+    /// DISCOVERs only, to see what the server sheds. Completed: the OFFER.
+    Flood,
+}
+
+/// What a client does once its DORA is through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterDora {
+    /// The exchange is complete; the client is free for another.
+    Done,
+    /// The exchange is complete; the client stays bound (may renew later).
+    StayBound,
+    Renew,
+    Rebind,
+    Release,
+}
+
+impl Scenario {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scenario::Dora => "dora",
+            Scenario::Renew => "renew",
+            Scenario::Rebind => "rebind",
+            Scenario::Release => "release",
+            Scenario::Relay => "relay",
+            Scenario::Mixed => "mixed",
+            Scenario::Reconnect => "reconnect",
+            Scenario::Flood => "flood",
+        }
+    }
+
+    pub const fn after_dora(self) -> AfterDora {
+        match self {
+            Scenario::Renew => AfterDora::Renew,
+            Scenario::Rebind => AfterDora::Rebind,
+            Scenario::Release => AfterDora::Release,
+            Scenario::Mixed => AfterDora::StayBound,
+            Scenario::Dora | Scenario::Relay | Scenario::Reconnect | Scenario::Flood => {
+                AfterDora::Done
+            }
+        }
+    }
+
+    /// The exchange ends at the OFFER: no REQUEST is ever sent.
+    pub const fn discover_only(self) -> bool {
+        matches!(self, Scenario::Flood)
+    }
+}
