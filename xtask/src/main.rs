@@ -423,6 +423,10 @@ mod demo {
         /// Skip `cargo build --release -p dhcp-user`.
         #[arg(long)]
         pub no_build: bool,
+        /// Clients the bundled generator (xdhcpgen) runs DORA for, open
+        /// loop, after perfdhcp; 0 leaves it out.
+        #[arg(long, default_value_t = 50_000)]
+        pub gen_clients: u32,
     }
 
     static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -519,6 +523,26 @@ mod demo {
         // At high rates tcpdump can fall behind; the demo still reports,
         // and says how much of the wire it missed.
         let frames = cap.stop_lossy();
+        // Then the bundled generator, at the rate the server can take
+        // (perfdhcp is the limit above), against the same daemon: fresh
+        // clients, so the pool must hold both runs' clients.
+        let generated = if args.gen_clients > 0 && !INTERRUPTED.load(Ordering::Relaxed) {
+            let gen_bin = bin.with_file_name("xdhcpgen");
+            let n = args.gen_clients.to_string();
+            println!(
+                "demo: xdhcpgen -i {} --clients {n} --window 256 (open loop, every reply checked)",
+                lab.cli_if
+            );
+            Some(
+                lab.cli(&gen_bin.to_string_lossy())
+                    .args(["-i", &lab.cli_if, "--scenario", "dora", "--clients", &n])
+                    .args(["--window", "256", "--expect-subnet", "198.18.0.0/15"])
+                    .args(["--mac-prefix", "02:67:6e", "--no-progress"])
+                    .output(),
+            )
+        } else {
+            None
+        };
         let stats = daemon.stop();
 
         let out = out.context("running perfdhcp in the client namespace")?;
@@ -545,6 +569,15 @@ mod demo {
             println!(
                 "note         the capture lost {cap_dropped} frames: leases/s and latencies from the wire undercount"
             );
+        }
+        if let Some(out) = generated {
+            let out = out.context("running xdhcpgen in the client namespace")?;
+            println!("\nxdhcpgen     the bundled generator against the same daemon");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+            if !out.status.success() {
+                eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                bail!("xdhcpgen failed ({})", out.status);
+            }
         }
         print_stats(&stats);
         if INTERRUPTED.load(Ordering::Relaxed) {
