@@ -53,6 +53,10 @@ worker_counters! {
     no_subnet: "Requests for which no configured subnet matched.",
     journal_full: "Lease records the journal could not take (its queue was full); in durable mode their ACKs were dropped.",
     parked: "Replies that waited for their lease record to be synced (durable mode).",
+    xsk_rx_dropped: "AF_XDP: frames the kernel dropped for this socket (as the kernel last reported; read about once a second).",
+    xsk_rx_ring_full: "AF_XDP: frames dropped because the RX ring was full.",
+    xsk_fill_ring_empty: "AF_XDP: times the fill ring was empty when a frame arrived.",
+    xsk_tx_invalid: "AF_XDP: TX descriptors the kernel rejected.",
 }
 
 /// Adds one to a counter that only the calling thread writes.

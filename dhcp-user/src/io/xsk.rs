@@ -169,6 +169,7 @@ fn run<H: FrameHandler>(
     let mut parked: VecDeque<(u64, FrameDesc)> = VecDeque::with_capacity(half);
     let mut scratch = vec![0u8; TX_FRAME_CAPACITY];
     let mut idle: u32 = 0;
+    let mut next_report = Instant::now();
 
     while !stop.load(Relaxed) {
         // SAFETY (all ring calls below): every FrameDesc comes from this
@@ -188,7 +189,13 @@ fn run<H: FrameHandler>(
         let n = unsafe { s.rx.consume(&mut rx_descs) };
         if n > 0 {
             idle = 0;
-            slot.handler.begin_batch(Instant::now());
+            let now = Instant::now();
+            slot.handler.begin_batch(now);
+            // The kernel's own drop counters, one getsockopt a second.
+            if now >= next_report {
+                report_kernel_stats(&s.rx, stats);
+                next_report = now + std::time::Duration::from_secs(1);
+            }
             for d in &rx_descs[..n] {
                 let req = unsafe { s.umem.data(d) };
                 match free_tx.pop() {
@@ -268,9 +275,23 @@ fn run<H: FrameHandler>(
             }
         }
     }
+    report_kernel_stats(&s.rx, stats);
     tracing::info!(
         queue = slot.queue,
         parked = parked.len(),
         "AF_XDP worker stopped"
     );
+}
+
+/// Copies the socket's XDP_STATISTICS into the worker's counters, so the
+/// stats file shows frames XDP redirected that never reached the worker.
+fn report_kernel_stats(rx: &RxQueue, stats: &WorkerStats) {
+    if let Ok(k) = rx.fd().xdp_statistics() {
+        stats.xsk_rx_dropped.store(k.rx_dropped(), Relaxed);
+        stats.xsk_rx_ring_full.store(k.rx_ring_full(), Relaxed);
+        stats
+            .xsk_fill_ring_empty
+            .store(k.rx_fill_ring_empty_descs(), Relaxed);
+        stats.xsk_tx_invalid.store(k.tx_invalid_descs(), Relaxed);
+    }
 }
