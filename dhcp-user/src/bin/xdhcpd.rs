@@ -14,6 +14,8 @@ use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
 use xdhcp::io::{WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions};
+use xdhcp::lease::kea_csv::KeaVersion;
+use xdhcp::lease::transfer;
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
 
 #[global_allocator]
@@ -42,6 +44,61 @@ enum Command {
     /// Check a configuration file and exit: 0 if it is valid, else the
     /// offending line and the reason.
     CheckConfig { file: PathBuf },
+    /// Load a Kea memfile lease4 CSV into the journal of --config (daemon
+    /// stopped). Addresses pick their subnet; expired leases are left out.
+    ImportKea { csv: PathBuf },
+    /// Write the live leases of the journal of --config as a Kea lease4
+    /// CSV (subnet n of the config becomes Kea subnet_id n+1).
+    ExportKea {
+        csv: PathBuf,
+        /// Kea's CSV layout: 2.2, 2.4 or 2.6.
+        #[arg(long, default_value = "2.6")]
+        kea_version: String,
+    },
+}
+
+/// The journal directory a subcommand works on.
+fn journal_dir(c: &Checked) -> anyhow::Result<&Path> {
+    c.file
+        .journal
+        .as_ref()
+        .map(|j| j.dir.as_path())
+        .ok_or_else(|| anyhow::anyhow!("the config has no [journal] section"))
+}
+
+fn transfer(cli: &Cli, cmd: &Command) -> anyhow::Result<()> {
+    let path = cli
+        .config
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--config FILE is required"))?;
+    let c = Config::load(path)?;
+    let dir = journal_dir(&c)?;
+    match cmd {
+        Command::ImportKea { csv } => {
+            let r = transfer::import_kea(&c, dir, csv)?;
+            println!(
+                "{}: {} leases written to {}; {} with no configured subnet, {} already over, {} bad rows",
+                csv.display(),
+                r.written,
+                dir.display(),
+                r.no_subnet,
+                r.not_live,
+                r.stats.bad_rows
+            );
+        }
+        Command::ExportKea { csv, kea_version } => {
+            let version = match kea_version.as_str() {
+                "2.2" => KeaVersion::V2_2,
+                "2.4" => KeaVersion::V2_4,
+                "2.6" => KeaVersion::V2_6,
+                v => anyhow::bail!("--kea-version {v}: 2.2, 2.4 or 2.6"),
+            };
+            let s = transfer::export_kea(&c, dir, csv, version)?;
+            println!("{}: {} leases written", csv.display(), s.written);
+        }
+        Command::CheckConfig { .. } => unreachable!("handled in main"),
+    }
+    Ok(())
 }
 
 fn main() {
@@ -56,6 +113,7 @@ fn main() {
         (Some(Command::CheckConfig { file }), _) => Config::load(file).map(|c| {
             println!("{}: ok, {} subnet(s)", file.display(), c.subnets.len());
         }),
+        (Some(cmd), _) => transfer(&cli, cmd),
         (None, Some(path)) => Config::load(path).and_then(|c| serve(&cli, c)),
         (None, None) => Err(anyhow::anyhow!("--config FILE is required")),
     };

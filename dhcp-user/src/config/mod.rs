@@ -326,6 +326,24 @@ pub struct Checked {
     pub subnets: Vec<Subnet>,
 }
 
+impl Checked {
+    /// The link of subnet `i`: the first subnet of its shared network, or
+    /// itself. Client identity is scoped by link.
+    pub fn link_of(&self, i: usize) -> u16 {
+        let s = &self.subnets[i];
+        self.subnets
+            .iter()
+            .position(|o| o.shared_network.is_some() && o.shared_network == s.shared_network)
+            .unwrap_or(i) as u16
+    }
+
+    /// The subnet holding `addr`, as (index, link).
+    pub fn subnet_holding(&self, addr: Ipv4Addr) -> Option<(u16, u16)> {
+        let i = self.subnets.iter().position(|s| s.contains(addr))?;
+        Some((i as u16, self.link_of(i)))
+    }
+}
+
 impl Config {
     /// Parses and checks a configuration text.
     pub fn parse(text: &str) -> Result<Checked, ConfigError> {

@@ -114,17 +114,7 @@ impl Engine {
             .subnets
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                // A shared network's link is the id of its first subnet.
-                let link = cfg
-                    .subnets
-                    .iter()
-                    .position(|o| {
-                        o.shared_network.is_some() && o.shared_network == s.shared_network
-                    })
-                    .unwrap_or(i);
-                SubnetRt::new(i as u16, link as u16, s)
-            })
+            .map(|(i, s)| SubnetRt::new(i as u16, cfg.link_of(i), s))
             .collect();
         let capacity = subnets
             .iter()

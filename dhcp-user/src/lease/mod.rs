@@ -7,6 +7,7 @@ pub mod journal;
 pub mod kea_csv;
 pub mod pool;
 pub mod table;
+pub mod transfer;
 
 pub use pool::Pool;
 pub use table::{ClientKey, Lease, LeaseState, LeaseTable};
