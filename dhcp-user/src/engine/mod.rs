@@ -884,31 +884,22 @@ impl FrameHandler for Handler {
             .process(rx, tx, self.clock, &self.local, &mut record);
         let s = &*self.stats;
         self.hold = 0;
-        let mut len = match verdict {
+        let (req, mut reply) = match verdict {
             Verdict::Malformed => {
                 bump(&s.malformed);
                 return None;
             }
             Verdict::Silent(req, why) => {
-                count_request(s, req);
                 bump(match why {
                     Silence::Ignored => &s.ignored,
                     Silence::NoSubnet => &s.no_subnet,
                     Silence::NoAddress => &s.no_address,
                 });
-                None
+                (req, None)
             }
-            Verdict::Reply(req, reply, len) => {
-                count_request(s, req);
-                match reply {
-                    MessageType::Offer => bump(&s.offer),
-                    MessageType::Ack => bump(&s.ack),
-                    MessageType::Nak => bump(&s.nak),
-                    _ => {}
-                }
-                Some(len)
-            }
+            Verdict::Reply(req, kind, len) => (req, Some((kind, len))),
         };
+        count_request(s, req);
         if let (Some(rec), Some(j)) = (record, self.journal.as_mut()) {
             match j.producer.append(&rec) {
                 Ok(t) if j.durable => self.hold = t.0,
@@ -917,12 +908,19 @@ impl FrameHandler for Handler {
                     bump(&s.journal_full);
                     if j.durable {
                         // Never an ACK for a lease that is not on disk.
-                        len = None;
+                        reply = None;
                     }
                 }
             }
         }
-        len
+        let (kind, len) = reply?;
+        match kind {
+            MessageType::Offer => bump(&s.offer),
+            MessageType::Ack => bump(&s.ack),
+            MessageType::Nak => bump(&s.nak),
+            _ => {}
+        }
+        Some(len)
     }
 
     #[inline]

@@ -117,9 +117,11 @@ pub struct JournalOptions {
 
 impl Default for JournalOptions {
     fn default() -> Self {
+        // Deep enough that a burst of a few seconds at line rate waits in
+        // the queue (~200 bytes a record) rather than being refused.
         JournalOptions {
-            capacity: 16 * 1024,
-            max_group_records: 4096,
+            capacity: 128 * 1024,
+            max_group_records: 16 * 1024,
             compact_after_bytes: 64 << 20,
             keep_released_secs: 0,
             max_producers: 64,
