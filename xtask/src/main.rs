@@ -43,6 +43,18 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// fmt, clippy, build, unit and conformance tests, then the lab tests.
     Test(test::TestArgs),
+    /// End-to-end measurements in the lab (root; prints tables).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Durable versus fast lease journal, leases/s side by side, driven by
+    /// perfdhcp and xdhcpgen, journal on a disk-backed file system.
+    Journal,
 }
 
 #[derive(Subcommand)]
@@ -78,6 +90,9 @@ fn main() {
         Cmd::Lab { action } => lab_cmd(action),
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Test(args) => test::run(&args),
+        Cmd::Bench { what } => match what {
+            BenchCmd::Journal => xtask::bench_journal::run(),
+        },
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
@@ -1064,7 +1079,7 @@ mod test {
     }
 
     /// The privileged test files, each run with --include-ignored.
-    const LAB_TESTS: &[&str] = &["lab", "gen_lab"];
+    const LAB_TESTS: &[&str] = &["lab", "gen_lab", "lab_leases"];
 
     fn lab_tests(bin: &Path) -> Result<(bool, String)> {
         lab::remove_stale(TEST_PREFIX)?;
