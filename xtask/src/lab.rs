@@ -246,6 +246,171 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Adds a third namespace `NAME-SUFFIX` joined to the lab's client
+    /// namespace by a veth pair of its own: `NAME-SUFFIXi` inside it,
+    /// `NAME-SUFFIXo` in the client namespace. With the client namespace
+    /// as a relay this makes client — relay — server; bridged with the
+    /// client's veth end ([`Lab::bridge_client_side`]) it puts another
+    /// host on the server's segment. Addresses take a prefix length.
+    pub fn spur(
+        &self,
+        suffix: &str,
+        inner_addr: Option<&str>,
+        outer_addr: Option<&str>,
+    ) -> Result<Spur> {
+        ensure!(self.up, "lab {} is down", self.name);
+        let ns = format!("{}-{suffix}", self.name);
+        validate_name(&ns)?;
+        let inner_if = format!("{ns}i");
+        let outer_if = format!("{ns}o");
+        ensure!(
+            outer_if.len() <= MAX_IFNAME,
+            "spur {suffix:?} of lab {:?} makes interface {outer_if}, longer than 15 characters",
+            self.name
+        );
+        ensure!(
+            ns != self.srv_ns && ns != self.cli_ns,
+            "spur {suffix:?} would reuse one of the lab's namespaces"
+        );
+        if netns_list()?.contains(&ns) {
+            remove_netns(&ns)?;
+        }
+        let mut spur = Spur {
+            ns,
+            inner_if,
+            outer_if,
+            inner_mac: [0; 6],
+            outer_mac: [0; 6],
+            up: false,
+        };
+        run(Command::new("ip").args(["netns", "add", &spur.ns]))?;
+        // From here a failure drops `spur`, whose Drop removes the namespace.
+        spur.up = true;
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ] {
+            run(Command::new("ip").args(["netns", "exec", &spur.ns, "sysctl", "-qw", key]))?;
+        }
+        ip(&spur.ns, &["link", "set", "lo", "up"])?;
+        // Created inside the new namespace, the far end straight in the
+        // lab's client namespace: neither end ever exists in the root one.
+        let veth = format!(
+            "link add {} numtxqueues 1 numrxqueues 1 type veth \
+             peer name {} numtxqueues 1 numrxqueues 1 netns {}",
+            spur.inner_if, spur.outer_if, self.cli_ns
+        );
+        ip(&spur.ns, &veth.split_whitespace().collect::<Vec<_>>())?;
+        for (ns, ifname, addr) in [
+            (&spur.ns, &spur.inner_if, inner_addr),
+            (&self.cli_ns, &spur.outer_if, outer_addr),
+        ] {
+            run(Command::new("ip")
+                .args(["netns", "exec", ns, "ethtool", "-K", ifname])
+                .args(OFFLOADS_OFF))?;
+            if let Some(a) = addr {
+                ip(ns, &["addr", "add", a, "dev", ifname])?;
+            }
+            ip(ns, &["link", "set", ifname, "up"])?;
+        }
+        spur.inner_mac = link_mac(&spur.ns, &spur.inner_if)?;
+        spur.outer_mac = link_mac(&self.cli_ns, &spur.outer_if)?;
+        Ok(spur)
+    }
+
+    /// Joins the client's veth end and `ports` (interfaces of the client
+    /// namespace, e.g. spurs' outer ends) in a bridge `NAME-br`, so that
+    /// they form one broadcast segment with the server; returns the
+    /// bridge's name, the interface a client on that segment uses.
+    pub fn bridge_client_side(&self, ports: &[&str]) -> Result<String> {
+        ensure!(self.up, "lab {} is down", self.name);
+        let br = format!("{}-br", self.name);
+        ensure!(br.len() <= MAX_IFNAME, "bridge name {br} is too long");
+        // No STP: ports forward as soon as they are up, not after the
+        // listening and learning delays.
+        ip(
+            &self.cli_ns,
+            &["link", "add", &br, "type", "bridge", "stp_state", "0"],
+        )?;
+        for port in std::iter::once(self.cli_if.as_str()).chain(ports.iter().copied()) {
+            ip(&self.cli_ns, &["link", "set", port, "master", &br])?;
+        }
+        ip(&self.cli_ns, &["link", "set", &br, "up"])?;
+        Ok(br)
+    }
+
+    /// Adds a route inside the lab's server (`in_client_ns` false) or
+    /// client namespace, e.g. the server's way back to a relay's links.
+    pub fn route_add(&self, in_client_ns: bool, args: &[&str]) -> Result<()> {
+        let ns = if in_client_ns {
+            &self.cli_ns
+        } else {
+            &self.srv_ns
+        };
+        ip(ns, &[&["route", "add"], args].concat())?;
+        Ok(())
+    }
+}
+
+/// A namespace hanging off the lab's client namespace (see [`Lab::spur`]).
+/// Dropping it removes the namespace and what runs inside.
+#[derive(Debug)]
+pub struct Spur {
+    pub ns: String,
+    /// The veth end inside the spur's namespace.
+    pub inner_if: String,
+    /// The veth end inside the lab's client namespace.
+    pub outer_if: String,
+    pub inner_mac: [u8; 6],
+    pub outer_mac: [u8; 6],
+    up: bool,
+}
+
+impl Spur {
+    /// `ip netns exec NS program`: a command that runs in the spur.
+    pub fn cmd(&self, program: &str) -> Command {
+        netns_command(&self.ns, program)
+    }
+
+    /// The IPv4 addresses (without prefix length) on the spur's veth end.
+    pub fn ipv4_addrs(&self) -> Result<Vec<std::net::Ipv4Addr>> {
+        let out = ip(
+            &self.ns,
+            &["-j", "-4", "addr", "show", "dev", &self.inner_if],
+        )?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("parsing `ip -j addr show`")?;
+        let mut addrs = Vec::new();
+        for link in v.as_array().into_iter().flatten() {
+            for info in link["addr_info"].as_array().into_iter().flatten() {
+                if let Some(a) = info["local"].as_str() {
+                    addrs.push(a.parse().with_context(|| format!("address {a:?}"))?);
+                }
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// Removes the namespace, after killing whatever still runs in it.
+    /// Idempotent.
+    pub fn down(&mut self) -> Result<()> {
+        if self.up && netns_list()?.contains(&self.ns) {
+            remove_netns(&self.ns)?;
+        }
+        self.up = false;
+        Ok(())
+    }
+}
+
+impl Drop for Spur {
+    fn drop(&mut self) {
+        if let Err(e) = self.down() {
+            eprintln!("spur {}: teardown failed: {e:#}", self.ns);
+        }
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         if let Err(e) = self.down() {

@@ -4,5 +4,6 @@
 pub mod bench_journal;
 pub mod capture;
 pub mod daemon;
+pub mod fuzz;
 pub mod lab;
 pub mod setup;

@@ -1050,6 +1050,18 @@ mod test {
         }
         record("cargo test", run.ok, outcome);
 
+        // A bounded run of the engine's fuzz target (cargo-fuzz, nightly):
+        // no panic and every malformed frame counted, on inputs nobody
+        // wrote by hand.
+        banner("fuzz: the request parser and engine, 60 s");
+        match xtask::fuzz::run_bounded(FUZZ_SECONDS) {
+            Ok(()) => record("fuzz", true, format!("{FUZZ_SECONDS} s, no finding")),
+            Err(e) => {
+                eprintln!("fuzz: {e:#}");
+                record("fuzz", false, "FAILED".into());
+            }
+        }
+
         if args.no_lab {
             record("lab", true, "left out (--no-lab)".into());
         } else if !built {
@@ -1078,8 +1090,10 @@ mod test {
         }
     }
 
+    const FUZZ_SECONDS: u64 = 60;
+
     /// The privileged test files, each run with --include-ignored.
-    const LAB_TESTS: &[&str] = &["lab", "gen_lab", "lab_leases"];
+    const LAB_TESTS: &[&str] = &["lab", "gen_lab", "lab_leases", "lab_clients"];
 
     fn lab_tests(bin: &Path) -> Result<(bool, String)> {
         lab::remove_stale(TEST_PREFIX)?;
