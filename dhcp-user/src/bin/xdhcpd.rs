@@ -1,6 +1,7 @@
 //! xdhcpd: the daemon. Reads the config, attaches the XDP program, starts
 //! one pinned worker per queue, and reports counters until SIGINT/SIGTERM.
 use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use xdhcp::config::{Checked, Config, IoKind, JournalMode};
-use xdhcp::engine::{Clock, Engine, JournalLink};
+use xdhcp::engine::{Clock, Engine, Handler, JournalLink};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
 use xdhcp::io::{WorkerOptions, WorkerSlot, packet, xsk};
@@ -153,6 +154,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         }
     }
     let engine = Arc::new(Engine::new(&checked));
+    // Workers and the expiry thread read the engine through this cell; a
+    // reload (SIGHUP) swaps a new one in.
+    let cell = Arc::new(ArcSwap::new(engine.clone()));
     let journal = match &cfg.journal {
         Some(j) => {
             let mode = match j.mode {
@@ -190,6 +194,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     };
     let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
     let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing the SIGHUP handler")?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
@@ -204,7 +211,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         .map(|q| {
             let stats = Arc::new(WorkerStats::default());
             workers.push((q, stats.clone()));
-            let mut handler = engine.handler(iface.mac, stats.clone());
+            let mut handler = Handler::new(cell.clone(), iface.mac, stats.clone());
             if let Some((j, durable)) = &journal {
                 let producer = j
                     .producer()
@@ -256,11 +263,12 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     };
 
     let expiry = {
-        let (engine, stop) = (engine.clone(), stop.clone());
+        let (cell, stop) = (cell.clone(), stop.clone());
         std::thread::Builder::new()
             .name("expiry".into())
             .spawn(move || {
                 while !stop.load(Relaxed) {
+                    let engine = cell.load_full();
                     engine.expire(engine.secs(Instant::now()));
                     std::thread::sleep(Duration::from_millis(500));
                 }
@@ -278,6 +286,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     let interval = Duration::from_millis(cli.stats_interval_ms.max(10));
     let mut next = Instant::now();
     while !stop.load(Relaxed) {
+        if reload.swap(false, Relaxed) {
+            reload_config(cli, &iface.name, cfg, &cell, &mut running);
+        }
         if Instant::now() >= next {
             if let Some(p) = &cli.stats_file {
                 write_stats(p, &running)?;
@@ -303,6 +314,49 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         s.detach()?;
     }
     Ok(())
+}
+
+/// SIGHUP: read the config again; if it is valid, swap in an engine that
+/// keeps every lease, pool and held offer of the running one; if not, say
+/// why and keep serving with the old one. What needs sockets anew
+/// (interface, io, queues, rings) takes a restart and is left as it was.
+fn reload_config(
+    cli: &Cli,
+    iface: &str,
+    old: &Config,
+    cell: &ArcSwap<Engine>,
+    running: &mut Running,
+) {
+    let Some(path) = &cli.config else { return };
+    let checked = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload refused, keeping the running config: {e:#}");
+            return;
+        }
+    };
+    let c = &checked.file;
+    if c.interface != iface || c.io != old.io || c.queues != old.queues || c.frames != old.frames {
+        tracing::warn!(
+            "interface, io, queues and frames change only with a restart; the rest is reloaded"
+        );
+    }
+    let current = cell.load_full();
+    let next = Arc::new(current.reload(&checked));
+    cell.store(next.clone());
+    if let Some(s) = running.steering.as_mut() {
+        let mut ids: Vec<Ipv4Addr> = checked.subnets.iter().map(|s| s.server_id).collect();
+        ids.sort();
+        ids.dedup();
+        if let Err(e) = s.set_server_addrs(&ids) {
+            tracing::error!("reload: updating the XDP program's server addresses: {e:#}");
+        }
+    }
+    // Workers take the new engine at their next batch; what they handed
+    // out from a replaced pool until then is claimed again here.
+    std::thread::sleep(Duration::from_millis(50));
+    next.reclaim();
+    tracing::info!(subnets = checked.subnets.len(), "configuration reloaded");
 }
 
 fn total(r: &Running) -> WorkerSnapshot {

@@ -17,11 +17,13 @@ use crate::wire::dhcp::{self, MessageType};
 use crate::wire::ethernet::VlanTags;
 use crate::wire::options::agent;
 use crate::wire::options::{JoinBuffer, RequestOptions, agent_sub_option};
+use arc_swap::ArcSwap;
 use foldhash::fast::FixedState;
 use reply::{Local, Reply};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 use subnet::SubnetRt;
 
@@ -38,7 +40,12 @@ const KEY_REMOTE_ID: u8 = 4;
 /// The server's state shared by all workers.
 pub struct Engine {
     subnets: Box<[SubnetRt]>,
-    leases: LeaseTable,
+    /// Shared with the engines a reload makes, so no lease is copied or
+    /// lost.
+    leases: Arc<LeaseTable>,
+    /// Link name → link id, kept across reloads so that client keys in the
+    /// shared table keep their meaning.
+    links: Arc<Mutex<HashMap<String, u16>>>,
     epoch: Instant,
     offer_hold: u32,
     decline_hold: u32,
@@ -110,12 +117,57 @@ pub enum Verdict {
 
 impl Engine {
     pub fn new(cfg: &Checked) -> Engine {
-        let subnets: Box<[SubnetRt]> = cfg
-            .subnets
-            .iter()
-            .enumerate()
-            .map(|(i, s)| SubnetRt::new(i as u16, cfg.link_of(i), s))
-            .collect();
+        Engine::build(cfg, None)
+    }
+
+    /// The engine for a new configuration that carries on from this one:
+    /// the same lease table and clock, the same pools for subnets whose
+    /// prefix, VLAN and ranges did not change. Addresses held in the table
+    /// are claimed in the pools that are new. Workers switch to it at
+    /// their next batch; call [`Engine::reclaim`] once they have.
+    pub fn reload(&self, cfg: &Checked) -> Engine {
+        let e = Engine::build(cfg, Some(self));
+        e.reclaim();
+        e
+    }
+
+    /// Claims, in this engine's pools, every address the lease table holds
+    /// (bound, offered, quarantined). Idempotent; after a reload it covers
+    /// what workers still on the old engine handed out meanwhile.
+    pub fn reclaim(&self) {
+        self.leases.retain(|k, l| {
+            if l.state != LeaseState::Released
+                && let Some(s) = self.subnet_of(k.subnet, l.addr)
+                && !s.is_reserved(l.addr)
+            {
+                s.pool.claim(l.addr);
+            }
+            true
+        });
+    }
+
+    fn build(cfg: &Checked, prev: Option<&Engine>) -> Engine {
+        let links = prev.map_or_else(|| Arc::new(Mutex::new(HashMap::new())), |p| p.links.clone());
+        let subnets: Box<[SubnetRt]> = {
+            let mut names = links.lock().unwrap_or_else(|p| p.into_inner());
+            cfg.subnets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let name = match &s.shared_network {
+                        Some(n) => format!("shared:{n}"),
+                        None => format!("{}/{}@{:?}", s.network, s.prefix_len, s.vlan),
+                    };
+                    let next = names.len() as u16;
+                    let link = *names.entry(name).or_insert(next);
+                    let shape = SubnetRt::shape_of(s);
+                    let pool = prev
+                        .and_then(|p| p.subnets.iter().find(|o| o.shape == shape))
+                        .map(|o| o.pool.clone());
+                    SubnetRt::new(i as u16, link, s, pool)
+                })
+                .collect()
+        };
         let capacity = subnets
             .iter()
             .map(|s| s.pool.size() as usize)
@@ -134,9 +186,13 @@ impl Engine {
             }
         }
         Engine {
-            leases: LeaseTable::with_capacity(capacity.min(1 << 22)),
+            leases: prev.map_or_else(
+                || Arc::new(LeaseTable::with_capacity(capacity.min(1 << 22))),
+                |p| p.leases.clone(),
+            ),
+            links,
             subnets,
-            epoch: Instant::now(),
+            epoch: prev.map_or_else(Instant::now, |p| p.epoch),
             offer_hold: cfg.file.offer_hold,
             decline_hold: cfg.file.decline_probation,
             authoritative: cfg.file.authoritative,
@@ -159,21 +215,34 @@ impl Engine {
         &self.leases
     }
 
-    /// A worker's handle on the engine.
+    /// A worker's handle on this engine alone (tests, tools).
     pub fn handler(self: &Arc<Self>, mac: [u8; 6], stats: Arc<WorkerStats>) -> Handler {
+        Handler::new(Arc::new(ArcSwap::new(self.clone())), mac, stats)
+    }
+}
+
+impl Handler {
+    /// A worker's handle on whatever engine `cell` holds: the daemon swaps
+    /// in a reloaded engine there and the worker takes it up at its next
+    /// batch.
+    pub fn new(cell: Arc<ArcSwap<Engine>>, mac: [u8; 6], stats: Arc<WorkerStats>) -> Handler {
+        let engine = cell.load_full();
         Handler {
-            engine: self.clone(),
             local: Local {
                 mac,
-                dscp: self.dscp,
+                dscp: engine.dscp,
             },
+            engine,
+            cell,
             stats,
             clock: Clock::default(),
             journal: None,
             hold: 0,
         }
     }
+}
 
+impl Engine {
     /// Ends held offers and leases whose time is up and gives their
     /// addresses back to the pools. Runs on a side thread; returns how
     /// many it ended.
@@ -842,6 +911,7 @@ pub fn parse<'a>(
 /// counters and way into the lease journal.
 pub struct Handler {
     engine: Arc<Engine>,
+    cell: Arc<ArcSwap<Engine>>,
     local: Local,
     stats: Arc<WorkerStats>,
     clock: Clock,
@@ -874,6 +944,11 @@ impl Handler {
 impl FrameHandler for Handler {
     #[inline]
     fn begin_batch(&mut self, now: Instant) {
+        // A reload swaps the engine; this is the one place a worker sees it.
+        if !Arc::ptr_eq(&self.cell.load(), &self.engine) {
+            self.engine = self.cell.load_full();
+            self.local.dscp = self.engine.dscp;
+        }
         self.clock = Clock::now(&self.engine, now);
     }
 

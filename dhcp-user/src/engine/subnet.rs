@@ -5,6 +5,7 @@ use crate::config::Subnet;
 use crate::lease::Pool;
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 const NONE: u16 = u16::MAX;
 
@@ -53,6 +54,10 @@ impl EncodedOptions {
     }
 }
 
+/// Network, prefix length, VLAN and pool ranges: a subnet whose shape a
+/// reload leaves alone keeps its pool.
+pub type Shape = (u32, u8, Option<u16>, Box<[(Ipv4Addr, Ipv4Addr)]>);
+
 /// A subnet with its pool, ready for the packet path.
 pub struct SubnetRt {
     pub id: u16,
@@ -69,15 +74,21 @@ pub struct SubnetRt {
     pub min_lease_time: u32,
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
-    pub pool: Pool,
+    /// Shared with the engine before a reload when the subnet and its
+    /// ranges did not change, so its bits carry over.
+    pub pool: Arc<Pool>,
+    /// What a reload compares to decide whether the pool carries over.
+    pub shape: Shape,
     pub options: EncodedOptions,
     /// Reserved addresses, sorted: never given back to the pool.
     reserved: Box<[u32]>,
 }
 
 impl SubnetRt {
-    pub fn new(id: u16, link: u16, s: &Subnet) -> SubnetRt {
-        let pool = Pool::new(&s.pools);
+    /// The subnet `s`; `pool` is the previous engine's pool when this
+    /// subnet's shape is unchanged by a reload.
+    pub fn new(id: u16, link: u16, s: &Subnet, pool: Option<Arc<Pool>>) -> SubnetRt {
+        let pool = pool.unwrap_or_else(|| Arc::new(Pool::new(&s.pools)));
         // Addresses the network itself uses are never handed out, even
         // when a pool was written across them.
         for a in s.routers.iter().chain([&s.server_id]) {
@@ -100,6 +111,7 @@ impl SubnetRt {
             pool.claim(r.address);
         }
         SubnetRt {
+            shape: Self::shape_of(s),
             id,
             link,
             network: u32::from(s.network),
@@ -121,6 +133,15 @@ impl SubnetRt {
     #[inline]
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         u32::from(a) & self.mask == self.network
+    }
+
+    pub fn shape_of(s: &Subnet) -> Shape {
+        (
+            u32::from(s.network),
+            s.prefix_len,
+            s.vlan,
+            s.pools.clone().into_boxed_slice(),
+        )
     }
 
     pub fn is_reserved(&self, a: Ipv4Addr) -> bool {
