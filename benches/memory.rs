@@ -1,0 +1,143 @@
+//! Memory and recovery at scale: binds 1,000,000 leases through the
+//! engine (with the journal in fast mode on a disk-backed directory),
+//! prints the process RSS before and after, then reopens the journal and
+//! restores the leases into a fresh engine, printing how long that took.
+//!
+//! AYA_BUILD_SKIP=1 cargo bench --bench memory
+use dhcproto::v4::{DhcpOption, MessageType};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+use xdhcp::config::Config;
+use xdhcp::engine::{Clock, Engine, JournalLink};
+use xdhcp::io::{FrameHandler, TX_FRAME_CAPACITY};
+use xdhcp::lease::journal::{Durability, Journal, JournalOptions};
+use xdhcp::stats::WorkerStats;
+
+#[path = "../tests/frames/mod.rs"]
+mod frames;
+
+const LEASES: u32 = 1_000_000;
+const CHADDR: usize = 14 + 20 + 8 + 28;
+const YIADDR: usize = 14 + 20 + 8 + 16;
+
+fn rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing
+    // and must not spend a minute here.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let dir = std::path::Path::new("/var/tmp").join(format!("xdhcp-memory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = Config::parse(
+        r#"
+interface = "bench0"
+server_id = "10.0.0.1"
+[[subnet]]
+prefix = "10.0.0.0/12"
+pools = ["10.0.0.10-10.15.255.250"]
+routers = ["10.0.0.1"]
+lease_time = 10800
+"#,
+    )
+    .unwrap();
+    let server = Ipv4Addr::new(10, 0, 0, 1);
+    let base = rss_mib();
+    let fast = Durability::Fast {
+        max_delay: Duration::from_millis(100),
+    };
+    let (journal, _) = Journal::open(&dir, fast, JournalOptions::default()).unwrap();
+    let engine = std::sync::Arc::new(Engine::new(&cfg));
+    let mut h = engine
+        .handler(
+            frames::SERVER_MAC,
+            std::sync::Arc::new(WorkerStats::default()),
+        )
+        .with_journal(JournalLink {
+            producer: journal.producer().unwrap(),
+            durable: false,
+        });
+    let mut d = frames::frame(
+        &frames::request(frames::mac(0), MessageType::Discover, 1, vec![]),
+        frames::mac(0),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        None,
+    );
+    let mut r = frames::frame(
+        &frames::request(
+            frames::mac(0),
+            MessageType::Request,
+            1,
+            vec![
+                DhcpOption::ServerIdentifier(server),
+                DhcpOption::RequestedIpAddress(server),
+            ],
+        ),
+        frames::mac(0),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        None,
+    );
+    let mut at50 = CHADDR - 28 + 240;
+    while r[at50] != 50 {
+        at50 += 2 + r[at50 + 1] as usize;
+    }
+    at50 += 2;
+    let mut tx = vec![0u8; TX_FRAME_CAPACITY];
+    let started = Instant::now();
+    let mut bound = 0u32;
+    for i in 0..LEASES {
+        if i % 4096 == 0 {
+            h.begin_batch(Instant::now());
+        }
+        d[CHADDR + 2..CHADDR + 6].copy_from_slice(&i.to_be_bytes());
+        r[CHADDR + 2..CHADDR + 6].copy_from_slice(&i.to_be_bytes());
+        if h.handle(&d, &mut tx).is_none() {
+            continue;
+        }
+        r[at50..at50 + 4].copy_from_slice(&tx[YIADDR..YIADDR + 4]);
+        if h.handle(&r, &mut tx).is_some() {
+            bound += 1;
+        }
+    }
+    let took = started.elapsed();
+    let after = rss_mib();
+    drop(h);
+    journal.close().unwrap();
+    let bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "bound {bound} leases in {:.2} s; RSS {base:.0} MiB before, {after:.0} MiB after ({:.0} MiB for the leases, pool and table); journal {:.0} MiB on disk",
+        took.as_secs_f64(),
+        after - base,
+        bytes as f64 / (1 << 20) as f64
+    );
+
+    let started = Instant::now();
+    let (journal, recovered) =
+        Journal::open(&dir, Durability::Durable, JournalOptions::default()).unwrap();
+    let opened = started.elapsed();
+    let fresh = Engine::new(&cfg);
+    let (restored, _) = fresh.restore(&recovered.leases, Clock::now(&fresh, Instant::now()));
+    println!(
+        "recovery: journal read in {:.2} s, {restored} leases restored into a fresh engine in {:.2} s in all",
+        opened.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    journal.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
