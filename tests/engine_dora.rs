@@ -114,15 +114,8 @@ fn broadcast_flag_and_relay_pick_the_destination() {
     let agent = vec![1, 4, b'p', b'o', b'r', b't', 2, 3, b'c', b'p', b'e'];
     let mut d = discover(3, vec![]);
     d.set_giaddr(giaddr);
-    let mut raw = frame(&d, relay_mac, giaddr, SERVER, None);
-    // Append option 82 before End by hand, so its bytes are exactly ours.
-    let end = raw.len() - 1;
-    assert_eq!(raw[end], 255);
-    raw.truncate(end);
-    raw.extend_from_slice(&[82, agent.len() as u8]);
-    raw.extend_from_slice(&agent);
-    raw.push(255);
-    fix_lengths(&mut raw);
+    // Option 82 appended as raw bytes, so they are exactly ours.
+    let raw = frames::with_raw_option(frame(&d, relay_mac, giaddr, SERVER, None), 82, &agent);
     let n = lab.h.handle(&raw, &mut lab.tx).expect("relayed OFFER");
     let r = decode_reply(&lab.tx[..n]);
     assert_eq!(r.msg.yiaddr(), Ipv4Addr::new(203, 0, 113, 50));
@@ -137,23 +130,6 @@ fn broadcast_flag_and_relay_pick_the_destination() {
         255,
         "82 is the last option"
     );
-}
-
-/// Recomputes IPv4 total length and UDP length after a test edited a frame.
-fn fix_lengths(f: &mut [u8]) {
-    let ip_len = (f.len() - 14) as u16;
-    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    f[24..26].copy_from_slice(&[0, 0]);
-    let mut s: u32 = f[14..34]
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    f[24..26].copy_from_slice(&(!(s as u16)).to_be_bytes());
-    let udp_len = (f.len() - 34) as u16;
-    f[38..40].copy_from_slice(&udp_len.to_be_bytes());
 }
 
 fn find_option(opts: &[u8], code: u8) -> Option<usize> {
