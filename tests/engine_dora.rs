@@ -307,3 +307,67 @@ fn pool_exhaustion_is_counted_and_malformed_frames_are_dropped() {
     assert!(lab.h.handle(&bad_cookie, &mut lab.tx).is_none());
     assert_eq!(lab.stats.snapshot().malformed, 7);
 }
+
+/// Two workers on one engine allocate from their own shards of a big
+/// pool (word 0, 2, 4… and word 1, 3, 5…), each from its bottom, and
+/// never hand out the same address; a worker whose shard is full takes
+/// from the other.
+#[test]
+fn workers_allocate_from_their_home_shards_and_steal_when_dry() {
+    use std::sync::Arc;
+    // 128 words of 64 addresses: two shards of 64 words.
+    let cfg = xdhcp::config::Config::parse(
+        r#"
+interface = "lab0"
+server_id = "10.0.0.1"
+
+[[subnet]]
+prefix = "10.0.0.0/16"
+pools = ["10.0.0.0-10.0.31.255"]
+"#,
+    )
+    .unwrap();
+    let engine = Arc::new(xdhcp::engine::Engine::for_workers(&cfg, 2));
+    assert_eq!(engine.subnets()[0].pool.shards(), 2);
+    let mut workers: Vec<_> = (0..2)
+        .map(|w| {
+            let stats = Arc::new(xdhcp::stats::WorkerStats::default());
+            let mut h = engine.handler(frames::SERVER_MAC, stats).worker(w);
+            h.begin_batch(std::time::Instant::now());
+            h
+        })
+        .collect();
+    let mut tx = vec![0; xdhcp::io::TX_FRAME_CAPACITY];
+    let mut offer = |w: usize, i: u32| -> Ipv4Addr {
+        let n = workers[w]
+            .handle(&bcast(&discover(i, vec![]), i), &mut tx)
+            .expect("an offer");
+        decode_reply(&tx[..n]).msg.yiaddr()
+    };
+    let index = |a: Ipv4Addr| u32::from(a) - u32::from(Ipv4Addr::new(10, 0, 0, 0));
+    // Network (10.0.0.0) and server (10.0.0.1) are taken out of the pool.
+    assert_eq!(offer(0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    assert_eq!(offer(1, 2), Ipv4Addr::new(10, 0, 0, 64));
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..4000 {
+        let w = (i % 2) as usize;
+        let a = offer(w, 100 + i);
+        assert!(seen.insert(a), "{a} offered twice");
+        assert_eq!(
+            (index(a) / 64) as usize % 2,
+            w,
+            "{a} is not in worker {w}'s shard"
+        );
+    }
+    // Worker 1's shard holds 4,096 addresses and has given 2,001: it
+    // takes 2,095 more, then steals from shard 0.
+    let mut stolen = 0;
+    for i in 0..3000 {
+        let a = offer(1, 10_000 + i);
+        assert!(seen.insert(a), "{a} offered twice");
+        if (index(a) / 64) % 2 == 0 {
+            stolen += 1;
+        }
+    }
+    assert_eq!(stolen, 3000 - 2095);
+}

@@ -153,7 +153,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             );
         }
     }
-    let engine = Arc::new(Engine::new(&checked));
+    let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
+    // One worker per queue, each with its home shard in every pool.
+    let engine = Arc::new(Engine::for_workers(&checked, queues as usize));
     // Workers and the expiry thread read the engine through this cell; a
     // reload (SIGHUP) swaps a new one in.
     let cell = Arc::new(ArcSwap::new(engine.clone()));
@@ -192,7 +194,6 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             None
         }
     };
-    let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
@@ -211,7 +212,8 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         .map(|q| {
             let stats = Arc::new(WorkerStats::default());
             workers.push((q, stats.clone()));
-            let mut handler = Handler::new(cell.clone(), iface.mac, stats.clone());
+            let mut handler =
+                Handler::new(cell.clone(), iface.mac, stats.clone()).worker(q as usize);
             if let Some((j, durable)) = &journal {
                 let producer = j
                     .producer()

@@ -52,6 +52,9 @@ pub struct Engine {
     authoritative: bool,
     dscp: u8,
     renew_jitter: u8,
+    /// Workers allocating from the pools: each pool has one shard per
+    /// worker (see [`Pool::new`](crate::lease::Pool::new)).
+    workers: usize,
     /// Reservations of every subnet by identity, built at start and only
     /// read afterwards.
     reservations: HashMap<ClientKey, (Ipv4Addr, bool), FixedState>,
@@ -116,8 +119,17 @@ pub enum Verdict {
 }
 
 impl Engine {
+    /// The engine for one worker: its pools hand out addresses exactly
+    /// lowest-free-first.
     pub fn new(cfg: &Checked) -> Engine {
-        Engine::build(cfg, None)
+        Engine::for_workers(cfg, 1)
+    }
+
+    /// The engine for `workers` workers, each with a home shard in every
+    /// pool ([`Handler::worker`]), so that they do not allocate from the
+    /// same words.
+    pub fn for_workers(cfg: &Checked, workers: usize) -> Engine {
+        Engine::build(cfg, None, workers.max(1))
     }
 
     /// The engine for a new configuration that carries on from this one:
@@ -126,7 +138,7 @@ impl Engine {
     /// are claimed in the pools that are new. Workers switch to it at
     /// their next batch; call [`Engine::reclaim`] once they have.
     pub fn reload(&self, cfg: &Checked) -> Engine {
-        let e = Engine::build(cfg, Some(self));
+        let e = Engine::build(cfg, Some(self), self.workers);
         e.reclaim();
         e
     }
@@ -146,7 +158,7 @@ impl Engine {
         });
     }
 
-    fn build(cfg: &Checked, prev: Option<&Engine>) -> Engine {
+    fn build(cfg: &Checked, prev: Option<&Engine>, workers: usize) -> Engine {
         let links = prev.map_or_else(|| Arc::new(Mutex::new(HashMap::new())), |p| p.links.clone());
         let subnets: Box<[SubnetRt]> = {
             let mut names = links.lock().unwrap_or_else(|p| p.into_inner());
@@ -164,7 +176,7 @@ impl Engine {
                     let pool = prev
                         .and_then(|p| p.subnets.iter().find(|o| o.shape == shape))
                         .map(|o| o.pool.clone());
-                    SubnetRt::new(i as u16, link, s, pool)
+                    SubnetRt::new(i as u16, link, s, pool, workers)
                 })
                 .collect()
         };
@@ -198,6 +210,7 @@ impl Engine {
             authoritative: cfg.file.authoritative,
             dscp: cfg.file.dscp,
             renew_jitter: cfg.file.renew_jitter,
+            workers,
             reservations,
         }
     }
@@ -231,6 +244,7 @@ impl Handler {
             local: Local {
                 mac,
                 dscp: engine.dscp,
+                home: 0,
             },
             engine,
             cell,
@@ -281,7 +295,7 @@ impl Engine {
             return Verdict::Malformed;
         };
         let mut change = None;
-        let decided = self.decide(&req, clock.secs, &mut change);
+        let decided = self.decide(&req, clock.secs, local.home, &mut change);
         *record = change.map(|ch| ch.record(&req, clock));
         match decided {
             Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
@@ -293,11 +307,13 @@ impl Engine {
     }
 
     /// The protocol decision for one request: the subnet it belongs to
-    /// and the reply, or why there is none.
+    /// and the reply, or why there is none. `home` is the deciding
+    /// worker's shard in the pools.
     pub fn decide(
         &self,
         req: &Request<'_>,
         now: u32,
+        home: usize,
         change: &mut Option<Change>,
     ) -> Result<(&SubnetRt, Reply), Silence> {
         let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
@@ -310,6 +326,7 @@ impl Engine {
         let c = Client {
             key,
             reserved,
+            home,
             // RFC 5107: the relay stands in for us as server identifier.
             server_id: req
                 .agent_info()
@@ -523,11 +540,11 @@ impl Engine {
                     req.requested_ip
                         .filter(|a| s.contains(*a) && s.pool.claim(*a))
                 })
-                .or_else(|| s.pool.allocate())
+                .or_else(|| s.pool.allocate_from(c.home))
                 .map(|a| (s, a))
                 .or_else(|| {
                     self.siblings(s)
-                        .find_map(|o| o.pool.allocate().map(|a| (o, a)))
+                        .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
                 })?;
             *e = Some(Lease {
                 addr,
@@ -847,6 +864,8 @@ impl Change {
 struct Client {
     key: ClientKey,
     reserved: Option<(Ipv4Addr, bool)>,
+    /// The worker's home shard in the pools.
+    home: usize,
     /// Option 54 of our replies, and what the client may name as us.
     server_id: Ipv4Addr,
 }
@@ -932,6 +951,13 @@ pub struct JournalLink {
 impl Handler {
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// This handler's worker index, which is its home shard in every pool:
+    /// give each worker its own (0, 1, …) so they allocate apart.
+    pub fn worker(mut self, index: usize) -> Handler {
+        self.local.home = index;
+        self
     }
 
     /// Journals this worker's lease changes through `link`.

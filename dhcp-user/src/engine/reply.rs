@@ -30,6 +30,8 @@ pub struct Reply {
 pub struct Local {
     pub mac: [u8; 6],
     pub dscp: u8,
+    /// The worker's index: its home shard in every pool.
+    pub home: usize,
 }
 
 /// Builds the whole reply frame into `tx`; None if it cannot fit.

@@ -86,9 +86,16 @@ pub struct SubnetRt {
 
 impl SubnetRt {
     /// The subnet `s`; `pool` is the previous engine's pool when this
-    /// subnet's shape is unchanged by a reload.
-    pub fn new(id: u16, link: u16, s: &Subnet, pool: Option<Arc<Pool>>) -> SubnetRt {
-        let pool = pool.unwrap_or_else(|| Arc::new(Pool::new(&s.pools)));
+    /// subnet's shape is unchanged by a reload, else a new one sharded for
+    /// `workers`.
+    pub fn new(
+        id: u16,
+        link: u16,
+        s: &Subnet,
+        pool: Option<Arc<Pool>>,
+        workers: usize,
+    ) -> SubnetRt {
+        let pool = pool.unwrap_or_else(|| Arc::new(Pool::new(&s.pools, workers)));
         // Addresses the network itself uses are never handed out, even
         // when a pool was written across them.
         for a in s.routers.iter().chain([&s.server_id]) {
