@@ -532,3 +532,45 @@ shared_network = "city"
     .unwrap_err();
     assert!(e.to_string().contains("spans two VLANs"), "{e}");
 }
+
+/// A binding that runs out goes back to the pool and its record turns
+/// Expired; the record is kept `keep_released` seconds so the client can
+/// have its address again, then forgotten, so the table is bounded by the
+/// recent clients, not every client ever seen.
+#[test]
+fn expiry_frees_the_address_and_old_records_are_forgotten() {
+    use xdhcp::lease::{ClientKey, LeaseState};
+    let mut h = Harness::new(&format!("{BASE}\nkeep_released = 100\n{SMALL}"));
+    let a = h.send(&discover(1, vec![])).unwrap().msg.yiaddr();
+    h.send(&select(
+        1,
+        a,
+        SERVER,
+        vec![DhcpOption::AddressLeaseTime(600)],
+    ))
+    .unwrap();
+    let s = &h.engine.subnets()[0];
+    let key = ClientKey::new(s.link, 0, &mac(1));
+    let bound = h.engine.leases().get(&key).unwrap();
+    assert_eq!((bound.addr, bound.state), (a, LeaseState::Bound));
+    let end = bound.expires;
+    assert_eq!(h.engine.expire(end - 1), 0);
+    assert!(s.pool.is_taken(a));
+    assert_eq!(h.engine.expire(end), 1);
+    assert!(
+        !s.pool.is_taken(a),
+        "an expired lease gives its address back"
+    );
+    assert_eq!(
+        h.engine.leases().get(&key).unwrap().state,
+        LeaseState::Expired
+    );
+    h.engine.expire(end + 99);
+    assert!(
+        h.engine.leases().get(&key).is_some(),
+        "kept for keep_released"
+    );
+    h.engine.expire(end + 100);
+    assert_eq!(h.engine.leases().get(&key), None, "then forgotten");
+    assert!(h.engine.leases().is_empty());
+}

@@ -169,6 +169,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             };
             let opts = JournalOptions {
                 compact_after_bytes: j.compact_after_mb << 20,
+                keep_released_secs: u64::from(cfg.keep_released),
                 ..JournalOptions::default()
             };
             let started = Instant::now();

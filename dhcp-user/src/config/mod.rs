@@ -55,6 +55,9 @@ fn default_offer_hold() -> u32 {
 fn default_decline_probation() -> u32 {
     86400
 }
+fn default_keep_released() -> u32 {
+    3600
+}
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -101,6 +104,13 @@ pub struct Config {
     /// the client found it in use).
     #[serde(default = "default_decline_probation")]
     pub decline_probation: u32,
+    /// Seconds the record of a released or expired lease is kept, in
+    /// memory and in the journal, so that a returning client gets its old
+    /// address back if nobody took it (Kea's `hold-reclaimed-time`).
+    /// Older ones are forgotten, which bounds the table by the clients of
+    /// the last hour rather than all clients ever seen.
+    #[serde(default = "default_keep_released")]
+    pub keep_released: u32,
     /// Up to this many percent taken off T1 and T2, differently for each
     /// client, so that the renewals of a city that reconnected at once do
     /// not come back as one wave.

@@ -52,6 +52,9 @@ pub struct Engine {
     authoritative: bool,
     dscp: u8,
     renew_jitter: u8,
+    /// Seconds released and expired records are kept (the client's
+    /// address stays its own if nobody took it meanwhile).
+    keep_released: u32,
     /// Workers allocating from the pools: each pool has one shard per
     /// worker (see [`Pool::new`](crate::lease::Pool::new)).
     workers: usize,
@@ -148,7 +151,7 @@ impl Engine {
     /// what workers still on the old engine handed out meanwhile.
     pub fn reclaim(&self) {
         self.leases.retain(|k, l| {
-            if l.state != LeaseState::Released
+            if l.state.holds()
                 && let Some(s) = self.subnet_of(k.subnet, l.addr)
                 && !s.is_reserved(l.addr)
             {
@@ -210,6 +213,7 @@ impl Engine {
             authoritative: cfg.file.authoritative,
             dscp: cfg.file.dscp,
             renew_jitter: cfg.file.renew_jitter,
+            keep_released: cfg.file.keep_released,
             workers,
             reservations,
         }
@@ -257,24 +261,28 @@ impl Handler {
 }
 
 impl Engine {
-    /// Ends held offers and leases whose time is up and gives their
-    /// addresses back to the pools. Runs on a side thread; returns how
-    /// many it ended.
+    /// Ends held offers, leases and quarantines whose time is up and gives
+    /// their addresses back to the pools; forgets released and expired
+    /// records older than `keep_released`. Runs on a side thread; returns
+    /// how many it ended.
     pub fn expire(&self, now: u32) -> usize {
         let mut ended = 0;
         self.leases.retain(|k, l| {
-            if l.state == LeaseState::Released || l.expires > now {
+            if !l.state.holds() {
+                return l.expires.saturating_add(self.keep_released) > now;
+            }
+            if l.expires > now {
                 return true;
             }
             if let Some(s) = self.subnet_of(k.subnet, l.addr) {
                 s.free(l.addr);
             }
             ended += 1;
-            if k.kind == KEY_DECLINED {
+            if l.state == LeaseState::Declined {
                 return false;
             }
-            l.state = LeaseState::Released;
-            true
+            l.state = LeaseState::Expired;
+            self.keep_released > 0
         });
         ended
     }
@@ -353,7 +361,7 @@ impl Engine {
                 r
             }
             MessageType::Release => {
-                if let Some(addr) = self.release(s, &c, req) {
+                if let Some(addr) = self.release(s, &c, req, now) {
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
@@ -515,7 +523,7 @@ impl Engine {
             // The client's current binding or held offer keeps its address,
             // unless a reservation now says otherwise.
             if let Some(l) = e
-                && l.state != LeaseState::Released
+                && l.state.holds()
                 && s.contains(l.addr)
             {
                 match c.reserved {
@@ -595,7 +603,7 @@ impl Engine {
         // it, it is reserved for it, or it held it and nobody took it since.
         let grant = |e: &mut Option<Lease>, want: Ipv4Addr| {
             let ok = match e {
-                Some(l) if l.addr == want && l.state != LeaseState::Released => true,
+                Some(l) if l.addr == want && l.state.holds() => true,
                 _ if reserved == Some(want) => true,
                 Some(l) if l.addr == want => reserved.is_none() && s.pool.claim(want),
                 _ => false,
@@ -603,7 +611,7 @@ impl Engine {
             if ok {
                 if let Some(l) = e
                     && l.addr != want
-                    && l.state != LeaseState::Released
+                    && l.state.holds()
                 {
                     s.free(l.addr);
                 }
@@ -626,6 +634,7 @@ impl Engine {
                         {
                             s.free(l.addr);
                             l.state = LeaseState::Released;
+                            l.expires = now;
                         }
                     });
                     return Err(Silence::Ignored);
@@ -680,7 +689,7 @@ impl Engine {
     }
 
     /// Frees the client's binding of ciaddr; the address freed, if any.
-    fn release(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> Option<Ipv4Addr> {
+    fn release(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Option<Ipv4Addr> {
         if !self.names_us(s, c, req) {
             return None;
         }
@@ -688,6 +697,7 @@ impl Engine {
             Some(l) if l.state == LeaseState::Bound && l.addr == req.ciaddr => {
                 s.free(l.addr);
                 l.state = LeaseState::Released;
+                l.expires = now;
                 Some(l.addr)
             }
             _ => None,
@@ -701,7 +711,7 @@ impl Engine {
             return None;
         }
         let declined = self.leases.update(&c.key, |e| match e {
-            Some(l) if l.state != LeaseState::Released && l.addr == addr => {
+            Some(l) if l.state.holds() && l.addr == addr => {
                 *e = None;
                 true
             }
@@ -722,7 +732,7 @@ impl Engine {
         self.leases.update(&q, |e| {
             *e = Some(Lease {
                 addr,
-                state: LeaseState::Offered,
+                state: LeaseState::Declined,
                 expires: until,
             })
         });
@@ -762,7 +772,7 @@ impl Engine {
                     self.leases.update(&key, |e| {
                         if let Some(old) = e
                             && old.addr != r.addr
-                            && old.state != LeaseState::Released
+                            && old.state.holds()
                         {
                             s.free(old.addr);
                         }
@@ -781,13 +791,17 @@ impl Engine {
                     self.leases.update(&key, |e| {
                         if e.is_none_or(|l| l.addr == r.addr) {
                             if let Some(l) = e
-                                && l.state != LeaseState::Released
+                                && l.state.holds()
                             {
                                 s.free(l.addr);
                             }
                             *e = Some(Lease {
                                 addr: r.addr,
-                                state: LeaseState::Released,
+                                state: if r.state == RecordState::Expired {
+                                    LeaseState::Expired
+                                } else {
+                                    LeaseState::Released
+                                },
                                 expires: clock.secs,
                             });
                         }

@@ -50,17 +50,36 @@ pub enum LeaseState {
     Offered,
     /// Acknowledged; valid until `expires`.
     Bound,
-    /// Given back by the client; the record stays so the client gets the
-    /// same address again while nobody else took it.
+    /// Given back by the client at `expires`. The record stays a while
+    /// (`keep_released`) so the client gets the same address again while
+    /// nobody else took it.
     Released,
+    /// Ran out at `expires` (a binding not renewed, or an offer not taken
+    /// up); kept like a released one.
+    Expired,
+    /// Declined by a client that found it in use: out of the pool until
+    /// `expires` (the probation), under a key of the address itself.
+    Declined,
+}
+
+impl LeaseState {
+    /// Whether the record keeps its address out of the pool.
+    #[inline]
+    pub fn holds(self) -> bool {
+        matches!(
+            self,
+            LeaseState::Offered | LeaseState::Bound | LeaseState::Declined
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
     pub addr: Ipv4Addr,
     pub state: LeaseState,
-    /// Engine seconds (monotonic) when the lease or hold ends;
-    /// `u32::MAX` for infinite leases.
+    /// Engine seconds (monotonic) when the lease or hold ends, or, once it
+    /// no longer holds its address, when it stopped; `u32::MAX` for
+    /// infinite leases.
     pub expires: u32,
 }
 
