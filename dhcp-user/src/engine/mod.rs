@@ -1049,6 +1049,10 @@ impl FrameHandler for Handler {
             .as_ref()
             .map_or(u64::MAX, |j| j.producer.durable_seq())
     }
+
+    fn durable_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.journal.as_ref().map(|j| j.producer.wake_fd())
+    }
 }
 
 fn count_request(s: &WorkerStats, req: MessageType) {

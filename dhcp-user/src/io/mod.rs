@@ -12,6 +12,7 @@ pub mod xdp;
 pub mod xsk;
 
 use crate::stats::WorkerStats;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -37,6 +38,39 @@ pub trait FrameHandler: Send {
     /// each loop to release the replies it parked.
     fn durable(&self) -> u64 {
         u64::MAX
+    }
+    /// An eventfd that becomes readable when [`FrameHandler::durable`]
+    /// moves (the journal's, for this worker): a worker with parked replies
+    /// sleeps on it beside its socket, see [`wait_for`].
+    fn durable_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// Sleeps until `sock` is readable or `wake` (an eventfd; -1 for none) is
+/// signalled, at most `timeout_ms`, then resets `wake`. A negative `sock`
+/// waits on `wake` alone (poll(2) skips negative fds).
+pub(crate) fn wait_for(sock: RawFd, wake: RawFd, timeout_ms: i32) {
+    let mut fds = [
+        libc::pollfd {
+            fd: sock,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: two valid pollfds; the result only decides when the caller
+    // looks at its rings again, which reports any error.
+    unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+    if fds[1].revents & libc::POLLIN != 0 {
+        let mut n = 0u64;
+        // SAFETY: 8 bytes into a live u64 from a non-blocking eventfd;
+        // a failed read only leaves it readable for the next wait.
+        unsafe { libc::read(wake, (&raw mut n).cast(), 8) };
     }
 }
 

@@ -135,7 +135,10 @@ fn run_worker<H: FrameHandler>(
                 if hold > 0 {
                     add(&stats.parked, replies as u64);
                     while slot.handler.durable() < hold && !stop.load(Relaxed) {
-                        std::thread::sleep(std::time::Duration::from_micros(50));
+                        match slot.handler.durable_fd() {
+                            Some(wake) => super::wait_for(-1, wake, 1),
+                            None => std::thread::sleep(std::time::Duration::from_micros(50)),
+                        }
                     }
                 }
                 batch.send(fd, replies, stats);
@@ -169,14 +172,7 @@ fn run_worker<H: FrameHandler>(
 }
 
 fn wait_readable(fd: RawFd, timeout_ms: i32) {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; the result only decides when to retry,
-    // and the retry reports any error.
-    unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    super::wait_for(fd, -1, timeout_ms);
 }
 
 /// A heap array whose elements are only ever reached through the pointer

@@ -263,12 +263,20 @@ fn run<H: FrameHandler>(
             // enough, but only briefly while replies wait for the journal.
             let sleep = opts.poll == PollMode::Adaptive && idle > opts.idle_spins;
             if sleep || s.fq.needs_wakeup() {
-                let timeout = match (sleep, parked.is_empty()) {
-                    (false, _) => 0,
-                    (true, true) => opts.poll_timeout_ms,
-                    (true, false) => 1,
+                let timeout = if sleep { opts.poll_timeout_ms } else { 0 };
+                // Replies parked for the journal: the writer's eventfd
+                // wakes us the moment they may leave.
+                let wake = if parked.is_empty() {
+                    None
+                } else {
+                    slot.handler.durable_fd()
                 };
-                let _ = s.rx.poll(timeout);
+                let timeout = if parked.is_empty() || wake.is_some() {
+                    timeout
+                } else {
+                    timeout.min(1)
+                };
+                super::wait_for(s.rx.fd().as_raw_fd(), wake.unwrap_or(-1), timeout);
             }
             if s.tx.needs_wakeup() && free_tx.len() < half {
                 let _ = s.tx.wakeup();

@@ -70,6 +70,7 @@ mod record;
 mod replay;
 mod segment;
 mod writer;
+mod wake;
 
 pub use record::{FixedBytes, INFINITE, LeaseRecord, RecordState};
 pub use replay::RecoveryStats;
@@ -79,6 +80,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use hdrhistogram::Histogram;
 use replay::Sources;
 use segment::Kind;
+use wake::Wake;
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -191,6 +193,8 @@ pub(crate) struct Slot {
     /// Last sequence number handed out, saved when the producer is dropped
     /// so the next owner of the slot goes on from there.
     issued: AtomicU64,
+    /// Signalled when `durable` moves.
+    pub wake: Wake,
     in_use: AtomicBool,
 }
 
@@ -315,12 +319,15 @@ impl Journal {
         };
 
         let slots = (0..opts.max_producers)
-            .map(|_| Slot {
-                durable: AtomicU64::new(0),
-                issued: AtomicU64::new(0),
-                in_use: AtomicBool::new(false),
+            .map(|_| {
+                Ok(Slot {
+                    durable: AtomicU64::new(0),
+                    issued: AtomicU64::new(0),
+                    wake: Wake::new()?,
+                    in_use: AtomicBool::new(false),
+                })
             })
-            .collect();
+            .collect::<io::Result<_>>()?;
         let hist = Histogram::new_with_bounds(1, 60_000_000, 3)
             .map_err(|e| io::Error::other(e.to_string()))?;
         let shared = Arc::new(Shared {
@@ -474,6 +481,13 @@ impl Producer {
     #[inline]
     pub fn durable_seq(&self) -> u64 {
         self.shared.slots[self.id as usize].durable.load(Acquire)
+    }
+
+    /// An eventfd that becomes readable when [`Producer::durable_seq`]
+    /// moves: a worker with parked replies sleeps on it beside its socket.
+    /// Whoever wakes reads it to reset it (see `io::wait_for`).
+    pub fn wake_fd(&self) -> std::os::fd::RawFd {
+        self.shared.slots[self.id as usize].wake.fd()
     }
 
     #[inline]

@@ -492,6 +492,36 @@ fn durable_mark_moves_only_after_the_sync() {
     h.close().unwrap();
 }
 
+/// Whether `fd` is readable within `ms`.
+fn readable(fd: std::os::fd::RawFd, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    (unsafe { libc::poll(&mut p, 1, ms) }) == 1
+}
+
+#[test]
+fn wake_fd_fires_when_the_mark_moves_and_not_before() {
+    let d = TempDir::new("wake");
+    let (h, _) = open(&d.0, Durability::Durable);
+    let mut p = h.producer().unwrap();
+    let other = h.producer().unwrap();
+    h.shared.gate.set(|g| g.hold_sync = true);
+    let t = p.append(&sample(1)).unwrap();
+    assert!(!readable(p.wake_fd(), 50), "no wake before the sync");
+    h.shared.gate.set(|g| g.hold_sync = false);
+    assert!(readable(p.wake_fd(), 5000), "woken by the sync");
+    assert!(p.is_durable(t), "the mark moved before the wake");
+    // Only the producer whose records were synced is woken.
+    assert!(!readable(other.wake_fd(), 0));
+    // A worker's wait resets it.
+    crate::io::wait_for(-1, p.wake_fd(), 0);
+    assert!(!readable(p.wake_fd(), 0));
+    h.close().unwrap();
+}
+
 #[test]
 fn tickets_of_many_producers_become_durable_in_order() {
     let d = TempDir::new("producers");

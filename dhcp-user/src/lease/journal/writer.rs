@@ -178,6 +178,7 @@ impl Writer {
         for &p in &l.touched {
             let p = p as usize;
             self.shared.slots[p].durable.store(l.group_max[p], Release);
+            self.shared.slots[p].wake.signal();
             l.group_max[p] = 0;
         }
         l.touched.clear();
