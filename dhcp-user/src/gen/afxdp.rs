@@ -10,86 +10,20 @@
 use super::counters::{GenCounters, bump};
 use super::fleet::Fleet;
 use crate::config::BindMode;
+use crate::io::xsk::{QueueSocket, XskOptions, open_socket};
 use crate::io::{PollMode, TX_FRAME_CAPACITY, WorkerOptions};
-use anyhow::{Context, bail};
-use std::num::NonZeroU32;
+use anyhow::bail;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
-use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
-use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+use xsk_rs::FrameDesc;
 
-/// Sizes of one queue's rings and UMEM.
-#[derive(Clone, Copy, Debug)]
-pub struct XskSettings {
-    pub bind: BindMode,
-    /// UMEM frames per queue, half for RX and half for TX.
-    pub frames: u32,
-    pub ring_size: u32,
-}
-
-pub struct QueueSocket {
-    umem: Umem,
-    descs: Vec<FrameDesc>,
-    tx: TxQueue,
-    rx: RxQueue,
-    fq: FillQueue,
-    cq: CompQueue,
-}
-
-// SAFETY: the rings and the UMEM mapping are used by exactly one thread,
-// the worker the socket moves to; the kernel side is synchronised through
-// the rings' producer/consumer indices.
-unsafe impl Send for QueueSocket {}
-
-impl QueueSocket {
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.rx.fd().as_raw_fd()
-    }
-}
-
-fn open_as(
+/// Opens queue `queue`'s socket (see `io::xsk`); returns it and the bind
+/// mode used.
+pub(crate) fn open(
     iface: &str,
     queue: u32,
-    s: &XskSettings,
-    bind: BindFlags,
-) -> anyhow::Result<QueueSocket> {
-    let ring = QueueSize::new(s.ring_size).context("ring size must be a power of two")?;
-    let umem_cfg = UmemConfig::builder()
-        .frame_size(FrameSize::new(4096).context("frame size")?)
-        .fill_queue_size(ring)
-        .comp_queue_size(ring)
-        .build()
-        .context("UMEM config")?;
-    let frames = NonZeroU32::new(s.frames).context("frames must not be 0")?;
-    let (umem, descs) = Umem::new(umem_cfg, frames, false)
-        .map_err(|e| anyhow::anyhow!("creating the UMEM of queue {queue}: {e}"))?;
-    let sock_cfg = SocketConfig::builder()
-        .rx_queue_size(ring)
-        .tx_queue_size(ring)
-        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-        .bind_flags(bind | BindFlags::XDP_USE_NEED_WAKEUP)
-        .build();
-    let name = iface
-        .parse()
-        .map_err(|e| anyhow::anyhow!("interface name {iface:?}: {e:?}"))?;
-    // SAFETY: the UMEM moves with the socket into the worker and outlives
-    // the rings there (they are dropped first, in field order).
-    let (tx, rx, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, &name, queue) }
-        .map_err(|e| anyhow::anyhow!("AF_XDP socket on {iface} queue {queue}: {e}"))?;
-    let (fq, cq) = fq_cq.context("the socket came without fill and completion rings")?;
-    Ok(QueueSocket {
-        umem,
-        descs,
-        tx,
-        rx,
-        fq,
-        cq,
-    })
-}
-
-/// Opens queue `queue`'s socket; returns it and the bind mode used.
-pub fn open(iface: &str, queue: u32, s: &XskSettings) -> anyhow::Result<(QueueSocket, BindMode)> {
+    s: &XskOptions,
+) -> anyhow::Result<(QueueSocket, BindMode)> {
     if s.frames / 2 > s.ring_size {
         // More TX frames than the TX ring holds could make a full batch
         // bounce off the ring after the fleet already counted it sent.
@@ -99,31 +33,11 @@ pub fn open(iface: &str, queue: u32, s: &XskSettings) -> anyhow::Result<(QueueSo
             s.ring_size
         );
     }
-    match s.bind {
-        BindMode::Copy => Ok((
-            open_as(iface, queue, s, BindFlags::XDP_COPY)?,
-            BindMode::Copy,
-        )),
-        BindMode::Zerocopy => Ok((
-            open_as(iface, queue, s, BindFlags::XDP_ZEROCOPY).with_context(|| {
-                format!(
-                    "zero-copy bind failed on {iface} (veth never supports it): use --bind copy"
-                )
-            })?,
-            BindMode::Zerocopy,
-        )),
-        BindMode::Auto => match open_as(iface, queue, s, BindFlags::XDP_ZEROCOPY) {
-            Ok(sock) => Ok((sock, BindMode::Zerocopy)),
-            Err(_) => Ok((
-                open_as(iface, queue, s, BindFlags::XDP_COPY)?,
-                BindMode::Copy,
-            )),
-        },
-    }
+    open_socket(iface, queue, s, s.bind)
 }
 
 /// Runs `fleet` over `s` until it is done or `stop` is set.
-pub fn run(
+pub(crate) fn run(
     mut s: QueueSocket,
     fleet: &mut Fleet,
     counters: &GenCounters,

@@ -221,7 +221,7 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let handles: Vec<std::thread::JoinHandle<FleetResult>> = match o.io {
         IoBackend::Xdp => {
             let mut st = steer::GenSteering::attach(&iface.name, iface.index, o.xdp_mode, &relays)?;
-            let settings = afxdp::XskSettings {
+            let settings = crate::io::xsk::XskOptions {
                 bind: o.bind,
                 frames: o.frames,
                 ring_size: o.ring_size,

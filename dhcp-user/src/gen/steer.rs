@@ -3,16 +3,14 @@
 //! interface, hand it the AF_XDP sockets, read its counters. Loading
 //! follows `io::xdp` (the server's program); the object is embedded at
 //! build time.
-use crate::io::xdp::{AttachMode, XdpCounters};
+use crate::io::xdp::{AttachMode, XdpCounters, read_counters};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuArray, XskMap},
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
-use dhcp_common::{
-    Counter, GEN_COUNTERS_MAP, GEN_PROG, GEN_RELAY_ADDRS_MAP, GEN_XSKS_MAP, MAX_RELAY_ADDRS,
-};
+use dhcp_common::{GEN_COUNTERS_MAP, GEN_PROG, GEN_RELAY_ADDRS_MAP, GEN_XSKS_MAP, MAX_RELAY_ADDRS};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
@@ -110,20 +108,7 @@ impl GenSteering {
     }
 
     pub fn counters(&self) -> Result<XdpCounters> {
-        let read = |c: Counter| -> Result<u64> {
-            let v = self
-                .counters
-                .get(&(c as u32), 0)
-                .with_context(|| format!("reading counter {}", c.name()))?;
-            Ok(v.iter().fold(0u64, |s, x| s.wrapping_add(*x)))
-        };
-        Ok(XdpCounters {
-            seen: read(Counter::Seen)?,
-            redirected: read(Counter::Redirected)?,
-            passed: read(Counter::Passed)?,
-            malformed: read(Counter::Malformed)?,
-            no_socket: read(Counter::NoSocket)?,
-        })
+        read_counters(&self.counters)
     }
 
     fn program(&mut self) -> Result<&mut Xdp> {

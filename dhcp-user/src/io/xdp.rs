@@ -245,20 +245,7 @@ impl Steering {
 
     /// Counters summed over all CPUs.
     pub fn counters(&self) -> Result<XdpCounters> {
-        let read = |counter: Counter| -> Result<u64> {
-            let per_cpu = self
-                .counters
-                .get(&(counter as u32), 0)
-                .with_context(|| format!("reading counter {} failed", counter.name()))?;
-            Ok(per_cpu.iter().fold(0u64, |sum, v| sum.wrapping_add(*v)))
-        };
-        Ok(XdpCounters {
-            seen: read(Counter::Seen)?,
-            redirected: read(Counter::Redirected)?,
-            passed: read(Counter::Passed)?,
-            malformed: read(Counter::Malformed)?,
-            no_socket: read(Counter::NoSocket)?,
-        })
+        read_counters(&self.counters)
     }
 
     /// Detaches (also done on Drop).
@@ -486,6 +473,24 @@ fn chain_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
         cause = e.source();
     }
     None
+}
+
+/// A steering program's counters, each summed over all CPUs (the
+/// generator's program keeps the same slots).
+pub(crate) fn read_counters(map: &PerCpuArray<MapData, u64>) -> Result<XdpCounters> {
+    let read = |counter: Counter| -> Result<u64> {
+        let per_cpu = map
+            .get(&(counter as u32), 0)
+            .with_context(|| format!("reading counter {} failed", counter.name()))?;
+        Ok(per_cpu.iter().fold(0u64, |sum, v| sum.wrapping_add(*v)))
+    };
+    Ok(XdpCounters {
+        seen: read(Counter::Seen)?,
+        redirected: read(Counter::Redirected)?,
+        passed: read(Counter::Passed)?,
+        malformed: read(Counter::Malformed)?,
+        no_socket: read(Counter::NoSocket)?,
+    })
 }
 
 #[cfg(test)]

@@ -33,20 +33,58 @@ pub struct XskOptions {
     pub ring_size: u32,
 }
 
-/// One queue's socket, ready to hand to its worker.
-struct QueueSocket {
-    umem: Umem,
-    descs: Vec<FrameDesc>,
-    tx: TxQueue,
-    rx: RxQueue,
-    fq: FillQueue,
-    cq: CompQueue,
+/// One queue's socket and its UMEM, ready to hand to the thread that runs
+/// it (the server's worker here, the generator's in `gen::afxdp`).
+pub(crate) struct QueueSocket {
+    pub(crate) umem: Umem,
+    pub(crate) descs: Vec<FrameDesc>,
+    pub(crate) tx: TxQueue,
+    pub(crate) rx: RxQueue,
+    pub(crate) fq: FillQueue,
+    pub(crate) cq: CompQueue,
 }
 
 // SAFETY: the rings and the UMEM mapping are used by exactly one thread
 // (the worker the socket is moved to); the kernel side is shared by
 // design and synchronised through the rings' producer/consumer indices.
 unsafe impl Send for QueueSocket {}
+
+impl QueueSocket {
+    /// The socket's fd, for the XSKMAP and for poll(2).
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.rx.fd().as_raw_fd()
+    }
+}
+
+/// Opens queue `queue`'s socket bound as `mode` asks — `Auto` tries
+/// zero-copy and falls back to copy with a warning — and returns it with
+/// the mode it got.
+pub(crate) fn open_socket(
+    iface: &str,
+    queue: u32,
+    o: &XskOptions,
+    mode: BindMode,
+) -> anyhow::Result<(QueueSocket, BindMode)> {
+    match mode {
+        BindMode::Zerocopy => Ok((
+            open(iface, queue, o, BindFlags::XDP_ZEROCOPY).with_context(|| {
+                format!(
+                    "zero-copy bind failed on {iface} (the driver may not support it; veth never \
+                     does): bind copy or auto instead"
+                )
+            })?,
+            BindMode::Zerocopy,
+        )),
+        BindMode::Copy => Ok((open(iface, queue, o, BindFlags::XDP_COPY)?, BindMode::Copy)),
+        BindMode::Auto => match open(iface, queue, o, BindFlags::XDP_ZEROCOPY) {
+            Ok(s) => Ok((s, BindMode::Zerocopy)),
+            Err(e) => {
+                tracing::warn!("zero-copy bind on {iface} failed ({e:#}); using copy mode");
+                Ok((open(iface, queue, o, BindFlags::XDP_COPY)?, BindMode::Copy))
+            }
+        },
+    }
+}
 
 fn open(iface: &str, queue: u32, o: &XskOptions, bind: BindFlags) -> anyhow::Result<QueueSocket> {
     let ring = QueueSize::new(o.ring_size).context("ring_size")?;
@@ -103,28 +141,10 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
     let mut sockets = Vec::with_capacity(slots.len());
     let mut mode = xo.bind;
     for slot in &slots {
-        let s = match mode {
-            BindMode::Zerocopy => open(&iface.name, slot.queue, xo, BindFlags::XDP_ZEROCOPY).with_context(|| {
-                format!(
-                    "zero-copy bind failed on {} (the driver may not support it; veth never does): \
-                     use bind = \"copy\" or \"auto\"",
-                    iface.name
-                )
-            })?,
-            BindMode::Copy => open(&iface.name, slot.queue, xo, BindFlags::XDP_COPY)?,
-            BindMode::Auto => match open(&iface.name, slot.queue, xo, BindFlags::XDP_ZEROCOPY) {
-                Ok(s) => {
-                    mode = BindMode::Zerocopy;
-                    s
-                }
-                Err(e) => {
-                    tracing::warn!("zero-copy bind on {} failed ({e:#}); using copy mode", iface.name);
-                    mode = BindMode::Copy;
-                    open(&iface.name, slot.queue, xo, BindFlags::XDP_COPY)?
-                }
-            },
-        };
-        steering.register_socket(slot.queue, s.rx.fd().as_raw_fd())?;
+        // Once one queue settled the mode, the others follow it.
+        let (s, got) = open_socket(&iface.name, slot.queue, xo, mode)?;
+        mode = got;
+        steering.register_socket(slot.queue, s.raw_fd())?;
         sockets.push(s);
     }
     let mut handles = Vec::with_capacity(slots.len());

@@ -69,8 +69,8 @@ mod compact;
 mod record;
 mod replay;
 mod segment;
-mod writer;
 mod wake;
+mod writer;
 
 pub use record::{FixedBytes, INFINITE, LeaseRecord, RecordState};
 pub use replay::RecoveryStats;
@@ -80,7 +80,6 @@ use crossbeam_channel::{Sender, TrySendError};
 use hdrhistogram::Histogram;
 use replay::Sources;
 use segment::Kind;
-use wake::Wake;
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -90,6 +89,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wake::Wake;
 
 /// When an appended record counts as safe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
