@@ -207,18 +207,7 @@ impl Lab {
         } else {
             &self.srv_ns
         };
-        let out = ip(ns, &["-j", "-4", "addr", "show", "dev", ifname])?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("parsing `ip -j addr show`")?;
-        let mut addrs = Vec::new();
-        for link in v.as_array().into_iter().flatten() {
-            for info in link["addr_info"].as_array().into_iter().flatten() {
-                if let Some(a) = info["local"].as_str() {
-                    addrs.push(a.parse().with_context(|| format!("address {a:?}"))?);
-                }
-            }
-        }
-        Ok(addrs)
+        ipv4_addrs(ns, ifname)
     }
 
     /// Removes both namespaces, after killing whatever still runs in them.
@@ -367,6 +356,23 @@ pub struct Spur {
     up: bool,
 }
 
+/// The IPv4 addresses (without prefix length) of interface `ifname` in
+/// namespace `ns`.
+fn ipv4_addrs(ns: &str, ifname: &str) -> Result<Vec<std::net::Ipv4Addr>> {
+    let out = ip(ns, &["-j", "-4", "addr", "show", "dev", ifname])?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing `ip -j addr show`")?;
+    let mut addrs = Vec::new();
+    for link in v.as_array().into_iter().flatten() {
+        for info in link["addr_info"].as_array().into_iter().flatten() {
+            if let Some(a) = info["local"].as_str() {
+                addrs.push(a.parse().with_context(|| format!("address {a:?}"))?);
+            }
+        }
+    }
+    Ok(addrs)
+}
+
 impl Spur {
     /// `ip netns exec NS program`: a command that runs in the spur.
     pub fn cmd(&self, program: &str) -> Command {
@@ -375,21 +381,7 @@ impl Spur {
 
     /// The IPv4 addresses (without prefix length) on the spur's veth end.
     pub fn ipv4_addrs(&self) -> Result<Vec<std::net::Ipv4Addr>> {
-        let out = ip(
-            &self.ns,
-            &["-j", "-4", "addr", "show", "dev", &self.inner_if],
-        )?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("parsing `ip -j addr show`")?;
-        let mut addrs = Vec::new();
-        for link in v.as_array().into_iter().flatten() {
-            for info in link["addr_info"].as_array().into_iter().flatten() {
-                if let Some(a) = info["local"].as_str() {
-                    addrs.push(a.parse().with_context(|| format!("address {a:?}"))?);
-                }
-            }
-        }
-        Ok(addrs)
+        ipv4_addrs(&self.ns, &self.inner_if)
     }
 
     /// Removes the namespace, after killing whatever still runs in it.
