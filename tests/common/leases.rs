@@ -376,30 +376,7 @@ impl DhclientHome {
     /// Ends the background dhclient with `signal`, if it runs. SIGKILL
     /// leaves the lease file as it is and sends nothing.
     pub fn kill(&self, signal: libc::c_int) {
-        let Ok(pid) = std::fs::read_to_string(&self.pid_file) else {
-            return;
-        };
-        let Ok(pid) = pid.trim().parse::<i32>() else {
-            return;
-        };
-        // Only the dhclient this pid file names, never a recycled pid.
-        let is_dhclient = || {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "dhclient")
-        };
-        if pid > 1 && is_dhclient() {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            unsafe { libc::kill(pid, signal) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while is_dhclient() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if is_dhclient() {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        let _ = std::fs::remove_file(&self.pid_file);
+        crate::common::end_dhclient(&self.pid_file, signal);
     }
 }
 

@@ -200,32 +200,36 @@ impl Dhclient {
 
     /// Stops the background dhclient. Idempotent.
     pub fn stop(&mut self) {
-        let Ok(pid) = std::fs::read_to_string(&self.pid_file) else {
-            return;
-        };
-        let Ok(pid) = pid.trim().parse::<i32>() else {
-            return;
-        };
-        // Only the dhclient this pid file names, never a recycled pid.
-        let is_dhclient = || {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim() == "dhclient")
-                .unwrap_or(false)
-        };
-        if pid > 1 && is_dhclient() {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while is_dhclient() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if is_dhclient() {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        let _ = std::fs::remove_file(&self.pid_file);
+        end_dhclient(&self.pid_file, libc::SIGTERM);
     }
+}
+
+/// Ends the dhclient whose pid file is `pid_file` with `signal`, then
+/// SIGKILL if it is still there after 3 s, and removes the pid file.
+/// Only that dhclient, never a process that took over a recycled pid.
+pub fn end_dhclient(pid_file: &std::path::Path, signal: libc::c_int) {
+    let Ok(pid) = std::fs::read_to_string(pid_file) else {
+        return;
+    };
+    let Ok(pid) = pid.trim().parse::<i32>() else {
+        return;
+    };
+    let is_dhclient = || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "dhclient")
+    };
+    if pid > 1 && is_dhclient() {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(pid, signal) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while is_dhclient() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if is_dhclient() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let _ = std::fs::remove_file(pid_file);
 }
 
 impl Drop for Dhclient {
