@@ -18,7 +18,7 @@ use leases::{DhclientHome, Relay, Xfs, client_mac, msg_type, proc_state};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xtask::capture::{
     self, Capture, DHCPACK, DHCPDISCOVER, DHCPNAK, DHCPRELEASE, DHCPREQUEST, DhcpSeen,
@@ -405,6 +405,38 @@ fn dhclient_lease_survives_restart() {
         .iter()
         .find(|a| in_pool(**a))
         .unwrap_or_else(|| panic!("no pool address on the client ({addrs:?}):\n{log1}"));
+    // While the daemon runs, `xdhcpd leases` finds the lease by address in
+    // the journal, with the client's hardware address.
+    let cfg_file = jdir.0.with_extension("toml");
+    std::fs::write(&cfg_file, &cfg).expect("config copy");
+    let shown = output_within(
+        Command::new(bin()).arg("--config").arg(&cfg_file).args([
+            "leases",
+            "--json",
+            "--addr",
+            &addr.to_string(),
+        ]),
+        Duration::from_secs(10),
+    )
+    .expect("xdhcpd leases");
+    let _ = std::fs::remove_file(&cfg_file);
+    assert!(shown.status.success(), "xdhcpd leases: {}", text(&shown));
+    let mac = output_within(
+        lab.cli("cat")
+            .arg(format!("/sys/class/net/{}/address", lab.cli_if)),
+        Duration::from_secs(5),
+    )
+    .expect("client MAC");
+    let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&shown.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["address"], addr.to_string());
+    assert_eq!(rows[0]["state"], "bound");
+    assert_eq!(rows[0]["hwaddr"], mac, "{rows:?}");
+
     // SIGTERM: dhclient goes without a RELEASE (checked on the wire below).
     home.kill(libc::SIGTERM);
     let stats1 = daemon.stop().expect("xdhcpd stops cleanly");

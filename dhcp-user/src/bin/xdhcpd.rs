@@ -14,9 +14,9 @@ use xdhcp::engine::{Clock, Engine, Handler, JournalLink};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
 use xdhcp::io::{WorkerOptions, WorkerSlot, packet, xsk};
-use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions};
+use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
 use xdhcp::lease::kea_csv::KeaVersion;
-use xdhcp::lease::transfer;
+use xdhcp::lease::{show, transfer};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
 
 #[global_allocator]
@@ -55,6 +55,26 @@ enum Command {
         /// Kea's CSV layout: 2.2, 2.4 or 2.6.
         #[arg(long, default_value = "2.6")]
         kea_version: String,
+    },
+    /// Show the live leases of the journal of --config, with hostname and
+    /// relay circuit-id / remote-id; safe while the daemon runs. Filters
+    /// combine.
+    Leases {
+        /// Only this address.
+        #[arg(long)]
+        addr: Option<Ipv4Addr>,
+        /// Only this hardware address (aa:bb:cc:dd:ee:ff).
+        #[arg(long)]
+        mac: Option<String>,
+        /// Only this hostname (ASCII case ignored).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Only this relay circuit-id (text, or hex when not printable).
+        #[arg(long)]
+        circuit_id: Option<String>,
+        /// One JSON object per lease and line instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -96,6 +116,36 @@ fn transfer(cli: &Cli, cmd: &Command) -> anyhow::Result<()> {
             };
             let s = transfer::export_kea(&c, dir, csv, version)?;
             println!("{}: {} leases written", csv.display(), s.written);
+        }
+        Command::Leases {
+            addr,
+            mac,
+            hostname,
+            circuit_id,
+            json,
+        } => {
+            let filter = show::Filter {
+                addr: *addr,
+                mac: match mac {
+                    Some(m) => Some(show::parse_mac(m).ok_or_else(|| {
+                        anyhow::anyhow!("--mac {m}: six hex bytes, like 02:00:5e:00:53:01")
+                    })?),
+                    None => None,
+                },
+                hostname: hostname.clone(),
+                circuit_id: circuit_id.clone(),
+            };
+            let (mut leases, _) =
+                Journal::read_live(dir, now_unix(), u64::from(c.file.keep_released))
+                    .with_context(|| format!("reading the journal in {}", dir.display()))?;
+            leases.retain(|r| filter.matches(r));
+            leases.sort_by_key(|r| r.addr);
+            let mut out = std::io::stdout().lock();
+            if *json {
+                show::write_json(&mut out, &leases)?;
+            } else {
+                show::write_table(&mut out, &leases)?;
+            }
         }
         Command::CheckConfig { .. } => unreachable!("handled in main"),
     }

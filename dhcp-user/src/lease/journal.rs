@@ -376,6 +376,35 @@ pub struct JournalHandle {
     shared: Arc<Shared>,
 }
 
+impl Journal {
+    /// The live leases of the journal in `dir` (the latest record of each
+    /// address, if live at `now_unix`), read without taking the journal
+    /// over: it writes nothing, cuts nothing, so it may run beside the
+    /// daemon that appends to it. It sees the records written when it
+    /// listed the files; a compaction that removes a file meanwhile makes
+    /// it list again.
+    pub fn read_live(
+        dir: &Path,
+        now_unix: u64,
+        keep_released: u64,
+    ) -> io::Result<(Vec<LeaseRecord>, RecoveryStats)> {
+        let mut attempt = 0;
+        loop {
+            let listing = segment::list(dir)?;
+            let (src, _) = Sources::choose(dir, &listing);
+            let mut leases = Vec::new();
+            match replay::latest(dir, &src, now_unix, keep_released, |r| {
+                leases.push(*r);
+                Ok(())
+            }) {
+                Ok((stats, _)) => return Ok((leases, stats)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 impl JournalHandle {
     /// A producer for one thread. Its tickets go on from where the last
     /// producer of the same slot stopped.
@@ -509,7 +538,8 @@ impl Drop for Producer {
     }
 }
 
-pub(crate) fn now_unix() -> u64 {
+/// Wall-clock seconds since 1970, as the journal stores times.
+pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -6,6 +6,7 @@
 pub mod journal;
 pub mod kea_csv;
 pub mod pool;
+pub mod show;
 pub mod table;
 pub mod transfer;
 

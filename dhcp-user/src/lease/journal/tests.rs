@@ -653,3 +653,50 @@ fn released_records_are_kept_for_the_grace_time() {
     assert_eq!(rec.leases, [sample(0), rel]);
     h.close().unwrap();
 }
+
+#[test]
+fn read_live_beside_a_running_writer_and_across_a_compaction() {
+    let d = TempDir::new("readlive");
+    let (h, _) = open(&d.0, Durability::Durable);
+    let mut p = h.producer().unwrap();
+    let mut last = Ticket(0);
+    for i in 0..100 {
+        last = p.append(&sample(i)).unwrap();
+    }
+    wait_until("durable", || p.is_durable(last));
+    let sizes = || {
+        let mut v: Vec<_> = fs::read_dir(&d.0)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), e.metadata().unwrap().len())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = sizes();
+    let (live, stats) = Journal::read_live(&d.0, now_unix(), 0).unwrap();
+    assert_eq!(live.len(), 100);
+    assert_eq!(stats.live, 100);
+    assert_eq!(sizes(), before, "reading writes nothing");
+    // A newer record of an address wins; the writer goes on meanwhile.
+    let mut r = sample(5);
+    r.state = RecordState::Released;
+    r.cltt_unix = now_unix();
+    last = p.append(&r).unwrap();
+    wait_until("durable", || p.is_durable(last));
+    let (live, _) = Journal::read_live(&d.0, now_unix(), 0).unwrap();
+    assert_eq!(live.len(), 99, "the release ends address 5's lease");
+    let (live, _) = Journal::read_live(&d.0, now_unix(), 3600).unwrap();
+    assert!(
+        live.iter()
+            .any(|l| l.addr == r.addr && l.state == RecordState::Released)
+    );
+    // The same state after the writer cut a snapshot.
+    h.compact().unwrap();
+    wait_until("compacted", || h.stats().compactions >= 1);
+    let (live, _) = Journal::read_live(&d.0, now_unix(), 0).unwrap();
+    assert_eq!(live.len(), 99);
+    h.close().unwrap();
+}
