@@ -63,10 +63,7 @@ lease_time = 10800
             frames::SERVER_MAC,
             std::sync::Arc::new(WorkerStats::default()),
         )
-        .with_journal(JournalLink {
-            producer: journal.producer().unwrap(),
-            durable: false,
-        });
+        .with_journal(JournalLink::new(journal.producer().unwrap(), false));
     let mut d = frames::frame(
         &frames::request(frames::mac(0), MessageType::Discover, 1, vec![]),
         frames::mac(0),

@@ -43,10 +43,7 @@ fn start(dir: &Dir, mode: Durability) -> (Harness, JournalHandle, usize) {
     let (restored, _) = h
         .engine
         .restore(&rec.leases, Clock::now(&h.engine, Instant::now()));
-    let link = JournalLink {
-        producer: j.producer().unwrap(),
-        durable: mode == Durability::Durable,
-    };
+    let link = JournalLink::new(j.producer().unwrap(), mode == Durability::Durable);
     let handler = h
         .engine
         .handler(frames::SERVER_MAC, h.stats.clone())

@@ -269,10 +269,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                 let producer = j
                     .producer()
                     .map_err(|_| anyhow::anyhow!("more workers than journal producer slots"))?;
-                handler = handler.with_journal(JournalLink {
-                    producer,
-                    durable: *durable,
-                });
+                handler = handler.with_journal(JournalLink::new(producer, *durable));
             }
             Ok(WorkerSlot {
                 queue: q,

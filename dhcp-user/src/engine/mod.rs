@@ -4,12 +4,13 @@
 //! [`Engine`] is shared by all workers; each worker drives it through its
 //! own [`Handler`], which reads the received frame in place, decides, and
 //! writes the reply frame straight into the TX buffer it was given.
+mod journal_link;
 pub mod reply;
 pub mod subnet;
 
 use crate::config::{Checked, Identity};
 use crate::io::FrameHandler;
-use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, Producer, RecordState};
+use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, RecordState};
 use crate::lease::{ClientKey, Lease, LeaseState, LeaseTable};
 use crate::stats::{WorkerStats, bump};
 use crate::wire::DhcpFrame;
@@ -19,6 +20,7 @@ use crate::wire::options::agent;
 use crate::wire::options::{JoinBuffer, RequestOptions, agent_sub_option};
 use arc_swap::ArcSwap;
 use foldhash::fast::FixedState;
+pub use journal_link::{Appended, JournalLink};
 use reply::{Local, Reply};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -953,15 +955,6 @@ pub struct Handler {
     hold: u64,
 }
 
-/// A worker's producer on the journal and what a full journal means.
-pub struct JournalLink {
-    pub producer: Producer,
-    /// Durable: an ACK leaves only once its record is synced; when the
-    /// journal cannot take the record the ACK is dropped (the client
-    /// retransmits). Fast: the ACK leaves at once.
-    pub durable: bool,
-}
-
 impl Handler {
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
@@ -1016,16 +1009,24 @@ impl FrameHandler for Handler {
         };
         count_request(s, req);
         if let (Some(rec), Some(j)) = (record, self.journal.as_mut()) {
-            match j.producer.append(&rec) {
-                Ok(t) if j.durable => self.hold = t.0,
-                Ok(_) => {}
-                Err(_) => {
+            let ticket = match j.append(&rec) {
+                Appended::Sent(t) => t,
+                Appended::Queued(t) => {
                     bump(&s.journal_full);
-                    if j.durable {
+                    t
+                }
+                Appended::Refused => {
+                    bump(&s.journal_full);
+                    bump(&s.journal_lost);
+                    if j.durable() {
                         // Never an ACK for a lease that is not on disk.
                         reply = None;
                     }
+                    0
                 }
+            };
+            if j.durable() {
+                self.hold = ticket;
             }
         }
         let (kind, len) = reply?;
@@ -1044,14 +1045,19 @@ impl FrameHandler for Handler {
     }
 
     #[inline]
-    fn durable(&self) -> u64 {
-        self.journal
-            .as_ref()
-            .map_or(u64::MAX, |j| j.producer.durable_seq())
+    fn durable(&mut self) -> u64 {
+        self.journal.as_mut().map_or(u64::MAX, |j| {
+            j.flush();
+            j.durable_seq()
+        })
     }
 
     fn durable_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.journal.as_ref().map(|j| j.producer.wake_fd())
+        self.journal.as_ref().map(JournalLink::wake_fd)
+    }
+
+    fn backlog(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| j.backlog() > 0)
     }
 }
 

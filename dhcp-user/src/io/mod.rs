@@ -34,10 +34,16 @@ pub trait FrameHandler: Send {
     fn hold_for(&self) -> u64 {
         0
     }
-    /// The highest ticket the journal has made safe. A worker re-reads it
-    /// each loop to release the replies it parked.
-    fn durable(&self) -> u64 {
+    /// The highest ticket the journal has made safe. A worker calls it
+    /// each loop to release the replies it parked (the handler also hands
+    /// the journal what it had to keep back).
+    fn durable(&mut self) -> u64 {
         u64::MAX
+    }
+    /// Whether lease records wait to be handed to the journal: a worker
+    /// with nothing to do sleeps only briefly then.
+    fn backlog(&self) -> bool {
+        false
     }
     /// An eventfd that becomes readable when [`FrameHandler::durable`]
     /// moves (the journal's, for this worker): a worker with parked replies

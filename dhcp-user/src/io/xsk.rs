@@ -256,7 +256,7 @@ fn run<H: FrameHandler>(
             idle = idle.saturating_add(1);
         }
 
-        if !parked.is_empty() {
+        if !parked.is_empty() || slot.handler.backlog() {
             let safe = slot.handler.durable();
             while let Some(&(ticket, t)) = parked.front() {
                 if ticket > safe {
@@ -291,10 +291,12 @@ fn run<H: FrameHandler>(
                 } else {
                     slot.handler.durable_fd()
                 };
-                let timeout = if parked.is_empty() || wake.is_some() {
-                    timeout
-                } else {
+                // A backlog is handed to the journal as it drains: look
+                // again soon.
+                let timeout = if slot.handler.backlog() || (!parked.is_empty() && wake.is_none()) {
                     timeout.min(1)
+                } else {
+                    timeout
                 };
                 super::wait_for(s.rx.fd().as_raw_fd(), wake.unwrap_or(-1), timeout);
             }

@@ -406,6 +406,13 @@ impl Journal {
 }
 
 impl JournalHandle {
+    /// Tests: stops the writer before it takes its next group (or lets it
+    /// go on), so that the channel fills.
+    #[cfg(test)]
+    pub(crate) fn hold_groups(&self, hold: bool) {
+        self.shared.gate.set(|g| g.hold_group = hold);
+    }
+
     /// A producer for one thread. Its tickets go on from where the last
     /// producer of the same slot stopped.
     pub fn producer(&self) -> Result<Producer, NoProducerSlot> {
@@ -547,4 +554,4 @@ pub fn now_unix() -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

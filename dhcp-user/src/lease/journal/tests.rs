@@ -1,5 +1,5 @@
 use super::record;
-use super::record::tests::sample;
+pub(crate) use super::record::tests::sample;
 use super::segment::{self, Kind, Stop};
 use super::*;
 use std::path::PathBuf;
@@ -50,13 +50,13 @@ impl Gate {
             g = self.cv.wait(g).unwrap();
         }
     }
-    fn set(&self, f: impl FnOnce(&mut GateState)) {
+    pub(crate) fn set(&self, f: impl FnOnce(&mut GateState)) {
         f(&mut self.state.lock().unwrap());
         self.cv.notify_all();
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
