@@ -129,7 +129,9 @@ mod tests {
                 Appended::Queued(sent + i)
             );
         }
-        assert_eq!(link.backlog(), 4);
+        // The writer may take one record from the channel late (it then
+        // stops at the gate), letting the front of the backlog through.
+        assert!((3..=4).contains(&link.backlog()), "{}", link.backlog());
         assert_eq!(link.durable_seq(), 0);
         j.hold_groups(false);
         let last = sent + 4;
@@ -153,15 +155,12 @@ mod tests {
         let j = small(&d);
         j.hold_groups(true);
         let mut link = JournalLink::new(j.producer().unwrap(), true);
-        let mut queued = 0;
         for i in 0.. {
-            match link.append(&sample(i)) {
-                Appended::Sent(_) => {}
-                Appended::Queued(_) => queued += 1,
-                Appended::Refused => break,
+            if link.append(&sample(i)) == Appended::Refused {
+                break;
             }
         }
-        assert_eq!(queued, BACKLOG);
+        assert_eq!(link.backlog(), BACKLOG, "refused only once the backlog is full");
         j.hold_groups(false);
         drop(link);
         j.close().unwrap();
