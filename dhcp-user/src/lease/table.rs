@@ -95,6 +95,28 @@ struct CachePadded<T>(T);
 
 const SHARDS: usize = 64;
 
+/// Touches every bucket of a new map once, by filling it with keys no
+/// client has and clearing it (which keeps the memory). Otherwise the
+/// first client to land in each page pays a page fault on the packet path,
+/// and the moment most clients are new — a city reconnecting after an
+/// outage — is the moment that hurts; this moves the cost to start-up.
+fn prefault(m: &mut HashMap<ClientKey, Lease, FixedState>) {
+    let fill = m.capacity();
+    for i in 0..fill {
+        let key = ClientKey::new(u16::MAX, u8::MAX, &(i as u64).to_le_bytes());
+        m.insert(
+            key,
+            Lease {
+                addr: Ipv4Addr::UNSPECIFIED,
+                state: LeaseState::Expired,
+                expires: 0,
+            },
+        );
+    }
+    debug_assert_eq!(m.capacity(), fill, "filling to capacity must not grow");
+    m.clear();
+}
+
 impl LeaseTable {
     /// A table expecting about `capacity` clients in all.
     pub fn with_capacity(capacity: usize) -> LeaseTable {
@@ -103,10 +125,9 @@ impl LeaseTable {
         LeaseTable {
             shards: (0..SHARDS)
                 .map(|_| {
-                    CachePadded(Mutex::new(HashMap::with_capacity_and_hasher(
-                        per,
-                        hasher.clone(),
-                    )))
+                    let mut m = HashMap::with_capacity_and_hasher(per, hasher.clone());
+                    prefault(&mut m);
+                    CachePadded(Mutex::new(m))
                 })
                 .collect(),
             hasher,
