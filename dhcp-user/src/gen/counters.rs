@@ -47,6 +47,7 @@ gen_counters! {
     offers: "DHCPOFFER matched to a client waiting for one.",
     acks: "DHCPACK matched to a client waiting for one.",
     naks: "DHCPNAK matched to a client (its exchange ends there).",
+    echoes: "Echo scenario: frames back with a waiting client's xid and chaddr (one round trip each).",
     timeouts: "Exchanges given up after the last retransmission went unanswered.",
     dora: "Full DORA exchanges completed (DISCOVER to ACK).",
     renewals: "Renewals (unicast REQUEST with ciaddr) answered with an ACK.",

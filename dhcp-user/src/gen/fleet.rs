@@ -175,6 +175,13 @@ impl Fleet {
             bump(&self.counters.wrong_chaddr);
             return;
         }
+        if self.plan.scenario == Scenario::Echo {
+            match c.phase {
+                Phase::Selecting => self.on_echo(l, &r),
+                _ => bump(&self.counters.unexpected),
+            }
+            return;
+        }
         match (c.phase, r.msg) {
             (Phase::Selecting, Some(MessageType::Offer)) => self.on_offer(l, g, &r),
             (Phase::Requesting, Some(MessageType::Ack)) => self.on_dora_ack(l, g, &r),
@@ -222,6 +229,16 @@ impl Fleet {
         c.phase = Phase::Requesting;
         c.tries = 0;
         self.enqueue(l);
+    }
+
+    /// Echo scenario: the DISCOVER came back; one round trip.
+    fn on_echo(&mut self, l: u32, r: &Reply) {
+        bump(&self.counters.echoes);
+        self.timers.cancel(l);
+        let c = &self.clients[l as usize];
+        self.lat
+            .record(Kind::Offer, r.at_ns.saturating_sub(c.started_ns));
+        self.finish(l, true, r.at_ns);
     }
 
     fn on_dora_ack(&mut self, l: u32, g: u32, r: &Reply) {
@@ -671,6 +688,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn echo_counts_round_trips() {
+        let (mut f, c) = fleet(plan(Scenario::Echo, 10, 30));
+        let ip = Ipv4Addr::new(10, 0, 0, 1);
+        drive(&mut f, |req, out| {
+            crate::io::echo::echo_frame(req, out, SERVER_MAC, ip).ok()
+        });
+        let s = c.snapshot();
+        assert_eq!(
+            (s.completed, s.echoes, s.sent_discover),
+            (30, 30, 30),
+            "{s:?}"
+        );
+        assert_eq!(s.sent_request + s.offers + s.timeouts + s.unexpected, 0);
+        assert_eq!(s.bad_subnet + s.missing_lease_time + s.wrong_xid, 0);
+        let r = f.into_result();
+        assert_eq!(r.latencies.get(Kind::Offer).len(), 30);
+        assert_eq!(r.latencies.get(Kind::Dora).len(), 0);
     }
 
     #[test]

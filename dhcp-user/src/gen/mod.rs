@@ -361,7 +361,7 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     };
     drop(steering);
     let main_latency = match o.scenario {
-        Scenario::Flood => Kind::Offer,
+        Scenario::Flood | Scenario::Echo => Kind::Offer,
         Scenario::Renew | Scenario::Rebind => Kind::Renew,
         _ => Kind::Dora,
     };

@@ -26,6 +26,11 @@ pub enum Scenario {
     Reconnect,
     /// DISCOVERs only, to see what the server sheds. Completed: the OFFER.
     Flood,
+    /// DISCOVERs against an echo (`xdhcpd --echo`), which sends each one
+    /// back with its addresses swapped. Completed: a frame back with the
+    /// client's xid and chaddr, one round trip (its latency is the
+    /// `offer` histogram). No lease is checked: an echo hands out none.
+    Echo,
 }
 
 /// What a client does once its DORA is through.
@@ -51,6 +56,7 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::Reconnect => "reconnect",
             Scenario::Flood => "flood",
+            Scenario::Echo => "echo",
         }
     }
 
@@ -60,14 +66,16 @@ impl Scenario {
             Scenario::Rebind => AfterDora::Rebind,
             Scenario::Release => AfterDora::Release,
             Scenario::Mixed => AfterDora::StayBound,
-            Scenario::Dora | Scenario::Relay | Scenario::Reconnect | Scenario::Flood => {
-                AfterDora::Done
-            }
+            Scenario::Dora
+            | Scenario::Relay
+            | Scenario::Reconnect
+            | Scenario::Flood
+            | Scenario::Echo => AfterDora::Done,
         }
     }
 
     /// The exchange ends at the OFFER: no REQUEST is ever sent.
     pub const fn discover_only(self) -> bool {
-        matches!(self, Scenario::Flood)
+        matches!(self, Scenario::Flood | Scenario::Echo)
     }
 }
