@@ -1,8 +1,9 @@
 //! Privileged lab tests of the bundled generator, xdhcpgen: against xdhcpd
 //! in every scenario (its JSON counts must match the daemon's), as relay
 //! agents, over AF_PACKET, against Kea (a server it did not grow up with),
-//! and against a deliberately faulty responder, whose faults it must count
-//! exactly. Labs are named `xdtg…`; run them with `cargo xtask test` (as
+//! against a deliberately faulty responder, whose faults it must count
+//! exactly, and against the AF_XDP echo (`xdhcpd --echo`) of `cargo xtask
+//! bench`. Labs are named `xdtg…`; run them with `cargo xtask test` (as
 //! root).
 mod common;
 
@@ -10,9 +11,10 @@ use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-use xtask::daemon;
+use std::process::Stdio;
+use std::time::Duration;
+use xtask::daemon::{self, Daemon};
+use xtask::kea::Kea;
 use xtask::lab::{Lab, format_mac};
 
 const EXPECT: &str = "198.18.0.0/15";
@@ -279,63 +281,14 @@ fn gen_over_af_packet_against_xdhcpd() {
     assert_counts_match(&s, &stats);
 }
 
-/// kea-dhcp4 in the server namespace; killed on drop.
-struct Kea {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Kea {
-    fn start(lab: &Lab) -> Kea {
-        let dir = daemon::temp_dir("kea").expect("temp dir");
-        let config = std::fs::read_to_string(fixture("kea-dhcp4.json"))
-            .expect("kea fixture")
-            .replace("@INTERFACE@", &lab.srv_if);
-        let path = dir.join("kea-dhcp4.json");
-        std::fs::write(&path, config).expect("writing the Kea config");
-        let log = std::fs::File::create(dir.join("kea.log")).expect("kea log");
-        let child = lab
-            .srv("kea-dhcp4")
-            .arg("-c")
-            .arg(&path)
-            .env("KEA_PIDFILE_DIR", &dir)
-            .env("KEA_LOCKFILE_DIR", &dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting kea-dhcp4");
-        let kea = Kea { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !kea.log().contains("DHCP4_STARTED") {
-            assert!(
-                Instant::now() < deadline,
-                "kea-dhcp4 did not start:\n{}",
-                kea.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        kea
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("kea.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Kea {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 #[ignore = "needs root and the lab: run with cargo xtask test"]
 fn gen_dora_against_kea() {
     let lab = lab("xdtg5", false);
-    let kea = Kea::start(&lab);
+    let config = std::fs::read_to_string(fixture("kea-dhcp4.json"))
+        .expect("kea fixture")
+        .replace("@INTERFACE@", &lab.srv_if);
+    let kea = Kea::start(&lab, &config).unwrap_or_else(|e| panic!("{e:#}"));
     // Well inside Kea's rate on this machine, so nothing is dropped.
     let s = xdhcpgen(
         &lab,
@@ -406,4 +359,45 @@ fn gen_counts_a_faulty_responders_faults_exactly() {
     )
     .expect("xdhcpgen runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn gen_echo_scenario_against_the_af_xdp_echo() {
+    const COUNT: u64 = 20_000;
+    let lab = lab("xdtg7", false);
+    let d = Daemon::start_with_args(&lab, &bin(), &config("lab-xdp.toml", &lab), &["--echo"])
+        .unwrap_or_else(|e| panic!("starting xdhcpd --echo: {e:#}"));
+    let s = xdhcpgen(
+        &lab,
+        &[
+            &pinned_xdp()[..],
+            &[
+                "--scenario",
+                "echo",
+                "--clients",
+                "5000",
+                "--count",
+                &COUNT.to_string(),
+                "--window",
+                "256",
+            ][..],
+        ]
+        .concat(),
+    );
+    let stats = d.stop().expect("xdhcpd --echo stops cleanly");
+    assert_eq!(s["scenario"], "echo");
+    assert_eq!(stats["mode"], "echo", "{stats}");
+    assert_eq!(num(&s, "/completed"), COUNT, "{s}");
+    assert_eq!(num(&s, "/counters/echoes"), COUNT, "{s}");
+    assert_eq!(num(&s, "/timeouts"), 0, "{s}");
+    assert_eq!(num(&s, "/latency_us/offer/count"), COUNT, "{s}");
+    assert_clean(&s);
+    // Every DISCOVER reached the echo and came back, nothing else.
+    assert_eq!(num(&s, "/counters/sent_discover"), COUNT, "{s}");
+    assert_eq!(counter(&stats, "/total/rx"), COUNT, "{stats}");
+    assert_eq!(counter(&stats, "/total/tx"), COUNT, "{stats}");
+    assert_eq!(counter(&stats, "/total/discover"), COUNT, "{stats}");
+    assert_eq!(counter(&stats, "/total/malformed"), 0, "{stats}");
+    assert_eq!(num(&s, "/received"), COUNT, "{s}");
 }

@@ -24,10 +24,12 @@ const SECONDS: u64 = 10;
 const PERFDHCP_RATE: u32 = 30_000;
 /// Journals go here: a disk-backed file system on a stock Debian, unlike
 /// /tmp on many systems (tmpfs, where fsync costs nothing).
-const JOURNAL_BASE: &str = "/var/tmp";
+pub(crate) const JOURNAL_BASE: &str = "/var/tmp";
 const MODES: [&str; 2] = ["fast", "durable"];
 
-const CONFIG: &str = r#"
+/// xdhcpd in the lab: the /15 pool, a journal; `cargo xtask bench` runs
+/// the same.
+pub(crate) const CONFIG: &str = r#"
 interface = "@INTERFACE@"
 io = "xdp"
 xdp_mode = "driver"
@@ -82,7 +84,7 @@ struct Sample {
 }
 
 /// Removes the bench's journal directories however the bench ends.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -199,6 +201,7 @@ fn one_run(
                     .args(["-4", "-l", &lab.cli_if])
                     .args(["-r", &PERFDHCP_RATE.to_string(), "-R", "100000"])
                     .args(["-p", &SECONDS.to_string()]),
+                Duration::from_secs(SECONDS + 60),
             )?;
             // perfdhcp exits 3 when it saw drops; its report is still whole.
             let after = daemon.fresh_stats()?;
@@ -219,6 +222,7 @@ fn one_run(
                     .args(["--expect-subnet", "198.18.0.0/15"])
                     .arg("--json")
                     .arg(&json),
+                Duration::from_secs(SECONDS + 60),
             )?;
             let summary: Value = serde_json::from_slice(
                 &std::fs::read(&json).with_context(|| format!("xdhcpgen wrote no JSON:\n{out}"))?,
@@ -273,22 +277,22 @@ fn print_sample(s: &Sample) {
 
 /// The file system type of the one holding `dir`, as `stat -f -c %T`
 /// names it.
-fn fs_type(dir: &Path) -> Result<String> {
+pub(crate) fn fs_type(dir: &Path) -> Result<String> {
     let out = run_cmd(Command::new("stat").args(["-f", "-c", "%T"]).arg(dir))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn counter(stats: &Value, pointer: &str) -> Result<u64> {
+pub(crate) fn counter(stats: &Value, pointer: &str) -> Result<u64> {
     stats
         .pointer(pointer)
         .and_then(Value::as_u64)
         .with_context(|| format!("the stats have no {pointer}: {stats}"))
 }
 
-/// Runs a load generator to its end (killed after its run time plus a
-/// margin) and returns what it printed; its output goes to a file, so it
-/// never blocks on a pipe nobody reads.
-fn run_bounded(cmd: &mut Command) -> Result<String> {
+/// Runs a load generator to its end (killed after `limit`: its run time
+/// plus a margin) and returns what it printed; its output goes to a file,
+/// so it never blocks on a pipe nobody reads.
+pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<String> {
     let dir = temp_dir("bench-journal")?;
     let log = dir.join("load.log");
     let file = std::fs::File::create(&log)?;
@@ -299,7 +303,7 @@ fn run_bounded(cmd: &mut Command) -> Result<String> {
         .spawn()
         .with_context(|| format!("starting {cmd:?}"))?;
     let started = Instant::now();
-    let status = wait_bounded(&mut child, Duration::from_secs(SECONDS + 60))?;
+    let status = wait_bounded(&mut child, limit)?;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     match status {

@@ -31,6 +31,16 @@ impl Daemon {
     /// waits until it has written its stats file (it is serving then). If
     /// the daemon exits first, the error carries its stderr.
     pub fn start(lab: &Lab, bin: &Path, config_toml: &str) -> Result<Daemon> {
+        Daemon::start_with_args(lab, bin, config_toml, &[])
+    }
+
+    /// [`Daemon::start`] with more arguments for xdhcpd (e.g. `--echo`).
+    pub fn start_with_args(
+        lab: &Lab,
+        bin: &Path,
+        config_toml: &str,
+        args: &[&str],
+    ) -> Result<Daemon> {
         if !bin.exists() {
             bail!(
                 "{} does not exist: run `cargo build --release -p dhcp-user` first",
@@ -49,6 +59,7 @@ impl Daemon {
             .arg("--stats-file")
             .arg(&stats_file)
             .args(["--stats-interval-ms", &STATS_INTERVAL_MS.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             // A file, not a pipe: nobody has to drain it while the test runs,
             // and it is still there to show when something fails.
