@@ -101,7 +101,9 @@ struct Cli {
     /// spin (lowest latency, a core at 100 %) or adaptive.
     #[arg(long, value_parser = parse_poll, default_value = "spin")]
     poll: PollMode,
-    /// Cores to pin the workers to, in queue order.
+    /// Cores to pin the workers to, in queue order; default: the last
+    /// cores, downwards, away from a server on the same host (which takes
+    /// core q for queue q).
     #[arg(long, value_delimiter = ',')]
     cores: Vec<usize>,
     /// Write the summary as JSON.
