@@ -16,6 +16,9 @@ use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// How long a fast-mode writer lets records gather after each group.
+const FAST_GATHER: Duration = Duration::from_millis(1);
+
 const COMPACTOR_POLL: Duration = Duration::from_millis(20);
 
 pub(crate) struct Writer {
@@ -108,6 +111,14 @@ impl Writer {
             {
                 l.compact_asked = false;
                 self.start_compaction(&mut l)?;
+            }
+            if let Durability::Fast { max_delay } = self.mode {
+                // Nobody waits for a fast-mode write: let records gather
+                // for a moment instead of waking for every few. A writer
+                // blocked on the channel costs each worker's send a futex
+                // wake (a syscall on the packet path), and small groups
+                // cost a write each.
+                std::thread::sleep(FAST_GATHER.min(max_delay));
             }
         }
         if l.unsynced {
