@@ -160,7 +160,11 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(link.backlog(), BACKLOG, "refused only once the backlog is full");
+        assert_eq!(
+            link.backlog(),
+            BACKLOG,
+            "refused only once the backlog is full"
+        );
         j.hold_groups(false);
         drop(link);
         j.close().unwrap();
