@@ -29,7 +29,7 @@
 //! output and xdhcpgen's summary as they came) and `target/bench/bench.md`
 //! (the table).
 use crate::bench_journal::{CONFIG as XDHCPD_CONFIG, JOURNAL_BASE, Scratch, fs_type, run_bounded};
-use crate::daemon::{Daemon, xdhcpd_bin};
+use crate::daemon::{Daemon, release_bins};
 use crate::kea::Kea;
 use crate::lab::{Lab, LabOptions, run as run_cmd};
 use crate::perfdhcp;
@@ -1124,14 +1124,7 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
         args.step_seconds > 0 && args.gen_seconds > 0 && args.window > 0,
         "--step-seconds, --gen-seconds and --window must be at least 1"
     );
-    let bin = xdhcpd_bin();
-    ensure!(
-        bin.exists(),
-        "{} does not exist: run `cargo build --release -p dhcp-user` first",
-        bin.display()
-    );
-    let gen_bin = bin.with_file_name("xdhcpgen");
-    ensure!(gen_bin.exists(), "{} does not exist", gen_bin.display());
+    let (bin, gen_bin) = release_bins()?;
     for tool in ["perfdhcp", "kea-dhcp4"] {
         run_cmd(Command::new("sh").args(["-c", &format!("command -v {tool}")]))
             .with_context(|| format!("{tool} is not installed: run `cargo xtask setup`"))?;

@@ -5,7 +5,7 @@
 //! records before the ACKs leave, so the ratio durable/fast is the price
 //! of not losing leases to a power cut (the goal: 80 % or more).
 use crate::capture::wait_bounded;
-use crate::daemon::{Daemon, temp_dir, xdhcpd_bin};
+use crate::daemon::{Daemon, release_bins, temp_dir};
 use crate::lab::{Lab, LabOptions, run as run_cmd};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
@@ -98,13 +98,7 @@ pub fn run() -> Result<()> {
         unsafe { libc::geteuid() } == 0,
         "the journal bench needs root (namespaces, XDP)"
     );
-    let bin = xdhcpd_bin();
-    ensure!(
-        bin.exists(),
-        "{} does not exist: run `cargo build --release -p dhcp-user` first",
-        bin.display()
-    );
-    let gen_bin = bin.with_file_name("xdhcpgen");
+    let (bin, gen_bin) = release_bins()?;
     let scratch = Scratch(
         PathBuf::from(JOURNAL_BASE).join(format!("xdhcp-bench-journal-{}", std::process::id())),
     );

@@ -197,6 +197,20 @@ pub fn xdhcpd_bin() -> PathBuf {
 }
 
 /// The workspace root: the parent of this crate's manifest directory.
+/// The release xdhcpd and xdhcpgen the benches run, or what to do when
+/// they are not built.
+pub fn release_bins() -> Result<(PathBuf, PathBuf)> {
+    let bin = xdhcpd_bin();
+    anyhow::ensure!(
+        bin.exists(),
+        "{} does not exist: run `cargo build --release -p dhcp-user` first",
+        bin.display()
+    );
+    let gen_bin = bin.with_file_name("xdhcpgen");
+    anyhow::ensure!(gen_bin.exists(), "{} does not exist", gen_bin.display());
+    Ok((bin, gen_bin))
+}
+
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()

@@ -261,12 +261,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let opts = WorkerOptions {
-        poll: cfg.poll,
-        batch: cfg.batch,
-        cores: cfg.cores.clone(),
-        ..WorkerOptions::default()
-    };
+    let opts = WorkerOptions::from_config(cfg);
     let mut workers = Vec::new();
     let slots: Vec<_> = (0..queues)
         .map(|q| {

@@ -170,12 +170,7 @@ pub fn serve(
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let opts = WorkerOptions {
-        poll: cfg.poll,
-        batch: cfg.batch,
-        cores: cfg.cores.clone(),
-        ..WorkerOptions::default()
-    };
+    let opts = WorkerOptions::from_config(cfg);
     let workers: Vec<(u32, Arc<WorkerStats>)> = (0..queues)
         .map(|q| (q, Arc::new(WorkerStats::default())))
         .collect();

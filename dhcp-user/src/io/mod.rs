@@ -111,6 +111,18 @@ pub struct WorkerOptions {
     pub cores: Vec<usize>,
 }
 
+impl WorkerOptions {
+    /// What a configuration file says of its workers; the rest default.
+    pub fn from_config(cfg: &crate::config::Config) -> WorkerOptions {
+        WorkerOptions {
+            poll: cfg.poll,
+            batch: cfg.batch,
+            cores: cfg.cores.clone(),
+            ..WorkerOptions::default()
+        }
+    }
+}
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
