@@ -30,6 +30,11 @@ pub struct LabOptions {
     /// Address of `SERVER_IF.VID`, so the server's kernel answers ARP for a
     /// per-VLAN server identifier.
     pub server_vlan_addr: Option<String>,
+    /// RX and TX queues on each veth end (1 unless a test wants several
+    /// workers). A frame lands on the peer's queue of the same number as
+    /// the queue it was sent on, so a sender with one AF_XDP socket per
+    /// queue reaches every server worker.
+    pub queues: u32,
 }
 
 impl LabOptions {
@@ -41,6 +46,7 @@ impl LabOptions {
             client_addr: None,
             client_vlan: None,
             server_vlan_addr: None,
+            queues: 1,
         }
     }
 }
@@ -127,14 +133,19 @@ impl Lab {
             }
             ip(ns, &["link", "set", "lo", "up"])?;
         }
-        // One queue per end: veth would otherwise get one per CPU, and a
-        // frame lands on the queue its sender's socket hashed to, so a
-        // server bound to queue 0 only would miss some of them (and AF_XDP
-        // on veth queues above 0 is unreliable, see TOOLCHAIN.md).
+        // One queue per end unless asked: veth would otherwise get one per
+        // CPU, and a frame lands on the queue its sender's socket hashed
+        // to, so a server bound to queue 0 only would miss some of them.
+        // (xsk-rs reports ENOMEM binding veth queues above 0 on older
+        // kernels, see TOOLCHAIN.md; 6.18 binds them.)
+        ensure!(opts.queues >= 1, "a veth end needs at least one queue");
         let veth = format!(
-            "link add {} numtxqueues 1 numrxqueues 1 type veth \
-             peer name {} numtxqueues 1 numrxqueues 1 netns {}",
-            self.srv_if, self.cli_if, self.cli_ns
+            "link add {} numtxqueues {q} numrxqueues {q} type veth \
+             peer name {} numtxqueues {q} numrxqueues {q} netns {}",
+            self.srv_if,
+            self.cli_if,
+            self.cli_ns,
+            q = opts.queues
         );
         ip(&self.srv_ns, &veth.split_whitespace().collect::<Vec<_>>())?;
         for (ns, ifname) in [(&self.srv_ns, &self.srv_if), (&self.cli_ns, &self.cli_if)] {

@@ -84,6 +84,10 @@ enum LabCmd {
         /// Address of the server on that VLAN (a sub-interface on its end).
         #[arg(long, requires = "vlan")]
         server_vlan_addr: Option<String>,
+        /// RX/TX queues of each veth end: give xdhcpd `queues = N` and
+        /// xdhcpgen `--queues N` to run N workers on each side.
+        #[arg(long, default_value_t = 1)]
+        queues: u32,
     },
     /// Remove the lab's namespaces (and with them its interfaces).
     Down {
@@ -174,6 +178,7 @@ fn lab_cmd(action: LabCmd) -> Result<()> {
             client_addr,
             vlan,
             server_vlan_addr,
+            queues,
         } => {
             require_root("the lab")?;
             let opts = LabOptions {
@@ -182,6 +187,7 @@ fn lab_cmd(action: LabCmd) -> Result<()> {
                 client_addr: client_addr.clone(),
                 client_vlan: vlan,
                 server_vlan_addr: server_vlan_addr.clone(),
+                queues,
             };
             let lab = Lab::up(&opts)?;
             let cli_if = lab
@@ -342,11 +348,8 @@ mod demo {
         // A demo killed half-way leaves its namespaces behind.
         lab::remove_stale(&format!("{}-", args.name))?;
         let mut lab = Lab::up(&LabOptions {
-            name: args.name.clone(),
-            server_addr: SERVER_ADDR.to_string(),
             client_addr: Some(CLIENT_ADDR.to_string()),
-            client_vlan: None,
-            server_vlan_addr: None,
+            ..LabOptions::new(&args.name)
         })?;
         let res = run_in_lab(args, &lab, &bin, &template);
         let down = lab.down();
