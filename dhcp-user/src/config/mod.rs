@@ -40,6 +40,9 @@ fn default_poll() -> PollMode {
 fn default_batch() -> usize {
     64
 }
+fn default_idle_sleep_ms() -> u32 {
+    100
+}
 fn default_frames() -> u32 {
     4096
 }
@@ -81,6 +84,11 @@ pub struct Config {
     /// Frames per RX/TX batch.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// Adaptive polling: longest sleep of an idle worker in poll(2). A frame
+    /// or a synced journal group wakes it sooner; the bound is for what
+    /// wakes nobody (timers of held offers are read per batch).
+    #[serde(default = "default_idle_sleep_ms")]
+    pub idle_sleep_ms: u32,
     /// UMEM frames per queue (half stock the fill ring, half carry replies).
     #[serde(default = "default_frames")]
     pub frames: u32,
@@ -389,6 +397,15 @@ impl Config {
                 message: format!("`batch` = {} must be between 1 and 1024", self.batch),
             });
         }
+        if self.idle_sleep_ms == 0 || self.idle_sleep_ms > 60_000 {
+            return Err(ConfigError {
+                line: None,
+                message: format!(
+                    "`idle_sleep_ms` = {} must be between 1 and 60000",
+                    self.idle_sleep_ms
+                ),
+            });
+        }
         if !self.frames.is_power_of_two() || self.frames < 2 * self.batch as u32 {
             return Err(ConfigError {
                 line: None,
@@ -693,6 +710,20 @@ lease_time = 7200
 
     fn err(text: &str) -> ConfigError {
         Config::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn idle_sleep_is_bounded() {
+        assert_eq!(Config::parse(GOOD).unwrap().file.idle_sleep_ms, 100);
+        let with = |v: &str| GOOD.replace("server_id", &format!("idle_sleep_ms = {v}\nserver_id"));
+        assert_eq!(
+            Config::parse(&with("5000")).unwrap().file.idle_sleep_ms,
+            5000
+        );
+        for bad in ["0", "60001"] {
+            let e = err(&with(bad));
+            assert!(e.message.contains("idle_sleep_ms"), "{e}");
+        }
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl WorkerOptions {
             poll: cfg.poll,
             batch: cfg.batch,
             cores: cfg.cores.clone(),
+            poll_timeout_ms: i32::try_from(cfg.idle_sleep_ms).unwrap_or(i32::MAX),
             ..WorkerOptions::default()
         }
     }

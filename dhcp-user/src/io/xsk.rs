@@ -279,9 +279,19 @@ fn run<H: FrameHandler>(
                 let _ = s.tx.wakeup();
             }
         } else if n == 0 {
+            // Frames the kernel has not sent (or not yet completed). In
+            // copy mode one kick sends at most the socket's TX budget (32
+            // frames by default) and the rest stay on the ring until the
+            // next one: a burst larger than that — a durable group's ACKs
+            // released at once — would wait out a whole poll timeout if we
+            // slept now. So kick again, and stay awake while they drain.
+            let tx_busy = free_tx.len() + parked.len() < half;
+            if tx_busy && s.tx.needs_wakeup() {
+                let _ = s.tx.wakeup();
+            }
             // Idle. Sleep in poll(2) once adaptive polling has spun long
             // enough, but only briefly while replies wait for the journal.
-            let sleep = opts.poll == PollMode::Adaptive && idle > opts.idle_spins;
+            let sleep = opts.poll == PollMode::Adaptive && idle > opts.idle_spins && !tx_busy;
             if sleep || s.fq.needs_wakeup() {
                 let timeout = if sleep { opts.poll_timeout_ms } else { 0 };
                 // Replies parked for the journal: the writer's eventfd
@@ -299,9 +309,6 @@ fn run<H: FrameHandler>(
                     timeout
                 };
                 super::wait_for(s.rx.fd().as_raw_fd(), wake.unwrap_or(-1), timeout);
-            }
-            if s.tx.needs_wakeup() && free_tx.len() < half {
-                let _ = s.tx.wakeup();
             }
         }
     }
