@@ -17,7 +17,7 @@ use dhcproto::v4::MessageType;
 use leases::{DhclientHome, Relay, Xfs, client_mac, msg_type, proc_state};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xtask::capture::{
@@ -43,16 +43,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A journal config fixture for this lab, its journal in `dir`.
-fn journal_config(fixture_name: &str, lab: &Lab, dir: &Path) -> String {
-    let text = config(fixture_name, lab);
-    assert!(
-        text.contains("@JOURNAL_DIR@"),
-        "{fixture_name} has no journal dir"
-    );
-    text.replace("@JOURNAL_DIR@", &dir.to_string_lossy())
 }
 
 fn start(lab: &Lab, cfg: &str) -> Daemon {
@@ -116,30 +106,6 @@ fn unix_ns() -> u64 {
 /// The BOOTP options field of a captured message.
 fn options(s: &DhcpSeen) -> &[u8] {
     s.bootp.get(240..).unwrap_or(&[])
-}
-
-/// `restored=N` from the daemon's "lease journal recovered" log line.
-fn restored_count(log: &str) -> Option<u64> {
-    let line = log
-        .lines()
-        .find(|l| l.contains("lease journal recovered"))?;
-    // tracing colours field names when it believes it writes to a
-    // terminal; drop the escape sequences first.
-    let mut plain = String::new();
-    let mut esc = false;
-    for c in line.chars() {
-        match (esc, c) {
-            (false, '\u{1b}') => esc = true,
-            (true, 'm') => esc = false,
-            (true, _) => {}
-            (false, c) => plain.push(c),
-        }
-    }
-    let rest = plain.split("restored=").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// What a power cut did to the leases ACKed before it.

@@ -43,10 +43,16 @@ pub fn bin() -> PathBuf {
 /// A lab named `name` (which starts with `xdt`, the prefix `cargo xtask
 /// test` sweeps before and after the run).
 pub fn lab(name: &str, client_addr: bool) -> Lab {
+    lab_with_queues(name, client_addr, 1)
+}
+
+/// A lab whose veth ends have `queues` RX/TX queues each.
+pub fn lab_with_queues(name: &str, client_addr: bool, queues: u32) -> Lab {
     assert!(name.starts_with("xdt"), "lab test names start with xdt");
     let mut opts = LabOptions::new(name);
     opts.server_addr = SERVER_ADDR.to_owned();
     opts.client_addr = client_addr.then(|| CLIENT_ADDR.to_owned());
+    opts.queues = queues;
     Lab::up(&opts).unwrap_or_else(|e| panic!("bringing up lab {name}: {e:#}"))
 }
 
@@ -318,4 +324,38 @@ pub fn stats_when(
             return d.fresh_stats();
         }
     }
+}
+
+/// `restored=N` from the daemon's "lease journal recovered" log line.
+pub fn restored_count(log: &str) -> Option<u64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("lease journal recovered"))?;
+    // tracing colours field names when it believes it writes to a
+    // terminal; drop the escape sequences first.
+    let mut plain = String::new();
+    let mut esc = false;
+    for c in line.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    let rest = plain.split("restored=").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A journal config fixture for this lab, its journal in `dir`.
+pub fn journal_config(fixture_name: &str, lab: &Lab, dir: &Path) -> String {
+    let text = config(fixture_name, lab);
+    assert!(
+        text.contains("@JOURNAL_DIR@"),
+        "{fixture_name} has no journal dir"
+    );
+    text.replace("@JOURNAL_DIR@", &dir.to_string_lossy())
 }
