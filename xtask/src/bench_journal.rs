@@ -252,7 +252,7 @@ fn print_sample(s: &Sample) {
     let n = |k: &str| j[k].as_u64().unwrap_or(0);
     println!(
         "  {:<15} {:<8} {:>9.0} leases/s  ({} ACKs, {} lost by the load)  journal: {} records in {} groups, \
-         {} fsyncs, fsync p50 {} us p99 {} us, full {}, compactions {}, io_errors {}",
+         {} fsyncs, fsync p50 {} us p99 {} us max {} us, full {}, compactions {}, io_errors {}",
         s.load.name(),
         s.mode,
         s.leases_per_s,
@@ -263,6 +263,7 @@ fn print_sample(s: &Sample) {
         n("fsyncs"),
         n("fsync_p50_us"),
         n("fsync_p99_us"),
+        n("fsync_max_us"),
         n("full"),
         n("compactions"),
         n("io_errors"),

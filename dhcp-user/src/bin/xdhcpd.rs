@@ -448,7 +448,8 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
             let s = j.stats();
             json!({
                 "records": s.records, "groups": s.groups, "bytes": s.bytes, "fsyncs": s.fsyncs,
-                "fsync_p50_us": s.fsync_p50_us, "fsync_p99_us": s.fsync_p99_us, "full": s.full,
+                "fsync_p50_us": s.fsync_p50_us, "fsync_p99_us": s.fsync_p99_us,
+                "fsync_max_us": s.fsync_max_us, "full": s.full,
                 "io_errors": s.io_errors, "compactions": s.compactions,
             })
         }),

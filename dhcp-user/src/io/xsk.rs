@@ -290,20 +290,25 @@ fn run<H: FrameHandler>(
                 let _ = s.tx.wakeup();
             }
             // Idle. Sleep in poll(2) once adaptive polling has spun long
-            // enough, but only briefly while replies wait for the journal.
-            let sleep = opts.poll == PollMode::Adaptive && idle > opts.idle_spins && !tx_busy;
+            // enough — at once while replies wait for the journal: the
+            // writer wakes us when they may leave, and spinning meanwhile
+            // only keeps a core from the writer (on a small machine, the
+            // core it needs).
+            let waiting = !parked.is_empty();
+            let sleep =
+                opts.poll == PollMode::Adaptive && (idle > opts.idle_spins || waiting) && !tx_busy;
             if sleep || s.fq.needs_wakeup() {
                 let timeout = if sleep { opts.poll_timeout_ms } else { 0 };
                 // Replies parked for the journal: the writer's eventfd
                 // wakes us the moment they may leave.
-                let wake = if parked.is_empty() {
-                    None
-                } else {
+                let wake = if waiting {
                     slot.handler.durable_fd()
+                } else {
+                    None
                 };
                 // A backlog is handed to the journal as it drains: look
                 // again soon.
-                let timeout = if slot.handler.backlog() || (!parked.is_empty() && wake.is_none()) {
+                let timeout = if slot.handler.backlog() || (waiting && wake.is_none()) {
                     timeout.min(1)
                 } else {
                     timeout
