@@ -23,6 +23,12 @@ use std::time::Instant;
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
+/// Idle turns (each a TX kick, a microsecond or two) a worker stays awake
+/// for frames in flight of which none completes: far longer than any drain
+/// (a full TX half of the UMEM is 64 kicks), short enough that a lost frame
+/// costs an idle worker a fraction of a second of spinning, not its sleep.
+const TX_STALL_TURNS: u32 = 1 << 16;
+
 /// Sizes of one queue's rings and UMEM.
 #[derive(Clone, Copy, Debug)]
 pub struct XskOptions {
@@ -189,6 +195,8 @@ fn run<H: FrameHandler>(
     let mut parked: VecDeque<(u64, FrameDesc)> = VecDeque::with_capacity(half);
     let mut scratch = vec![0u8; TX_FRAME_CAPACITY];
     let mut idle: u32 = 0;
+    // Idle turns in a row with frames in flight and none completed.
+    let mut tx_stalled: u32 = 0;
     let mut next_report = Instant::now();
 
     while !stop.load(Relaxed) {
@@ -205,6 +213,9 @@ fn run<H: FrameHandler>(
         }
         let done = unsafe { s.cq.consume(&mut comp_descs) };
         free_tx.extend_from_slice(&comp_descs[..done]);
+        if done > 0 {
+            tx_stalled = 0;
+        }
 
         let n = unsafe { s.rx.consume(&mut rx_descs) };
         if n > 0 {
@@ -284,8 +295,17 @@ fn run<H: FrameHandler>(
             // frames by default) and the rest stay on the ring until the
             // next one: a burst larger than that — a durable group's ACKs
             // released at once — would wait out a whole poll timeout if we
-            // slept now. So kick again, and stay awake while they drain.
-            let tx_busy = free_tx.len() + parked.len() < half;
+            // slept now. So kick again, and stay awake while they drain —
+            // unless nothing has completed for a long while: a frame the
+            // kernel refused (`xsk_tx_invalid`) never comes back, and must
+            // not keep an idle worker from sleeping for good.
+            let in_flight = free_tx.len() + parked.len() < half;
+            tx_stalled = if in_flight {
+                tx_stalled.saturating_add(1)
+            } else {
+                0
+            };
+            let tx_busy = in_flight && tx_stalled < TX_STALL_TURNS;
             if tx_busy && s.tx.needs_wakeup() {
                 let _ = s.tx.wakeup();
             }
