@@ -554,15 +554,17 @@ fn gen_two_queues_two_workers_share_the_pool_and_the_journal() {
 /// often more than one kick of a copy-mode AF_XDP socket sends (32 frames
 /// by default). The worker must keep kicking until they are out instead of
 /// going to sleep with them on its TX ring: here an idle worker sleeps up
-/// to 10 s, far beyond the generator's 2 s timeout, so an ACK left on the
-/// ring until the worker woke would be a timeout.
+/// to 30 s, far beyond the generator's 2 s timeout, so an ACK left on the
+/// ring until the worker woke would be a timeout. The stop at the end must
+/// wake the sleeping worker too: the harness kills a daemon that has not
+/// exited 10 s after SIGTERM, and that fails the test.
 #[test]
 #[ignore = "needs root and the lab: run with cargo xtask test"]
 fn gen_durable_acks_leave_when_synced_not_when_the_worker_wakes() {
     let lab = lab("xdtg9", false);
     let dir = daemon::temp_dir("durable-burst").expect("temp dir");
     let cfg = journal_config("lab-journal-durable.toml", &lab, &dir)
-        .replace("server_id =", "idle_sleep_ms = 10000\nserver_id =");
+        .replace("server_id =", "idle_sleep_ms = 30000\nserver_id =");
     let d = Daemon::start(&lab, &bin(), &cfg).unwrap_or_else(|e| panic!("starting xdhcpd: {e:#}"));
     for prefix in ["02:68:01", "02:68:02", "02:68:03"] {
         let s = xdhcpgen(

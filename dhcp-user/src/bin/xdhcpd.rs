@@ -13,7 +13,7 @@ use xdhcp::config::{Checked, Config, IoKind, JournalMode};
 use xdhcp::engine::{Clock, Engine, Handler, JournalLink};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
-use xdhcp::io::{WorkerOptions, WorkerSlot, packet, xsk};
+use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
 use xdhcp::lease::kea_csv::KeaVersion;
 use xdhcp::lease::{show, transfer};
@@ -254,13 +254,10 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             None
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Stop::on_signals()?;
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
         .context("installing the SIGHUP handler")?;
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
-    }
     let opts = WorkerOptions::from_config(cfg);
     let mut workers = Vec::new();
     let slots: Vec<_> = (0..queues)
@@ -321,7 +318,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         std::thread::Builder::new()
             .name("expiry".into())
             .spawn(move || {
-                while !stop.load(Relaxed) {
+                while !stop.is_set() {
                     let engine = cell.load_full();
                     engine.expire(engine.secs(Instant::now()));
                     std::thread::sleep(Duration::from_millis(500));
@@ -339,7 +336,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     );
     let interval = Duration::from_millis(cli.stats_interval_ms.max(10));
     let mut next = Instant::now();
-    while !stop.load(Relaxed) {
+    while !stop.is_set() {
         if reload.swap(false, Relaxed) {
             reload_config(cli, &iface.name, cfg, &cell, &mut running);
         }
@@ -352,6 +349,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(10).min(interval));
     }
     tracing::info!("stopping");
+    stop.wake_all();
     for h in handles {
         let _ = h.join();
     }

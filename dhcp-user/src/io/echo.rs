@@ -19,7 +19,7 @@
 //! round trip per request. A DORA is two such round trips.
 use super::iface::Interface;
 use super::xdp::{AttachMode, Steering};
-use super::{FrameHandler, StopFlag, WorkerOptions, WorkerSlot, packet, xsk};
+use super::{FrameHandler, Stop, StopFlag, WorkerOptions, WorkerSlot, packet, xsk};
 use crate::config::{BindMode, Checked, IoKind};
 use crate::stats::{WorkerSnapshot, WorkerStats, bump};
 use crate::wire::checksum;
@@ -31,7 +31,6 @@ use serde_json::json;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Why a frame got no echo.
@@ -166,10 +165,7 @@ pub fn serve(
         .or_else(|| iface.ipv4.first().map(|(a, _)| *a))
         .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
-    let stop: StopFlag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
-    }
+    let stop: StopFlag = Stop::on_signals()?;
     let opts = WorkerOptions::from_config(cfg);
     let workers: Vec<(u32, Arc<WorkerStats>)> = (0..queues)
         .map(|q| (q, Arc::new(WorkerStats::default())))
@@ -246,13 +242,14 @@ pub fn serve(
     };
     let interval = interval.max(Duration::from_millis(10));
     let mut next = Instant::now();
-    while !stop.load(Relaxed) {
+    while !stop.is_set() {
         if Instant::now() >= next {
             write(steering.as_ref())?;
             next += interval;
         }
         std::thread::sleep(Duration::from_millis(10).min(interval));
     }
+    stop.wake_all();
     for h in handles {
         let _ = h.join();
     }

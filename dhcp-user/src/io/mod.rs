@@ -56,10 +56,11 @@ pub trait FrameHandler: Send {
     }
 }
 
-/// Sleeps until `sock` is readable or `wake` (an eventfd; -1 for none) is
-/// signalled, at most `timeout_ms`, then resets `wake`. A negative `sock`
-/// waits on `wake` alone (poll(2) skips negative fds).
-pub(crate) fn wait_for(sock: RawFd, wake: RawFd, timeout_ms: i32) {
+/// Sleeps until `sock` is readable, `wake` (an eventfd; -1 for none) is
+/// signalled or the daemon stops, at most `timeout_ms`, then resets
+/// `wake`. A negative `sock` waits on `wake` alone (poll(2) skips negative
+/// fds).
+pub(crate) fn wait_for(sock: RawFd, wake: RawFd, stop: &Stop, timeout_ms: i32) {
     let mut fds = [
         libc::pollfd {
             fd: sock,
@@ -71,15 +72,68 @@ pub(crate) fn wait_for(sock: RawFd, wake: RawFd, timeout_ms: i32) {
             events: libc::POLLIN,
             revents: 0,
         },
+        libc::pollfd {
+            fd: stop.wake.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
-    // SAFETY: two valid pollfds; the result only decides when the caller
+    // SAFETY: three valid pollfds; the result only decides when the caller
     // looks at its rings again, which reports any error.
-    unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+    unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) };
     if fds[1].revents & libc::POLLIN != 0 {
         let mut n = 0u64;
         // SAFETY: 8 bytes into a live u64 from a non-blocking eventfd;
         // a failed read only leaves it readable for the next wait.
         unsafe { libc::read(wake, (&raw mut n).cast(), 8) };
+    }
+}
+
+/// Tells the workers to stop and wakes the ones asleep in poll(2). The
+/// flag is what the signal handlers set (all a handler may do is store an
+/// atomic); the main thread, once it sees it, calls [`Stop::wake_all`],
+/// which makes an eventfd readable that every sleeping worker polls beside
+/// its socket. It is never reset, so a stop takes effect at once however
+/// long `idle_sleep_ms` is.
+pub struct Stop {
+    flag: Arc<AtomicBool>,
+    wake: crate::lease::journal::wake::Wake,
+}
+
+impl Stop {
+    pub fn new() -> std::io::Result<Arc<Stop>> {
+        Ok(Arc::new(Stop {
+            flag: Arc::new(AtomicBool::new(false)),
+            wake: crate::lease::journal::wake::Wake::new()?,
+        }))
+    }
+
+    /// A stop that SIGINT and SIGTERM set.
+    pub fn on_signals() -> anyhow::Result<Arc<Stop>> {
+        use anyhow::Context;
+        let stop = Stop::new().context("creating the stop eventfd")?;
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.flag.clone())
+                .context("installing signal handlers")?;
+        }
+        Ok(stop)
+    }
+
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Wakes every worker asleep in [`wait_for`], now and later.
+    pub fn wake_all(&self) {
+        self.wake.signal();
+    }
+
+    /// Sets the flag and wakes the workers (a worker that fails stops the
+    /// others this way).
+    pub fn set(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake_all();
     }
 }
 
@@ -158,5 +212,6 @@ pub fn pin_worker(opts: &WorkerOptions, index: usize) -> Option<usize> {
     core_affinity::set_for_current(core).then_some(core.id)
 }
 
-/// Set by the signal handler; workers check it once per batch.
-pub type StopFlag = Arc<AtomicBool>;
+/// Shared by the main thread and the workers; workers check it once per
+/// batch.
+pub type StopFlag = Arc<Stop>;

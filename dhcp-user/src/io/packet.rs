@@ -22,7 +22,8 @@
 //! whole DORA reach the same worker.
 use super::iface::Interface;
 use super::{
-    FrameHandler, PollMode, StopFlag, TX_FRAME_CAPACITY, WorkerOptions, WorkerSlot, pin_worker,
+    FrameHandler, PollMode, Stop, StopFlag, TX_FRAME_CAPACITY, WorkerOptions, WorkerSlot,
+    pin_worker,
 };
 use crate::stats::{WorkerStats, add, bump};
 use anyhow::{Context, Result, anyhow, bail};
@@ -30,7 +31,6 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -100,7 +100,7 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
             Err(e) => {
                 // Workers already running would otherwise serve a
                 // daemon that is about to fail.
-                stop.store(true, Relaxed);
+                stop.set();
                 for h in handles {
                     let _ = h.join();
                 }
@@ -116,14 +116,14 @@ fn run_worker<H: FrameHandler>(
     ifindex: u32,
     opts: &WorkerOptions,
     mut slot: WorkerSlot<H>,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) {
     let fd = sock.as_raw_fd();
     let mut batch = Batch::new(opts.batch.clamp(1, MAX_BATCH), ifindex);
     let stats: &WorkerStats = &slot.stats;
     let mut idle = 0u32;
     let mut last_errno = 0;
-    while !stop.load(Relaxed) {
+    while !stop.is_set() {
         match batch.receive(fd) {
             Ok(0) => {}
             Ok(n) => {
@@ -134,9 +134,9 @@ fn run_worker<H: FrameHandler>(
                 // synced (one wait per batch, not per lease).
                 if hold > 0 {
                     add(&stats.parked, replies as u64);
-                    while slot.handler.durable() < hold && !stop.load(Relaxed) {
+                    while slot.handler.durable() < hold && !stop.is_set() {
                         match slot.handler.durable_fd() {
-                            Some(wake) => super::wait_for(-1, wake, 1),
+                            Some(wake) => super::wait_for(-1, wake, stop, 1),
                             None => std::thread::sleep(std::time::Duration::from_micros(50)),
                         }
                     }
@@ -155,7 +155,7 @@ fn run_worker<H: FrameHandler>(
                         tracing::warn!(queue = slot.queue, "AF_PACKET receive: {e}");
                         last_errno = errno;
                     }
-                    wait_readable(fd, opts.poll_timeout_ms);
+                    wait_readable(fd, stop, opts.poll_timeout_ms);
                     continue;
                 }
             },
@@ -163,7 +163,7 @@ fn run_worker<H: FrameHandler>(
         match opts.poll {
             PollMode::Spin => std::hint::spin_loop(),
             PollMode::Adaptive if idle >= opts.idle_spins => {
-                wait_readable(fd, opts.poll_timeout_ms)
+                wait_readable(fd, stop, opts.poll_timeout_ms)
             }
             PollMode::Adaptive => idle += 1,
         }
@@ -171,8 +171,8 @@ fn run_worker<H: FrameHandler>(
     tracing::debug!(queue = slot.queue, "AF_PACKET worker stopped");
 }
 
-fn wait_readable(fd: RawFd, timeout_ms: i32) {
-    super::wait_for(fd, -1, timeout_ms);
+fn wait_readable(fd: RawFd, stop: &Stop, timeout_ms: i32) {
+    super::wait_for(fd, -1, stop, timeout_ms);
 }
 
 /// A heap array whose elements are only ever reached through the pointer

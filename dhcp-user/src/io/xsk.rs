@@ -199,7 +199,7 @@ fn run<H: FrameHandler>(
     let mut tx_stalled: u32 = 0;
     let mut next_report = Instant::now();
 
-    while !stop.load(Relaxed) {
+    while !stop.is_set() {
         // SAFETY (all ring calls below): every FrameDesc comes from this
         // socket's UMEM and sits in exactly one place at a time — the
         // fill/RX rings, `free_tx`, `parked`, `tx_out`, or the
@@ -333,7 +333,7 @@ fn run<H: FrameHandler>(
                 } else {
                     timeout
                 };
-                super::wait_for(s.rx.fd().as_raw_fd(), wake.unwrap_or(-1), timeout);
+                super::wait_for(s.rx.fd().as_raw_fd(), wake.unwrap_or(-1), stop, timeout);
             }
         }
     }

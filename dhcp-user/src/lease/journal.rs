@@ -69,7 +69,7 @@ mod compact;
 mod record;
 mod replay;
 mod segment;
-mod wake;
+pub(crate) mod wake;
 mod writer;
 
 pub use record::{FixedBytes, INFINITE, LeaseRecord, RecordState};

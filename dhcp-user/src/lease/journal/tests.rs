@@ -517,7 +517,7 @@ fn wake_fd_fires_when_the_mark_moves_and_not_before() {
     // Only the producer whose records were synced is woken.
     assert!(!readable(other.wake_fd(), 0));
     // A worker's wait resets it.
-    crate::io::wait_for(-1, p.wake_fd(), 0);
+    crate::io::wait_for(-1, p.wake_fd(), &crate::io::Stop::new().unwrap(), 0);
     assert!(!readable(p.wake_fd(), 0));
     h.close().unwrap();
 }

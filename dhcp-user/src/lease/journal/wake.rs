@@ -2,7 +2,8 @@
 //! journal: an eventfd per producer, written after each group that moved
 //! the producer's durable mark. Without it a sleeping worker would only
 //! see the mark at its next poll timeout or frame, and every parked ACK
-//! would wait that long on top of the sync.
+//! would wait that long on top of the sync. (`io::Stop` wakes sleeping
+//! workers for a shutdown with one too.)
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
