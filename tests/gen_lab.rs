@@ -119,6 +119,12 @@ fn assert_counts_match(s: &Value, stats: &Value) {
     assert_eq!(counter(stats, "/total/tx"), num(s, "/received"), "{stats}");
 }
 
+/// One try per exchange, with a timeout no healthy run comes near (a
+/// journal sync on a slow disk takes milliseconds): a retransmitted
+/// REQUEST would be answered twice and spoil exact per-worker counts, and
+/// an ACK the server left waiting shows up as a timeout.
+const NO_RETRANSMIT: [&str; 4] = ["--timeout-ms", "5000", "--retries", "0"];
+
 fn pinned_xdp() -> [&'static str; 4] {
     ["--xdp-mode", "driver", "--bind", "copy"]
 }
@@ -461,12 +467,14 @@ fn gen_two_queues_two_workers_share_the_pool_and_the_journal() {
     let both = [
         &pinned_xdp()[..],
         &["--queues", "2", "--clients", "4000", "--count", "4000"][..],
+        &NO_RETRANSMIT[..],
     ]
     .concat();
     let only_0 = [
         &pinned_xdp()[..],
         &["--queues", "1", "--clients", "6000", "--count", "6000"][..],
         &["--mac-prefix", "02:67:66"][..],
+        &NO_RETRANSMIT[..],
     ]
     .concat();
     let acks = |stats: &Value| -> Vec<u64> {
@@ -554,7 +562,7 @@ fn gen_two_queues_two_workers_share_the_pool_and_the_journal() {
 /// often more than one kick of a copy-mode AF_XDP socket sends (32 frames
 /// by default). The worker must keep kicking until they are out instead of
 /// going to sleep with them on its TX ring: here an idle worker sleeps up
-/// to 30 s, far beyond the generator's 2 s timeout, so an ACK left on the
+/// to 30 s, far beyond the generator's 5 s timeout, so an ACK left on the
 /// ring until the worker woke would be a timeout. The stop at the end must
 /// wake the sleeping worker too: the harness kills a daemon that has not
 /// exited 10 s after SIGTERM, and that fails the test.
@@ -579,7 +587,7 @@ fn gen_durable_acks_leave_when_synced_not_when_the_worker_wakes() {
                     "--mac-prefix",
                     prefix,
                 ][..],
-                &["--timeout-ms", "2000", "--retries", "0"][..],
+                &NO_RETRANSMIT[..],
             ]
             .concat(),
         );

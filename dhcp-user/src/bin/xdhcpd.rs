@@ -388,9 +388,22 @@ fn reload_config(
         }
     };
     let c = &checked.file;
-    if c.interface != iface || c.io != old.io || c.queues != old.queues || c.frames != old.frames {
+    // The workers' sockets and loops are built once, at start.
+    if c.interface != iface
+        || c.io != old.io
+        || c.xdp_mode != old.xdp_mode
+        || c.bind != old.bind
+        || c.queues != old.queues
+        || c.cores != old.cores
+        || c.frames != old.frames
+        || c.ring_size != old.ring_size
+        || c.batch != old.batch
+        || c.poll != old.poll
+        || c.idle_sleep_ms != old.idle_sleep_ms
+    {
         tracing::warn!(
-            "interface, io, queues and frames change only with a restart; the rest is reloaded"
+            "interface, io, xdp_mode, bind, queues, cores, frames, ring_size, batch, poll and \
+             idle_sleep_ms change only with a restart; the rest is reloaded"
         );
     }
     let current = cell.load_full();

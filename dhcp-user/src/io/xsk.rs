@@ -23,12 +23,6 @@ use std::time::Instant;
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-/// Idle turns (each a TX kick, a microsecond or two) a worker stays awake
-/// for frames in flight of which none completes: far longer than any drain
-/// (a full TX half of the UMEM is 64 kicks), short enough that a lost frame
-/// costs an idle worker a fraction of a second of spinning, not its sleep.
-const TX_STALL_TURNS: u32 = 1 << 16;
-
 /// Sizes of one queue's rings and UMEM.
 #[derive(Clone, Copy, Debug)]
 pub struct XskOptions {
@@ -48,6 +42,15 @@ pub(crate) struct QueueSocket {
     pub(crate) rx: RxQueue,
     pub(crate) fq: FillQueue,
     pub(crate) cq: CompQueue,
+    /// Entries of the TX ring.
+    pub(crate) tx_ring: u32,
+}
+
+impl QueueSocket {
+    /// Descriptors on the TX ring that the kernel has not taken yet.
+    fn tx_on_ring(&mut self) -> u32 {
+        self.tx_ring - self.tx.nb_free_exact()
+    }
 }
 
 // SAFETY: the rings and the UMEM mapping are used by exactly one thread
@@ -124,6 +127,7 @@ fn open(iface: &str, queue: u32, o: &XskOptions, bind: BindFlags) -> anyhow::Res
         rx,
         fq,
         cq,
+        tx_ring: o.ring_size,
     })
 }
 
@@ -195,8 +199,6 @@ fn run<H: FrameHandler>(
     let mut parked: VecDeque<(u64, FrameDesc)> = VecDeque::with_capacity(half);
     let mut scratch = vec![0u8; TX_FRAME_CAPACITY];
     let mut idle: u32 = 0;
-    // Idle turns in a row with frames in flight and none completed.
-    let mut tx_stalled: u32 = 0;
     let mut next_report = Instant::now();
 
     while !stop.is_set() {
@@ -213,9 +215,6 @@ fn run<H: FrameHandler>(
         }
         let done = unsafe { s.cq.consume(&mut comp_descs) };
         free_tx.extend_from_slice(&comp_descs[..done]);
-        if done > 0 {
-            tx_stalled = 0;
-        }
 
         let n = unsafe { s.rx.consume(&mut rx_descs) };
         if n > 0 {
@@ -277,7 +276,8 @@ fn run<H: FrameHandler>(
                 tx_out.push(t);
             }
         }
-        if !tx_out.is_empty() {
+        let replied = !tx_out.is_empty();
+        if replied {
             let sent = unsafe { s.tx.produce(&tx_out) };
             if sent == tx_out.len() {
                 add(&stats.tx, sent as u64);
@@ -286,29 +286,24 @@ fn run<H: FrameHandler>(
                 free_tx.extend_from_slice(&tx_out);
             }
             tx_out.clear();
-            if s.tx.needs_wakeup() {
-                let _ = s.tx.wakeup();
-            }
-        } else if n == 0 {
-            // Frames the kernel has not sent (or not yet completed). In
-            // copy mode one kick sends at most the socket's TX budget (32
-            // frames by default) and the rest stay on the ring until the
-            // next one: a burst larger than that — a durable group's ACKs
-            // released at once — would wait out a whole poll timeout if we
-            // slept now. So kick again, and stay awake while they drain —
-            // unless nothing has completed for a long while: a frame the
-            // kernel refused (`xsk_tx_invalid`) never comes back, and must
-            // not keep an idle worker from sleeping for good.
-            let in_flight = free_tx.len() + parked.len() < half;
-            tx_stalled = if in_flight {
-                tx_stalled.saturating_add(1)
-            } else {
-                0
-            };
-            let tx_busy = in_flight && tx_stalled < TX_STALL_TURNS;
-            if tx_busy && s.tx.needs_wakeup() {
-                let _ = s.tx.wakeup();
-            }
+        }
+        // Kick while descriptors wait on the TX ring. In copy mode one kick
+        // sends at most the socket's TX budget (32 frames by default) and
+        // the rest wait for the next: a burst larger than that — a durable
+        // group's ACKs released at once — would otherwise wait for the
+        // next reply or a poll timeout. `draining`: the kick took some,
+        // more are left, so stay awake for the next. A ring the kick does
+        // not shrink (link down; zero-copy, where the driver drains it on
+        // its own) is looked at again within a millisecond instead.
+        let mut on_ring = s.tx_on_ring();
+        let mut draining = false;
+        if on_ring > 0 && s.tx.needs_wakeup() {
+            let _ = s.tx.wakeup();
+            let left = s.tx_on_ring();
+            draining = left > 0 && left < on_ring;
+            on_ring = left;
+        }
+        if !replied && n == 0 {
             // Idle. Sleep in poll(2) once adaptive polling has spun long
             // enough — at once while replies wait for the journal: the
             // writer wakes us when they may leave, and spinning meanwhile
@@ -316,7 +311,7 @@ fn run<H: FrameHandler>(
             // core it needs).
             let waiting = !parked.is_empty();
             let sleep =
-                opts.poll == PollMode::Adaptive && (idle > opts.idle_spins || waiting) && !tx_busy;
+                opts.poll == PollMode::Adaptive && (idle > opts.idle_spins || waiting) && !draining;
             if sleep || s.fq.needs_wakeup() {
                 let timeout = if sleep { opts.poll_timeout_ms } else { 0 };
                 // Replies parked for the journal: the writer's eventfd
@@ -326,13 +321,15 @@ fn run<H: FrameHandler>(
                 } else {
                     None
                 };
-                // A backlog is handed to the journal as it drains: look
-                // again soon.
-                let timeout = if slot.handler.backlog() || (waiting && wake.is_none()) {
-                    timeout.min(1)
-                } else {
-                    timeout
-                };
+                // A backlog is handed to the journal as it drains, and a
+                // TX ring that did not drain is kicked again: look again
+                // soon.
+                let timeout =
+                    if slot.handler.backlog() || (waiting && wake.is_none()) || on_ring > 0 {
+                        timeout.min(1)
+                    } else {
+                        timeout
+                    };
                 super::wait_for(s.rx.fd().as_raw_fd(), wake.unwrap_or(-1), stop, timeout);
             }
         }
