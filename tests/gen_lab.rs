@@ -412,22 +412,12 @@ fn gen_echo_scenario_against_the_af_xdp_echo() {
     assert_eq!(num(&s, "/received"), COUNT, "{s}");
 }
 
-/// Each client's address, by MAC, from `xdhcpd leases --json` over the
-/// journal of `config` (a file holding the daemon's config).
+/// Each client's address, by MAC, from `xdhcpd leases` over the journal
+/// of `config` (a file holding the daemon's config); every lease bound.
 fn leases_by_mac(config: &std::path::Path) -> BTreeMap<String, Ipv4Addr> {
-    let out = output_within(
-        std::process::Command::new(bin())
-            .arg("--config")
-            .arg(config)
-            .args(["leases", "--json"]),
-        Duration::from_secs(60),
-    )
-    .expect("xdhcpd leases runs");
-    assert!(out.status.success(), "xdhcpd leases:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("one JSON lease per line");
+    xdhcpd_leases(config, &[])
+        .iter()
+        .map(|v| {
             assert_eq!(v["state"], "bound", "{v}");
             let addr = v["address"]
                 .as_str()
@@ -458,11 +448,11 @@ fn gen_two_queues_two_workers_share_the_pool_and_the_journal() {
     const BOTH: u64 = 4_000;
     const ONLY_0: u64 = 6_000;
     let lab = lab_with_queues("xdtg8", false, 2);
-    let dir = daemon::temp_dir("two-queues").expect("temp dir");
-    let jdir = dir.join("journal");
+    let dir = TempDir::new("two-queues");
+    let jdir = dir.0.join("journal");
     std::fs::create_dir(&jdir).expect("journal dir");
     let cfg = journal_config("lab-two-queues.toml", &lab, &jdir);
-    let cfg_file = dir.join("xdhcpd.toml");
+    let cfg_file = dir.0.join("xdhcpd.toml");
     std::fs::write(&cfg_file, &cfg).expect("config file");
     let both = [
         &pinned_xdp()[..],
@@ -555,7 +545,6 @@ fn gen_two_queues_two_workers_share_the_pool_and_the_journal() {
         first,
         "clients moved after the restart"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// In durable mode a worker releases a whole journal group's ACKs at once,
@@ -570,8 +559,8 @@ fn gen_two_queues_two_workers_share_the_pool_and_the_journal() {
 #[ignore = "needs root and the lab: run with cargo xtask test"]
 fn gen_durable_acks_leave_when_synced_not_when_the_worker_wakes() {
     let lab = lab("xdtg9", false);
-    let dir = daemon::temp_dir("durable-burst").expect("temp dir");
-    let cfg = journal_config("lab-journal-durable.toml", &lab, &dir)
+    let dir = TempDir::new("durable-burst");
+    let cfg = journal_config("lab-journal-durable.toml", &lab, &dir.0)
         .replace("server_id =", "idle_sleep_ms = 30000\nserver_id =");
     let d = Daemon::start(&lab, &bin(), &cfg).unwrap_or_else(|e| panic!("starting xdhcpd: {e:#}"));
     for prefix in ["02:68:01", "02:68:02", "02:68:03"] {
@@ -600,5 +589,4 @@ fn gen_durable_acks_leave_when_synced_not_when_the_worker_wakes() {
         12_000,
         "every ACK waited for its sync: {stats}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,33 +17,17 @@ use dhcproto::v4::MessageType;
 use leases::{DhclientHome, Relay, Xfs, client_mac, msg_type, proc_state};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xtask::capture::{
     self, Capture, DHCPACK, DHCPDISCOVER, DHCPNAK, DHCPRELEASE, DHCPREQUEST, DhcpSeen,
 };
-use xtask::daemon::{Daemon, temp_dir};
+use xtask::daemon::Daemon;
 use xtask::lab::{Lab, format_mac};
 
 const DHCP_FILTER: &str = "udp port 67 or udp port 68";
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-
-/// A directory removed when the test ends, however it ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        TempDir(temp_dir(what).expect("temp dir"))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn start(lab: &Lab, cfg: &str) -> Daemon {
     Daemon::start(lab, &bin(), cfg).unwrap_or_else(|e| panic!("starting xdhcpd: {e:#}"))
@@ -375,18 +359,8 @@ fn dhclient_lease_survives_restart() {
     // the journal, with the client's hardware address.
     let cfg_file = jdir.0.with_extension("toml");
     std::fs::write(&cfg_file, &cfg).expect("config copy");
-    let shown = output_within(
-        Command::new(bin()).arg("--config").arg(&cfg_file).args([
-            "leases",
-            "--json",
-            "--addr",
-            &addr.to_string(),
-        ]),
-        Duration::from_secs(10),
-    )
-    .expect("xdhcpd leases");
+    let rows = xdhcpd_leases(&cfg_file, &["--addr", &addr.to_string()]);
     let _ = std::fs::remove_file(&cfg_file);
-    assert!(shown.status.success(), "xdhcpd leases: {}", text(&shown));
     let mac = output_within(
         lab.cli("cat")
             .arg(format!("/sys/class/net/{}/address", lab.cli_if)),
@@ -394,10 +368,6 @@ fn dhclient_lease_survives_restart() {
     )
     .expect("client MAC");
     let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&shown.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["address"], addr.to_string());
     assert_eq!(rows[0]["state"], "bound");

@@ -359,3 +359,37 @@ pub fn journal_config(fixture_name: &str, lab: &Lab, dir: &Path) -> String {
     );
     text.replace("@JOURNAL_DIR@", &dir.to_string_lossy())
 }
+
+/// A directory removed when the test ends, however it ends.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        TempDir(daemon::temp_dir(what).expect("temp dir"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `xdhcpd leases --json FILTER…` over the journal of the config in
+/// `config_file`: one JSON object per lease.
+pub fn xdhcpd_leases(config_file: &Path, filter: &[&str]) -> Vec<serde_json::Value> {
+    let out = output_within(
+        Command::new(bin())
+            .arg("--config")
+            .arg(config_file)
+            .args(["leases", "--json"])
+            .args(filter),
+        Duration::from_secs(10),
+    )
+    .expect("xdhcpd leases runs");
+    assert!(out.status.success(), "xdhcpd leases: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON lease per line"))
+        .collect()
+}
