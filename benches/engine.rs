@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xdhcp::config::Config;
 use xdhcp::engine::{Engine, Handler};
-use xdhcp::io::{FrameHandler, TX_FRAME_CAPACITY};
+use xdhcp::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use xdhcp::stats::WorkerStats;
 
 #[path = "../tests/frames/mod.rs"]

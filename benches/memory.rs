@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use xdhcp::config::Config;
 use xdhcp::engine::{Clock, Engine, JournalLink};
-use xdhcp::io::{FrameHandler, TX_FRAME_CAPACITY};
+use xdhcp::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use xdhcp::lease::journal::{Durability, Journal, JournalOptions};
 use xdhcp::stats::WorkerStats;
 

@@ -252,7 +252,7 @@ string = "a private option that is rather long so that it takes room in the pack
         .insert(DhcpOption::ParameterRequestList(vec![OptionCode::Router]));
     let f = with_raw_option(bcast(&m, 2), 82, &agent);
     let n = {
-        use xdhcp::io::FrameHandler;
+        use xdhcp::handler::FrameHandler;
         h.h.handle(&f, &mut h.tx).unwrap()
     };
     assert!(n - 14 <= 576, "IP datagram of {} bytes", n - 14);

@@ -5,7 +5,7 @@ mod frames;
 use dhcproto::v4::{DhcpOption, Flags, MessageType, OptionCode};
 use frames::{decode_reply, frame, mac, msg_type, request};
 use std::net::Ipv4Addr;
-use xdhcp::io::FrameHandler;
+use xdhcp::handler::FrameHandler;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const CONFIG: &str = r#"
@@ -337,7 +337,7 @@ pools = ["10.0.0.0-10.0.31.255"]
             h
         })
         .collect();
-    let mut tx = vec![0; xdhcp::io::TX_FRAME_CAPACITY];
+    let mut tx = vec![0; xdhcp::handler::TX_FRAME_CAPACITY];
     let mut offer = |w: usize, i: u32| -> Ipv4Addr {
         let n = workers[w]
             .handle(&bcast(&discover(i, vec![]), i), &mut tx)

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xdhcp::engine::{Clock, JournalLink};
-use xdhcp::io::FrameHandler;
+use xdhcp::handler::FrameHandler;
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 use xdhcp::config::Config;
 use xdhcp::engine::Engine;
-use xdhcp::io::{FrameHandler, TX_FRAME_CAPACITY};
+use xdhcp::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use xdhcp::stats::WorkerStats;
 
 struct Counting;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use xdhcp::config::Config;
 use xdhcp::engine::{Engine, Handler};
-use xdhcp::io::{FrameHandler, TX_FRAME_CAPACITY};
+use xdhcp::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use xdhcp::stats::WorkerStats;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

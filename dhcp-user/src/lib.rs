@@ -4,15 +4,23 @@
 //! - [`wire`]: zero-copy views of the received frame and the reply writer;
 //! - [`engine`]: protocol decisions, no I/O (subnet, address, reply);
 //! - [`lease`]: pool bitmaps and the lease table the engine decides over;
+//! - [`handler`]: the contract between I/O and engine, which both depend
+//!   on and neither owns;
 //! - [`io`]: the XDP steering program, AF_XDP rings, the AF_PACKET fallback
 //!   and the pinned workers that carry frames between rings and engine.
+//!
+//! Beside the way: [`config`] (the file and the settings types every stage
+//! reads), [`os`] (the eventfd, poll and interface system calls, for the
+//! workers and the journal alike; it imports nothing of the crate).
 //!
 //! Nothing in an earlier stage reaches into a later one: the engine never
 //! touches rings, the wire views never know about leases.
 pub mod config;
 pub mod engine;
 pub mod r#gen;
+pub mod handler;
 pub mod io;
 pub mod lease;
+pub mod os;
 pub mod stats;
 pub mod wire;

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use xdhcp::config::{Checked, Config};
 use xdhcp::engine::{Engine, parse};
-use xdhcp::io::{FrameHandler, TX_FRAME_CAPACITY};
+use xdhcp::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use xdhcp::stats::WorkerStats;
 use xdhcp::wire::DhcpFrame;
 

@@ -152,7 +152,7 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(config: &str) -> Harness {
-        use xdhcp::io::FrameHandler;
+        use xdhcp::handler::FrameHandler;
         let cfg = xdhcp::config::Config::parse(config).unwrap_or_else(|e| panic!("config: {e}"));
         let engine = std::sync::Arc::new(xdhcp::engine::Engine::new(&cfg));
         let stats = std::sync::Arc::new(xdhcp::stats::WorkerStats::default());
@@ -162,13 +162,13 @@ impl Harness {
             h,
             stats,
             engine,
-            tx: vec![0; xdhcp::io::TX_FRAME_CAPACITY],
+            tx: vec![0; xdhcp::handler::TX_FRAME_CAPACITY],
         }
     }
 
     /// Hands one frame to the engine; the decoded reply, if any.
     pub fn send(&mut self, f: &[u8]) -> Option<Seen> {
-        use xdhcp::io::FrameHandler;
+        use xdhcp::handler::FrameHandler;
         let n = self.h.handle(f, &mut self.tx)?;
         Some(decode_reply(&self.tx[..n]))
     }

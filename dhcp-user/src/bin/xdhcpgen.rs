@@ -8,10 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use xdhcp::config::BindMode;
+use xdhcp::config::{AttachMode, BindMode, PollMode};
 use xdhcp::r#gen::{IoBackend, Options, Prefix, Scenario, report};
-use xdhcp::io::PollMode;
-use xdhcp::io::xdp::AttachMode;
 use xdhcp::wire::VlanTags;
 
 #[global_allocator]

@@ -1,38 +1,16 @@
 //! The daemon's TOML configuration: parsed with serde, then checked as a
 //! whole. Every error names the line of the offending entry and the reason,
 //! so an operator can fix the file without guessing.
+pub mod modes;
 pub mod options;
 
-use crate::io::PollMode;
-use crate::io::xdp::AttachMode;
+pub use modes::{AttachMode, BindMode, IoKind, PollMode};
 pub use options::{NamedOptions, RawOption};
 use serde::Deserialize;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use toml::Spanned;
-
-/// Which I/O backend carries the frames.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IoKind {
-    /// XDP steering into AF_XDP sockets.
-    #[default]
-    Xdp,
-    /// AF_PACKET sockets, for hosts where XDP cannot attach.
-    Packet,
-}
-
-/// How the AF_XDP sockets bind to their queues.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BindMode {
-    /// Zero-copy, else copy mode with a warning.
-    #[default]
-    Auto,
-    Zerocopy,
-    Copy,
-}
 
 fn default_poll() -> PollMode {
     PollMode::Adaptive

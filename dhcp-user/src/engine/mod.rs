@@ -9,7 +9,7 @@ pub mod reply;
 pub mod subnet;
 
 use crate::config::{Checked, Identity};
-use crate::io::FrameHandler;
+use crate::handler::FrameHandler;
 use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, RecordState};
 use crate::lease::{ClientKey, Lease, LeaseState, LeaseTable};
 use crate::stats::{WorkerStats, bump};

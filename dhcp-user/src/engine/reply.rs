@@ -63,7 +63,7 @@ pub fn write(
     };
 
     let off = headers_len(&req.vlans);
-    let room = tx.len().min(super::super::io::TX_FRAME_CAPACITY);
+    let room = tx.len().min(crate::handler::TX_FRAME_CAPACITY);
     let mut w = DhcpWriter::new(tx.get_mut(off..room)?).ok()?;
     let max = match req.max_message_size {
         Some(m) if usize::from(m) >= MIN_MESSAGE => usize::from(m),

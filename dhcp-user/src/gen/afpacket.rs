@@ -6,7 +6,9 @@
 //! each direction; this is the fallback, not the fast path.
 use super::counters::{GenCounters, bump};
 use super::fleet::Fleet;
-use crate::io::{PollMode, TX_FRAME_CAPACITY, WorkerOptions};
+use crate::config::PollMode;
+use crate::handler::TX_FRAME_CAPACITY;
+use crate::io::WorkerOptions;
 use anyhow::{Context, Result};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

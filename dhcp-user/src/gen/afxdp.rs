@@ -10,8 +10,10 @@
 use super::counters::{GenCounters, bump};
 use super::fleet::Fleet;
 use crate::config::BindMode;
+use crate::config::PollMode;
+use crate::handler::TX_FRAME_CAPACITY;
+use crate::io::WorkerOptions;
 use crate::io::xsk::{QueueSocket, XskOptions, open_socket};
-use crate::io::{PollMode, TX_FRAME_CAPACITY, WorkerOptions};
 use anyhow::bail;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;

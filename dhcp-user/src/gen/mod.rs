@@ -31,10 +31,9 @@ pub mod timer;
 pub use check::Prefix;
 pub use scenario::Scenario;
 
-use crate::config::BindMode;
+use crate::config::{AttachMode, BindMode, PollMode};
 use crate::io::iface::Interface;
-use crate::io::xdp::AttachMode;
-use crate::io::{PollMode, WorkerOptions, pin_worker};
+use crate::io::{WorkerOptions, pin_worker};
 use anyhow::{Context, Result, bail, ensure};
 use check::AddressBook;
 use client::MAX_CLIENTS;

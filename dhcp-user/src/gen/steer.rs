@@ -3,7 +3,8 @@
 //! interface, hand it the AF_XDP sockets, read its counters. Loading
 //! follows `io::xdp` (the server's program); the object is embedded at
 //! build time.
-use crate::io::xdp::{AttachMode, XdpCounters, read_counters};
+use crate::config::AttachMode;
+use crate::io::xdp::{XdpCounters, read_counters};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,

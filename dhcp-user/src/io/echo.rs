@@ -18,9 +18,10 @@
 //! rings, the copies across the veth pair and the generator allow: one
 //! round trip per request. A DORA is two such round trips.
 use super::iface::Interface;
-use super::xdp::{AttachMode, Steering};
-use super::{FrameHandler, Stop, StopFlag, WorkerOptions, WorkerSlot, packet, xsk};
-use crate::config::{BindMode, Checked, IoKind};
+use super::xdp::Steering;
+use super::{Stop, StopFlag, WorkerOptions, WorkerSlot, packet, xsk};
+use crate::config::{AttachMode, BindMode, Checked, IoKind};
+use crate::handler::FrameHandler;
 use crate::stats::{WorkerSnapshot, WorkerStats, bump};
 use crate::wire::checksum;
 use crate::wire::dhcp::{BOOTREPLY, BOOTREQUEST, field};

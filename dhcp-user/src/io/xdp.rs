@@ -5,6 +5,8 @@
 //! The program itself is embedded in the binary at build time (see
 //! `build.rs`), so the daemon never depends on files next to it.
 
+use crate::config::AttachMode;
+use crate::os::{self, netdev::NetDev};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
@@ -14,37 +16,12 @@ use aya::{
 use dhcp_common::{
     COUNTERS_MAP, Counter, MAX_QUEUES, MAX_SERVER_ADDRS, SERVER_ADDRS_MAP, SERVER_PROG, XSKS_MAP,
 };
+use rustix::io::Errno;
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
-
-/// Where the kernel runs the steering program.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttachMode {
-    /// Driver mode when the interface takes it, generic mode otherwise.
-    #[default]
-    Auto,
-    /// Native XDP in the driver: frames are steered before any socket
-    /// buffer exists.
-    Driver,
-    /// Generic XDP in the network stack: works on every interface, but
-    /// each frame is already a socket buffer and AF_XDP must copy it.
-    Generic,
-}
-
-impl fmt::Display for AttachMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AttachMode::Auto => "auto",
-            AttachMode::Driver => "driver",
-            AttachMode::Generic => "generic",
-        })
-    }
-}
+use std::os::fd::RawFd;
 
 /// The program's counters, summed over all CPUs. Every frame lands in
 /// exactly one of `redirected`, `passed`, `malformed` and `no_socket`, so
@@ -111,7 +88,7 @@ impl Steering {
 
         let mut ebpf = Ebpf::load(object).map_err(|err| {
             let detail = anyhow!(err);
-            if chain_errno(detail.as_ref()) == Some(libc::EPERM) {
+            if chain_errno(detail.as_ref()) == Some(Errno::PERM) {
                 detail.context(NOT_PERMITTED)
             } else {
                 detail.context("loading the XDP object (maps and BTF) into the kernel failed")
@@ -211,7 +188,7 @@ impl Steering {
         check_queue(queue)?;
         match self.xsks.unset(queue) {
             Ok(()) => Ok(()),
-            Err(err) if map_errno(&err) == Some(libc::ENOENT) => Ok(()),
+            Err(err) if map_errno(&err) == Some(Errno::NOENT) => Ok(()),
             Err(err) => Err(anyhow!(err).context(format!("clearing {XSKS_MAP}[{queue}] failed"))),
         }
     }
@@ -315,11 +292,11 @@ const NOT_PERMITTED: &str = "the kernel refused to load the XDP program (EPERM):
 
 fn explain_load(err: ProgramError, iface: &str) -> anyhow::Error {
     let errno = match &err {
-        ProgramError::LoadError { io_error, .. } => io_error.raw_os_error(),
+        ProgramError::LoadError { io_error, .. } => Errno::from_io_error(io_error),
         _ => None,
     };
     match (&err, errno) {
-        (_, Some(libc::EPERM)) => anyhow!(err).context(NOT_PERMITTED),
+        (_, Some(Errno::PERM)) => anyhow!(err).context(NOT_PERMITTED),
         (ProgramError::LoadError { .. }, _) => anyhow!(err).context(format!(
             "the kernel verifier rejected the XDP program {SERVER_PROG} meant for {iface}; \
              this kernel ({}) and the program do not agree, please report it with the \
@@ -342,23 +319,25 @@ fn attach_as(program: &mut Xdp, iface: &str, if_index: u32, mode: AttachMode) ->
 
 fn explain_attach(err: ProgramError, iface: &str, mode: AttachMode) -> anyhow::Error {
     let errno = match &err {
-        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
-        ProgramError::XdpError(XdpError::NetlinkError(e)) => e.raw_os_error(),
+        ProgramError::SyscallError(e) => Errno::from_io_error(&e.io_error),
+        ProgramError::XdpError(XdpError::NetlinkError(e)) => {
+            e.raw_os_error().map(Errno::from_raw_os_error)
+        }
         _ => None,
     };
     let why = match errno {
-        Some(libc::EOPNOTSUPP) if mode == AttachMode::Driver => format!(
+        Some(Errno::OPNOTSUPP) if mode == AttachMode::Driver => format!(
             "interface {iface} does not support native (driver-mode) XDP; set \
              xdp_mode = \"generic\" (works everywhere, copies every frame) or \
              io = \"packet\" in the config"
         ),
-        Some(libc::EBUSY | libc::EEXIST) => format!(
+        Some(Errno::BUSY | Errno::EXIST) => format!(
             "another XDP program is already attached to {iface}; see it with \
              `ip link show {iface}` and remove it (`ip link set dev {iface} xdp off`, \
              or stop the program that holds it) before starting xdhcpd"
         ),
-        Some(libc::EPERM) => NOT_PERMITTED.to_owned(),
-        Some(libc::ERANGE) => format!(
+        Some(Errno::PERM) => NOT_PERMITTED.to_owned(),
+        Some(Errno::RANGE) => format!(
             "interface {iface} (or its veth peer) has an MTU too large for single-buffer \
              XDP; lower it to at most {} (`ip link set dev {iface} mtu {}`) or set \
              xdp_mode = \"generic\"",
@@ -392,57 +371,28 @@ pub fn driver_mtu_limit() -> u32 {
     const SKB_SHARED_INFO: u32 = 320;
     const ETH_HLEN: u32 = 14;
     const VLAN_TAGS: u32 = 2 * 4;
-    // SAFETY: sysconf only reads a system constant.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = u32::try_from(page).unwrap_or(4096);
+    let page = u32::try_from(os::page_size()).unwrap_or(4096);
     page.saturating_sub(XDP_PACKET_HEADROOM + SKB_SHARED_INFO + ETH_HLEN + VLAN_TAGS)
 }
 
 fn if_index(iface: &str) -> Result<u32> {
-    let name =
-        CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
-    // SAFETY: `name` is a valid NUL-terminated string for the call's duration.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        bail!(
-            "network interface {iface:?} does not exist in this network namespace ({}); \
-             check the interface name with `ip -br link`",
-            io::Error::last_os_error()
-        );
-    }
-    Ok(index)
+    let dev = NetDev::open().context("opening a socket to look up the interface")?;
+    dev.index(iface).map_err(|err| {
+        anyhow!(
+            "network interface {iface:?} does not exist in this network namespace ({err}); \
+             check the interface name with `ip -br link`"
+        )
+    })
 }
 
 /// The interface's MTU, asked of the kernel with SIOCGIFMTU rather than
 /// read from /sys/class/net: sysfs shows the namespace it was mounted in,
 /// which is not ours after a bare `setns`/`nsenter --net`.
 fn iface_mtu(iface: &str) -> Result<u32> {
-    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    let name = iface.as_bytes();
-    if name.len() >= req.ifr_name.len() {
-        bail!("interface name {iface:?} is longer than the kernel allows");
-    }
-    for (dst, src) in req.ifr_name.iter_mut().zip(name) {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error())
-            .context("opening a socket to ask for the interface MTU");
-    }
-    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_mtu of `req`, which
-    // lives for the whole call.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("reading the MTU of interface {iface}"));
-    }
-    // SAFETY: the kernel filled the MTU member of the union.
-    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    let dev = NetDev::open().context("opening a socket to ask for the interface MTU")?;
+    let mtu = dev
+        .mtu(iface)
+        .with_context(|| format!("reading the MTU of interface {iface}"))?;
     u32::try_from(mtu).with_context(|| format!("interface {iface} reports MTU {mtu}"))
 }
 
@@ -452,22 +402,19 @@ fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown kernel".to_owned())
 }
 
-fn map_errno(err: &MapError) -> Option<i32> {
+fn map_errno(err: &MapError) -> Option<Errno> {
     match err {
-        MapError::SyscallError(e) => e.io_error.raw_os_error(),
-        MapError::IoError(e) => e.raw_os_error(),
+        MapError::SyscallError(e) => Errno::from_io_error(&e.io_error),
+        MapError::IoError(e) => Errno::from_io_error(e),
         _ => None,
     }
 }
 
 /// The first OS error code along an error's chain of causes.
-fn chain_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+fn chain_errno(err: &(dyn std::error::Error + 'static)) -> Option<Errno> {
     let mut cause = Some(err);
     while let Some(e) = cause {
-        if let Some(code) = e
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-        {
+        if let Some(code) = e.downcast_ref::<io::Error>().and_then(Errno::from_io_error) {
             return Some(code);
         }
         cause = e.source();
@@ -507,8 +454,7 @@ mod tests {
 
     #[test]
     fn mtu_limit_for_4k_pages() {
-        // SAFETY: sysconf only reads a system constant.
-        if unsafe { libc::sysconf(libc::_SC_PAGESIZE) } == 4096 {
+        if os::page_size() == 4096 {
             assert_eq!(driver_mtu_limit(), 3498);
         }
     }
@@ -532,17 +478,6 @@ mod tests {
         let d = b.since(&a);
         assert_eq!(d.seen, 5);
         assert_eq!(d.redirected + d.passed + d.malformed + d.no_socket, d.seen);
-    }
-
-    #[test]
-    fn attach_mode_config_names() {
-        #[derive(serde::Deserialize)]
-        struct C {
-            m: AttachMode,
-        }
-        let c: C = serde_json::from_str(r#"{"m":"generic"}"#).unwrap();
-        assert_eq!(c.m, AttachMode::Generic);
-        assert_eq!(AttachMode::Driver.to_string(), "driver");
     }
 
     #[test]

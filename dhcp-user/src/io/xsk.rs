@@ -8,15 +8,14 @@
 //! kernel put it and the reply is written once, into a TX frame.
 use super::iface::Interface;
 use super::xdp::Steering;
-use super::{
-    FrameHandler, PollMode, StopFlag, TX_FRAME_CAPACITY, WorkerOptions, WorkerSlot, pin_worker,
-};
-use crate::config::BindMode;
+use super::{StopFlag, WorkerOptions, WorkerSlot, pin_worker};
+use crate::config::{BindMode, PollMode};
+use crate::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use crate::stats::{WorkerStats, add, bump};
 use anyhow::{Context, bail};
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -34,7 +33,14 @@ pub struct XskOptions {
 }
 
 /// One queue's socket and its UMEM, ready to hand to the thread that runs
-/// it (the server's worker here, the generator's in `gen::afxdp`).
+/// it (the server's worker here, the generator's in `gen::afxdp`). Every
+/// part is `Send` as xsk-rs defines it, so the whole moves to that thread.
+///
+/// Drop order: the fields go in the order written. `umem` is only a
+/// handle: the socket holds one of its own, so the UMEM stays mapped.
+/// The socket itself is deleted when the last of the four queues that
+/// share it goes (`cq`), and the UMEM right after, with the socket's
+/// handle on it.
 pub(crate) struct QueueSocket {
     pub(crate) umem: Umem,
     pub(crate) descs: Vec<FrameDesc>,
@@ -52,11 +58,6 @@ impl QueueSocket {
         self.tx_ring - self.tx.nb_free_exact()
     }
 }
-
-// SAFETY: the rings and the UMEM mapping are used by exactly one thread
-// (the worker the socket is moved to); the kernel side is shared by
-// design and synchronised through the rings' producer/consumer indices.
-unsafe impl Send for QueueSocket {}
 
 impl QueueSocket {
     /// The socket's fd, for the XSKMAP and for poll(2).
@@ -115,8 +116,11 @@ fn open(iface: &str, queue: u32, o: &XskOptions, bind: BindFlags) -> anyhow::Res
     let name = iface
         .parse()
         .map_err(|e| anyhow::anyhow!("interface name {iface:?}: {e:?}"))?;
-    // SAFETY: the UMEM outlives the socket: both move together into the
-    // worker, and the queues are dropped before the UMEM handle there.
+    // SAFETY: xsk-rs asks for XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD when the
+    // UMEM is shared and the (interface, queue) pair already bound; it is
+    // set (the steering program is ours), and this UMEM is never shared:
+    // one per queue. The UMEM's lifetime is xsk-rs's business (each queue
+    // holds the socket, the socket holds the UMEM), see QueueSocket.
     let (tx, rx, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, &name, queue) }
         .map_err(|e| anyhow::anyhow!("AF_XDP socket on {iface} queue {queue}: {e}"))?;
     let (fq, cq) = fq_cq.context("the socket came without fill and completion rings")?;
@@ -330,7 +334,16 @@ fn run<H: FrameHandler>(
                     } else {
                         timeout
                     };
-                super::wait_for(s.rx.fd().as_raw_fd(), wake.unwrap_or(-1), stop, timeout);
+                // SAFETY: the socket's fd stays open while `s` owns its
+                // queues, and the handler's eventfd while the handler
+                // lives (FrameHandler::durable_fd); both outlive the call.
+                let (sock, wake) = unsafe {
+                    (
+                        BorrowedFd::borrow_raw(s.raw_fd()),
+                        wake.map(|fd| BorrowedFd::borrow_raw(fd)),
+                    )
+                };
+                stop.sleep(Some(sock), wake, timeout);
             }
         }
     }

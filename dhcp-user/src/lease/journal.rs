@@ -69,13 +69,13 @@ mod compact;
 mod record;
 mod replay;
 mod segment;
-pub(crate) mod wake;
 mod writer;
 
 pub use record::{FixedBytes, INFINITE, LeaseRecord, RecordState};
 pub use replay::RecoveryStats;
 pub use segment::Stop;
 
+use crate::os::EventFd;
 use crossbeam_channel::{Sender, TrySendError};
 use hdrhistogram::Histogram;
 use replay::Sources;
@@ -89,7 +89,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wake::Wake;
 
 /// When an appended record counts as safe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,8 +192,10 @@ pub(crate) struct Slot {
     /// Last sequence number handed out, saved when the producer is dropped
     /// so the next owner of the slot goes on from there.
     issued: AtomicU64,
-    /// Signalled when `durable` moves.
-    pub wake: Wake,
+    /// Signalled by the writer after each group that moved `durable`, so
+    /// a worker asleep while its replies wait for the journal sees the
+    /// mark at once, not at its next poll timeout or frame.
+    pub wake: EventFd,
     in_use: AtomicBool,
 }
 
@@ -323,7 +324,7 @@ impl Journal {
                 Ok(Slot {
                     durable: AtomicU64::new(0),
                     issued: AtomicU64::new(0),
-                    wake: Wake::new()?,
+                    wake: EventFd::new()?,
                     in_use: AtomicBool::new(false),
                 })
             })
@@ -521,7 +522,7 @@ impl Producer {
 
     /// An eventfd that becomes readable when [`Producer::durable_seq`]
     /// moves: a worker with parked replies sleeps on it beside its socket.
-    /// Whoever wakes reads it to reset it (see `io::wait_for`).
+    /// Whoever wakes reads it to reset it (see `os::wait_for`).
     pub fn wake_fd(&self) -> std::os::fd::RawFd {
         self.shared.slots[self.id as usize].wake.fd()
     }

@@ -2,6 +2,7 @@ use super::record;
 pub(crate) use super::record::tests::sample;
 use super::segment::{self, Kind, Stop};
 use super::*;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::Condvar;
 use std::sync::atomic::AtomicUsize;
@@ -492,14 +493,16 @@ fn durable_mark_moves_only_after_the_sync() {
     h.close().unwrap();
 }
 
-/// Whether `fd` is readable within `ms`.
-fn readable(fd: std::os::fd::RawFd, ms: i32) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    (unsafe { libc::poll(&mut p, 1, ms) }) == 1
+/// Whether the producer's eventfd is readable within `ms`.
+fn readable(p: &Producer, ms: i32) -> bool {
+    crate::os::readable(wake_of(p), ms)
+}
+
+/// The producer's eventfd, borrowed for as long as the producer.
+fn wake_of(p: &Producer) -> BorrowedFd<'_> {
+    // SAFETY: the fd is the EventFd of the producer's slot in the journal's
+    // shared state, which the producer keeps alive (and the fd open).
+    unsafe { BorrowedFd::borrow_raw(p.wake_fd()) }
 }
 
 #[test]
@@ -510,15 +513,16 @@ fn wake_fd_fires_when_the_mark_moves_and_not_before() {
     let other = h.producer().unwrap();
     h.shared.gate.set(|g| g.hold_sync = true);
     let t = p.append(&sample(1)).unwrap();
-    assert!(!readable(p.wake_fd(), 50), "no wake before the sync");
+    assert!(!readable(&p, 50), "no wake before the sync");
     h.shared.gate.set(|g| g.hold_sync = false);
-    assert!(readable(p.wake_fd(), 5000), "woken by the sync");
+    assert!(readable(&p, 5000), "woken by the sync");
     assert!(p.is_durable(t), "the mark moved before the wake");
     // Only the producer whose records were synced is woken.
-    assert!(!readable(other.wake_fd(), 0));
+    assert!(!readable(&other, 0));
     // A worker's wait resets it.
-    crate::io::wait_for(-1, p.wake_fd(), &crate::io::Stop::new().unwrap(), 0);
-    assert!(!readable(p.wake_fd(), 0));
+    let stop = crate::os::EventFd::new().unwrap();
+    crate::os::wait_for(None, Some(wake_of(&p)), stop.as_fd(), 0);
+    assert!(!readable(&p, 0));
     h.close().unwrap();
 }
 

@@ -1,0 +1,43 @@
+//! The contract between the I/O workers and the engine: a worker hands
+//! each received frame to a [`FrameHandler`] and sends what it writes.
+//! Both sides depend on this module and on nothing of each other, so the
+//! engine never sees a ring and the workers never see a lease.
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+/// Room a TX buffer offers a reply: a full Ethernet frame with two VLAN
+/// tags at the largest DHCP message we ever build.
+pub const TX_FRAME_CAPACITY: usize = 2048;
+
+/// What a worker does with each received frame.
+pub trait FrameHandler: Send {
+    /// Called once per batch before its frames, with the batch's clock.
+    fn begin_batch(&mut self, now: Instant);
+    /// Looks at one received frame and writes the reply frame, if any, to
+    /// the start of `tx` (at least [`TX_FRAME_CAPACITY`] bytes), returning
+    /// its length. Must not allocate, block, or panic on any input.
+    fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize>;
+    /// The journal ticket the reply `handle` just wrote must wait for
+    /// before it may be sent; 0 when it may leave at once.
+    fn hold_for(&self) -> u64 {
+        0
+    }
+    /// The highest ticket the journal has made safe. A worker calls it
+    /// each loop to release the replies it parked (the handler also hands
+    /// the journal what it had to keep back).
+    fn durable(&mut self) -> u64 {
+        u64::MAX
+    }
+    /// Whether lease records wait to be handed to the journal: a worker
+    /// with nothing to do sleeps only briefly then.
+    fn backlog(&self) -> bool {
+        false
+    }
+    /// An eventfd that becomes readable when [`FrameHandler::durable`]
+    /// moves (the journal's, for this worker), owned by the handler for
+    /// as long as it lives: a worker with parked replies sleeps on it
+    /// beside its socket, see [`crate::os::wait_for`].
+    fn durable_fd(&self) -> Option<RawFd> {
+        None
+    }
+}

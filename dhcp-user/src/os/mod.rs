@@ -1,0 +1,22 @@
+//! The few system calls the daemon makes by hand, in one place: the
+//! eventfd that wakes a sleeping worker ([`EventFd`]), the poll(2) it
+//! sleeps in ([`wait_for`]), the interface ioctls ([`netdev`]) and the
+//! address list ([`ifaddrs`]).
+//!
+//! Both the I/O workers and the lease journal's writer use them, so they
+//! live below both and import nothing of the crate. They are written with
+//! `rustix`, which wraps each call in a typed, fd-owning API; only
+//! getifaddrs(3) goes through `libc`, as it is a C library routine (a
+//! netlink dump), not a system call rustix could wrap.
+mod eventfd;
+pub mod ifaddrs;
+pub mod netdev;
+mod poll;
+
+pub use eventfd::EventFd;
+pub use poll::{readable, wait_for};
+
+/// The size of a memory page, from the auxiliary vector.
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
