@@ -14,9 +14,8 @@ use xtask::lab::{Lab, LabOptions};
 /// The lab's main subnet and pool (see tests/fixtures/lab-*.toml).
 pub const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 pub const POOL_LAST: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 254);
-pub const SERVER_ADDR: &str = "198.18.0.1/15";
+pub use xtask::lab::{CLIENT_ADDR, SERVER_ADDR};
 pub const SERVER_IP: &str = "198.18.0.1";
-pub const CLIENT_ADDR: &str = "198.18.0.2/15";
 pub const CLIENT_IP: &str = "198.18.0.2";
 
 /// Python with scapy: Debian's, whatever `python3` is first in PATH.

@@ -4,9 +4,9 @@
 //! disk-backed file system. The durable mode syncs every group of lease
 //! records before the ACKs leave, so the ratio durable/fast is the price
 //! of not losing leases to a power cut (the goal: 80 % or more).
-use crate::capture::wait_bounded;
 use crate::daemon::{Daemon, release_bins, temp_dir};
 use crate::lab::{Lab, LabOptions, run as run_cmd};
+use crate::process::wait_bounded;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
