@@ -6,10 +6,9 @@
 //! daemon inside them ([`daemon`]), Kea beside it ([`kea`]), reading what a
 //! capture saw ([`capture`]), the processes xtask starts ([`process`]).
 //! The commands: [`setup`], [`lab_cmd`], [`demo`], [`test`] (with
-//! [`fuzz`]), [`bench`] (with [`bench_journal`] and [`perfdhcp`]'s report),
+//! [`fuzz`]), [`bench`] (with [`perfdhcp`]'s report),
 //! all run in the [`workspace`].
 pub mod bench;
-pub mod bench_journal;
 pub mod capture;
 pub mod daemon;
 pub mod demo;

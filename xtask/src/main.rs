@@ -103,7 +103,7 @@ fn main() {
         Cmd::Bench { what, args } => match what {
             None => bench_all(&args),
             Some(BenchCmd::All(args)) => bench_all(&args),
-            Some(BenchCmd::Journal) => xtask::bench_journal::run(),
+            Some(BenchCmd::Journal) => xtask::bench::journal::run(),
         },
     };
     if let Err(e) = res {

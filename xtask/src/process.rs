@@ -60,7 +60,11 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<Option<ExitSta
 /// Sends `signal` to a child and waits `limit` for its exit status;
 /// `None` when it was still running then, and has been SIGKILLed and
 /// reaped.
-pub fn stop_child(child: &mut Child, signal: libc::c_int, limit: Duration) -> Result<Option<ExitStatus>> {
+pub fn stop_child(
+    child: &mut Child,
+    signal: libc::c_int,
+    limit: Duration,
+) -> Result<Option<ExitStatus>> {
     if let Some(s) = child.try_wait()? {
         return Ok(Some(s));
     }
