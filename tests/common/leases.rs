@@ -1,11 +1,11 @@
 //! Helpers of the lease lab tests (tests/lab_leases.rs): a throwaway XFS
 //! on a loop device whose power can be cut, a relay agent in the lab's
-//! client namespace that speaks DHCP over a plain UDP socket, and a
-//! dhclient whose lease file outlives one run.
+//! client namespace that speaks DHCP over a plain UDP socket, the state
+//! of a process. (The dhclient whose lease file outlives one run,
+//! `DhclientHome`, is in `common`.)
 // The including test binary may use only a part of it.
 #![allow(dead_code)]
 
-use crate::common::{fixture, output_within, text};
 use anyhow::{Context, Result, bail, ensure};
 use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode};
 use dhcproto::{Decodable, Decoder, Encodable};
@@ -317,74 +317,6 @@ pub fn msg_type(m: &Message) -> Option<MessageType> {
 pub fn client_mac(group: u8, i: u32) -> [u8; 6] {
     let [_, a, b, c] = i.to_be_bytes();
     [0x02, 0x6c, group, a, b, c]
-}
-
-/// ISC dhclient in the client namespace with the lab's own script and
-/// config, and a lease file in a directory that outlives each run, so a
-/// second run starts from the lease the first one got (INIT-REBOOT).
-/// Dropping it kills a dhclient still running and removes the directory.
-pub struct DhclientHome {
-    dir: PathBuf,
-    pub leases: PathBuf,
-    pid_file: PathBuf,
-    script: PathBuf,
-}
-
-impl DhclientHome {
-    pub fn new() -> Result<DhclientHome> {
-        let dir = temp_dir("dhclient-home")?;
-        let script = dir.join("dhclient-script");
-        std::fs::copy(fixture("dhclient-script"), &script)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-        let leases = dir.join("dhclient.leases");
-        // dhclient resolves the lease file's real path, so it must exist.
-        std::fs::write(&leases, "")?;
-        Ok(DhclientHome {
-            pid_file: dir.join("dhclient.pid"),
-            dir,
-            leases,
-            script,
-        })
-    }
-
-    /// `dhclient -1 -v` on `iface`: one try; it stays in the background
-    /// once bound. What it printed, or an error when it got no lease.
-    pub fn lease(&self, lab: &Lab, iface: &str) -> Result<String> {
-        let out = output_within(
-            lab.cli("dhclient")
-                .args(["-1", "-v", "-cf"])
-                .arg(fixture("dhclient.conf"))
-                .arg("-lf")
-                .arg(&self.leases)
-                .arg("-pf")
-                .arg(&self.pid_file)
-                .arg("-sf")
-                .arg(&self.script)
-                .arg(iface),
-            Duration::from_secs(45),
-        )?;
-        let log = text(&out);
-        ensure!(
-            out.status.success(),
-            "dhclient on {iface} failed ({}):\n{log}",
-            out.status
-        );
-        Ok(log)
-    }
-
-    /// Ends the background dhclient with `signal`, if it runs. SIGKILL
-    /// leaves the lease file as it is and sends nothing.
-    pub fn kill(&self, signal: libc::c_int) {
-        crate::common::end_dhclient(&self.pid_file, signal);
-    }
-}
-
-impl Drop for DhclientHome {
-    fn drop(&mut self) {
-        self.kill(libc::SIGKILL);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The daemon's process state letter from /proc (`R`, `S`, `Z`, ...), or

@@ -14,9 +14,8 @@ use xtask::lab::{Lab, LabOptions};
 /// The lab's main subnet and pool (see tests/fixtures/lab-*.toml).
 pub const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 pub const POOL_LAST: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 254);
-pub const SERVER_ADDR: &str = "198.18.0.1/15";
+pub use xtask::lab::{CLIENT_ADDR, SERVER_ADDR};
 pub const SERVER_IP: &str = "198.18.0.1";
-pub const CLIENT_ADDR: &str = "198.18.0.2/15";
 pub const CLIENT_IP: &str = "198.18.0.2";
 
 /// Python with scapy: Debian's, whatever `python3` is first in PATH.
@@ -154,11 +153,84 @@ pub fn text(out: &Output) -> String {
 }
 
 /// ISC dhclient in the client namespace with our own script and config
-/// (tests/fixtures), so it touches nothing of the host. It stays running
-/// after it is bound (renewing); dropping this kills it by its pid file.
-pub struct Dhclient {
-    dir: PathBuf,
+/// (tests/fixtures), so it touches nothing of the host, and its lease file
+/// in a directory that outlives each run: a second run starts from the
+/// lease the first one got (INIT-REBOOT). Dropping it kills a dhclient
+/// still running and removes the directory.
+pub struct DhclientHome {
+    pub leases: PathBuf,
     pid_file: PathBuf,
+    script: PathBuf,
+    // Removed when the fields drop, after Drop has ended the dhclient.
+    dir: TempDir,
+}
+
+impl DhclientHome {
+    pub fn new() -> Result<DhclientHome> {
+        DhclientHome::in_temp_dir("dhclient-home")
+    }
+
+    fn in_temp_dir(what: &str) -> Result<DhclientHome> {
+        let dir = TempDir(daemon::temp_dir(what)?);
+        let script = dir.0.join("dhclient-script");
+        std::fs::copy(fixture("dhclient-script"), &script)?;
+        // Executable whatever mode the checkout gave the fixture.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        let leases = dir.0.join("dhclient.leases");
+        // dhclient resolves the lease file's real path, so it must exist.
+        std::fs::write(&leases, "")?;
+        Ok(DhclientHome {
+            pid_file: dir.0.join("dhclient.pid"),
+            leases,
+            script,
+            dir,
+        })
+    }
+
+    /// `dhclient -1 -v` on `iface`: one try, failing after 45 s at most;
+    /// it stays in the background once bound (renewing). What it printed,
+    /// or an error when it got no lease.
+    pub fn lease(&self, lab: &Lab, iface: &str) -> Result<String> {
+        let out = output_within(
+            lab.cli("dhclient")
+                .args(["-1", "-v", "-cf"])
+                .arg(fixture("dhclient.conf"))
+                .arg("-lf")
+                .arg(&self.leases)
+                .arg("-pf")
+                .arg(&self.pid_file)
+                .arg("-sf")
+                .arg(&self.script)
+                .arg(iface),
+            Duration::from_secs(45),
+        )?;
+        let log = text(&out);
+        ensure!(
+            out.status.success(),
+            "dhclient on {iface} failed ({}):\n{log}",
+            out.status
+        );
+        Ok(log)
+    }
+
+    /// Ends the background dhclient with `signal`, if it runs. SIGKILL
+    /// leaves the lease file as it is and sends nothing.
+    pub fn kill(&self, signal: libc::c_int) {
+        end_dhclient(&self.pid_file, signal);
+    }
+}
+
+impl Drop for DhclientHome {
+    fn drop(&mut self) {
+        self.kill(libc::SIGKILL);
+    }
+}
+
+/// A [`DhclientHome`] of its own for one lease: the dhclient of a test
+/// that needs no second run. Dropping it stops the dhclient.
+pub struct Dhclient {
+    home: DhclientHome,
     /// What `dhclient -v` printed while getting the lease.
     pub log: String,
 }
@@ -167,46 +239,23 @@ impl Dhclient {
     /// Gets a lease on `iface` (one try: `dhclient -1`), failing after
     /// 45 s at most.
     pub fn lease(lab: &Lab, iface: &str) -> Result<Dhclient> {
-        let dir = daemon::temp_dir("dhclient")?;
         let mut d = Dhclient {
-            pid_file: dir.join("dhclient.pid"),
-            dir,
+            home: DhclientHome::in_temp_dir("dhclient")?,
             log: String::new(),
         };
-        let script = d.dir.join("dhclient-script");
-        std::fs::copy(fixture("dhclient-script"), &script)?;
-        // Executable whatever mode the checkout gave the fixture.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-        let leases = d.dir.join("dhclient.leases");
-        // dhclient resolves the lease file's real path, so it must exist.
-        std::fs::write(&leases, "")?;
-        let out = output_within(
-            lab.cli("dhclient")
-                .args(["-1", "-v", "-cf"])
-                .arg(fixture("dhclient.conf"))
-                .arg("-lf")
-                .arg(&leases)
-                .arg("-pf")
-                .arg(&d.pid_file)
-                .arg("-sf")
-                .arg(&script)
-                .arg(iface),
-            Duration::from_secs(45),
-        )?;
-        d.log = text(&out);
-        ensure!(
-            out.status.success(),
-            "dhclient on {iface} failed ({}):\n{}",
-            out.status,
-            d.log
-        );
+        d.log = d.home.lease(lab, iface)?;
         Ok(d)
     }
 
     /// Stops the background dhclient. Idempotent.
     pub fn stop(&mut self) {
-        end_dhclient(&self.pid_file, libc::SIGTERM);
+        self.home.kill(libc::SIGTERM);
+    }
+}
+
+impl Drop for Dhclient {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -236,13 +285,6 @@ pub fn end_dhclient(pid_file: &std::path::Path, signal: libc::c_int) {
         }
     }
     let _ = std::fs::remove_file(pid_file);
-}
-
-impl Drop for Dhclient {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// What `dhcp_lab.py dora` reports about one reply.

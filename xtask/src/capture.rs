@@ -1,6 +1,7 @@
 //! Packet captures in the lab (tcpdump inside a lab namespace), a reader
 //! for the pcap files it writes, and the DHCP view of the captured frames.
 use crate::lab::Lab;
+use crate::process::stop_child;
 use anyhow::{Context, Result, bail, ensure};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -132,24 +133,16 @@ impl Capture {
     /// the kernel dropped before tcpdump could read them.
     pub fn stop_lossy(mut self) -> Result<(Vec<Frame>, u64)> {
         let mut child = self.child.take().context("capture already stopped")?;
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
-        // own child, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let status = wait_bounded(&mut child, STOP_TIMEOUT)?;
+        let status = stop_child(&mut child, libc::SIGINT, STOP_TIMEOUT)?;
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
         let text = self.stderr_text();
-        let status = match status {
-            Some(s) => s,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "tcpdump did not stop within {STOP_TIMEOUT:?}: {}",
-                    text.trim()
-                );
-            }
+        let Some(status) = status else {
+            bail!(
+                "tcpdump did not stop within {STOP_TIMEOUT:?}: {}",
+                text.trim()
+            );
         };
         ensure!(
             status.success(),
@@ -172,23 +165,6 @@ impl Drop for Capture {
             let _ = r.join();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Waits for a child for at most `limit`; `None` if it is still running.
-pub(crate) fn wait_bounded(
-    child: &mut Child,
-    limit: Duration,
-) -> Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait()? {
-            return Ok(Some(s));
-        }
-        if Instant::now() > deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

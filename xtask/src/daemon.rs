@@ -1,7 +1,8 @@
 //! An xdhcpd running inside the lab's server namespace, watched through
 //! its stats file.
-use crate::capture::wait_bounded;
 use crate::lab::Lab;
+use crate::process::stop_child;
+use crate::workspace;
 use anyhow::{Context, Result, bail};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -143,19 +144,11 @@ impl Daemon {
     /// error carrying the daemon's log.
     pub fn stop(mut self) -> Result<serde_json::Value> {
         let mut child = self.child.take().context("the daemon is not running")?;
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
-        // own child, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let status = match wait_bounded(&mut child, STOP_TIMEOUT)? {
-            Some(s) => s,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "xdhcpd did not exit within {STOP_TIMEOUT:?} of SIGTERM and was killed:\n{}",
-                    self.log()
-                );
-            }
+        let Some(status) = stop_child(&mut child, libc::SIGTERM, STOP_TIMEOUT)? else {
+            bail!(
+                "xdhcpd did not exit within {STOP_TIMEOUT:?} of SIGTERM and was killed:\n{}",
+                self.log()
+            );
         };
         if !status.success() {
             bail!("xdhcpd exited with {status}:\n{}", self.log());
@@ -186,7 +179,7 @@ pub fn xdhcpd_bin() -> PathBuf {
     }
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t),
-        None => workspace_root().join("target"),
+        None => workspace::root().join("target"),
     };
     let release = target.join("release").join("xdhcpd");
     let debug = target.join("debug").join("xdhcpd");
@@ -196,7 +189,6 @@ pub fn xdhcpd_bin() -> PathBuf {
     release
 }
 
-/// The workspace root: the parent of this crate's manifest directory.
 /// The release xdhcpd and xdhcpgen the benches run, or what to do when
 /// they are not built.
 pub fn release_bins() -> Result<(PathBuf, PathBuf)> {
@@ -209,11 +201,6 @@ pub fn release_bins() -> Result<(PathBuf, PathBuf)> {
     let gen_bin = bin.with_file_name("xdhcpgen");
     anyhow::ensure!(gen_bin.exists(), "{} does not exist", gen_bin.display());
     Ok((bin, gen_bin))
-}
-
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 /// A fresh directory under the system temp dir, unique to this process and
@@ -244,12 +231,5 @@ mod tests {
         assert!(a.is_dir() && b.is_dir());
         std::fs::remove_dir_all(a).unwrap();
         std::fs::remove_dir_all(b).unwrap();
-    }
-
-    #[test]
-    fn workspace_root_holds_the_workspace_manifest() {
-        let root = workspace_root();
-        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-        assert!(manifest.contains("[workspace]"));
     }
 }

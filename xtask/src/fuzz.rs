@@ -1,7 +1,7 @@
 //! A bounded cargo-fuzz run over the protocol engine (`fuzz/`, a crate of
 //! its own outside the workspace), for `cargo xtask test`.
-use crate::daemon::workspace_root;
 use crate::setup::{cargo_bin_dir, run_cmd};
+use crate::workspace;
 use anyhow::{Context, Result, ensure};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -12,10 +12,7 @@ pub const TARGET: &str = "engine";
 /// Where cargo-fuzz's build goes: beside the workspace's own builds,
 /// inside the ignored `target/`, not a new folder in the tree.
 fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => PathBuf::from(t).join("fuzz"),
-        None => workspace_root().join("target").join("fuzz"),
-    }
+    workspace::target_dir().join("fuzz")
 }
 
 fn cargo() -> Command {
@@ -51,7 +48,7 @@ pub fn run_bounded(seconds: u64) -> Result<()> {
             "cargo install cargo-fuzz",
         )?;
     }
-    let dir = workspace_root().join("fuzz");
+    let dir = workspace::root().join("fuzz");
     let corpus = dir.join("corpus").join(TARGET);
     std::fs::create_dir_all(&corpus).with_context(|| format!("creating {}", corpus.display()))?;
     let seeds = dir.join("seeds").join(TARGET);

@@ -1,9 +1,9 @@
 //! A kea-dhcp4 running inside the lab's server namespace, for the lab
 //! tests that check xdhcpgen against a server it did not grow up with and
 //! for `cargo xtask bench`, which puts it beside xdhcpd.
-use crate::capture::wait_bounded;
 use crate::daemon::temp_dir;
 use crate::lab::Lab;
+use crate::process::stop_child;
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -73,20 +73,13 @@ impl Kea {
     /// log; an exit that was not clean is an error carrying it.
     pub fn stop(mut self) -> Result<String> {
         let mut child = self.child.take().context("kea-dhcp4 is not running")?;
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
-        // own child, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        match wait_bounded(&mut child, STOP_TIMEOUT)? {
+        match stop_child(&mut child, libc::SIGTERM, STOP_TIMEOUT)? {
             Some(s) if s.success() => Ok(self.log()),
             Some(s) => bail!("kea-dhcp4 exited with {s}:\n{}", self.log()),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "kea-dhcp4 did not exit within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
-                    self.log()
-                )
-            }
+            None => bail!(
+                "kea-dhcp4 did not exit within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
+                self.log()
+            ),
         }
     }
 }

@@ -10,6 +10,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// The lab's addressing: RFC 2544's benchmarking range, never routed.
+pub const SERVER_ADDR: &str = "198.18.0.1/15";
+pub const CLIENT_ADDR: &str = "198.18.0.2/15";
+
 /// What to build. Interface names are derived from `name`, so it must be
 /// short: the longest derived name, `NAME-c.VID`, has to fit the kernel's
 /// 15 characters.
@@ -42,7 +46,7 @@ impl LabOptions {
     pub fn new(name: &str) -> LabOptions {
         LabOptions {
             name: name.to_owned(),
-            server_addr: "198.18.0.1/15".to_owned(),
+            server_addr: SERVER_ADDR.to_owned(),
             client_addr: None,
             client_vlan: None,
             server_vlan_addr: None,
@@ -108,11 +112,7 @@ impl Lab {
             cli_mac: [0; 6],
             up: false,
         };
-        for ns in [&lab.srv_ns, &lab.cli_ns] {
-            if netns_list()?.iter().any(|n| n == ns) {
-                remove_netns(ns)?;
-            }
-        }
+        remove_netns_present(&[&lab.srv_ns, &lab.cli_ns])?;
         // From here on the namespaces exist, so a failure must remove them:
         // `lab` is dropped on the error path and Drop cleans up.
         lab.up = true;
@@ -122,16 +122,7 @@ impl Lab {
 
     fn build(&mut self, opts: &LabOptions) -> Result<()> {
         for ns in [&self.srv_ns, &self.cli_ns] {
-            run(Command::new("ip").args(["netns", "add", ns]))?;
-            // IPv6 would fill captures with router solicitations and MLD
-            // reports that no lab test is about.
-            for key in [
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ] {
-                run(Command::new("ip").args(["netns", "exec", ns, "sysctl", "-qw", key]))?;
-            }
-            ip(ns, &["link", "set", "lo", "up"])?;
+            add_netns(ns)?;
         }
         // One queue per end unless asked: veth would otherwise get one per
         // CPU, and a frame lands on the queue its sender's socket hashed
@@ -139,20 +130,11 @@ impl Lab {
         // (xsk-rs reports ENOMEM binding veth queues above 0 on older
         // kernels, see TOOLCHAIN.md; 6.18 binds them.)
         ensure!(opts.queues >= 1, "a veth end needs at least one queue");
-        let veth = format!(
-            "link add {} numtxqueues {q} numrxqueues {q} type veth \
-             peer name {} numtxqueues {q} numrxqueues {q} netns {}",
-            self.srv_if,
-            self.cli_if,
-            self.cli_ns,
-            q = opts.queues
-        );
-        ip(&self.srv_ns, &veth.split_whitespace().collect::<Vec<_>>())?;
-        for (ns, ifname) in [(&self.srv_ns, &self.srv_if), (&self.cli_ns, &self.cli_if)] {
-            run(Command::new("ip")
-                .args(["netns", "exec", ns, "ethtool", "-K", ifname])
-                .args(OFFLOADS_OFF))?;
-        }
+        add_veth(
+            (&self.srv_ns, &self.srv_if),
+            (&self.cli_ns, &self.cli_if),
+            opts.queues,
+        )?;
         ip(
             &self.srv_ns,
             &["addr", "add", &opts.server_addr, "dev", &self.srv_if],
@@ -224,25 +206,11 @@ impl Lab {
     /// Removes both namespaces, after killing whatever still runs in them.
     /// Idempotent.
     pub fn down(&mut self) -> Result<()> {
-        if !self.up {
-            return Ok(());
+        if self.up {
+            remove_netns_present(&[&self.srv_ns, &self.cli_ns])?;
         }
-        let existing = netns_list()?;
-        let mut first_err = None;
-        for ns in [&self.srv_ns, &self.cli_ns] {
-            if existing.iter().any(|n| n == ns)
-                && let Err(e) = remove_netns(ns)
-            {
-                first_err.get_or_insert(e);
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => {
-                self.up = false;
-                Ok(())
-            }
-        }
+        self.up = false;
+        Ok(())
     }
 }
 
@@ -273,9 +241,7 @@ impl Lab {
             ns != self.srv_ns && ns != self.cli_ns,
             "spur {suffix:?} would reuse one of the lab's namespaces"
         );
-        if netns_list()?.contains(&ns) {
-            remove_netns(&ns)?;
-        }
+        remove_netns_present(&[&ns])?;
         let mut spur = Spur {
             ns,
             inner_if,
@@ -284,31 +250,21 @@ impl Lab {
             outer_mac: [0; 6],
             up: false,
         };
-        run(Command::new("ip").args(["netns", "add", &spur.ns]))?;
-        // From here a failure drops `spur`, whose Drop removes the namespace.
+        // From here a failure drops `spur`, whose Drop removes the
+        // namespace (if `ip netns add` got as far as making it).
         spur.up = true;
-        for key in [
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ] {
-            run(Command::new("ip").args(["netns", "exec", &spur.ns, "sysctl", "-qw", key]))?;
-        }
-        ip(&spur.ns, &["link", "set", "lo", "up"])?;
+        add_netns(&spur.ns)?;
         // Created inside the new namespace, the far end straight in the
         // lab's client namespace: neither end ever exists in the root one.
-        let veth = format!(
-            "link add {} numtxqueues 1 numrxqueues 1 type veth \
-             peer name {} numtxqueues 1 numrxqueues 1 netns {}",
-            spur.inner_if, spur.outer_if, self.cli_ns
-        );
-        ip(&spur.ns, &veth.split_whitespace().collect::<Vec<_>>())?;
+        add_veth(
+            (&spur.ns, &spur.inner_if),
+            (&self.cli_ns, &spur.outer_if),
+            1,
+        )?;
         for (ns, ifname, addr) in [
             (&spur.ns, &spur.inner_if, inner_addr),
             (&self.cli_ns, &spur.outer_if, outer_addr),
         ] {
-            run(Command::new("ip")
-                .args(["netns", "exec", ns, "ethtool", "-K", ifname])
-                .args(OFFLOADS_OFF))?;
             if let Some(a) = addr {
                 ip(ns, &["addr", "add", a, "dev", ifname])?;
             }
@@ -398,8 +354,8 @@ impl Spur {
     /// Removes the namespace, after killing whatever still runs in it.
     /// Idempotent.
     pub fn down(&mut self) -> Result<()> {
-        if self.up && netns_list()?.contains(&self.ns) {
-            remove_netns(&self.ns)?;
+        if self.up {
+            remove_netns_present(&[&self.ns])?;
         }
         self.up = false;
         Ok(())
@@ -467,6 +423,55 @@ pub fn netns_list() -> Result<Vec<String>> {
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_owned)
         .collect())
+}
+
+/// `ip netns add NS`, with IPv6 off and loopback up: IPv6 would fill
+/// captures with router solicitations and MLD reports that no lab test is
+/// about.
+fn add_netns(ns: &str) -> Result<()> {
+    run(Command::new("ip").args(["netns", "add", ns]))?;
+    for key in [
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ] {
+        run(Command::new("ip").args(["netns", "exec", ns, "sysctl", "-qw", key]))?;
+    }
+    ip(ns, &["link", "set", "lo", "up"])?;
+    Ok(())
+}
+
+/// A veth pair made inside `a`'s namespace with its peer straight in
+/// `b`'s, `queues` RX/TX queues on each end, the offloads that would hide
+/// the wire from XDP off on both.
+fn add_veth(a: (&str, &str), b: (&str, &str), queues: u32) -> Result<()> {
+    let ((a_ns, a_if), (b_ns, b_if)) = (a, b);
+    let veth = format!(
+        "link add {a_if} numtxqueues {queues} numrxqueues {queues} type veth \
+         peer name {b_if} numtxqueues {queues} numrxqueues {queues} netns {b_ns}"
+    );
+    ip(a_ns, &veth.split_whitespace().collect::<Vec<_>>())?;
+    for (ns, ifname) in [a, b] {
+        run(Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-K", ifname])
+            .args(OFFLOADS_OFF))?;
+    }
+    Ok(())
+}
+
+/// The teardown of a lab and of a spur: removes those of `names` that
+/// exist ([`remove_netns`]). It tries every one, so that one that fails
+/// does not keep the others; the first error, if any.
+fn remove_netns_present(names: &[&str]) -> Result<()> {
+    let existing = netns_list()?;
+    let mut first_err = None;
+    for ns in names {
+        if existing.iter().any(|n| n == ns)
+            && let Err(e) = remove_netns(ns)
+        {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Kills what runs inside `ns` (only processes in a namespace the lab made,

@@ -5,6 +5,7 @@
 //! Every step first checks whether its part is already there, so a machine
 //! that has everything is done in well under a second.
 
+use crate::process::is_root;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -75,11 +76,6 @@ pub fn run(force: bool) -> Result<()> {
 /// What `demo` and `test` call first: installs only what is missing.
 pub fn ensure() -> Result<()> {
     run(false)
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Returns the packages of `wanted` that dpkg does not list as installed.

@@ -9,10 +9,12 @@ use core::net::Ipv4Addr;
 
 use super::checksum;
 use super::dhcp::{BOOTP_MIN_LEN, DEFAULT_MAX_LEN, MAGIC_COOKIE, OPTIONS_OFFSET, field};
-use super::ethernet::{ETHERTYPE_IPV4, HEADER_LEN as ETH_HEADER_LEN, MAX_VLANS, TAG_LEN, VlanTags};
-use super::ipv4::{MIN_HEADER_LEN as IPV4_HEADER_LEN, PROTO_UDP};
+use super::ethernet::{
+    self, ETHERTYPE_IPV4, HEADER_LEN as ETH_HEADER_LEN, MAX_VLANS, TAG_LEN, VlanTags,
+};
+use super::ipv4::{self, MIN_HEADER_LEN as IPV4_HEADER_LEN, PROTO_UDP};
 use super::options::code;
-use super::udp::HEADER_LEN as UDP_HEADER_LEN;
+use super::udp::{self, HEADER_LEN as UDP_HEADER_LEN};
 use super::{Error, Result, write_u16, write_u32};
 
 /// The fixed BOOTP fields of a reply; sname and file are written as zeros.
@@ -257,38 +259,51 @@ pub fn emit_headers(frame: &mut [u8], h: &FrameHeaders, payload_len: usize) -> R
         return Err(Error::BufferTooSmall);
     };
 
-    frame[0..6].copy_from_slice(&h.dst_mac);
-    frame[6..12].copy_from_slice(&h.src_mac);
-    let mut at = 12;
-    for tag in h.vlans.as_slice() {
-        write_u16(frame, at, tag.tpid);
-        write_u16(frame, at + 2, tag.tci);
-        at += TAG_LEN;
+    // Each header in a block of its own, where `field` names that
+    // header's offsets (outside them it is BOOTP's).
+    {
+        use ethernet::field;
+        frame[field::DESTINATION].copy_from_slice(&h.dst_mac);
+        frame[field::SOURCE].copy_from_slice(&h.src_mac);
+        let mut at = field::ETHERTYPE.start;
+        for tag in h.vlans.as_slice() {
+            write_u16(frame, at + field::TAG_TPID.start, tag.tpid);
+            write_u16(frame, at + field::TAG_TCI.start, tag.tci);
+            at += TAG_LEN;
+        }
+        write_u16(frame, at, ETHERTYPE_IPV4);
     }
-    write_u16(frame, at, ETHERTYPE_IPV4);
 
-    let ip = &mut frame[ip_at..udp_at];
-    ip[0] = 0x45;
-    ip[1] = (h.dscp & 0x3f) << 2;
-    write_u16(ip, 2, ip_len16);
-    // Identification 0 and no DF: a datagram that is never fragmented
-    // needs neither (RFC 6864); DF would only get in the way on odd paths.
-    ip[4..8].fill(0);
-    ip[8] = h.ttl;
-    ip[9] = PROTO_UDP;
-    ip[10..12].fill(0);
-    ip[12..16].copy_from_slice(&h.src_ip.octets());
-    ip[16..20].copy_from_slice(&h.dst_ip.octets());
-    let ip_sum = checksum::finish(checksum::ones_complement_sum(ip, 0));
-    write_u16(ip, 10, ip_sum);
+    {
+        use ipv4::field;
+        let ip = &mut frame[ip_at..udp_at];
+        // Version 4, IHL 5: no options.
+        ip[field::VER_IHL] = 0x45;
+        ip[field::DSCP_ECN] = (h.dscp & 0x3f) << 2;
+        write_u16(ip, field::LENGTH.start, ip_len16);
+        // Identification 0 and no DF: a datagram that is never fragmented
+        // needs neither (RFC 6864); DF would only get in the way on odd paths.
+        ip[field::IDENT].fill(0);
+        ip[field::FLG_OFF].fill(0);
+        ip[field::TTL] = h.ttl;
+        ip[field::PROTOCOL] = PROTO_UDP;
+        ip[field::CHECKSUM].fill(0);
+        ip[field::SRC_ADDR].copy_from_slice(&h.src_ip.octets());
+        ip[field::DST_ADDR].copy_from_slice(&h.dst_ip.octets());
+        let ip_sum = checksum::finish(checksum::ones_complement_sum(ip, 0));
+        write_u16(ip, field::CHECKSUM.start, ip_sum);
+    }
 
-    let udp = &mut frame[udp_at..total];
-    write_u16(udp, 0, h.src_port);
-    write_u16(udp, 2, h.dst_port);
-    write_u16(udp, 4, udp_len as u16);
-    write_u16(udp, 6, 0);
-    let udp_sum = checksum::udp_checksum(h.src_ip, h.dst_ip, udp);
-    write_u16(udp, 6, udp_sum);
+    {
+        use udp::field;
+        let udp = &mut frame[udp_at..total];
+        write_u16(udp, field::SRC_PORT.start, h.src_port);
+        write_u16(udp, field::DST_PORT.start, h.dst_port);
+        write_u16(udp, field::LENGTH.start, udp_len as u16);
+        write_u16(udp, field::CHECKSUM.start, 0);
+        let udp_sum = checksum::udp_checksum(h.src_ip, h.dst_ip, udp);
+        write_u16(udp, field::CHECKSUM.start, udp_sum);
+    }
 
     Ok(total)
 }

@@ -4,7 +4,7 @@
 //! often double-tagged; the engine chooses the subnet by those tags, so
 //! they are parsed once here and carried into the reply unchanged.
 
-use super::{Error, Result, read_u16};
+use super::{Error, Field, Result, read_u16};
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
@@ -15,10 +15,26 @@ pub const ETHERTYPE_QINQ: u16 = 0x88a8;
 /// Pre-standard QinQ outer tag some switches still send.
 pub const ETHERTYPE_QINQ_LEGACY: u16 = 0x9100;
 
+/// Byte offsets of the header's fields, for the view below and for
+/// `emit`. VLAN tags stand where an untagged frame has its ethertype, each
+/// pushing it on by [`TAG_LEN`].
+pub(crate) mod field {
+    use crate::wire::Field;
+
+    pub const DESTINATION: Field = 0..6;
+    pub const SOURCE: Field = 6..12;
+    /// The ethertype of an untagged frame, or the first tag's TPID.
+    pub const ETHERTYPE: Field = 12..14;
+    /// Within a tag: the TPID, the ethertype that announces it.
+    pub const TAG_TPID: Field = 0..2;
+    /// Within a tag: PCP, DEI and VID.
+    pub const TAG_TCI: Field = 2..4;
+}
+
 /// Ethernet header without tags.
-pub const HEADER_LEN: usize = 14;
+pub const HEADER_LEN: usize = field::ETHERTYPE.end;
 /// One VLAN tag (TPID + TCI).
-pub const TAG_LEN: usize = 4;
+pub const TAG_LEN: usize = field::TAG_TCI.end;
 pub const MAX_VLANS: usize = 2;
 
 pub const BROADCAST: [u8; 6] = [0xff; 6];
@@ -136,9 +152,10 @@ impl<T: AsRef<[u8]>> Frame<T> {
     pub fn new_checked(buffer: T) -> Result<Self> {
         let buf = buffer.as_ref();
         let mut vlans = VlanTags::NONE;
-        let mut type_at = HEADER_LEN - 2;
+        // Where the next tag or the ethertype stands.
+        let mut type_at = field::ETHERTYPE.start;
         loop {
-            let Some(ty) = buf.get(type_at..type_at + 2) else {
+            let Some(ty) = buf.get(in_tag(type_at, field::TAG_TPID)) else {
                 return Err(Error::Truncated);
             };
             let ty = u16::from_be_bytes([ty[0], ty[1]]);
@@ -149,7 +166,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
             if n == MAX_VLANS {
                 return Err(Error::TooManyVlans);
             }
-            let Some(tci) = buf.get(type_at + 2..type_at + 4) else {
+            let Some(tci) = buf.get(in_tag(type_at, field::TAG_TCI)) else {
                 return Err(Error::Truncated);
             };
             vlans.tags[n] = VlanTag {
@@ -169,14 +186,12 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     #[inline]
     pub fn dst(&self) -> [u8; 6] {
-        let b = self.buffer.as_ref();
-        [b[0], b[1], b[2], b[3], b[4], b[5]]
+        mac_at(self.buffer.as_ref(), field::DESTINATION.start)
     }
 
     #[inline]
     pub fn src(&self) -> [u8; 6] {
-        let b = self.buffer.as_ref();
-        [b[6], b[7], b[8], b[9], b[10], b[11]]
+        mac_at(self.buffer.as_ref(), field::SOURCE.start)
     }
 
     #[inline]
@@ -195,6 +210,17 @@ impl<T: AsRef<[u8]>> Frame<T> {
     pub fn ethertype(&self) -> u16 {
         read_u16(self.buffer.as_ref(), self.header_len() - 2)
     }
+}
+
+/// Field `f` of the tag that starts at `tag`.
+#[inline(always)]
+fn in_tag(tag: usize, f: Field) -> Field {
+    tag + f.start..tag + f.end
+}
+
+#[inline(always)]
+fn mac_at(b: &[u8], at: usize) -> [u8; 6] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]]
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {

@@ -5,9 +5,31 @@ use core::net::Ipv4Addr;
 use super::checksum;
 use super::{Error, Result, read_ip, read_u16};
 
+/// Byte offsets of the header's fields (RFC 791, figure 4), for the view
+/// below and for `emit`.
+pub(crate) mod field {
+    use crate::wire::Field;
+
+    /// Version (upper four bits) and IHL, the header length in 32-bit
+    /// words (lower four).
+    pub const VER_IHL: usize = 0;
+    /// DSCP (upper six bits) and ECN.
+    pub const DSCP_ECN: usize = 1;
+    /// Total length: header and payload.
+    pub const LENGTH: Field = 2..4;
+    pub const IDENT: Field = 4..6;
+    /// Flags (upper three bits) and fragment offset.
+    pub const FLG_OFF: Field = 6..8;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: Field = 10..12;
+    pub const SRC_ADDR: Field = 12..16;
+    pub const DST_ADDR: Field = 16..20;
+}
+
 pub const PROTO_UDP: u8 = checksum::PROTO_UDP;
 /// Header without options.
-pub const MIN_HEADER_LEN: usize = 20;
+pub const MIN_HEADER_LEN: usize = field::DST_ADDR.end;
 
 const FLAG_MF: u16 = 0x2000;
 const FLAG_DF: u16 = 0x4000;
@@ -25,7 +47,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// within `buffer`.
     pub fn new_checked(buffer: T) -> Result<Self> {
         let buf = buffer.as_ref();
-        let Some(&vihl) = buf.first() else {
+        let Some(&vihl) = buf.get(field::VER_IHL) else {
             return Err(Error::Truncated);
         };
         if vihl >> 4 != 4 {
@@ -38,7 +60,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if buf.len() < header_len {
             return Err(Error::Truncated);
         }
-        let total_len = usize::from(read_u16(buf, 2));
+        let total_len = usize::from(read_u16(buf, field::LENGTH.start));
         if total_len < header_len {
             return Err(Error::BadLength);
         }
@@ -55,60 +77,60 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     #[inline]
     pub fn header_len(&self) -> usize {
-        usize::from(self.buffer.as_ref()[0] & 0x0f) * 4
+        usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
     #[inline]
     pub fn total_len(&self) -> usize {
-        usize::from(read_u16(self.buffer.as_ref(), 2))
+        usize::from(read_u16(self.buffer.as_ref(), field::LENGTH.start))
     }
 
     /// The whole second byte: DSCP in the upper six bits, ECN below.
     #[inline]
     pub fn dscp_ecn(&self) -> u8 {
-        self.buffer.as_ref()[1]
+        self.buffer.as_ref()[field::DSCP_ECN]
     }
 
     #[inline]
     pub fn ident(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 4)
+        read_u16(self.buffer.as_ref(), field::IDENT.start)
     }
 
     #[inline]
     pub fn dont_fragment(&self) -> bool {
-        read_u16(self.buffer.as_ref(), 6) & FLAG_DF != 0
+        read_u16(self.buffer.as_ref(), field::FLG_OFF.start) & FLAG_DF != 0
     }
 
     /// More-fragments set or a non-zero offset: any piece of a fragmented
     /// datagram.
     #[inline]
     pub fn is_fragment(&self) -> bool {
-        read_u16(self.buffer.as_ref(), 6) & (FLAG_MF | FRAG_OFFSET_MASK) != 0
+        read_u16(self.buffer.as_ref(), field::FLG_OFF.start) & (FLAG_MF | FRAG_OFFSET_MASK) != 0
     }
 
     #[inline]
     pub fn ttl(&self) -> u8 {
-        self.buffer.as_ref()[8]
+        self.buffer.as_ref()[field::TTL]
     }
 
     #[inline]
     pub fn protocol(&self) -> u8 {
-        self.buffer.as_ref()[9]
+        self.buffer.as_ref()[field::PROTOCOL]
     }
 
     #[inline]
     pub fn checksum(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 10)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     #[inline]
     pub fn src(&self) -> Ipv4Addr {
-        read_ip(self.buffer.as_ref(), 12)
+        read_ip(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     #[inline]
     pub fn dst(&self) -> Ipv4Addr {
-        read_ip(self.buffer.as_ref(), 16)
+        read_ip(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
     /// Whether the header (options included) sums to all ones.

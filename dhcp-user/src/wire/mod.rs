@@ -138,6 +138,11 @@ impl core::error::Error for Error {}
 
 pub type Result<T> = core::result::Result<T, Error>;
 
+/// Where a multi-byte field lies in its header, as a range of byte
+/// offsets (smoltcp's convention): the views read it, `emit` writes it,
+/// both from the same constant, so the two cannot drift apart.
+pub(crate) type Field = core::ops::Range<usize>;
+
 // Readers for fields at offsets that `new_checked` has proven in bounds.
 
 #[inline(always)]

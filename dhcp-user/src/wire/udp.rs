@@ -10,7 +10,19 @@ use core::net::Ipv4Addr;
 use super::checksum;
 use super::{Error, Result, read_u16};
 
-pub const HEADER_LEN: usize = 8;
+/// Byte offsets of the header's fields (RFC 768), for the view below and
+/// for `emit`.
+pub(crate) mod field {
+    use crate::wire::Field;
+
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    /// Header and payload.
+    pub const LENGTH: Field = 4..6;
+    pub const CHECKSUM: Field = 6..8;
+}
+
+pub const HEADER_LEN: usize = field::CHECKSUM.end;
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
 
@@ -28,7 +40,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if buf.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        let len = usize::from(read_u16(buf, 4));
+        let len = usize::from(read_u16(buf, field::LENGTH.start));
         if len < HEADER_LEN {
             return Err(Error::BadLength);
         }
@@ -45,24 +57,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     #[inline]
     pub fn src_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 0)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
     #[inline]
     pub fn dst_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
+        read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
     /// The length field: header plus payload.
     #[inline]
     #[allow(clippy::len_without_is_empty)] // a datagram is never shorter than its header
     pub fn len(&self) -> usize {
-        usize::from(read_u16(self.buffer.as_ref(), 4))
+        usize::from(read_u16(self.buffer.as_ref(), field::LENGTH.start))
     }
 
     #[inline]
     pub fn checksum(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 6)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Verifies the checksum against the pseudo-header; a zero field means

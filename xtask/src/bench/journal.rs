@@ -4,14 +4,14 @@
 //! disk-backed file system. The durable mode syncs every group of lease
 //! records before the ACKs leave, so the ratio durable/fast is the price
 //! of not losing leases to a power cut (the goal: 80 % or more).
-use crate::capture::wait_bounded;
-use crate::daemon::{Daemon, release_bins, temp_dir};
-use crate::lab::{Lab, LabOptions, run as run_cmd};
+use super::rig::{CONFIG, Scratch, run_bounded};
+use crate::daemon::{Daemon, release_bins};
+use crate::lab::{CLIENT_ADDR, Lab, LabOptions};
+use crate::process::is_root;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 /// The lab's name: not `xdt…`, so `cargo xtask test` never sweeps it away
 /// from under a running bench.
@@ -22,32 +22,7 @@ const SECONDS: u64 = 10;
 /// this machine, so it runs flat out (whether it or the server is the
 /// bottleneck shows in its drops).
 const PERFDHCP_RATE: u32 = 30_000;
-/// Journals go here: a disk-backed file system on a stock Debian, unlike
-/// /tmp on many systems (tmpfs, where fsync costs nothing).
-pub(crate) const JOURNAL_BASE: &str = "/var/tmp";
 const MODES: [&str; 2] = ["fast", "durable"];
-
-/// xdhcpd in the lab: the /15 pool, a journal; `cargo xtask bench` runs
-/// the same.
-pub(crate) const CONFIG: &str = r#"
-interface = "@INTERFACE@"
-io = "xdp"
-xdp_mode = "driver"
-bind = "copy"
-poll = "adaptive"
-server_id = "198.18.0.1"
-
-[journal]
-dir = "@JOURNAL_DIR@"
-mode = "@MODE@"
-max_delay_ms = 100
-compact_after_mb = 64
-
-[[subnet]]
-prefix = "198.18.0.0/15"
-pools = ["198.18.0.10-198.19.255.254"]
-lease_time = 7200
-"#;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Load {
@@ -83,40 +58,17 @@ struct Sample {
     journal: Value,
 }
 
-/// Removes the bench's journal directories however the bench ends.
-pub(crate) struct Scratch(pub(crate) PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 pub fn run() -> Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    ensure!(
-        unsafe { libc::geteuid() } == 0,
-        "the journal bench needs root (namespaces, XDP)"
-    );
+    ensure!(is_root(), "the journal bench needs root (namespaces, XDP)");
     let (bin, gen_bin) = release_bins()?;
-    let scratch = Scratch(
-        PathBuf::from(JOURNAL_BASE).join(format!("xdhcp-bench-journal-{}", std::process::id())),
-    );
-    std::fs::create_dir_all(&scratch.0)
-        .with_context(|| format!("creating {}", scratch.0.display()))?;
-    let fs_type = fs_type(&scratch.0)?;
-    ensure!(
-        fs_type != "tmpfs" && fs_type != "ramfs",
-        "{} is on {fs_type}: the bench needs a disk-backed file system",
-        scratch.0.display()
-    );
+    let (scratch, fs_type) = Scratch::on_disk("xdhcp-bench-journal", "the bench needs")?;
     println!(
         "journal bench: journals under {} (`stat -f -c %T`: {fs_type}), {SECONDS} s per run",
         scratch.0.display()
     );
 
     let mut opts = LabOptions::new(LAB);
-    opts.client_addr = Some("198.18.0.2/15".to_owned());
+    opts.client_addr = Some(CLIENT_ADDR.to_owned());
     let lab = Lab::up(&opts)?;
     let mut loads = vec![Load::Perfdhcp];
     if gen_bin.exists() {
@@ -270,47 +222,11 @@ fn print_sample(s: &Sample) {
     );
 }
 
-/// The file system type of the one holding `dir`, as `stat -f -c %T`
-/// names it.
-pub(crate) fn fs_type(dir: &Path) -> Result<String> {
-    let out = run_cmd(Command::new("stat").args(["-f", "-c", "%T"]).arg(dir))?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 pub(crate) fn counter(stats: &Value, pointer: &str) -> Result<u64> {
     stats
         .pointer(pointer)
         .and_then(Value::as_u64)
         .with_context(|| format!("the stats have no {pointer}: {stats}"))
-}
-
-/// Runs a load generator to its end (killed after `limit`: its run time
-/// plus a margin) and returns what it printed; its output goes to a file,
-/// so it never blocks on a pipe nobody reads.
-pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<String> {
-    let dir = temp_dir("bench-journal")?;
-    let log = dir.join("load.log");
-    let file = std::fs::File::create(&log)?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("starting {cmd:?}"))?;
-    let started = Instant::now();
-    let status = wait_bounded(&mut child, limit)?;
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&dir);
-    match status {
-        // perfdhcp: 0 clean, 3 drops seen; anything else is a failure.
-        Some(s) if matches!(s.code(), Some(0 | 3)) => Ok(text),
-        Some(s) => bail!("{cmd:?} failed ({s}):\n{text}"),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{cmd:?} still ran after {:?}:\n{text}", started.elapsed())
-        }
-    }
 }
 
 /// perfdhcp's "Rate: N 4-way exchanges/second" line.
@@ -351,14 +267,5 @@ mod tests {
             "***Rate statistics***\nRate: 9430.2 4-way exchanges/second, expected rate: 20000\n";
         assert_eq!(perfdhcp_rate(report), Some(9430.2));
         assert_eq!(perfdhcp_rate("Rate: none"), None);
-    }
-
-    #[test]
-    fn config_names_every_placeholder() {
-        let c = CONFIG
-            .replace("@INTERFACE@", "x")
-            .replace("@JOURNAL_DIR@", "/d")
-            .replace("@MODE@", "durable");
-        assert!(!c.contains('@'));
     }
 }
