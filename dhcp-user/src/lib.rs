@@ -11,7 +11,6 @@
 //! touches rings, the wire views never know about leases.
 pub mod config;
 pub mod engine;
-pub mod r#gen;
 pub mod io;
 pub mod lease;
 pub mod stats;

@@ -5,7 +5,7 @@
 //! inherits another's leases: kea-dhcp4 (memfile without and with
 //! persistence, multi-threaded, `xtask/configs/kea-bench.json`), xdhcpd
 //! with its journal in fast and in durable mode (the journal and Kea's
-//! lease file on /var/tmp, a disk), and `xdhcpd --echo`, the daemon's own
+//! lease file on /var/tmp, a disk), and `xdhcpecho`, the daemon's own
 //! XDP and AF_XDP path with the engine replaced by an address swap.
 //!
 //! - perfdhcp, ISC's method: the rate is raised step by step until more
@@ -671,7 +671,7 @@ pub fn render_report(machine: &Machine, args: &BenchArgs, rows: &[Row]) -> Strin
     );
     let _ = writeln!(
         md,
-        "4. The ceiling: `xdhcpd --echo`, the daemon's own XDP program, AF_XDP workers, batch, \
+        "4. The ceiling: `xdhcpecho`, the daemon's own XDP program, AF_XDP workers, batch, \
          ring and UMEM sizes with the engine replaced by an address swap, driven by \
          `xdhcpgen --scenario echo`, which counts each DISCOVER that comes back as one round \
          trip. A DORA is two round trips, so the ceiling in leases/s is round trips/s ÷ 2; its \
@@ -855,12 +855,14 @@ fn start_server(ctx: &Ctx, server: Server, tag: &str) -> Result<Running> {
                 .replace("@INTERFACE@", &lab.srv_if)
                 .replace("@JOURNAL_DIR@", &dir.to_string_lossy())
                 .replace("@MODE@", mode);
-            let extra: &[&str] = if server == Server::EchoCeiling {
-                &["--echo"]
+            // The echo (xdhcpecho, built beside xdhcpd) takes the same
+            // config and flags.
+            let bin = if server == Server::EchoCeiling {
+                ctx.bin.with_file_name("xdhcpecho")
             } else {
-                &[]
+                ctx.bin.clone()
             };
-            RunningKind::Xdhcpd(Daemon::start_with_args(lab, &ctx.bin, &config, extra)?)
+            RunningKind::Xdhcpd(Daemon::start(lab, &bin, &config)?)
         }
     };
     Ok(Running { kind, dir })

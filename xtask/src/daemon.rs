@@ -34,7 +34,7 @@ impl Daemon {
         Daemon::start_with_args(lab, bin, config_toml, &[])
     }
 
-    /// [`Daemon::start`] with more arguments for xdhcpd (e.g. `--echo`).
+    /// [`Daemon::start`] with more arguments for xdhcpd.
     pub fn start_with_args(
         lab: &Lab,
         bin: &Path,
@@ -43,7 +43,7 @@ impl Daemon {
     ) -> Result<Daemon> {
         if !bin.exists() {
             bail!(
-                "{} does not exist: run `cargo build --release -p dhcp-user` first",
+                "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first",
                 bin.display()
             );
         }
@@ -203,7 +203,7 @@ pub fn release_bins() -> Result<(PathBuf, PathBuf)> {
     let bin = xdhcpd_bin();
     anyhow::ensure!(
         bin.exists(),
-        "{} does not exist: run `cargo build --release -p dhcp-user` first",
+        "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first",
         bin.display()
     );
     let gen_bin = bin.with_file_name("xdhcpgen");

@@ -154,10 +154,12 @@ fn bench_all(args: &xtask::bench::BenchArgs) -> Result<()> {
     require_root("the bench")?;
     setup::ensure()?;
     if !args.no_build {
-        println!("bench: building xdhcpd and xdhcpgen (cargo build --release -p dhcp-user)");
+        println!(
+            "bench: building xdhcpd, xdhcpgen and xdhcpecho (cargo build --release -p dhcp-user -p xdhcpgen)"
+        );
         setup::run_cmd(
-            cargo().args(["build", "--release", "-p", "dhcp-user"]),
-            "cargo build --release -p dhcp-user",
+            cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
+            "cargo build --release -p dhcp-user -p xdhcpgen",
         )?;
     }
     xtask::bench::run(args, &target_dir())
@@ -290,7 +292,7 @@ mod demo {
         /// Lab name (namespaces and interfaces are named after it).
         #[arg(long, default_value = "xdemo")]
         pub name: String,
-        /// Skip `cargo build --release -p dhcp-user`.
+        /// Skip `cargo build --release -p dhcp-user -p xdhcpgen`.
         #[arg(long)]
         pub no_build: bool,
         /// Clients the bundled generator (xdhcpgen) runs DORA for, open
@@ -334,10 +336,12 @@ mod demo {
         };
         setup::ensure()?;
         if !args.no_build {
-            println!("demo: building xdhcpd (cargo build --release -p dhcp-user)");
+            println!(
+                "demo: building xdhcpd and xdhcpgen (cargo build --release -p dhcp-user -p xdhcpgen)"
+            );
             setup::run_cmd(
-                cargo().args(["build", "--release", "-p", "dhcp-user"]),
-                "cargo build --release -p dhcp-user",
+                cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
+                "cargo build --release -p dhcp-user -p xdhcpgen",
             )?;
         }
         let bin = daemon::xdhcpd_bin();
@@ -877,9 +881,9 @@ mod test {
             .success();
         record("clippy (eBPF)", ok, if ok { "ok" } else { "FAILED" }.into());
 
-        banner("cargo build --release -p dhcp-user");
+        banner("cargo build --release -p dhcp-user -p xdhcpgen");
         let built = cargo()
-            .args(["build", "--release", "-p", "dhcp-user"])
+            .args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"])
             .status()?
             .success();
         record("build", built, if built { "ok" } else { "FAILED" }.into());

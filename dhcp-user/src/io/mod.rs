@@ -1,14 +1,11 @@
 //! Getting frames in and out: the XDP steering program ([`xdp`]), AF_XDP
 //! sockets and their workers ([`xsk`]), the AF_PACKET fallback
-//! ([`packet`]) and what both need to know of the interface ([`iface`]);
-//! [`echo`] is the benchmark's ceiling, the workers with the engine
-//! replaced by an address swap.
+//! ([`packet`]) and what both need to know of the interface ([`iface`]).
 //!
 //! Both backends run one pinned worker per queue around the same loop:
 //! read the clock once, take a batch from RX, hand each frame to a
 //! [`FrameHandler`] that writes the reply straight into a TX buffer, put
 //! the batch on TX. The handler (the engine) never sees a ring.
-pub mod echo;
 pub mod iface;
 pub mod packet;
 pub mod xdp;

@@ -34,16 +34,16 @@ pub struct XskOptions {
 }
 
 /// One queue's socket and its UMEM, ready to hand to the thread that runs
-/// it (the server's worker here, the generator's in `gen::afxdp`).
-pub(crate) struct QueueSocket {
-    pub(crate) umem: Umem,
-    pub(crate) descs: Vec<FrameDesc>,
-    pub(crate) tx: TxQueue,
-    pub(crate) rx: RxQueue,
-    pub(crate) fq: FillQueue,
-    pub(crate) cq: CompQueue,
+/// it (the server's worker here, the generator's in `xdhcpgen::afxdp`).
+pub struct QueueSocket {
+    pub umem: Umem,
+    pub descs: Vec<FrameDesc>,
+    pub tx: TxQueue,
+    pub rx: RxQueue,
+    pub fq: FillQueue,
+    pub cq: CompQueue,
     /// Entries of the TX ring.
-    pub(crate) tx_ring: u32,
+    pub tx_ring: u32,
 }
 
 impl QueueSocket {
@@ -60,7 +60,7 @@ unsafe impl Send for QueueSocket {}
 
 impl QueueSocket {
     /// The socket's fd, for the XSKMAP and for poll(2).
-    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.rx.fd().as_raw_fd()
     }
 }
@@ -68,7 +68,7 @@ impl QueueSocket {
 /// Opens queue `queue`'s socket bound as `mode` asks — `Auto` tries
 /// zero-copy and falls back to copy with a warning — and returns it with
 /// the mode it got.
-pub(crate) fn open_socket(
+pub fn open_socket(
     iface: &str,
     queue: u32,
     o: &XskOptions,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use xdhcp::config::BindMode;
-use xdhcp::r#gen::{IoBackend, Options, Prefix, Scenario, report};
 use xdhcp::io::PollMode;
 use xdhcp::io::xdp::AttachMode;
 use xdhcp::wire::VlanTags;
+use xdhcpgen::{IoBackend, Options, Prefix, Scenario, report};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -199,7 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let out = xdhcp::r#gen::run(&opts, stop)?;
+    let out = xdhcpgen::run(&opts, stop)?;
     print!("{}", out.summary.table());
     if let Some(p) = &cli.json {
         report::write_json(p, &out.summary)?;

@@ -6,12 +6,12 @@
 //! each direction; this is the fallback, not the fast path.
 use super::counters::{GenCounters, bump};
 use super::fleet::Fleet;
-use crate::io::{PollMode, TX_FRAME_CAPACITY, WorkerOptions};
 use anyhow::{Context, Result};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
+use xdhcp::io::{PollMode, TX_FRAME_CAPACITY, WorkerOptions};
 
 const RX_FRAME: usize = 2048;
 const MAX_BATCH: usize = 1024;

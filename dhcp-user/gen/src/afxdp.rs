@@ -9,12 +9,12 @@
 //! needs no wakeup.
 use super::counters::{GenCounters, bump};
 use super::fleet::Fleet;
-use crate::config::BindMode;
-use crate::io::xsk::{QueueSocket, XskOptions, open_socket};
-use crate::io::{PollMode, TX_FRAME_CAPACITY, WorkerOptions};
 use anyhow::bail;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
+use xdhcp::config::BindMode;
+use xdhcp::io::xsk::{QueueSocket, XskOptions, open_socket};
+use xdhcp::io::{PollMode, TX_FRAME_CAPACITY, WorkerOptions};
 use xsk_rs::FrameDesc;
 
 /// Opens queue `queue`'s socket (see `io::xsk`); returns it and the bind
