@@ -14,4 +14,5 @@ pub mod engine;
 pub mod io;
 pub mod lease;
 pub mod stats;
+pub mod tools;
 pub mod wire;

@@ -15,9 +15,9 @@ use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::{AttachMode, Steering};
 use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
-use xdhcp::lease::kea_csv::KeaVersion;
-use xdhcp::lease::{show, transfer};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
+use xdhcp::tools::kea_csv::KeaVersion;
+use xdhcp::tools::{show, transfer};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
