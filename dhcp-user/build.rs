@@ -1,6 +1,7 @@
-//! Builds the XDP program in `dhcp-ebpf` for the BPF target (nightly +
-//! bpf-linker, see TOOLCHAIN notes in the README) and leaves the object in
-//! OUT_DIR, where `io::xdp` embeds it.
+//! Builds the XDP programs in `dhcp-ebpf` for the BPF target (nightly +
+//! bpf-linker, see TOOLCHAIN notes in the README) and leaves the objects in
+//! OUT_DIR, where `io::xdp` embeds the server's; the generator's package
+//! (`gen/`) finds its own there through `links` metadata.
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
@@ -38,11 +39,13 @@ fn main() -> anyhow::Result<()> {
     if !object.exists() {
         fs::write(&object, [])?;
     }
-    // The generator's program (xdhcpgen), embedded by `gen::steer`.
+    // The generator's program (xdhcpgen), embedded by its package's
+    // `steer` module: DEP_XDHCP_EBPF_OBJECT_DIR in that build script.
     let gen_object = PathBuf::from(env::var("OUT_DIR")?).join(dhcp_common_gen_object());
     if !gen_object.exists() {
         fs::write(&gen_object, [])?;
     }
+    println!("cargo::metadata=object_dir={}", env::var("OUT_DIR")?);
     Ok(())
 }
 

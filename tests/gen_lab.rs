@@ -2,7 +2,7 @@
 //! in every scenario (its JSON counts must match the daemon's), as relay
 //! agents, over AF_PACKET, against Kea (a server it did not grow up with),
 //! against a deliberately faulty responder, whose faults it must count
-//! exactly, and against the AF_XDP echo (`xdhcpd --echo`) of `cargo xtask
+//! exactly, and against the AF_XDP echo (`xdhcpecho`) of `cargo xtask
 //! bench`. With it, two things only a real load shows: two queues served by
 //! two workers sharing the pool (stealing included) and the journal, and a
 //! durable group's ACKs leaving as soon as they are synced. Labs are named
@@ -28,7 +28,7 @@ fn gen_bin() -> PathBuf {
     let bin = daemon::xdhcpd_bin().with_file_name("xdhcpgen");
     assert!(
         bin.exists(),
-        "{} does not exist: run `cargo build --release -p dhcp-user` first (cargo xtask test does)",
+        "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first (cargo xtask test does)",
         bin.display()
     );
     bin
@@ -376,8 +376,9 @@ fn gen_counts_a_faulty_responders_faults_exactly() {
 fn gen_echo_scenario_against_the_af_xdp_echo() {
     const COUNT: u64 = 20_000;
     let lab = lab("xdtg7", false);
-    let d = Daemon::start_with_args(&lab, &bin(), &config("lab-xdp.toml", &lab), &["--echo"])
-        .unwrap_or_else(|e| panic!("starting xdhcpd --echo: {e:#}"));
+    let echo = bin().with_file_name("xdhcpecho");
+    let d = Daemon::start(&lab, &echo, &config("lab-xdp.toml", &lab))
+        .unwrap_or_else(|e| panic!("starting xdhcpecho: {e:#}"));
     let s = xdhcpgen(
         &lab,
         &[
@@ -395,7 +396,7 @@ fn gen_echo_scenario_against_the_af_xdp_echo() {
         ]
         .concat(),
     );
-    let stats = d.stop().expect("xdhcpd --echo stops cleanly");
+    let stats = d.stop().expect("xdhcpecho stops cleanly");
     assert_eq!(s["scenario"], "echo");
     assert_eq!(stats["mode"], "echo", "{stats}");
     assert_eq!(num(&s, "/completed"), COUNT, "{s}");

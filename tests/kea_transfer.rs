@@ -6,8 +6,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use xdhcp::config::Config;
 use xdhcp::engine::{Clock, Engine};
 use xdhcp::lease::journal::{Durability, Journal, JournalOptions};
-use xdhcp::lease::kea_csv::KeaVersion;
-use xdhcp::lease::transfer;
+use xdhcp::tools::kea_csv::KeaVersion;
+use xdhcp::tools::transfer;
 
 #[test]
 fn kea_csv_round_trip_through_the_journal() {

@@ -17,10 +17,10 @@
 //! touches rings, the wire views never know about leases.
 pub mod config;
 pub mod engine;
-pub mod r#gen;
 pub mod handler;
 pub mod io;
 pub mod lease;
 pub mod os;
 pub mod stats;
+pub mod tools;
 pub mod wire;

@@ -31,20 +31,11 @@ impl Daemon {
     /// Writes `config_toml`, starts `bin` in the lab's server namespace and
     /// waits until it has written its stats file (it is serving then). If
     /// the daemon exits first, the error carries its stderr.
+    /// Also serves `xdhcpecho`, which takes the same flags.
     pub fn start(lab: &Lab, bin: &Path, config_toml: &str) -> Result<Daemon> {
-        Daemon::start_with_args(lab, bin, config_toml, &[])
-    }
-
-    /// [`Daemon::start`] with more arguments for xdhcpd (e.g. `--echo`).
-    pub fn start_with_args(
-        lab: &Lab,
-        bin: &Path,
-        config_toml: &str,
-        args: &[&str],
-    ) -> Result<Daemon> {
         if !bin.exists() {
             bail!(
-                "{} does not exist: run `cargo build --release -p dhcp-user` first",
+                "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first",
                 bin.display()
             );
         }
@@ -60,7 +51,6 @@ impl Daemon {
             .arg("--stats-file")
             .arg(&stats_file)
             .args(["--stats-interval-ms", &STATS_INTERVAL_MS.to_string()])
-            .args(args)
             .stdin(Stdio::null())
             // A file, not a pipe: nobody has to drain it while the test runs,
             // and it is still there to show when something fails.
@@ -195,7 +185,7 @@ pub fn release_bins() -> Result<(PathBuf, PathBuf)> {
     let bin = xdhcpd_bin();
     anyhow::ensure!(
         bin.exists(),
-        "{} does not exist: run `cargo build --release -p dhcp-user` first",
+        "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first",
         bin.display()
     );
     let gen_bin = bin.with_file_name("xdhcpgen");

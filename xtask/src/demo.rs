@@ -42,7 +42,7 @@ pub struct DemoArgs {
     /// Lab name (namespaces and interfaces are named after it).
     #[arg(long, default_value = "xdemo")]
     pub name: String,
-    /// Skip `cargo build --release -p dhcp-user`.
+    /// Skip `cargo build --release -p dhcp-user -p xdhcpgen`.
     #[arg(long)]
     pub no_build: bool,
     /// Clients the bundled generator (xdhcpgen) runs DORA for, open
@@ -70,10 +70,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
     setup::ensure()?;
     if !args.no_build {
-        println!("demo: building xdhcpd (cargo build --release -p dhcp-user)");
+        println!("demo: building xdhcpd and xdhcpgen (cargo build --release -p dhcp-user -p xdhcpgen)");
         setup::run_cmd(
-            cargo().args(["build", "--release", "-p", "dhcp-user"]),
-            "cargo build --release -p dhcp-user",
+            cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
+            "cargo build --release -p dhcp-user -p xdhcpgen",
         )?;
     }
     let bin = daemon::xdhcpd_bin();

@@ -227,9 +227,9 @@ pub fn run(args: &TestArgs) -> Result<()> {
         .success();
     record("clippy (eBPF)", ok, if ok { "ok" } else { "FAILED" }.into());
 
-    banner("cargo build --release -p dhcp-user");
+    banner("cargo build --release -p dhcp-user -p xdhcpgen");
     let built = cargo()
-        .args(["build", "--release", "-p", "dhcp-user"])
+        .args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"])
         .status()?
         .success();
     record("build", built, if built { "ok" } else { "FAILED" }.into());

@@ -15,9 +15,9 @@ use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::Steering;
 use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
-use xdhcp::lease::kea_csv::KeaVersion;
-use xdhcp::lease::{show, transfer};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
+use xdhcp::tools::kea_csv::KeaVersion;
+use xdhcp::tools::{show, transfer};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,11 +36,6 @@ struct Cli {
     stats_file: Option<PathBuf>,
     #[arg(long, default_value_t = 1000)]
     stats_interval_ms: u64,
-    /// Benchmarking only: run the daemon's XDP/AF_XDP path with the engine
-    /// replaced by an address swap (each request comes back as a reply),
-    /// the ceiling `cargo xtask bench` measures (io::echo).
-    #[arg(long, hide = true)]
-    echo: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -170,10 +165,6 @@ fn main() {
             println!("{}: ok, {} subnet(s)", file.display(), c.subnets.len());
         }),
         (Some(cmd), _) => transfer(&cli, cmd),
-        (None, Some(path)) if cli.echo => Config::load(path).and_then(|c| {
-            let every = Duration::from_millis(cli.stats_interval_ms);
-            xdhcp::io::echo::serve(&c, cli.stats_file.as_deref(), every)
-        }),
         (None, Some(path)) => Config::load(path).and_then(|c| serve(&cli, c)),
         (None, None) => Err(anyhow::anyhow!("--config FILE is required")),
     };

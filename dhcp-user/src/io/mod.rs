@@ -1,8 +1,6 @@
 //! Getting frames in and out: the XDP steering program ([`xdp`]), AF_XDP
 //! sockets and their workers ([`xsk`]), the AF_PACKET fallback
-//! ([`packet`]) and what both need to know of the interface ([`iface`]);
-//! [`echo`] is the benchmark's ceiling, the workers with the engine
-//! replaced by an address swap.
+//! ([`packet`]) and what both need to know of the interface ([`iface`]).
 //!
 //! Both backends run one pinned worker per queue around the same loop:
 //! read the clock once, take a batch from RX, hand each frame to a
@@ -13,7 +11,6 @@
 //! their settings ([`WorkerOptions`], read from [`crate::config`]), their
 //! slot, their pinning and the [`Stop`] that ends them; the system calls
 //! they sleep in come from [`crate::os`].
-pub mod echo;
 pub mod iface;
 pub mod packet;
 pub mod xdp;

@@ -424,7 +424,7 @@ fn chain_errno(err: &(dyn std::error::Error + 'static)) -> Option<Errno> {
 
 /// A steering program's counters, each summed over all CPUs (the
 /// generator's program keeps the same slots).
-pub(crate) fn read_counters(map: &PerCpuArray<MapData, u64>) -> Result<XdpCounters> {
+pub fn read_counters(map: &PerCpuArray<MapData, u64>) -> Result<XdpCounters> {
     let read = |counter: Counter| -> Result<u64> {
         let per_cpu = map
             .get(&(counter as u32), 0)

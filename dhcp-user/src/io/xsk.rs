@@ -33,7 +33,7 @@ pub struct XskOptions {
 }
 
 /// One queue's socket and its UMEM, ready to hand to the thread that runs
-/// it (the server's worker here, the generator's in `gen::afxdp`). Every
+/// it (the server's worker here, the generator's in `xdhcpgen::afxdp`). Every
 /// part is `Send` as xsk-rs defines it, so the whole moves to that thread.
 ///
 /// Drop order: the fields go in the order written. `umem` is only a
@@ -41,15 +41,15 @@ pub struct XskOptions {
 /// The socket itself is deleted when the last of the four queues that
 /// share it goes (`cq`), and the UMEM right after, with the socket's
 /// handle on it.
-pub(crate) struct QueueSocket {
-    pub(crate) umem: Umem,
-    pub(crate) descs: Vec<FrameDesc>,
-    pub(crate) tx: TxQueue,
-    pub(crate) rx: RxQueue,
-    pub(crate) fq: FillQueue,
-    pub(crate) cq: CompQueue,
+pub struct QueueSocket {
+    pub umem: Umem,
+    pub descs: Vec<FrameDesc>,
+    pub tx: TxQueue,
+    pub rx: RxQueue,
+    pub fq: FillQueue,
+    pub cq: CompQueue,
     /// Entries of the TX ring.
-    pub(crate) tx_ring: u32,
+    pub tx_ring: u32,
 }
 
 impl QueueSocket {
@@ -61,7 +61,7 @@ impl QueueSocket {
 
 impl QueueSocket {
     /// The socket's fd, for the XSKMAP and for poll(2).
-    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.rx.fd().as_raw_fd()
     }
 }
@@ -69,7 +69,7 @@ impl QueueSocket {
 /// Opens queue `queue`'s socket bound as `mode` asks — `Auto` tries
 /// zero-copy and falls back to copy with a warning — and returns it with
 /// the mode it got.
-pub(crate) fn open_socket(
+pub fn open_socket(
     iface: &str,
     queue: u32,
     o: &XskOptions,

@@ -21,7 +21,7 @@ pub const BOOTP_MIN_LEN: usize = 300;
 /// 576-byte IP datagram minus 20 bytes IP and 8 bytes UDP (RFC 2131 §2).
 pub const DEFAULT_MAX_LEN: usize = 576 - 28;
 
-pub(crate) mod field {
+pub mod field {
     pub const OP: usize = 0;
     pub const HTYPE: usize = 1;
     pub const HLEN: usize = 2;

@@ -5,7 +5,7 @@
 //! inherits another's leases: kea-dhcp4 (memfile without and with
 //! persistence, multi-threaded, `xtask/configs/kea-bench.json`), xdhcpd
 //! with its journal in fast and in durable mode (the journal and Kea's
-//! lease file on /var/tmp, a disk), and `xdhcpd --echo`, the daemon's own
+//! lease file on /var/tmp, a disk), and `xdhcpecho`, the daemon's own
 //! XDP and AF_XDP path with the engine replaced by an address swap.
 //!
 //! - perfdhcp, ISC's method: the rate is raised step by step until more

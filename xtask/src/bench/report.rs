@@ -335,7 +335,7 @@ pub fn render_report(machine: &Machine, args: &BenchArgs, rows: &[Row]) -> Strin
     );
     let _ = writeln!(
         md,
-        "4. The ceiling: `xdhcpd --echo`, the daemon's own XDP program, AF_XDP workers, batch, \
+        "4. The ceiling: `xdhcpecho`, the daemon's own XDP program, AF_XDP workers, batch, \
          ring and UMEM sizes with the engine replaced by an address swap, driven by \
          `xdhcpgen --scenario echo`, which counts each DISCOVER that comes back as one round \
          trip. A DORA is two round trips, so the ceiling in leases/s is round trips/s ÷ 2; its \

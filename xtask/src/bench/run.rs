@@ -84,12 +84,14 @@ fn start_server(ctx: &Ctx, server: Server, tag: &str) -> Result<Running> {
                 .replace("@INTERFACE@", &lab.srv_if)
                 .replace("@JOURNAL_DIR@", &dir.to_string_lossy())
                 .replace("@MODE@", mode);
-            let extra: &[&str] = if server == Server::EchoCeiling {
-                &["--echo"]
+            // The echo (xdhcpecho, built beside xdhcpd) takes the same
+            // config and flags.
+            let bin = if server == Server::EchoCeiling {
+                ctx.bin.with_file_name("xdhcpecho")
             } else {
-                &[]
+                ctx.bin.clone()
             };
-            RunningKind::Xdhcpd(Daemon::start_with_args(lab, &ctx.bin, &config, extra)?)
+            RunningKind::Xdhcpd(Daemon::start(lab, &bin, &config)?)
         }
     };
     Ok(Running { kind, dir })

@@ -6,14 +6,14 @@
 //! each direction; this is the fallback, not the fast path.
 use super::counters::{GenCounters, bump};
 use super::fleet::Fleet;
-use crate::config::PollMode;
-use crate::handler::TX_FRAME_CAPACITY;
-use crate::io::WorkerOptions;
 use anyhow::{Context, Result};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
+use xdhcp::config::PollMode;
+use xdhcp::handler::TX_FRAME_CAPACITY;
+use xdhcp::io::WorkerOptions;
 
 const RX_FRAME: usize = 2048;
 const MAX_BATCH: usize = 1024;

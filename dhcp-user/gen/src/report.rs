@@ -3,12 +3,12 @@
 //! the latency-percentile plot (`--plot`).
 use super::counters::GenSnapshot;
 use super::latency::{Kind, Latencies, Percentiles};
-use crate::io::xdp::XdpCounters;
 use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
+use xdhcp::io::xdp::XdpCounters;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyReport {

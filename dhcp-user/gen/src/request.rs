@@ -1,14 +1,14 @@
 //! Writing a client's request frame straight into a TX buffer, with the
 //! project's reply writer (`wire::emit`) run the other way round.
 use super::client::{Client, client_mac};
-use crate::wire::dhcp::{BOOTREQUEST, FLAG_BROADCAST, HTYPE_ETHERNET};
-use crate::wire::ethernet::BROADCAST;
-use crate::wire::options::{agent, code};
-use crate::wire::udp::{CLIENT_PORT, SERVER_PORT};
-use crate::wire::{
+use std::net::Ipv4Addr;
+use xdhcp::wire::dhcp::{BOOTREQUEST, FLAG_BROADCAST, HTYPE_ETHERNET};
+use xdhcp::wire::ethernet::BROADCAST;
+use xdhcp::wire::options::{agent, code};
+use xdhcp::wire::udp::{CLIENT_PORT, SERVER_PORT};
+use xdhcp::wire::{
     BootpHeader, DhcpWriter, FrameHeaders, MessageType, VlanTags, emit_headers, headers_len,
 };
-use std::net::Ipv4Addr;
 
 /// What the server is asked for in option 55: what a CPE router asks.
 const PARAM_LIST: [u8; 8] = [
@@ -194,7 +194,7 @@ fn hex8(v: u32, out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::DhcpFrame;
+    use xdhcp::wire::DhcpFrame;
 
     fn identity() -> Identity {
         Identity {

@@ -4,9 +4,9 @@
 //! out xdhcpd's subnet n (from 0, in config order) becomes Kea's id n+1.
 //!
 //! Run these with the daemon stopped: the journal has one writer.
-use super::journal::{Durability, Journal, JournalOptions, now_unix};
 use super::kea_csv::{self, ExportStats, ImportStats, KeaVersion};
 use crate::config::Checked;
+use crate::lease::journal::{Durability, Journal, JournalOptions, now_unix};
 use anyhow::Context;
 use std::path::Path;
 use std::time::Duration;

@@ -9,14 +9,13 @@
 //! needs no wakeup.
 use super::counters::{GenCounters, bump};
 use super::fleet::Fleet;
-use crate::config::BindMode;
-use crate::config::PollMode;
-use crate::handler::TX_FRAME_CAPACITY;
-use crate::io::WorkerOptions;
-use crate::io::xsk::{QueueSocket, XskOptions, open_socket};
 use anyhow::bail;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
+use xdhcp::config::{BindMode, PollMode};
+use xdhcp::handler::TX_FRAME_CAPACITY;
+use xdhcp::io::xsk::{QueueSocket, XskOptions, open_socket};
+use xdhcp::io::WorkerOptions;
 use xsk_rs::FrameDesc;
 
 /// Opens queue `queue`'s socket (see `io::xsk`); returns it and the bind

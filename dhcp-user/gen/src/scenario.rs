@@ -26,7 +26,7 @@ pub enum Scenario {
     Reconnect,
     /// DISCOVERs only, to see what the server sheds. Completed: the OFFER.
     Flood,
-    /// DISCOVERs against an echo (`xdhcpd --echo`), which sends each one
+    /// DISCOVERs against an echo (`xdhcpecho`), which sends each one
     /// back with its addresses swapped. Completed: a frame back with the
     /// client's xid and chaddr, one round trip (its latency is the
     /// `offer` histogram). No lease is checked: an echo hands out none.

@@ -12,11 +12,21 @@
 //! - [`steer`] loads the XDP program, [`afxdp`] and [`afpacket`] are the
 //!   worker loops;
 //! - [`counters`], [`latency`] and [`report`] say what happened.
+//!
+//! [`echo`] is the other end of the benchmark: the daemon's own XDP and
+//! AF_XDP path with the engine replaced by an address swap (the
+//! `xdhcpecho` binary), the ceiling `cargo xtask bench` holds xdhcpd
+//! against.
+//!
+//! This is a package of its own beside the daemon's library (`xdhcp`),
+//! which it uses for the wire views, the config and the I/O workers:
+//! `xdhcpd` links none of it, nor its progress-bar and plotting crates.
 pub mod afpacket;
 pub mod afxdp;
 pub mod check;
 pub mod client;
 pub mod counters;
+pub mod echo;
 pub mod fleet;
 pub mod latency;
 pub mod pace;
@@ -31,9 +41,6 @@ pub mod timer;
 pub use check::Prefix;
 pub use scenario::Scenario;
 
-use crate::config::{AttachMode, BindMode, PollMode};
-use crate::io::iface::Interface;
-use crate::io::{WorkerOptions, pin_worker};
 use anyhow::{Context, Result, bail, ensure};
 use check::AddressBook;
 use client::MAX_CLIENTS;
@@ -47,6 +54,9 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+use xdhcp::config::{AttachMode, BindMode, PollMode};
+use xdhcp::io::iface::Interface;
+use xdhcp::io::{WorkerOptions, pin_worker};
 
 /// Which socket carries the frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -87,7 +97,7 @@ pub struct Options {
     pub mac_prefix: [u8; 3],
     pub client_id: bool,
     pub option82: bool,
-    pub vlans: crate::wire::VlanTags,
+    pub vlans: xdhcp::wire::VlanTags,
     pub broadcast: bool,
     /// Relay addresses the generator plays; empty: clients on the link.
     pub relays: Vec<Ipv4Addr>,
@@ -224,7 +234,7 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let handles: Vec<std::thread::JoinHandle<FleetResult>> = match o.io {
         IoBackend::Xdp => {
             let mut st = steer::GenSteering::attach(&iface.name, iface.index, o.xdp_mode, &relays)?;
-            let settings = crate::io::xsk::XskOptions {
+            let settings = xdhcp::io::xsk::XskOptions {
                 bind: o.bind,
                 frames: o.frames,
                 ring_size: o.ring_size,

@@ -12,10 +12,10 @@ use super::request::{self, Identity, Request};
 use super::ring::Ring;
 use super::scenario::{AfterDora, Scenario};
 use super::timer::TimerWheel;
-use crate::wire::MessageType;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use xdhcp::wire::MessageType;
 
 /// One worker's share of the run.
 #[derive(Clone, Debug)]
@@ -517,10 +517,10 @@ fn new_transaction(c: &mut Client) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::VlanTags;
-    use crate::wire::dhcp::{BOOTREPLY, HTYPE_ETHERNET};
-    use crate::wire::options::code;
-    use crate::wire::{
+    use xdhcp::wire::VlanTags;
+    use xdhcp::wire::dhcp::{BOOTREPLY, HTYPE_ETHERNET};
+    use xdhcp::wire::options::code;
+    use xdhcp::wire::{
         BootpHeader, DhcpFrame, DhcpWriter, FrameHeaders, emit_headers, headers_len,
     };
 
@@ -695,7 +695,7 @@ mod tests {
         let (mut f, c) = fleet(plan(Scenario::Echo, 10, 30));
         let ip = Ipv4Addr::new(10, 0, 0, 1);
         drive(&mut f, |req, out| {
-            crate::io::echo::echo_frame(req, out, SERVER_MAC, ip).ok()
+            crate::echo::echo_frame(req, out, SERVER_MAC, ip).ok()
         });
         let s = c.snapshot();
         assert_eq!(

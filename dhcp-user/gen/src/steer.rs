@@ -3,8 +3,6 @@
 //! interface, hand it the AF_XDP sockets, read its counters. Loading
 //! follows `io::xdp` (the server's program); the object is embedded at
 //! build time.
-use crate::config::AttachMode;
-use crate::io::xdp::{XdpCounters, read_counters};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
@@ -14,6 +12,8 @@ use aya::{
 use dhcp_common::{GEN_COUNTERS_MAP, GEN_PROG, GEN_RELAY_ADDRS_MAP, GEN_XSKS_MAP, MAX_RELAY_ADDRS};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
+use xdhcp::config::AttachMode;
+use xdhcp::io::xdp::{XdpCounters, read_counters};
 
 pub struct GenSteering {
     ebpf: Ebpf,
@@ -24,7 +24,7 @@ pub struct GenSteering {
 }
 
 fn embedded_object() -> &'static [u8] {
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdhcpgen-steer"))
+    aya::include_bytes_aligned!(env!("XDHCPGEN_STEER_OBJECT"))
 }
 
 impl GenSteering {

@@ -1,9 +1,9 @@
 //! What the generator needs of a server's reply, read in place and kept
 //! as a small `Copy` summary (it may travel to another worker's inbox).
-use crate::wire::dhcp::BOOTREPLY;
-use crate::wire::udp::{CLIENT_PORT, SERVER_PORT};
-use crate::wire::{DhcpFrame, MessageType};
 use std::net::Ipv4Addr;
+use xdhcp::wire::dhcp::BOOTREPLY;
+use xdhcp::wire::udp::{CLIENT_PORT, SERVER_PORT};
+use xdhcp::wire::{DhcpFrame, MessageType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reply {

@@ -4,7 +4,7 @@
 //! the in-memory table leaves out (hostname, option 82, last transaction
 //! time), so this is where "who has 100.64.3.17, behind which port" is
 //! answered, also while the daemon runs.
-use super::journal::{INFINITE, LeaseRecord, RecordState};
+use crate::lease::journal::{INFINITE, LeaseRecord, RecordState};
 use crate::wire::options::agent_sub_option;
 use std::fmt::Write as _;
 use std::io::{self, Write};

@@ -10,29 +10,29 @@
 //! a malformed frame is counted and dropped, never echoed and never a
 //! panic, and nothing is allocated.
 //!
-//! [`serve`] runs it (`xdhcpd --echo --config FILE`) through the very
-//! path the daemon takes: the same XDP steering program attached the same
-//! way, the same `xsk::spawn_workers` with the config's batch, ring and
-//! UMEM sizes, poll mode and cores. Only the engine is missing, so the
+//! [`serve`] runs it (`xdhcpecho --config FILE`) through the very path
+//! the daemon takes, from the daemon's library: the same XDP steering
+//! program attached the same way, the same `xsk::spawn_workers` with the
+//! config's batch, ring and UMEM sizes, poll mode and cores. Only the engine is missing, so the
 //! generator's rate against it (`xdhcpgen --scenario echo`) is what the
 //! rings, the copies across the veth pair and the generator allow: one
 //! round trip per request. A DORA is two such round trips.
-use super::iface::Interface;
-use super::xdp::Steering;
-use super::{Stop, StopFlag, WorkerOptions, WorkerSlot, packet, xsk};
-use crate::config::{AttachMode, BindMode, Checked, IoKind};
-use crate::handler::FrameHandler;
-use crate::stats::{WorkerSnapshot, WorkerStats, bump};
-use crate::wire::checksum;
-use crate::wire::dhcp::{BOOTREPLY, BOOTREQUEST, field};
-use crate::wire::ipv4::MIN_HEADER_LEN;
-use crate::wire::{DhcpFrame, udp};
 use anyhow::Context;
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xdhcp::config::{AttachMode, BindMode, Checked, IoKind};
+use xdhcp::handler::FrameHandler;
+use xdhcp::io::iface::Interface;
+use xdhcp::io::xdp::Steering;
+use xdhcp::io::{Stop, StopFlag, WorkerOptions, WorkerSlot, packet, xsk};
+use xdhcp::stats::{WorkerSnapshot, WorkerStats, bump};
+use xdhcp::wire::checksum;
+use xdhcp::wire::dhcp::{BOOTREPLY, BOOTREQUEST, field};
+use xdhcp::wire::ipv4::MIN_HEADER_LEN;
+use xdhcp::wire::{DhcpFrame, udp};
 
 /// Why a frame got no echo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +144,7 @@ impl FrameHandler for Echo {
     }
 }
 
-/// `xdhcpd --echo`: attaches the daemon's XDP program and runs the
+/// `xdhcpecho`: attaches the daemon's XDP program and runs the
 /// daemon's workers with [`Echo`] in place of the engine until SIGINT or
 /// SIGTERM. Leases, pools and the journal of the config are not used;
 /// `interface`, `io`, `xdp_mode`, `bind`, `poll`, `queues`, `cores`,
@@ -201,7 +201,7 @@ pub fn serve(
         }
         IoKind::Packet => packet::spawn_workers(&iface, &opts, slots, stop.clone())?,
     };
-    tracing::info!(interface = %iface.name, queues, io = ?cfg.io, ?bind, "xdhcpd echo ready");
+    tracing::info!(interface = %iface.name, queues, io = ?cfg.io, ?bind, "xdhcpecho ready");
     let started = Instant::now();
     let write = |steering: Option<&Steering>| -> anyhow::Result<()> {
         let Some(path) = stats_file else {
@@ -264,10 +264,10 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::r#gen::client::Client;
-    use crate::r#gen::request::{self, Identity, Request};
-    use crate::wire::options::code;
-    use crate::wire::{MessageType, VlanTags};
+    use crate::client::Client;
+    use crate::request::{self, Identity, Request};
+    use xdhcp::wire::options::code;
+    use xdhcp::wire::{MessageType, VlanTags};
 
     const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -337,8 +337,8 @@ mod tests {
             assert_eq!(o.msg_type(), Some(MessageType::Discover));
             assert!(o.requests(code::LEASE_TIME));
             // What the generator reads of it.
-            match crate::r#gen::reply::parse(&tx[..n], 5) {
-                crate::r#gen::reply::Parsed::Reply(rep) => {
+            match crate::reply::parse(&tx[..n], 5) {
+                crate::reply::Parsed::Reply(rep) => {
                     assert_eq!(
                         (rep.xid, rep.chaddr, rep.src_mac),
                         (0x0300_0007, client, MAC)

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use xdhcp::config::{AttachMode, BindMode, PollMode};
-use xdhcp::r#gen::{IoBackend, Options, Prefix, Scenario, report};
 use xdhcp::wire::VlanTags;
+use xdhcpgen::{IoBackend, Options, Prefix, Scenario, report};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -197,7 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let out = xdhcp::r#gen::run(&opts, stop)?;
+    let out = xdhcpgen::run(&opts, stop)?;
     print!("{}", out.summary.table());
     if let Some(p) = &cli.json {
         report::write_json(p, &out.summary)?;
