@@ -306,6 +306,17 @@ fn pool_exhaustion_is_counted_and_malformed_frames_are_dropped() {
     bad_cookie[42 + 236] = 0;
     assert!(lab.h.handle(&bad_cookie, &mut lab.tx).is_none());
     assert_eq!(lab.stats.snapshot().malformed, 7);
+    // A BOOTREPLY and a datagram to port 68 are malformed too, not ignored.
+    let ignored = lab.stats.snapshot().ignored;
+    let mut bootreply = good.clone();
+    bootreply[42] = 2;
+    let mut to_68 = good.clone();
+    to_68[36..38].copy_from_slice(&68u16.to_be_bytes());
+    for f in [bootreply, to_68] {
+        assert!(lab.h.handle(&f, &mut lab.tx).is_none());
+    }
+    let s = lab.stats.snapshot();
+    assert_eq!((s.malformed, s.ignored), (9, ignored));
 }
 
 /// Two workers on one engine allocate from their own shards of a big

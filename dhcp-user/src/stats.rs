@@ -48,7 +48,7 @@ worker_counters! {
     offer: "DHCPOFFER sent.",
     ack: "DHCPACK sent.",
     nak: "DHCPNAK sent.",
-    ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, BOOTREPLY, other server chosen, ...).",
+    ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, other server chosen, RELEASE, ...).",
     no_address: "DISCOVERs that found no free address.",
     no_subnet: "Requests for which no configured subnet matched.",
     journal_full: "Lease records the journal's queue could not take at once; they wait in the worker's backlog (durable mode: their ACKs wait with them).",

@@ -134,7 +134,7 @@ fuzz_target!(|data: &[u8]| {
         let f = &frame[..len];
 
         let mut join = None;
-        let parsed = parse(f, &mut join).map(|r| (r.xid, r.max_message_size));
+        let parsed = parse(f, &mut join).map(|r| (r.xid, r.opts.max_message_size));
         let before = stats.snapshot();
         handler.begin_batch(start + Duration::from_secs(clock));
         let reply = handler.handle(f, &mut tx);

@@ -70,7 +70,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
     setup::ensure()?;
     if !args.no_build {
-        println!("demo: building xdhcpd and xdhcpgen (cargo build --release -p dhcp-user -p xdhcpgen)");
+        println!(
+            "demo: building xdhcpd and xdhcpgen (cargo build --release -p dhcp-user -p xdhcpgen)"
+        );
         setup::run_cmd(
             cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
             "cargo build --release -p dhcp-user -p xdhcpgen",

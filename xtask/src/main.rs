@@ -118,7 +118,9 @@ fn bench_all(args: &xtask::bench::BenchArgs) -> Result<()> {
     require_root("the bench")?;
     setup::ensure()?;
     if !args.no_build {
-        println!("bench: building xdhcpd, xdhcpgen and xdhcpecho (cargo build --release -p dhcp-user -p xdhcpgen)");
+        println!(
+            "bench: building xdhcpd, xdhcpgen and xdhcpecho (cargo build --release -p dhcp-user -p xdhcpgen)"
+        );
         setup::run_cmd(
             cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
             "cargo build --release -p dhcp-user -p xdhcpgen",

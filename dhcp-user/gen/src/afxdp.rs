@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 use xdhcp::config::{BindMode, PollMode};
 use xdhcp::handler::TX_FRAME_CAPACITY;
-use xdhcp::io::xsk::{QueueSocket, XskOptions, open_socket};
 use xdhcp::io::WorkerOptions;
+use xdhcp::io::xsk::{QueueSocket, XskOptions, open_socket};
 use xsk_rs::FrameDesc;
 
 /// Opens queue `queue`'s socket (see `io::xsk`); returns it and the bind

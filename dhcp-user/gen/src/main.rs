@@ -231,9 +231,20 @@ fn parse_prefix(s: &str) -> Result<[u8; 3], String> {
         .map_err(|_| format!("{s:?} is not three bytes (02:67:65)"))
 }
 
+/// "02:67:65": bytes in hex between colons, one or two digits each.
 fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, String> {
     s.split(':')
-        .map(|b| u8::from_str_radix(b, 16).map_err(|e| format!("{s:?}: {e}")))
+        .map(|b| {
+            let pair = match b.as_bytes() {
+                [lo] => [b'0', *lo],
+                [hi, lo] => [*hi, *lo],
+                _ => return Err(format!("{s:?}: {b:?} is not one or two hex digits")),
+            };
+            let mut byte = [0u8];
+            hex::decode_to_slice(pair, &mut byte)
+                .map_err(|_| format!("{s:?}: {b:?} is not hex"))?;
+            Ok(byte[0])
+        })
         .collect()
 }
 

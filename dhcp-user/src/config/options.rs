@@ -109,19 +109,21 @@ impl RawOption {
     }
 }
 
-/// "0a:0b:0c", "0a0b0c" or "0a 0b 0c".
+/// Bytes written in hex: "0a:0b:0c", "0a0b0c", "0a 0b 0c" or "0a-0b-0c"
+/// (two digits a byte, either case; ':', ' ' and '-' between them are
+/// ignored).
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     let digits: String = s
         .chars()
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
         .collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!("{s:?}: odd number of hex digits"));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| format!("{s:?} is not hex")))
-        .collect()
+    hex::decode(&digits).map_err(|e| match e {
+        hex::FromHexError::OddLength => format!("{s:?}: odd number of hex digits"),
+        hex::FromHexError::InvalidHexCharacter { c, .. } => {
+            format!("{s:?} is not hex ({c:?} is not a hex digit)")
+        }
+        other => format!("{s:?} is not hex ({other})"),
+    })
 }
 
 impl NamedOptions {
@@ -254,5 +256,24 @@ mod tests {
                 .contains("server identifier")
         );
         assert!(raw(43, Some("0g"), None).encode().is_err());
+    }
+
+    #[test]
+    fn hex_takes_the_usual_separators_and_names_what_is_wrong() {
+        for s in ["0a:0B:ff", "0a0bFF", "0a 0b ff", "0a-0b-ff"] {
+            assert_eq!(parse_hex(s).unwrap(), vec![0x0a, 0x0b, 0xff], "{s}");
+        }
+        assert_eq!(parse_hex("").unwrap(), Vec::<u8>::new());
+        assert_eq!(
+            parse_hex("0a:b").unwrap_err(),
+            "\"0a:b\": odd number of hex digits"
+        );
+        assert_eq!(
+            parse_hex("0g").unwrap_err(),
+            "\"0g\" is not hex ('g' is not a hex digit)"
+        );
+        // Not a panic on a character of several bytes.
+        assert!(parse_hex("aé0").is_err());
+        assert!(parse_hex("+a").is_err());
     }
 }

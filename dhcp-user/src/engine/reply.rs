@@ -65,14 +65,14 @@ pub fn write(
     let off = headers_len(&req.vlans);
     let room = tx.len().min(crate::handler::TX_FRAME_CAPACITY);
     let mut w = DhcpWriter::new(tx.get_mut(off..room)?).ok()?;
-    let max = match req.max_message_size {
+    let max = match req.opts.max_message_size {
         Some(m) if usize::from(m) >= MIN_MESSAGE => usize::from(m),
         _ => MIN_MESSAGE,
     };
     // Room kept for what must come last (61, 82) so that a long list of
     // subnet options can never push them out.
-    let tail =
-        req.client_id.map_or(0, |v| 2 + v.len()) + req.agent_info().map_or(0, |v| 2 + v.len());
+    let tail = req.opts.client_id.map_or(0, |v| 2 + v.len())
+        + req.opts.agent_info.map_or(0, |v| 2 + v.len());
     w.set_limit((max - IP_UDP).saturating_sub(tail));
     w.header(&BootpHeader {
         op: 2,
@@ -103,15 +103,15 @@ pub fn write(
                 w.option_u32(code::REBINDING_TIME, t2).ok()?;
             }
         }
-        write_subnet_options(&mut w, subnet, req.param_list())?;
+        write_subnet_options(&mut w, subnet, req.opts.param_list)?;
     }
     w.set_limit(max - IP_UDP);
     // RFC 6842: the client identifier comes back as sent.
-    if let Some(id) = req.client_id {
+    if let Some(id) = req.opts.client_id {
         w.option(code::CLIENT_ID, id).ok()?;
     }
     // RFC 3046: relay agent information last, unchanged.
-    if let Some(ai) = req.agent_info() {
+    if let Some(ai) = req.opts.agent_info {
         w.option(code::AGENT_INFO, ai).ok()?;
     }
     let len = w.finish().ok()?;

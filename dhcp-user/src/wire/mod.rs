@@ -19,7 +19,7 @@ pub mod options;
 pub mod udp;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use core::fmt;
 use core::net::Ipv4Addr;
@@ -64,11 +64,18 @@ pub enum Error {
     BufferTooSmall,
     /// `DhcpWriter::finish` before `DhcpWriter::header`.
     MissingHeader,
+    /// A UDP datagram to a port other than the server's (67).
+    NotServerPort,
+    /// A BOOTP message that is not a BOOTREQUEST (a BOOTREPLY, or an
+    /// unknown op): another server's answer, never ours to decide on.
+    NotRequest,
+    /// No DHCP message type (option 53), or one this server does not know.
+    NoMessageType,
 }
 
 impl Error {
     /// Number of variants, for arrays of per-reason counters.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 16;
 
     /// Every variant, in `index()` order.
     pub const ALL: [Error; Error::COUNT] = [
@@ -85,6 +92,9 @@ impl Error {
         Error::TooManyVlans,
         Error::BufferTooSmall,
         Error::MissingHeader,
+        Error::NotServerPort,
+        Error::NotRequest,
+        Error::NoMessageType,
     ];
 
     /// Position in `ALL`, dense from 0.
@@ -109,6 +119,9 @@ impl Error {
             Error::TooManyVlans => "too_many_vlans",
             Error::BufferTooSmall => "buffer_too_small",
             Error::MissingHeader => "missing_header",
+            Error::NotServerPort => "not_server_port",
+            Error::NotRequest => "not_request",
+            Error::NoMessageType => "no_message_type",
         }
     }
 }
@@ -129,6 +142,9 @@ impl fmt::Display for Error {
             Error::TooManyVlans => "more than two VLAN tags",
             Error::BufferTooSmall => "buffer too small for the reply",
             Error::MissingHeader => "BOOTP header not written",
+            Error::NotServerPort => "UDP destination port is not 67",
+            Error::NotRequest => "BOOTP op is not BOOTREQUEST",
+            Error::NoMessageType => "no known DHCP message type (option 53)",
         };
         f.write_str(text)
     }

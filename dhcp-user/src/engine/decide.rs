@@ -1,0 +1,467 @@
+//! The decision per message type (RFC 2131 §4.3): DISCOVER → OFFER,
+//! REQUEST → ACK or NAK by the client's state (SELECTING, INIT-REBOOT,
+//! RENEWING, REBINDING), RELEASE and DECLINE → no reply but a lease
+//! change, INFORM → ACK without a lease.
+//!
+//! [`Engine::process`] runs the whole way of one frame: parse
+//! (`request.rs`), select the subnet (`select.rs`), identify the client
+//! (`client.rs`), decide (here), write the reply (`reply.rs`).
+use super::client::{Client, client_key};
+use super::lifecycle::{Change, Clock, expiry};
+use super::reply::{self, Local, Reply};
+use super::subnet::SubnetRt;
+use super::{Engine, Request, parse};
+use crate::lease::journal::{LeaseRecord, RecordState};
+use crate::lease::{Lease, LeaseState};
+use crate::wire::dhcp::MessageType;
+use crate::wire::options::{agent, agent_sub_option};
+use foldhash::fast::FixedState;
+use std::hash::BuildHasher;
+use std::net::Ipv4Addr;
+
+/// The seed of the T1/T2 jitter hash. Fixed, not random per process: a
+/// client is told the same T1/T2 by every worker, at every renewal and
+/// after a restart or reload, as `renew_jitter` promises. A random seed
+/// would give each client new times after every restart: harmless to the
+/// protocol, but renewal traffic and logs would no longer compare from one
+/// run to the next. Nothing is defended by keeping the seed secret (the
+/// jitter only spreads renewals). foldhash keeps its output for a seed
+/// within one version and platform only: an upgrade that changes it moves
+/// each client's jitter once, within the same bounds (a test pins it).
+const JITTER_SEED: u64 = 0x6a69_7474_6572;
+
+/// Why a well-formed request got no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// The rules say nothing is sent (another server chosen, RELEASE, ...).
+    Ignored,
+    NoSubnet,
+    NoAddress,
+}
+
+/// The engine's verdict on one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not a well-formed DHCP request: counted and dropped.
+    Malformed,
+    /// A request of this kind, answered by nothing.
+    Silent(MessageType, Silence),
+    /// A request of this kind, answered by a reply of that kind, `len`
+    /// bytes at the start of the TX buffer.
+    Reply(MessageType, MessageType, usize),
+}
+
+impl Engine {
+    /// Reads one frame and, if the protocol calls for it, writes the reply.
+    /// A lease the decision created, extended, released or declined is
+    /// left in `record`, for the journal, before the reply may leave.
+    pub fn process(
+        &self,
+        rx: &[u8],
+        tx: &mut [u8],
+        clock: Clock,
+        local: &Local,
+        record: &mut Option<LeaseRecord>,
+    ) -> Verdict {
+        let mut join = None;
+        let Ok(req) = parse(rx, &mut join) else {
+            return Verdict::Malformed;
+        };
+        let mut change = None;
+        let decided = self.decide(&req, clock.secs, local.home, &mut change);
+        *record = change.map(|ch| ch.record(&req, clock));
+        match decided {
+            Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
+                Some(len) => Verdict::Reply(req.kind, reply.kind, len),
+                None => Verdict::Silent(req.kind, Silence::Ignored),
+            },
+            Err(why) => Verdict::Silent(req.kind, why),
+        }
+    }
+
+    /// The protocol decision for one request: the subnet it belongs to
+    /// and the reply, or why there is none. `home` is the deciding
+    /// worker's shard in the pools.
+    pub fn decide(
+        &self,
+        req: &Request<'_>,
+        now: u32,
+        home: usize,
+        change: &mut Option<Change>,
+    ) -> Result<(&SubnetRt, Reply), Silence> {
+        let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
+        let key = client_key(selected, req);
+        let reserved = self.reservation(selected, req);
+        let s = match reserved {
+            Some((a, _)) => self.subnet_of(selected.link, a).unwrap_or(selected),
+            None => self.member_for(selected, &key, req),
+        };
+        let c = Client {
+            key,
+            reserved,
+            home,
+            // RFC 5107: the relay stands in for us as server identifier.
+            server_id: req
+                .opts
+                .agent_info
+                .and_then(|ai| agent_sub_option(ai, agent::SERVER_ID_OVERRIDE))
+                .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                .map_or(s.server_id, Ipv4Addr::from),
+        };
+        let reply = match req.kind {
+            MessageType::Discover => {
+                let (used, r) = self.discover(s, &c, req, now)?;
+                return Ok((used, r));
+            }
+            MessageType::Request => {
+                let r = self.request(s, &c, req, now)?;
+                if let (MessageType::Ack, Some((lease, _, _))) = (r.kind, r.times) {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr: r.yiaddr,
+                        state: RecordState::Bound,
+                        expires: expiry(now, lease),
+                    });
+                }
+                r
+            }
+            MessageType::Release => {
+                if let Some(addr) = self.release(s, &c, req, now) {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Released,
+                        expires: now,
+                    });
+                }
+                return Err(Silence::Ignored);
+            }
+            MessageType::Decline => {
+                if let Some(addr) = self.decline(s, &c, req, now) {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Declined,
+                        expires: now.saturating_add(self.decline_hold),
+                    });
+                }
+                return Err(Silence::Ignored);
+            }
+            MessageType::Inform => Reply {
+                kind: MessageType::Ack,
+                yiaddr: Ipv4Addr::UNSPECIFIED,
+                times: None,
+                server_id: c.server_id,
+            },
+            _ => return Err(Silence::Ignored),
+        };
+        Ok((s, reply))
+    }
+
+    /// Lease, T1 and T2 for this client asking for `requested` seconds
+    /// (option 51), T1/T2 pulled in by up to `renew_jitter` percent, the
+    /// same amount for the same client.
+    fn times(&self, s: &SubnetRt, c: &Client, requested: Option<u32>) -> (u32, u32, u32) {
+        let infinite = c.reserved.is_some_and(|(_, inf)| inf);
+        let (lease, t1, t2) = s.lease_times(requested, infinite);
+        if self.renew_jitter == 0 || lease == u32::MAX {
+            return (lease, t1, t2);
+        }
+        let h = FixedState::with_seed(JITTER_SEED).hash_one(c.key.bytes);
+        let cut = |t: u32| {
+            t - (u64::from(t) * u64::from(self.renew_jitter) / 100 * (h % 1024) / 1024) as u32
+        };
+        (lease, cut(t1), cut(t2))
+    }
+
+    fn discover<'a>(
+        &'a self,
+        s: &'a SubnetRt,
+        c: &Client,
+        req: &Request<'_>,
+        now: u32,
+    ) -> Result<(&'a SubnetRt, Reply), Silence> {
+        let hold = now.saturating_add(self.offer_hold);
+        let got = self.leases.update(&c.key, |e| {
+            // The client's current binding or held offer keeps its address,
+            // unless a reservation now says otherwise.
+            if let Some(l) = e
+                && l.state.holds()
+                && s.contains(l.addr)
+            {
+                match c.reserved {
+                    Some((r, _)) if r != l.addr => s.free(l.addr),
+                    _ => {
+                        if l.state == LeaseState::Offered {
+                            l.expires = hold;
+                        }
+                        return Some((s, l.addr));
+                    }
+                }
+            }
+            // Its reservation, its previous address, the one it asks for,
+            // then the lowest free one — of the next subnet of a shared
+            // network when this one is full.
+            let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
+            let (used, addr) = c
+                .reserved
+                .map(|(r, _)| r)
+                .or_else(|| previous.filter(|a| s.pool.claim(*a)))
+                .or_else(|| {
+                    req.opts
+                        .requested_ip
+                        .filter(|a| s.contains(*a) && s.pool.claim(*a))
+                })
+                .or_else(|| s.pool.allocate_from(c.home))
+                .map(|a| (s, a))
+                .or_else(|| {
+                    self.siblings(s)
+                        .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
+                })?;
+            *e = Some(Lease {
+                addr,
+                state: LeaseState::Offered,
+                expires: hold,
+            });
+            Some((used, addr))
+        });
+        let (used, addr) = got.ok_or(Silence::NoAddress)?;
+        Ok((
+            used,
+            Reply {
+                kind: MessageType::Offer,
+                yiaddr: addr,
+                times: Some(self.times(used, c, req.opts.lease_time)),
+                server_id: c.server_id,
+            },
+        ))
+    }
+
+    fn request(
+        &self,
+        s: &SubnetRt,
+        c: &Client,
+        req: &Request<'_>,
+        now: u32,
+    ) -> Result<Reply, Silence> {
+        let times = self.times(s, c, req.opts.lease_time);
+        let ack = |addr| Reply {
+            kind: MessageType::Ack,
+            yiaddr: addr,
+            times: Some(times),
+            server_id: c.server_id,
+        };
+        let nak = Reply {
+            kind: MessageType::Nak,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            times: None,
+            server_id: c.server_id,
+        };
+        let until = if times.0 == u32::MAX {
+            u32::MAX
+        } else {
+            now.saturating_add(times.0)
+        };
+        let reserved = c.reserved.map(|(a, _)| a);
+        // Whether `want` can become this client's binding now: it holds
+        // it, it is reserved for it, or it held it and nobody took it since.
+        let grant = |e: &mut Option<Lease>, want: Ipv4Addr| {
+            let ok = match e {
+                Some(l) if l.addr == want && l.state.holds() => true,
+                _ if reserved == Some(want) => true,
+                Some(l) if l.addr == want => reserved.is_none() && s.pool.claim(want),
+                _ => false,
+            };
+            if ok {
+                if let Some(l) = e
+                    && l.addr != want
+                    && l.state.holds()
+                {
+                    s.free(l.addr);
+                }
+                *e = Some(Lease {
+                    addr: want,
+                    state: LeaseState::Bound,
+                    expires: until,
+                });
+            }
+            ok
+        };
+        match (
+            req.opts.server_id,
+            req.opts.requested_ip,
+            req.ciaddr.is_unspecified(),
+        ) {
+            // SELECTING: the client answers an offer.
+            (Some(sid), requested, _) => {
+                if sid != s.server_id && sid != c.server_id {
+                    // It chose another server: withdraw our offer quietly.
+                    self.leases.update(&c.key, |e| {
+                        if let Some(l) = e
+                            && l.state == LeaseState::Offered
+                        {
+                            s.free(l.addr);
+                            l.state = LeaseState::Released;
+                            l.expires = now;
+                        }
+                    });
+                    return Err(Silence::Ignored);
+                }
+                let want = requested.unwrap_or(req.ciaddr);
+                let granted = self.leases.update(&c.key, |e| grant(e, want));
+                Ok(if granted { ack(want) } else { nak })
+            }
+            // INIT-REBOOT: a client that remembers an address.
+            (None, Some(want), true) => {
+                if !s.contains(want) {
+                    return Ok(nak);
+                }
+                self.leases.update(&c.key, |e| {
+                    if grant(e, want) {
+                        Ok(ack(want))
+                    } else if e.is_some() || self.authoritative {
+                        Ok(nak)
+                    } else {
+                        // RFC 2131 §4.3.2: no record of this client.
+                        Err(Silence::Ignored)
+                    }
+                })
+            }
+            // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
+            (None, _, false) => {
+                let have = req.ciaddr;
+                if !s.contains(have) {
+                    return Ok(nak);
+                }
+                self.leases.update(&c.key, |e| match e {
+                    Some(l) if l.state == LeaseState::Bound && l.addr == have => {
+                        grant(e, have);
+                        Ok(ack(have))
+                    }
+                    _ if reserved == Some(have) => {
+                        grant(e, have);
+                        Ok(ack(have))
+                    }
+                    _ if self.authoritative => Ok(nak),
+                    _ => Err(Silence::Ignored),
+                })
+            }
+            (None, None, true) => Err(Silence::Ignored),
+        }
+    }
+
+    /// RELEASE and DECLINE count only from the binding's owner naming us.
+    fn names_us(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> bool {
+        req.opts
+            .server_id
+            .is_some_and(|sid| sid == s.server_id || sid == c.server_id)
+    }
+
+    /// Frees the client's binding of ciaddr; the address freed, if any.
+    fn release(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Option<Ipv4Addr> {
+        if !self.names_us(s, c, req) {
+            return None;
+        }
+        self.leases.update(&c.key, |e| match e {
+            Some(l) if l.state == LeaseState::Bound && l.addr == req.ciaddr => {
+                s.free(l.addr);
+                l.state = LeaseState::Released;
+                l.expires = now;
+                Some(l.addr)
+            }
+            _ => None,
+        })
+    }
+
+    /// Quarantines the address the client declines; the address, if any.
+    fn decline(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Option<Ipv4Addr> {
+        let addr = req.opts.requested_ip?;
+        if !self.names_us(s, c, req) {
+            return None;
+        }
+        let declined = self.leases.update(&c.key, |e| match e {
+            Some(l) if l.state.holds() && l.addr == addr => {
+                *e = None;
+                true
+            }
+            _ => false,
+        });
+        if !declined {
+            return None;
+        }
+        if !s.is_reserved(addr) {
+            // The address stays taken in the pool, now under quarantine.
+            self.quarantine(s, addr, now.saturating_add(self.decline_hold));
+        }
+        Some(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::client::KEY_CHADDR;
+    use super::*;
+    use crate::config::Config;
+    use crate::lease::ClientKey;
+
+    const CONFIG: &str = r#"
+interface = "test0"
+server_id = "192.0.2.1"
+renew_jitter = 20
+
+[[subnet]]
+prefix = "192.0.2.0/24"
+pools = ["192.0.2.10-192.0.2.100"]
+lease_time = 3600
+"#;
+
+    fn client(last: u8) -> Client {
+        Client {
+            key: ClientKey::new(0, KEY_CHADDR, &[0x02, 0, 0, 0, 0, last]),
+            reserved: None,
+            home: 0,
+            server_id: Ipv4Addr::new(192, 0, 2, 1),
+        }
+    }
+
+    /// Two engines from one configuration stand for the daemon before and
+    /// after a restart: each client is told the same T1/T2 by both, within
+    /// 20 % below the subnet's 1800/3150 s, and clients differ.
+    #[test]
+    fn renew_jitter_is_stable_per_client_across_engines() {
+        let cfg = Config::parse(CONFIG).unwrap();
+        let (before, after) = (Engine::new(&cfg), Engine::new(&cfg));
+        let mut t1s = Vec::new();
+        for i in 0..32 {
+            let c = client(i);
+            let (lease, t1, t2) = before.times(&before.subnets[0], &c, None);
+            assert_eq!(
+                (lease, t1, t2),
+                after.times(&after.subnets[0], &c, None),
+                "client {i}"
+            );
+            assert_eq!(lease, 3600);
+            assert!((1440..=1800).contains(&t1), "T1 {t1}");
+            assert!((2520..=3150).contains(&t2), "T2 {t2}");
+            t1s.push(t1);
+        }
+        t1s.sort_unstable();
+        t1s.dedup();
+        assert!(t1s.len() > 16, "clients spread: {t1s:?}");
+    }
+
+    /// The jitter of one client, pinned: a change of the seed or of
+    /// foldhash's algorithm moves every client's T1/T2 once at the upgrade,
+    /// so it should be a deliberate one. (foldhash computes differently
+    /// on 32-bit targets.)
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn renew_jitter_of_a_known_client_is_pinned() {
+        let cfg = Config::parse(CONFIG).unwrap();
+        let e = Engine::new(&cfg);
+        assert_eq!(e.times(&e.subnets[0], &client(1), None), (3600, 1750, 3063));
+    }
+}
