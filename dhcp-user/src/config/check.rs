@@ -1,0 +1,543 @@
+//! From the file as written to the configuration the daemon runs with.
+//! The file is checked as a whole (pools inside their prefix and apart,
+//! timers in order, one reservation per address and per client, subnets
+//! apart on a link), and every `[[subnet]]` becomes a [`Subnet`] of
+//! numbers and encoded options, once, at load: the packet path only
+//! compares and copies. Every error names the line of the offending entry.
+use super::file::{Config, ReservationConfig, SubnetConfig};
+use super::options;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+
+/// How a reservation recognises its client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Mac([u8; 6]),
+    ClientId(Vec<u8>),
+    CircuitId(Vec<u8>),
+    RemoteId(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Reservation {
+    pub identity: Identity,
+    pub address: Ipv4Addr,
+    pub infinite: bool,
+}
+
+impl ReservationConfig {
+    fn check(&self) -> Result<Identity, String> {
+        let mut ids = Vec::new();
+        if let Some(m) = &self.mac {
+            let b = options::parse_hex(m)?;
+            let mac: [u8; 6] = b
+                .try_into()
+                .map_err(|_| format!("mac {m:?} is not 6 bytes"))?;
+            ids.push(Identity::Mac(mac));
+        }
+        if let Some(c) = &self.client_id {
+            ids.push(Identity::ClientId(options::parse_hex(c)?));
+        }
+        if let Some(c) = &self.circuit_id {
+            ids.push(Identity::CircuitId(c.as_bytes().to_vec()));
+        }
+        if let Some(c) = &self.circuit_id_hex {
+            ids.push(Identity::CircuitId(options::parse_hex(c)?));
+        }
+        if let Some(r) = &self.remote_id {
+            ids.push(Identity::RemoteId(r.as_bytes().to_vec()));
+        }
+        if let Some(r) = &self.remote_id_hex {
+            ids.push(Identity::RemoteId(options::parse_hex(r)?));
+        }
+        match ids.len() {
+            1 => Ok(ids.remove(0)),
+            0 => Err("a reservation needs one of mac, client_id, circuit_id, remote_id".into()),
+            _ => Err(
+                "a reservation takes exactly one of mac, client_id, circuit_id, remote_id".into(),
+            ),
+        }
+    }
+}
+
+/// A configuration error, with the line it was found on.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One subnet, checked and turned into numbers.
+#[derive(Clone, Debug)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix_len: u8,
+    /// Inclusive address ranges, sorted, not overlapping.
+    pub pools: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub routers: Vec<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain_name: Option<String>,
+    pub lease_time: u32,
+    pub t1: u32,
+    pub t2: u32,
+    pub vlan: Option<u16>,
+    pub server_id: Ipv4Addr,
+    pub min_lease_time: u32,
+    pub max_lease_time: u32,
+    pub ignore_client_id: bool,
+    pub shared_network: Option<String>,
+    /// Every configured option but the mask, encoded, in the order the
+    /// config gives them (routers, DNS, domain, broadcast, named, by code).
+    pub options: Vec<(u8, Vec<u8>)>,
+    pub reservations: Vec<Reservation>,
+}
+
+impl Subnet {
+    pub fn mask(&self) -> u32 {
+        prefix_mask(self.prefix_len)
+    }
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask() == u32::from(self.network)
+    }
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask())
+    }
+}
+
+pub fn prefix_mask(len: u8) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - len) }
+}
+
+/// The checked configuration the daemon runs with.
+#[derive(Debug)]
+pub struct Checked {
+    pub file: Config,
+    pub subnets: Vec<Subnet>,
+}
+
+impl Checked {
+    /// The link of subnet `i`: the first subnet of its shared network, or
+    /// itself. Client identity is scoped by link.
+    pub fn link_of(&self, i: usize) -> u16 {
+        let s = &self.subnets[i];
+        self.subnets
+            .iter()
+            .position(|o| o.shared_network.is_some() && o.shared_network == s.shared_network)
+            .unwrap_or(i) as u16
+    }
+
+    /// The subnet holding `addr`, as (index, link).
+    pub fn subnet_holding(&self, addr: Ipv4Addr) -> Option<(u16, u16)> {
+        let i = self.subnets.iter().position(|s| s.contains(addr))?;
+        Some((i as u16, self.link_of(i)))
+    }
+}
+
+impl Config {
+    /// Parses and checks a configuration text.
+    pub fn parse(text: &str) -> Result<Checked, ConfigError> {
+        let file: Config = toml::from_str(text).map_err(|e| ConfigError {
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().to_string(),
+        })?;
+        let subnets = file.check(text)?;
+        Ok(Checked { file, subnets })
+    }
+
+    /// Reads and checks a configuration file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Checked> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    fn check(&self, text: &str) -> Result<Vec<Subnet>, ConfigError> {
+        let at = |span: Range<usize>, message: String| ConfigError {
+            line: Some(line_of(text, span.start)),
+            message,
+        };
+        if self.interface.is_empty() {
+            return Err(ConfigError {
+                line: None,
+                message: "`interface` is empty".into(),
+            });
+        }
+        if self.batch == 0 || self.batch > 1024 {
+            return Err(ConfigError {
+                line: None,
+                message: format!("`batch` = {} must be between 1 and 1024", self.batch),
+            });
+        }
+        if self.idle_sleep_ms == 0 || self.idle_sleep_ms > 60_000 {
+            return Err(ConfigError {
+                line: None,
+                message: format!(
+                    "`idle_sleep_ms` = {} must be between 1 and 60000",
+                    self.idle_sleep_ms
+                ),
+            });
+        }
+        if !self.frames.is_power_of_two() || self.frames < 2 * self.batch as u32 {
+            return Err(ConfigError {
+                line: None,
+                message: format!(
+                    "`frames` = {} must be a power of two and at least twice `batch`",
+                    self.frames
+                ),
+            });
+        }
+        if !self.ring_size.is_power_of_two() {
+            return Err(ConfigError {
+                line: None,
+                message: format!("`ring_size` = {} must be a power of two", self.ring_size),
+            });
+        }
+        if self.renew_jitter > 25 {
+            return Err(ConfigError {
+                line: None,
+                message: format!(
+                    "`renew_jitter` = {} must be 0–25 (percent)",
+                    self.renew_jitter
+                ),
+            });
+        }
+        if self.dscp > 63 {
+            return Err(ConfigError {
+                line: None,
+                message: format!("`dscp` = {} must be 0–63", self.dscp),
+            });
+        }
+        if self.subnets.is_empty() {
+            return Err(ConfigError {
+                line: None,
+                message: "no [[subnet]] configured: nothing to hand out".into(),
+            });
+        }
+        let mut out: Vec<Subnet> = Vec::with_capacity(self.subnets.len());
+        for s in &self.subnets {
+            let span = s.span();
+            let s = s.get_ref();
+            let (network, prefix_len) = parse_prefix(s.prefix.get_ref()).map_err(|m| {
+                at(
+                    s.prefix.span(),
+                    format!("prefix {:?}: {m}", s.prefix.get_ref()),
+                )
+            })?;
+            let mut sub = Subnet {
+                network,
+                prefix_len,
+                pools: Vec::new(),
+                routers: s.routers.clone(),
+                dns: s.dns.clone(),
+                domain_name: s.domain_name.clone(),
+                lease_time: s.lease_time,
+                t1: 0,
+                t2: 0,
+                vlan: s.vlan,
+                server_id: s.server_id.unwrap_or(*self.server_id.get_ref()),
+                min_lease_time: s.min_lease_time.unwrap_or(s.lease_time),
+                max_lease_time: s.max_lease_time.unwrap_or(s.lease_time),
+                ignore_client_id: s.ignore_client_id,
+                shared_network: s.shared_network.clone(),
+                options: Vec::new(),
+                reservations: Vec::new(),
+            };
+            if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
+                return Err(at(
+                    span.clone(),
+                    format!(
+                        "min_lease_time ({}) <= lease_time ({}) <= max_lease_time ({}) does not hold",
+                        sub.min_lease_time, s.lease_time, sub.max_lease_time
+                    ),
+                ));
+            }
+            sub.options = subnet_options(s, &sub).map_err(|m| at(span.clone(), m))?;
+            for o in &s.raw_options {
+                let (code, v) = o.get_ref().encode().map_err(|m| at(o.span(), m))?;
+                if sub.options.iter().any(|(c, _)| *c == code) {
+                    return Err(at(o.span(), format!("option {code} is configured twice")));
+                }
+                sub.options.push((code, v));
+            }
+            for p in &s.pools {
+                let (first, last) = parse_range(p.get_ref())
+                    .map_err(|m| at(p.span(), format!("pool {:?}: {m}", p.get_ref())))?;
+                if !sub.contains(first) || !sub.contains(last) {
+                    return Err(at(
+                        p.span(),
+                        format!(
+                            "pool {:?} is not inside subnet {}",
+                            p.get_ref(),
+                            s.prefix.get_ref()
+                        ),
+                    ));
+                }
+                if let Some((a, b)) = sub.pools.iter().find(|(a, b)| {
+                    u32::from(first) <= u32::from(*b) && u32::from(*a) <= u32::from(last)
+                }) {
+                    return Err(at(
+                        p.span(),
+                        format!(
+                            "pool {:?} overlaps pool {a}-{b} of the same subnet",
+                            p.get_ref()
+                        ),
+                    ));
+                }
+                sub.pools.push((first, last));
+            }
+            sub.pools.sort_by_key(|(a, _)| u32::from(*a));
+            for r in &s.reservations {
+                let rc = r.get_ref();
+                let identity = rc.check().map_err(|m| at(r.span(), m))?;
+                if !sub.contains(rc.address) {
+                    return Err(at(
+                        r.span(),
+                        format!(
+                            "reservation {} is not inside subnet {}",
+                            rc.address,
+                            s.prefix.get_ref()
+                        ),
+                    ));
+                }
+                if rc.address == sub.network || rc.address == sub.broadcast() {
+                    return Err(at(
+                        r.span(),
+                        format!(
+                            "reservation {} is the network or broadcast address",
+                            rc.address
+                        ),
+                    ));
+                }
+                if let Some(o) = sub.reservations.iter().find(|o| o.address == rc.address) {
+                    return Err(at(
+                        r.span(),
+                        format!(
+                            "address {} is already reserved for {:?}",
+                            rc.address, o.identity
+                        ),
+                    ));
+                }
+                if sub.reservations.iter().any(|o| o.identity == identity) {
+                    return Err(at(
+                        r.span(),
+                        format!("{identity:?} has two reservations in this subnet"),
+                    ));
+                }
+                sub.reservations.push(Reservation {
+                    identity,
+                    address: rc.address,
+                    infinite: rc.infinite,
+                });
+            }
+            if s.lease_time == 0 {
+                return Err(at(span, "lease_time must be at least 1 second".into()));
+            }
+            let lease = u64::from(s.lease_time);
+            sub.t1 = s.t1.unwrap_or((lease / 2) as u32);
+            sub.t2 = s.t2.unwrap_or((lease * 7 / 8) as u32);
+            if s.lease_time != u32::MAX && !(sub.t1 < sub.t2 && sub.t2 < s.lease_time) {
+                return Err(at(
+                    span,
+                    format!(
+                        "t1 ({}) < t2 ({}) < lease_time ({}) does not hold",
+                        sub.t1, sub.t2, s.lease_time
+                    ),
+                ));
+            }
+            if let Some(v) = s.vlan
+                && !(1..=4094).contains(&v)
+            {
+                return Err(at(span, format!("vlan {v} is not a VLAN id (1–4094)")));
+            }
+            if let Some(o) = out.iter().find(|o| {
+                sub.shared_network.is_some()
+                    && o.shared_network == sub.shared_network
+                    && o.vlan != sub.vlan
+            }) {
+                return Err(at(
+                    span,
+                    format!(
+                        "shared network {:?} spans two VLANs ({:?} and {:?}): one link, one VLAN",
+                        sub.shared_network.as_deref().unwrap_or_default(),
+                        o.vlan,
+                        sub.vlan
+                    ),
+                ));
+            }
+            if let Some(o) = out.iter().find(|o| {
+                let m = prefix_mask(o.prefix_len.min(sub.prefix_len));
+                u32::from(o.network) & m == u32::from(sub.network) & m && o.vlan == sub.vlan
+            }) {
+                return Err(at(
+                    s.prefix.span(),
+                    format!(
+                        "subnet {} overlaps subnet {}/{} on the same link",
+                        s.prefix.get_ref(),
+                        o.network,
+                        o.prefix_len
+                    ),
+                ));
+            }
+            out.push(sub);
+        }
+        Ok(out)
+    }
+}
+
+/// Routers, DNS, domain name, broadcast address, then the named options.
+fn subnet_options(s: &SubnetConfig, sub: &Subnet) -> Result<Vec<(u8, Vec<u8>)>, String> {
+    let ips = |v: &[Ipv4Addr]| v.iter().flat_map(|a| a.octets()).collect::<Vec<u8>>();
+    let mut out = Vec::new();
+    if !s.routers.is_empty() {
+        out.push((3, ips(&s.routers)));
+    }
+    if !s.dns.is_empty() {
+        out.push((6, ips(&s.dns)));
+    }
+    if let Some(d) = &s.domain_name {
+        out.push((15, d.as_bytes().to_vec()));
+    }
+    out.push((28, sub.broadcast().octets().to_vec()));
+    out.extend(s.options.encode()?);
+    for (c, v) in &out {
+        if v.len() > 255 {
+            return Err(format!("option {c} is {} bytes long; 255 at most", v.len()));
+        }
+    }
+    Ok(out)
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn parse_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| "expected a.b.c.d/len".to_string())?;
+    let addr: Ipv4Addr = addr.trim().parse().map_err(|e| format!("{e}"))?;
+    let len: u8 = len
+        .trim()
+        .parse()
+        .map_err(|_| "prefix length is not a number".to_string())?;
+    if len > 30 {
+        return Err(format!("/{len} leaves no room for hosts"));
+    }
+    if u32::from(addr) & !prefix_mask(len) != 0 {
+        return Err(format!(
+            "host bits set; the network is {}/{len}",
+            Ipv4Addr::from(u32::from(addr) & prefix_mask(len))
+        ));
+    }
+    Ok((addr, len))
+}
+
+fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (s.trim(), s.trim()),
+    };
+    let a: Ipv4Addr = a.parse().map_err(|e| format!("{e}"))?;
+    let b: Ipv4Addr = b.parse().map_err(|e| format!("{e}"))?;
+    if u32::from(a) > u32::from(b) {
+        return Err("the first address is above the last".into());
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{IoKind, PollMode};
+
+    const GOOD: &str = r#"
+interface = "eth1"
+server_id = "198.18.0.1"
+
+[[subnet]]
+prefix = "198.18.0.0/15"
+pools = ["198.18.0.10-198.19.255.254"]
+routers = ["198.18.0.1"]
+dns = ["198.18.0.1"]
+lease_time = 7200
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.file.io, IoKind::Xdp);
+        assert_eq!(c.file.poll, PollMode::Adaptive);
+        let s = &c.subnets[0];
+        assert_eq!(s.prefix_len, 15);
+        assert_eq!((s.t1, s.t2), (3600, 6300));
+        assert_eq!(s.server_id, Ipv4Addr::new(198, 18, 0, 1));
+        assert!(s.contains(Ipv4Addr::new(198, 19, 1, 1)));
+        assert!(!s.contains(Ipv4Addr::new(198, 20, 0, 1)));
+    }
+
+    fn err(text: &str) -> ConfigError {
+        Config::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn idle_sleep_is_bounded() {
+        assert_eq!(Config::parse(GOOD).unwrap().file.idle_sleep_ms, 100);
+        let with = |v: &str| GOOD.replace("server_id", &format!("idle_sleep_ms = {v}\nserver_id"));
+        assert_eq!(
+            Config::parse(&with("5000")).unwrap().file.idle_sleep_ms,
+            5000
+        );
+        for bad in ["0", "60001"] {
+            let e = err(&with(bad));
+            assert!(e.message.contains("idle_sleep_ms"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pool_outside_subnet_names_its_line() {
+        let e = err(&GOOD.replace("198.19.255.254", "198.20.0.5"));
+        assert_eq!(e.line, Some(7), "{e}");
+        assert!(e.message.contains("not inside subnet"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_line() {
+        let e = err(&GOOD.replace("lease_time", "lease_tme"));
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.message.contains("lease_tme"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_pools_and_bad_timers_are_rejected() {
+        let e = err(&GOOD.replace(
+            r#"pools = ["198.18.0.10-198.19.255.254"]"#,
+            r#"pools = ["198.18.0.10-198.18.0.20", "198.18.0.15-198.18.0.30"]"#,
+        ));
+        assert!(e.message.contains("overlaps"), "{e}");
+        let e = err(&GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nt1 = 7000\nt2 = 6000",
+        ));
+        assert!(e.message.contains("t1"), "{e}");
+        let e = err(&GOOD.replace("198.18.0.0/15", "198.18.0.1/15"));
+        assert!(e.message.contains("host bits"), "{e}");
+        assert_eq!(e.line, Some(6));
+    }
+}

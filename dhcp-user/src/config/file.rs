@@ -1,0 +1,204 @@
+//! The configuration file as written: the serde model of the TOML, with
+//! the default of every key an operator may leave out. Unknown keys are
+//! refused here, by serde, with their line. Nothing in this file judges a
+//! value against another; `check.rs` does, which is why the entries whose
+//! errors need a line (subnets, prefixes, pools, options, reservations)
+//! keep their `Spanned` position in the text.
+use super::modes::{AttachMode, BindMode, IoKind, PollMode};
+use super::options::{NamedOptions, RawOption};
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use toml::Spanned;
+
+fn default_poll() -> PollMode {
+    PollMode::Adaptive
+}
+fn default_batch() -> usize {
+    64
+}
+fn default_idle_sleep_ms() -> u32 {
+    100
+}
+fn default_frames() -> u32 {
+    4096
+}
+fn default_ring() -> u32 {
+    2048
+}
+fn default_lease_time() -> u32 {
+    7200
+}
+fn default_offer_hold() -> u32 {
+    30
+}
+fn default_decline_probation() -> u32 {
+    86400
+}
+fn default_keep_released() -> u32 {
+    3600
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The interface facing the subscribers (or the relays).
+    pub interface: String,
+    #[serde(default)]
+    pub io: IoKind,
+    #[serde(default)]
+    pub xdp_mode: AttachMode,
+    #[serde(default)]
+    pub bind: BindMode,
+    #[serde(default = "default_poll")]
+    pub poll: PollMode,
+    /// Number of queues (and workers); default: every RX queue.
+    pub queues: Option<u32>,
+    /// Cores for the workers, in queue order.
+    #[serde(default)]
+    pub cores: Vec<usize>,
+    /// Frames per RX/TX batch.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Adaptive polling: longest sleep of an idle worker in poll(2). A frame
+    /// or a synced journal group wakes it sooner; the bound is for what
+    /// wakes nobody (timers of held offers are read per batch).
+    #[serde(default = "default_idle_sleep_ms")]
+    pub idle_sleep_ms: u32,
+    /// UMEM frames per queue (half stock the fill ring, half carry replies).
+    #[serde(default = "default_frames")]
+    pub frames: u32,
+    /// Size of each AF_XDP ring.
+    #[serde(default = "default_ring")]
+    pub ring_size: u32,
+    /// The server identifier (option 54) and source address of replies:
+    /// an address of this host, so the kernel answers ARP for it.
+    pub server_id: Spanned<Ipv4Addr>,
+    /// DSCP of reply packets (0–63).
+    #[serde(default)]
+    pub dscp: u8,
+    /// Seconds an offered address stays reserved for the client.
+    #[serde(default = "default_offer_hold")]
+    pub offer_hold: u32,
+    /// NAK requests for addresses we know nothing about (RFC 2131 §4.3.2)
+    /// instead of staying silent.
+    #[serde(default)]
+    pub authoritative: bool,
+    /// Seconds a declined address stays out of the pool (RFC 2131 §3.1.5:
+    /// the client found it in use).
+    #[serde(default = "default_decline_probation")]
+    pub decline_probation: u32,
+    /// Seconds the record of a released or expired lease is kept, in
+    /// memory and in the journal, so that a returning client gets its old
+    /// address back if nobody took it (Kea's `hold-reclaimed-time`).
+    /// Older ones are forgotten, which bounds the table by the clients of
+    /// the last hour rather than all clients ever seen.
+    #[serde(default = "default_keep_released")]
+    pub keep_released: u32,
+    /// Up to this many percent taken off T1 and T2, differently for each
+    /// client, so that the renewals of a city that reconnected at once do
+    /// not come back as one wave.
+    #[serde(default)]
+    pub renew_jitter: u8,
+    /// Where leases are kept across restarts; without it they live in
+    /// memory only.
+    pub journal: Option<JournalConfig>,
+    #[serde(default, rename = "subnet")]
+    pub subnets: Vec<Spanned<SubnetConfig>>,
+}
+
+/// The lease journal: `durable` syncs each group of lease records before
+/// their ACKs leave; `fast` ACKs at once and syncs at most `max_delay_ms`
+/// later (a power cut loses up to that much).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    pub dir: std::path::PathBuf,
+    #[serde(default)]
+    pub mode: JournalMode,
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+    /// Journal size (MiB) that triggers a compaction into a snapshot.
+    #[serde(default = "default_compact_mb")]
+    pub compact_after_mb: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalMode {
+    #[default]
+    Durable,
+    Fast,
+}
+
+fn default_max_delay_ms() -> u64 {
+    100
+}
+fn default_compact_mb() -> u64 {
+    64
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetConfig {
+    /// "a.b.c.d/len"
+    pub prefix: Spanned<String>,
+    /// Ranges "first-last" (inclusive) or single addresses.
+    #[serde(default)]
+    pub pools: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub routers: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    pub domain_name: Option<String>,
+    #[serde(default = "default_lease_time")]
+    pub lease_time: u32,
+    /// Renewal time; default 50 % of the lease.
+    pub t1: Option<u32>,
+    /// Rebinding time; default 87.5 % of the lease.
+    pub t2: Option<u32>,
+    /// Requests tagged with this VLAN id (the outer tag) use this subnet.
+    pub vlan: Option<u16>,
+    /// Overrides the global server identifier for this subnet.
+    pub server_id: Option<Ipv4Addr>,
+    /// Shortest and longest lease a client may ask for (option 51);
+    /// default: `lease_time`, i.e. requests are not honoured.
+    pub min_lease_time: Option<u32>,
+    pub max_lease_time: Option<u32>,
+    /// Identify clients by chaddr only, for CPEs that change option 61.
+    #[serde(default)]
+    pub ignore_client_id: bool,
+    /// Subnets with the same name share one link (several prefixes on
+    /// one VLAN or behind one relay): a client is one client across them,
+    /// and a new client gets an address from the next when one is full.
+    pub shared_network: Option<String>,
+    /// Named options (mtu, ntp, tftp_server, bootfile, domain_search,
+    /// classless_routes).
+    #[serde(default)]
+    pub options: NamedOptions,
+    /// Options by code: `[[subnet.option]] code = 43, hex = "..."`.
+    #[serde(default, rename = "option")]
+    pub raw_options: Vec<Spanned<RawOption>>,
+    #[serde(default, rename = "reservation")]
+    pub reservations: Vec<Spanned<ReservationConfig>>,
+}
+
+/// A fixed address for one client, found by exactly one identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationConfig {
+    pub address: Ipv4Addr,
+    /// Hardware address "aa:bb:cc:dd:ee:ff".
+    pub mac: Option<String>,
+    /// Option 61 as hex.
+    pub client_id: Option<String>,
+    /// Option 82 circuit-id (sub-option 1) as text, or `circuit_id_hex`.
+    pub circuit_id: Option<String>,
+    pub circuit_id_hex: Option<String>,
+    /// Option 82 remote-id (sub-option 2) as text, or `remote_id_hex`.
+    pub remote_id: Option<String>,
+    pub remote_id_hex: Option<String>,
+    /// Hand it out with an infinite lease (0xffffffff).
+    #[serde(default)]
+    pub infinite: bool,
+}
