@@ -244,18 +244,28 @@ string = "a private option that is rather long so that it takes room in the pack
         assert!(codes.contains(&c), "option {c} configured and room for it");
     }
     // Without option 57 the reply stays within 576 bytes: the long private
-    // option is dropped, what the client asked for is kept.
+    // option is dropped, what the client asked for is kept. Option 82
+    // comes from a relay (it is believed from relays only) and is echoed on
+    // top: the relay strips it before the client sees the reply (RFC 3046
+    // §2.2).
     let mut m = request(mac(2), MessageType::Discover, 2, vec![]);
+    m.set_giaddr(ip("198.18.0.254"));
     let mut agent = vec![1, 200];
     agent.extend(std::iter::repeat_n(b'x', 200));
     m.opts_mut()
         .insert(DhcpOption::ParameterRequestList(vec![OptionCode::Router]));
-    let f = with_raw_option(bcast(&m, 2), 82, &agent);
+    let relayed = frame(&m, mac(99), ip("198.18.0.254"), SERVER, None);
+    let f = with_raw_option(relayed, 82, &agent);
     let n = {
         use xdhcp::handler::FrameHandler;
         h.h.handle(&f, &mut h.tx).unwrap()
     };
-    assert!(n - 14 <= 576, "IP datagram of {} bytes", n - 14);
+    let echo = 2 + agent.len();
+    assert!(
+        n - 14 - echo <= 576,
+        "IP datagram of {} bytes without the 82 echo",
+        n - 14 - echo
+    );
     let codes = option_codes(h.raw_options());
     assert_eq!(codes.last(), Some(&82), "82 is kept and last");
     assert!(codes.contains(&3));
@@ -333,7 +343,7 @@ fn release_or_decline_naming_another_server_changes_nothing() {
 }
 
 #[test]
-fn rebinding_is_silent_for_strangers_unless_authoritative_and_naks_a_wrong_link() {
+fn rebinding_is_silent_for_strangers_unless_authoritative_and_naks_a_client_that_moved() {
     let rebind = |i: u32, ciaddr: Ipv4Addr| {
         let mut m = request(mac(i), MessageType::Request, 7, vec![]);
         m.set_ciaddr(ciaddr);
@@ -344,15 +354,33 @@ fn rebinding_is_silent_for_strangers_unless_authoritative_and_naks_a_wrong_link(
         h.send(&rebind(1, ip("198.18.0.11"))).is_none(),
         "not our binding: silent"
     );
-    let r = h.send(&rebind(1, ip("192.0.2.7"))).unwrap();
+    // RFC 2131 §4.3.2: a server that is not authoritative stays silent
+    // about a client it has no record of, also when ciaddr is on no link
+    // of ours (it may be another server's client).
+    assert!(
+        h.send(&rebind(1, ip("192.0.2.7"))).is_none(),
+        "ciaddr wrong for the link, stranger: silent"
+    );
+    // A client bound with us that rebinds from an address of another
+    // network has moved: NAK.
+    let a = h.send(&discover(2, vec![])).unwrap().msg.yiaddr();
+    let ack = h.send(&select(2, a, SERVER, vec![])).unwrap();
+    assert_eq!(msg_type(&ack.msg), Some(MessageType::Ack));
+    let r = h.send(&rebind(2, ip("192.0.2.7"))).unwrap();
     assert_eq!(
         msg_type(&r.msg),
         Some(MessageType::Nak),
-        "ciaddr wrong for the link"
+        "ciaddr wrong for the link, our client"
     );
     let mut h = Harness::new(&format!("{BASE}\nauthoritative = true\n{SMALL}"));
     let r = h.send(&rebind(1, ip("198.18.0.11"))).unwrap();
     assert_eq!(msg_type(&r.msg), Some(MessageType::Nak));
+    let r = h.send(&rebind(1, ip("192.0.2.7"))).unwrap();
+    assert_eq!(
+        msg_type(&r.msg),
+        Some(MessageType::Nak),
+        "authoritative: ciaddr wrong for the link"
+    );
 }
 
 #[test]
@@ -573,4 +601,318 @@ fn expiry_frees_the_address_and_old_records_are_forgotten() {
     h.engine.expire(end + 100);
     assert_eq!(h.engine.leases().get(&key), None, "then forgotten");
     assert!(h.engine.leases().is_empty());
+}
+
+// ---- Trust (RFC 3046 §2.1, §5), the subnet of a direct client, and the
+// small protocol faults of issue 11.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Two subnets: the access link (holds the server's address, a circuit-id
+/// reservation) and a pool reached through relays only.
+const TRUST: &str = r#"
+[[subnet]]
+prefix = "198.18.0.0/24"
+pools = ["198.18.0.10-198.18.0.12"]
+routers = ["198.18.0.1"]
+[[subnet.reservation]]
+circuit_id = "port-7"
+address = "198.18.0.70"
+
+[[subnet]]
+prefix = "203.0.113.0/24"
+pools = ["203.0.113.10-203.0.113.20"]
+routers = ["203.0.113.1"]
+"#;
+
+/// Option 82 with circuit-id `port-7`, link selection (82.5) naming the
+/// relay-only subnet and a server-id override (82.11).
+fn forged_agent_info() -> Vec<u8> {
+    let mut ai = vec![1, 6];
+    ai.extend_from_slice(b"port-7");
+    ai.extend_from_slice(&[5, 4, 203, 0, 113, 1]);
+    ai
+}
+
+/// The concatenated payload of every instance of `code` in a raw option
+/// area (RFC 3396), or None.
+fn option_payload(opts: &[u8], code: u8) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < opts.len() && opts[i] != 255 {
+        if opts[i] == 0 {
+            i += 1;
+            continue;
+        }
+        let len = opts[i + 1] as usize;
+        if opts[i] == code {
+            out.get_or_insert_with(Vec::new)
+                .extend_from_slice(&opts[i + 2..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    out
+}
+
+#[test]
+fn option_82_from_a_direct_client_is_ignored_unless_its_link_is_trusted() {
+    let mut h = harness(TRUST);
+    // Circuit-id of another subscriber's reservation, and 82.5 naming the
+    // relay-only subnet: neither is believed from giaddr 0.
+    let f = with_raw_option(discover(1, vec![]), 82, &forged_agent_info());
+    let r = h.send(&f).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("198.18.0.10"), "no reservation, no 82.5");
+    assert_eq!(option_payload(h.raw_options(), 82), None, "not echoed");
+    assert_eq!(h.stats.untrusted_agent_info.load(Relaxed), 1);
+    assert_eq!(h.stats.untrusted_dropped.load(Relaxed), 0);
+    // A server-id override (82.11) from a subscriber is not ours either.
+    let f = with_raw_option(discover(2, vec![]), 82, &[11, 4, 198, 18, 0, 99]);
+    let r = h.send(&f).unwrap();
+    assert_eq!(
+        r.msg.opts().get(OptionCode::ServerIdentifier),
+        Some(&DhcpOption::ServerIdentifier(SERVER))
+    );
+    // Option 118 (RFC 3011) naming the relay-only subnet: ignored too.
+    let r = h
+        .send(&discover(
+            3,
+            vec![DhcpOption::SubnetSelection(ip("203.0.113.1"))],
+        ))
+        .unwrap();
+    assert!(ip("198.18.0.0") <= r.msg.yiaddr() && r.msg.yiaddr() <= ip("198.18.0.255"));
+    assert_eq!(h.stats.untrusted_agent_info.load(Relaxed), 3);
+
+    // The same frames on a link whose switch inserts option 82 (DHCP
+    // snooping): believed, and echoed.
+    let mut h = harness(&TRUST.replacen(
+        "routers = [\"198.18.0.1\"]",
+        "routers = [\"198.18.0.1\"]\ntrust_agent_info = true",
+        1,
+    ));
+    let mut ai = vec![1, 6];
+    ai.extend_from_slice(b"port-7");
+    let r = h
+        .send(&with_raw_option(discover(1, vec![]), 82, &ai))
+        .unwrap();
+    assert_eq!(
+        r.msg.yiaddr(),
+        ip("198.18.0.70"),
+        "the circuit's reservation"
+    );
+    assert_eq!(option_payload(h.raw_options(), 82), Some(ai));
+    let f = with_raw_option(discover(4, vec![]), 82, &[5, 4, 203, 0, 113, 1]);
+    let r = h.send(&f).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("203.0.113.10"), "82.5 link selection");
+    assert_eq!(h.stats.untrusted_agent_info.load(Relaxed), 0);
+}
+
+#[test]
+fn untrusted_agent_info_drop_drops_and_counts() {
+    let mut h = Harness::new(&format!("{BASE}\nuntrusted_agent_info = \"drop\"\n{TRUST}"));
+    let f = with_raw_option(discover(1, vec![]), 82, &forged_agent_info());
+    assert!(h.send(&f).is_none());
+    assert_eq!(h.stats.untrusted_agent_info.load(Relaxed), 1);
+    assert_eq!(h.stats.untrusted_dropped.load(Relaxed), 1);
+    // Without option 82 the same client is served.
+    assert!(h.send(&discover(1, vec![])).is_some());
+    assert_eq!(h.stats.untrusted_dropped.load(Relaxed), 1);
+}
+
+#[test]
+fn trusted_relays_limits_whose_option_82_is_believed() {
+    let mut h = Harness::new(&format!(
+        "{BASE}\ntrusted_relays = [\"198.18.0.252/30\"]\n{TRUST}"
+    ));
+    let mut ai = vec![1, 6];
+    ai.extend_from_slice(b"port-7");
+    let relayed = |i: u32, relay: Ipv4Addr| {
+        let mut d = request(mac(i), MessageType::Discover, 1, vec![]);
+        d.set_giaddr(relay);
+        with_raw_option(frame(&d, mac(99), relay, SERVER, None), 82, &ai)
+    };
+    // A relay of the list: its circuit-id counts.
+    let r = h.send(&relayed(1, ip("198.18.0.254"))).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("198.18.0.70"));
+    assert_eq!(
+        option_payload(h.raw_options(), 82).as_deref(),
+        Some(&ai[..])
+    );
+    // Another giaddr (a subscriber posing as a relay): served by giaddr,
+    // option 82 ignored and not echoed.
+    let r = h.send(&relayed(2, ip("198.18.0.9"))).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("198.18.0.10"));
+    assert_eq!(option_payload(h.raw_options(), 82), None);
+    assert_eq!(h.stats.untrusted_agent_info.load(Relaxed), 1);
+}
+
+/// The relay-only subnet first in the file, the access link second: the
+/// old rule (first subnet without a VLAN) handed direct clients the
+/// relay's pool.
+const RELAY_FIRST: &str = r#"
+[[subnet]]
+prefix = "203.0.113.0/24"
+pools = ["203.0.113.10-203.0.113.20"]
+
+[[subnet]]
+prefix = "198.18.0.0/24"
+pools = ["198.18.0.10-198.18.0.12"]
+"#;
+
+const IFACE: &[(Ipv4Addr, u8)] = &[(Ipv4Addr::new(198, 18, 0, 1), 15)];
+
+#[test]
+fn a_direct_client_gets_the_subnet_of_the_interface_address_never_a_relay_only_one() {
+    let cfg = format!("{BASE}\n{RELAY_FIRST}");
+    let mut h = Harness::on_interface(&cfg, IFACE);
+    let r = h.send(&discover(1, vec![])).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("198.18.0.10"));
+    // ciaddr of the relay-only subnet in a DISCOVER opens nothing.
+    let mut d = request(mac(2), MessageType::Discover, 5, vec![]);
+    d.set_ciaddr(ip("203.0.113.15"));
+    let r = h.send(&bcast(&d, 2)).unwrap();
+    assert_eq!(r.msg.yiaddr(), ip("198.18.0.11"));
+    // A relayed client of that subnet is served through its relay, and
+    // renews straight to us (unicast, giaddr 0: RFC 2131 §4.3.2).
+    let relay = ip("203.0.113.1");
+    let mut d = request(mac(3), MessageType::Discover, 6, vec![]);
+    d.set_giaddr(relay);
+    let a = h
+        .send(&frame(&d, mac(99), relay, SERVER, None))
+        .unwrap()
+        .msg
+        .yiaddr();
+    assert_eq!(a, ip("203.0.113.10"));
+    let mut s = request(
+        mac(3),
+        MessageType::Request,
+        7,
+        vec![
+            DhcpOption::ServerIdentifier(SERVER),
+            DhcpOption::RequestedIpAddress(a),
+        ],
+    );
+    s.set_giaddr(relay);
+    let ack = h.send(&frame(&s, mac(99), relay, SERVER, None)).unwrap();
+    assert_eq!(msg_type(&ack.msg), Some(MessageType::Ack));
+    let mut renew = request(mac(3), MessageType::Request, 8, vec![]);
+    renew.set_ciaddr(a);
+    let r = h.send(&frame(&renew, mac(3), a, SERVER, None)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack), "renewal");
+
+    // Without an interface address in it, no subnet serves direct
+    // clients, unless `direct = true` says so.
+    let mut h = Harness::on_interface(&cfg, &[(ip("192.0.2.1"), 24)]);
+    assert!(h.send(&discover(1, vec![])).is_none());
+    assert_eq!(h.stats.no_subnet.load(Relaxed), 1);
+    let forced = cfg.replacen(
+        "pools = [\"203.0.113.10-203.0.113.20\"]",
+        "pools = [\"203.0.113.10-203.0.113.20\"]\ndirect = true",
+        1,
+    );
+    let mut h = Harness::on_interface(&forced, &[(ip("192.0.2.1"), 24)]);
+    assert_eq!(
+        h.send(&discover(1, vec![])).unwrap().msg.yiaddr(),
+        ip("203.0.113.10")
+    );
+    // `direct = false` keeps a subnet for relays even with an address.
+    let relay_only = cfg.replacen(
+        "pools = [\"198.18.0.10-198.18.0.12\"]",
+        "pools = [\"198.18.0.10-198.18.0.12\"]\ndirect = false",
+        1,
+    );
+    let mut h = Harness::on_interface(&relay_only, IFACE);
+    assert!(h.send(&discover(1, vec![])).is_none());
+}
+
+#[test]
+fn a_split_option_82_longer_than_255_bytes_is_echoed_whole() {
+    let mut h = harness(SMALL);
+    let relay = ip("198.18.0.254");
+    let mut d = request(mac(1), MessageType::Discover, 1, vec![]);
+    d.set_giaddr(relay);
+    // Two instances (RFC 3396): a 250-byte circuit-id and a 48-byte
+    // remote-id, 302 bytes joined.
+    let mut ai = vec![1, 248];
+    ai.extend(std::iter::repeat_n(b'c', 248));
+    ai.extend_from_slice(&[2, 52]);
+    ai.extend(std::iter::repeat_n(b'r', 52));
+    let (a, b) = ai.split_at(200);
+    let f = with_raw_option(frame(&d, mac(99), relay, SERVER, None), 82, a);
+    let f = with_raw_option(f, 82, b);
+    let r = h.send(&f).expect("an OFFER with the whole option 82");
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Offer));
+    assert_eq!(option_payload(h.raw_options(), 82), Some(ai.clone()));
+    // The lease is bound and the ACK leaves too.
+    let mut s = request(
+        mac(1),
+        MessageType::Request,
+        2,
+        vec![
+            DhcpOption::ServerIdentifier(SERVER),
+            DhcpOption::RequestedIpAddress(r.msg.yiaddr()),
+        ],
+    );
+    s.set_giaddr(relay);
+    let f = with_raw_option(frame(&s, mac(99), relay, SERVER, None), 82, a);
+    let r = h.send(&with_raw_option(f, 82, b)).expect("ACK");
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    assert_eq!(option_payload(h.raw_options(), 82), Some(ai));
+}
+
+#[test]
+fn inform_without_ciaddr_goes_to_its_source_address_or_broadcast_never_to_zero() {
+    let mut h = harness(SMALL);
+    let m = request(mac(1), MessageType::Inform, 9, vec![]);
+    let r = h
+        .send(&frame(&m, mac(1), ip("198.18.0.200"), SERVER, None))
+        .unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    assert_eq!((r.dst_mac, r.dst_ip), (mac(1), ip("198.18.0.200")));
+    // No source address either (or one not of the subnet): broadcast.
+    for src in [Ipv4Addr::UNSPECIFIED, ip("192.0.2.9")] {
+        let r = h.send(&frame(&m, mac(1), src, SERVER, None)).unwrap();
+        assert_eq!((r.dst_mac, r.dst_ip), ([0xff; 6], Ipv4Addr::BROADCAST));
+    }
+}
+
+#[test]
+fn a_selecting_request_without_option_50_is_ignored_not_naked() {
+    let mut h = harness(SMALL);
+    let a = h.send(&discover(1, vec![])).unwrap().msg.yiaddr();
+    let m = request(
+        mac(1),
+        MessageType::Request,
+        201,
+        vec![DhcpOption::ServerIdentifier(SERVER)],
+    );
+    assert!(h.send(&bcast(&m, 1)).is_none(), "no NAK");
+    assert_eq!(h.stats.nak.load(Relaxed), 0);
+    // The offer still stands.
+    let ack = h.send(&select(1, a, SERVER, vec![])).unwrap();
+    assert_eq!(msg_type(&ack.msg), Some(MessageType::Ack));
+}
+
+#[test]
+fn trust_and_ring_settings_are_checked_with_their_line() {
+    let parse = |extra: &str| xdhcp::config::Config::parse(&format!("{BASE}{extra}\n{SMALL}"));
+    let e = parse("frames = 4096\nring_size = 1024").unwrap_err();
+    assert_eq!(e.line, Some(6), "{e}");
+    assert!(e.message.contains("ring_size"), "{e}");
+    assert!(parse("frames = 4096\nring_size = 2048").is_ok());
+    let e = parse("trusted_relays = [\"10.0.0.1/8\"]").unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
+    assert!(e.message.contains("host bits"), "{e}");
+    let e = parse("untrusted_agent_info = \"maybe\"").unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
+    let shared = r#"
+[[subnet]]
+prefix = "203.0.113.0/24"
+shared_network = "n"
+trust_agent_info = true
+[[subnet]]
+prefix = "203.0.114.0/24"
+shared_network = "n"
+"#;
+    let e = xdhcp::config::Config::parse(&format!("{BASE}{shared}")).unwrap_err();
+    assert!(e.message.contains("must agree"), "{e}");
 }

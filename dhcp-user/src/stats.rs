@@ -38,7 +38,7 @@ macro_rules! worker_counters {
 worker_counters! {
     rx: "Frames taken from the RX ring.",
     tx: "Reply frames put on the TX ring.",
-    tx_dropped: "Replies lost because the TX ring or the frame pool was full.",
+    tx_dropped: "Replies lost because no TX frame was free (all waiting on the TX ring or parked).",
     malformed: "Frames that failed the wire checks (counted and dropped).",
     discover: "DHCPDISCOVER received.",
     request: "DHCPREQUEST received.",
@@ -51,6 +51,9 @@ worker_counters! {
     ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, other server chosen, RELEASE, ...).",
     no_address: "DISCOVERs that found no free address.",
     no_subnet: "Requests for which no configured subnet matched.",
+    untrusted_agent_info: "Requests whose option 82 or 118 came from neither a trusted relay nor a link marked trust_agent_info: served as if they had none, or dropped (untrusted_dropped).",
+    untrusted_dropped: "Of those, the requests dropped for it (untrusted_agent_info = \"drop\").",
+    tx_ring_full: "Times the TX ring could not take a batch of replies at once; they stay queued and go with the next batch.",
     journal_full: "Lease records the journal's queue could not take at once; they wait in the worker's backlog (durable mode: their ACKs wait with them).",
     journal_lost: "Lease records that found the worker's backlog full too: lost to the journal (fast mode) or their ACKs dropped (durable mode, the client retransmits).",
     parked: "Replies that waited for their lease record to be synced (durable mode).",

@@ -204,8 +204,21 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         }
     }
     let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
-    // One worker per queue, each with its home shard in every pool.
-    let engine = Arc::new(Engine::for_workers(&checked, queues as usize));
+    // One worker per queue, each with its home shard in every pool. The
+    // interface's own addresses say which subnets are on its link and so
+    // serve direct clients (giaddr 0); the others are for relays only.
+    let addrs = iface_addrs(&iface.name)?;
+    let engine = Arc::new(Engine::on_interface(&checked, queues as usize, &addrs));
+    for (s, rt) in checked.subnets.iter().zip(engine.subnets()) {
+        if !rt.direct {
+            tracing::info!(
+                subnet = %format!("{}/{}", s.network, s.prefix_len),
+                "relayed requests only: no address of {} in this subnet (set direct = true to \
+                 serve direct clients from it)",
+                iface.name
+            );
+        }
+    }
     // Workers and the expiry thread read the engine through this cell; a
     // reload (SIGHUP) swaps a new one in.
     let cell = Arc::new(ArcSwap::new(engine.clone()));
@@ -398,7 +411,13 @@ fn reload_config(
         );
     }
     let current = cell.load_full();
-    let next = Arc::new(current.reload(&checked));
+    let next = Arc::new(match iface_addrs(iface) {
+        Ok(addrs) => current.reload_on(&checked, &addrs),
+        Err(e) => {
+            tracing::warn!("reload: {e:#}; keeping the interface addresses read before");
+            current.reload(&checked)
+        }
+    });
     cell.store(next.clone());
     if let Some(s) = running.steering.as_mut() {
         let mut ids: Vec<Ipv4Addr> = checked.subnets.iter().map(|s| s.server_id).collect();
@@ -413,6 +432,16 @@ fn reload_config(
     std::thread::sleep(Duration::from_millis(50));
     next.reclaim();
     tracing::info!(subnets = checked.subnets.len(), "configuration reloaded");
+}
+
+/// The IPv4 addresses of the served interface, with their prefix length.
+fn iface_addrs(name: &str) -> anyhow::Result<Vec<(Ipv4Addr, u8)>> {
+    Ok(xdhcp::os::ifaddrs::ipv4()
+        .context("listing interface addresses (getifaddrs)")?
+        .into_iter()
+        .filter(|a| a.name == name)
+        .map(|a| (a.addr, a.prefix))
+        .collect())
 }
 
 fn total(r: &Running) -> WorkerSnapshot {

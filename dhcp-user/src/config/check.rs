@@ -98,6 +98,12 @@ pub struct Subnet {
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
     pub shared_network: Option<String>,
+    /// Believe option 82/118 in direct requests on this subnet's link
+    /// (an L2 switch with DHCP snooping inserts them).
+    pub trust_agent_info: bool,
+    /// Serves direct clients: `Some` as configured, `None` to be decided
+    /// by the engine from the interface's addresses (and `vlan`).
+    pub direct: Option<bool>,
     /// Every configured option but the mask, encoded, in the order the
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
@@ -125,6 +131,8 @@ pub fn prefix_mask(len: u8) -> u32 {
 pub struct Checked {
     pub file: Config,
     pub subnets: Vec<Subnet>,
+    /// `trusted_relays` as (network, prefix length); empty: every relay.
+    pub trusted_relays: Vec<(Ipv4Addr, u8)>,
 }
 
 impl Checked {
@@ -153,7 +161,12 @@ impl Config {
             message: e.message().to_string(),
         })?;
         let subnets = file.check(text)?;
-        Ok(Checked { file, subnets })
+        let trusted_relays = file.check_relays(text)?;
+        Ok(Checked {
+            file,
+            subnets,
+            trusted_relays,
+        })
     }
 
     /// Reads and checks a configuration file.
@@ -200,8 +213,24 @@ impl Config {
         }
         if !self.ring_size.is_power_of_two() {
             return Err(ConfigError {
-                line: None,
+                line: key_line(text, "ring_size"),
                 message: format!("`ring_size` = {} must be a power of two", self.ring_size),
+            });
+        }
+        // Half the frames carry replies; every one of them may wait on the
+        // TX ring at once (a durable group's ACKs released together), so
+        // the ring must hold them all or a reply is dropped after its
+        // lease was bound.
+        if self.ring_size < self.frames / 2 {
+            return Err(ConfigError {
+                line: key_line(text, "ring_size").or_else(|| key_line(text, "frames")),
+                message: format!(
+                    "`ring_size` = {} is smaller than half of `frames` = {}: the TX ring must \
+                     take every reply frame ({}) at once",
+                    self.ring_size,
+                    self.frames,
+                    self.frames / 2
+                ),
             });
         }
         if self.renew_jitter > 25 {
@@ -251,6 +280,8 @@ impl Config {
                 max_lease_time: s.max_lease_time.unwrap_or(s.lease_time),
                 ignore_client_id: s.ignore_client_id,
                 shared_network: s.shared_network.clone(),
+                trust_agent_info: s.trust_agent_info,
+                direct: s.direct,
                 options: Vec::new(),
                 reservations: Vec::new(),
             };
@@ -377,6 +408,24 @@ impl Config {
                 ));
             }
             if let Some(o) = out.iter().find(|o| {
+                sub.shared_network.is_some()
+                    && o.shared_network == sub.shared_network
+                    && (o.direct != sub.direct || o.trust_agent_info != sub.trust_agent_info)
+            }) {
+                return Err(at(
+                    span,
+                    format!(
+                        "shared network {:?}: `direct` and `trust_agent_info` are settings of \
+                         the link, its subnets must agree (subnet {}/{} says {:?} and {})",
+                        sub.shared_network.as_deref().unwrap_or_default(),
+                        o.network,
+                        o.prefix_len,
+                        o.direct,
+                        o.trust_agent_info
+                    ),
+                ));
+            }
+            if let Some(o) = out.iter().find(|o| {
                 let m = prefix_mask(o.prefix_len.min(sub.prefix_len));
                 u32::from(o.network) & m == u32::from(sub.network) & m && o.vlan == sub.vlan
             }) {
@@ -394,6 +443,54 @@ impl Config {
         }
         Ok(out)
     }
+}
+
+impl Config {
+    /// `trusted_relays`, each a prefix.
+    fn check_relays(&self, text: &str) -> Result<Vec<(Ipv4Addr, u8)>, ConfigError> {
+        self.trusted_relays
+            .iter()
+            .map(|r| {
+                parse_prefix_any(r.get_ref()).map_err(|m| ConfigError {
+                    line: Some(line_of(text, r.span().start)),
+                    message: format!("trusted_relays {:?}: {m}", r.get_ref()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The line of a top-level `key = ...`, for errors about keys serde does
+/// not keep a position of.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// A prefix "a.b.c.d/len" of any length (a single relay is a /32); a bare
+/// address is a /32.
+fn parse_prefix_any(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: Ipv4Addr = addr.trim().parse().map_err(|e| format!("{e}"))?;
+    let len: u8 = len
+        .trim()
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| "prefix length is not 0–32".to_string())?;
+    if u32::from(addr) & !prefix_mask(len) != 0 {
+        return Err(format!(
+            "host bits set; the network is {}/{len}",
+            Ipv4Addr::from(u32::from(addr) & prefix_mask(len))
+        ));
+    }
+    Ok((addr, len))
 }
 
 /// Routers, DNS, domain name, broadcast address, then the named options.

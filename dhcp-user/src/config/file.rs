@@ -95,6 +95,16 @@ pub struct Config {
     /// the last hour rather than all clients ever seen.
     #[serde(default = "default_keep_released")]
     pub keep_released: u32,
+    /// Relays whose option 82 and 118 are believed, as prefixes
+    /// "a.b.c.d/len" matched against giaddr; empty (the default): every
+    /// relay. Direct requests (giaddr 0) are judged by the subnet of
+    /// their link (`trust_agent_info`).
+    #[serde(default)]
+    pub trusted_relays: Vec<Spanned<String>>,
+    /// What becomes of a request whose option 82 or 118 is not believed:
+    /// served as if it had none (`ignore`) or dropped (`drop`).
+    #[serde(default)]
+    pub untrusted_agent_info: UntrustedAgentInfo,
     /// Up to this many percent taken off T1 and T2, differently for each
     /// client, so that the renewals of a city that reconnected at once do
     /// not come back as one wave.
@@ -105,6 +115,19 @@ pub struct Config {
     pub journal: Option<JournalConfig>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
+}
+
+/// What becomes of a request whose relay agent information (option 82)
+/// or subnet selection (option 118) comes from someone not trusted to
+/// set it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UntrustedAgentInfo {
+    /// Served as if the options were absent (and not echoed).
+    #[default]
+    Ignore,
+    /// Not served at all.
+    Drop,
 }
 
 /// The lease journal: `durable` syncs each group of lease records before
@@ -172,6 +195,15 @@ pub struct SubnetConfig {
     /// one VLAN or behind one relay): a client is one client across them,
     /// and a new client gets an address from the next when one is full.
     pub shared_network: Option<String>,
+    /// Direct requests (giaddr 0) arriving on this subnet's link may carry
+    /// option 82 (and 118) inserted by an L2 switch doing DHCP snooping:
+    /// believe them. Default: only relays are believed.
+    #[serde(default)]
+    pub trust_agent_info: bool,
+    /// Whether the subnet serves direct clients (giaddr 0) on its link:
+    /// default yes for a subnet with `vlan` or one that holds an address
+    /// of the interface, no for the others (reached through relays only).
+    pub direct: Option<bool>,
     /// Named options (mtu, ntp, tftp_server, bootfile, domain_search,
     /// classless_routes).
     #[serde(default)]

@@ -9,6 +9,7 @@
 use super::client::{Client, client_key};
 use super::lifecycle::{Change, Clock, expiry};
 use super::reply::{self, Local, Reply};
+use super::request::AgentTrust;
 use super::subnet::SubnetRt;
 use super::{Engine, Request, parse};
 use crate::lease::journal::{LeaseRecord, RecordState};
@@ -37,6 +38,18 @@ pub enum Silence {
     Ignored,
     NoSubnet,
     NoAddress,
+    /// Option 82 or 118 from someone not trusted to set it, with
+    /// `untrusted_agent_info = "drop"`.
+    Untrusted,
+}
+
+/// What the engine noticed about a request besides its verdict, for the
+/// worker's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// Its option 82 or 118 was not believed (ignored, or the request
+    /// dropped for it).
+    pub untrusted_agent_info: bool,
 }
 
 /// The engine's verdict on one frame.
@@ -54,7 +67,8 @@ pub enum Verdict {
 impl Engine {
     /// Reads one frame and, if the protocol calls for it, writes the reply.
     /// A lease the decision created, extended, released or declined is
-    /// left in `record`, for the journal, before the reply may leave.
+    /// left in `record`, for the journal, before the reply may leave;
+    /// what else is worth counting, in `notes`.
     pub fn process(
         &self,
         rx: &[u8],
@@ -62,11 +76,17 @@ impl Engine {
         clock: Clock,
         local: &Local,
         record: &mut Option<LeaseRecord>,
+        notes: &mut Notes,
     ) -> Verdict {
         let mut join = None;
-        let Ok(req) = parse(rx, &mut join) else {
+        let Ok(mut req) = parse(rx, &mut join) else {
             return Verdict::Malformed;
         };
+        let judged = self.judge_agent_info(&mut req);
+        notes.untrusted_agent_info = req.agent == AgentTrust::Ignored;
+        if let Err(why) = judged {
+            return Verdict::Silent(req.kind, why);
+        }
         let mut change = None;
         let decided = self.decide(&req, clock.secs, local.home, &mut change);
         *record = change.map(|ch| ch.record(&req, clock));
@@ -81,7 +101,8 @@ impl Engine {
 
     /// The protocol decision for one request: the subnet it belongs to
     /// and the reply, or why there is none. `home` is the deciding
-    /// worker's shard in the pools.
+    /// worker's shard in the pools. The request must have been through
+    /// the trust step (`trust.rs`); one that was not is ignored.
     pub fn decide(
         &self,
         req: &Request<'_>,
@@ -89,6 +110,9 @@ impl Engine {
         home: usize,
         change: &mut Option<Change>,
     ) -> Result<(&SubnetRt, Reply), Silence> {
+        if req.agent == AgentTrust::Unjudged {
+            return Err(Silence::Ignored);
+        }
         let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
         let key = client_key(selected, req);
         let reserved = self.reservation(selected, req);
@@ -310,7 +334,12 @@ impl Engine {
                     });
                     return Err(Silence::Ignored);
                 }
-                let want = requested.unwrap_or(req.ciaddr);
+                // RFC 2131 §4.3.2: a SELECTING REQUEST MUST carry the
+                // address it accepts (option 50); without it there is
+                // nothing to grant nor to refuse.
+                let Some(want) = requested else {
+                    return Err(Silence::Ignored);
+                };
                 let granted = self.leases.update(&c.key, |e| grant(e, want));
                 Ok(if granted { ack(want) } else { nak })
             }
@@ -331,10 +360,24 @@ impl Engine {
                 })
             }
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
+            // RFC 2131 §4.3.2 asks for a NAK on the wrong network only of
+            // an INIT-REBOOT; of a renewal it says to check ciaddr. A server
+            // that is not authoritative NAKs a ciaddr outside the subnet
+            // only for a client bound with it (the client moved); about
+            // the others it stays silent: they may be another server's (a
+            // client that took another server's offer still has a
+            // withdrawn record here).
             (None, _, false) => {
                 let have = req.ciaddr;
                 if !s.contains(have) {
-                    return Ok(nak);
+                    let bound = self
+                        .leases
+                        .get(&c.key)
+                        .is_some_and(|l| l.state == LeaseState::Bound);
+                    if self.authoritative || bound {
+                        return Ok(nak);
+                    }
+                    return Err(Silence::Ignored);
                 }
                 self.leases.update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {

@@ -9,7 +9,7 @@
 use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
-use super::{Engine, Silence, Verdict};
+use super::{Engine, Notes, Silence, Verdict};
 use crate::handler::FrameHandler;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
@@ -82,11 +82,15 @@ impl FrameHandler for Handler {
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
         let mut record = None;
+        let mut notes = Notes::default();
         let verdict = self
             .engine
-            .process(rx, tx, self.clock, &self.local, &mut record);
+            .process(rx, tx, self.clock, &self.local, &mut record, &mut notes);
         let s = &*self.stats;
         self.hold = 0;
+        if notes.untrusted_agent_info {
+            bump(&s.untrusted_agent_info);
+        }
         let (req, mut reply) = match verdict {
             Verdict::Malformed => {
                 bump(&s.malformed);
@@ -97,6 +101,7 @@ impl FrameHandler for Handler {
                     Silence::Ignored => &s.ignored,
                     Silence::NoSubnet => &s.no_subnet,
                     Silence::NoAddress => &s.no_address,
+                    Silence::Untrusted => &s.untrusted_dropped,
                 });
                 (req, None)
             }

@@ -12,14 +12,17 @@
 //!    [`Verdict`];
 //! 3. `request.rs`: [`parse`] reads the frame into a [`Request`], or
 //!    rejects it as malformed;
-//! 4. `select.rs`: the subnet it belongs to (option 118, 82.5, giaddr,
+//! 4. `trust.rs`: whether options 82 and 118 are believed (a relay we
+//!    trust, or a link marked `trust_agent_info`); if not, they are taken
+//!    out of the request view, or the request is dropped;
+//! 5. `select.rs`: the subnet it belongs to (option 118, 82.5, giaddr,
 //!    VLAN; the member of a shared network), over the subnets that
 //!    `subnet.rs` holds ready for the packet path;
-//! 5. `client.rs`: the client's lease key and reservation;
-//! 6. `decide.rs`: the decision for its message type, a [`Reply`] and
+//! 6. `client.rs`: the client's lease key and reservation;
+//! 7. `decide.rs`: the decision for its message type, a [`Reply`] and
 //!    maybe a lease [`Change`];
-//! 7. `reply.rs`: the reply frame, written into the TX buffer;
-//! 8. `handler.rs` again: the verdict counted, the change handed to the
+//! 8. `reply.rs`: the reply frame, written into the TX buffer;
+//! 9. `handler.rs` again: the verdict counted, the change handed to the
 //!    journal through `journal_link.rs`, the reply held until the record
 //!    is on disk (durable mode).
 //!
@@ -37,17 +40,19 @@ pub mod reply;
 mod request;
 mod select;
 pub mod subnet;
+mod trust;
 
-pub use decide::{Silence, Verdict};
+pub use decide::{Notes, Silence, Verdict};
 pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
 pub use lifecycle::{Change, Clock};
-pub use request::{Request, parse};
+pub use request::{AgentTrust, Request, parse};
 
-use crate::config::Checked;
+use crate::config::{Checked, UntrustedAgentInfo};
 use crate::lease::LeaseTable;
 use client::Reservations;
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -77,20 +82,59 @@ pub struct Engine {
     /// Reservations of every subnet by identity, built at start and only
     /// read afterwards.
     reservations: Reservations,
+    /// `trusted_relays` as (network, mask); empty: every relay.
+    trusted_relays: Box<[(u32, u32)]>,
+    /// `untrusted_agent_info = "drop"`.
+    drop_untrusted: bool,
+    /// The IPv4 addresses of the served interface, as the daemon listed
+    /// them; `None` for an engine built without one (tests, tools).
+    iface_addrs: Option<Box<[(Ipv4Addr, u8)]>>,
+}
+
+/// Which subnets serve direct clients (giaddr 0): those with `direct =
+/// true`, and, unless `direct = false`, those with a `vlan` (the tag names
+/// their link) and those holding one of `addrs`, with the other subnets of
+/// their shared network. A subnet that holds no address of the interface
+/// is reached through relays only.
+fn direct_subnets(cfg: &Checked, addrs: &[Ipv4Addr]) -> Vec<bool> {
+    let auto: Vec<bool> = cfg
+        .subnets
+        .iter()
+        .map(|s| s.vlan.is_some() || addrs.iter().any(|a| s.contains(*a)))
+        .collect();
+    (0..cfg.subnets.len())
+        .map(|i| {
+            cfg.subnets[i].direct.unwrap_or_else(|| {
+                let link = cfg.link_of(i);
+                (0..cfg.subnets.len()).any(|j| auto[j] && cfg.link_of(j) == link)
+            })
+        })
+        .collect()
 }
 
 impl Engine {
     /// The engine for one worker: its pools hand out addresses exactly
-    /// lowest-free-first.
+    /// lowest-free-first. Built without an interface (tests, tools): the
+    /// host is taken to hold each subnet's server identifier on the served
+    /// link, so the subnets holding one serve direct clients (see
+    /// [`Engine::on_interface`]).
     pub fn new(cfg: &Checked) -> Engine {
         Engine::for_workers(cfg, 1)
     }
 
     /// The engine for `workers` workers, each with a home shard in every
     /// pool ([`Handler::worker`]), so that they do not allocate from the
-    /// same words.
+    /// same words. Without an interface, as [`Engine::new`].
     pub fn for_workers(cfg: &Checked, workers: usize) -> Engine {
-        Engine::build(cfg, None, workers.max(1))
+        Engine::build(cfg, None, workers.max(1), None)
+    }
+
+    /// The engine of a daemon serving an interface whose IPv4 addresses
+    /// are `addrs` (address, prefix length): a subnet holding one of them
+    /// serves direct clients (giaddr 0), the others only relayed ones
+    /// (unless `direct` or `vlan` says otherwise).
+    pub fn on_interface(cfg: &Checked, workers: usize, addrs: &[(Ipv4Addr, u8)]) -> Engine {
+        Engine::build(cfg, None, workers.max(1), Some(addrs.into()))
     }
 
     /// The engine for a new configuration that carries on from this one:
@@ -98,13 +142,32 @@ impl Engine {
     /// prefix, VLAN and ranges did not change. Addresses held in the table
     /// are claimed in the pools that are new. Workers switch to it at
     /// their next batch; call [`Engine::reclaim`] once they have.
+    /// The interface's addresses stay those of this engine.
     pub fn reload(&self, cfg: &Checked) -> Engine {
-        let e = Engine::build(cfg, Some(self), self.workers);
+        let e = Engine::build(cfg, Some(self), self.workers, self.iface_addrs.clone());
         e.reclaim();
         e
     }
 
-    fn build(cfg: &Checked, prev: Option<&Engine>, workers: usize) -> Engine {
+    /// [`Engine::reload`] with the interface's addresses as they are now
+    /// (the daemon lists them again at every reload).
+    pub fn reload_on(&self, cfg: &Checked, addrs: &[(Ipv4Addr, u8)]) -> Engine {
+        let e = Engine::build(cfg, Some(self), self.workers, Some(addrs.into()));
+        e.reclaim();
+        e
+    }
+
+    fn build(
+        cfg: &Checked,
+        prev: Option<&Engine>,
+        workers: usize,
+        iface_addrs: Option<Box<[(Ipv4Addr, u8)]>>,
+    ) -> Engine {
+        let local: Vec<Ipv4Addr> = match &iface_addrs {
+            Some(a) => a.iter().map(|(a, _)| *a).collect(),
+            None => cfg.subnets.iter().map(|s| s.server_id).collect(),
+        };
+        let direct = direct_subnets(cfg, &local);
         let links = prev.map_or_else(|| Arc::new(Mutex::new(HashMap::new())), |p| p.links.clone());
         let subnets: Box<[SubnetRt]> = {
             let mut names = links.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,7 +185,9 @@ impl Engine {
                     let pool = prev
                         .and_then(|p| p.subnets.iter().find(|o| o.shape == shape))
                         .map(|o| o.pool.clone());
-                    SubnetRt::new(i as u16, link, s, pool, workers)
+                    let mut rt = SubnetRt::new(i as u16, link, s, pool, workers);
+                    rt.direct = direct[i];
+                    rt
                 })
                 .collect()
         };
@@ -147,6 +212,16 @@ impl Engine {
             keep_released: cfg.file.keep_released,
             workers,
             reservations,
+            trusted_relays: cfg
+                .trusted_relays
+                .iter()
+                .map(|(n, len)| {
+                    let m = crate::config::prefix_mask(*len);
+                    (u32::from(*n) & m, m)
+                })
+                .collect(),
+            drop_untrusted: cfg.file.untrusted_agent_info == UntrustedAgentInfo::Drop,
+            iface_addrs,
         }
     }
 

@@ -74,6 +74,11 @@ pub struct SubnetRt {
     pub min_lease_time: u32,
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
+    /// Serves direct clients (giaddr 0) on its link; set by the engine from
+    /// `direct`, `vlan` and the interface's addresses.
+    pub direct: bool,
+    /// Believes option 82/118 of direct requests on its link.
+    pub trust_agent_info: bool,
     /// Shared with the engine before a reload when the subnet and its
     /// ranges did not change, so its bits carry over.
     pub pool: Arc<Pool>,
@@ -131,6 +136,8 @@ impl SubnetRt {
             min_lease_time: s.min_lease_time,
             max_lease_time: s.max_lease_time,
             ignore_client_id: s.ignore_client_id,
+            direct: s.direct.unwrap_or(s.vlan.is_some()),
+            trust_agent_info: s.trust_agent_info,
             pool,
             options: EncodedOptions::new(&list),
             reserved: reserved.into_boxed_slice(),

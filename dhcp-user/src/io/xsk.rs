@@ -285,11 +285,16 @@ fn run<H: FrameHandler>(
             let sent = unsafe { s.tx.produce(&tx_out) };
             if sent == tx_out.len() {
                 add(&stats.tx, sent as u64);
+                tx_out.clear();
             } else {
-                add(&stats.tx_dropped, tx_out.len() as u64);
-                free_tx.extend_from_slice(&tx_out);
+                // The ring takes all or nothing. Keep them, in order, for
+                // the next round, once the kernel has completed some: a
+                // durable ACK was released after its lease was bound and
+                // must not be lost here. (With `ring_size` at least half
+                // of `frames`, checked at start, every TX frame fits on
+                // the ring at once and this does not happen.)
+                bump(&stats.tx_ring_full);
             }
-            tx_out.clear();
         }
         // Kick while descriptors wait on the TX ring. In copy mode one kick
         // sends at most the socket's TX budget (32 frames by default) and
