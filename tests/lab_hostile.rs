@@ -64,9 +64,13 @@ const LINK_SELECTION_HEX: &str = "0504cb007101";
 /// REQUEST; the address offered and acknowledged.
 fn dora_with_82(lab: &Lab, mac: &str, agent_hex: &str) -> anyhow::Result<(Ipv4Addr, Ipv4Addr)> {
     let out = output_within(
-        lab.cli(PYTHON)
-            .arg(fixture("dhcp_lab.py"))
-            .args(["dora", &lab.cli_if, mac, "--agent-hex", agent_hex]),
+        lab.cli(PYTHON).arg(fixture("dhcp_lab.py")).args([
+            "dora",
+            &lab.cli_if,
+            mac,
+            "--agent-hex",
+            agent_hex,
+        ]),
         Duration::from_secs(30),
     )?;
     ensure!(
@@ -108,7 +112,10 @@ fn forged_option_82_on_an_untrusted_link_gets_no_reservation_nor_foreign_subnet(
         assert!(in_pool(a), "{a} outside the access pool");
     }
     // DISCOVER and REQUEST of both clients, retransmissions aside.
-    assert!(counter(&stats, "/total/untrusted_agent_info") >= 4, "{stats}");
+    assert!(
+        counter(&stats, "/total/untrusted_agent_info") >= 4,
+        "{stats}"
+    );
     assert_eq!(counter(&stats, "/total/untrusted_dropped"), 0, "{stats}");
 }
 
