@@ -98,6 +98,10 @@ pub struct Subnet {
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
     pub shared_network: Option<String>,
+    /// Percent of the pool that may be in probation (declined) at once.
+    pub max_probation_percent: u8,
+    /// Answer a DISCOVER with option 80 by an ACK (RFC 4039).
+    pub rapid_commit: bool,
     /// Every configured option but the mask, encoded, in the order the
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
@@ -251,6 +255,8 @@ impl Config {
                 max_lease_time: s.max_lease_time.unwrap_or(s.lease_time),
                 ignore_client_id: s.ignore_client_id,
                 shared_network: s.shared_network.clone(),
+                max_probation_percent: s.max_probation_percent,
+                rapid_commit: s.rapid_commit,
                 options: Vec::new(),
                 reservations: Vec::new(),
             };
@@ -260,6 +266,15 @@ impl Config {
                     format!(
                         "min_lease_time ({}) <= lease_time ({}) <= max_lease_time ({}) does not hold",
                         sub.min_lease_time, s.lease_time, sub.max_lease_time
+                    ),
+                ));
+            }
+            if s.max_probation_percent > 100 {
+                return Err(at(
+                    span.clone(),
+                    format!(
+                        "max_probation_percent = {} must be 0–100",
+                        s.max_probation_percent
                     ),
                 ));
             }

@@ -9,7 +9,7 @@
 use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
-use super::{Engine, Silence, Verdict};
+use super::{Engine, Note, Silence, Verdict};
 use crate::handler::FrameHandler;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
@@ -81,11 +81,19 @@ impl FrameHandler for Handler {
     }
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
-        let mut record = None;
+        let (mut record, mut note) = (None, None);
         let verdict = self
             .engine
-            .process(rx, tx, self.clock, &self.local, &mut record);
+            .process(rx, tx, self.clock, &self.local, &mut record, &mut note);
         let s = &*self.stats;
+        if let Some(n) = note {
+            bump(match n {
+                Note::DeclineNotBound => &s.decline_not_bound,
+                Note::DeclineRateLimited => &s.decline_rate_limited,
+                Note::ProbationFull => &s.probation_full,
+                Note::ReservationConflict => &s.reservation_conflict,
+            });
+        }
         self.hold = 0;
         let (req, mut reply) = match verdict {
             Verdict::Malformed => {
@@ -125,6 +133,9 @@ impl FrameHandler for Handler {
             }
         }
         let (kind, len) = reply?;
+        if (req, kind) == (MessageType::Discover, MessageType::Ack) {
+            bump(&s.rapid_commit);
+        }
         match kind {
             MessageType::Offer => bump(&s.offer),
             MessageType::Ack => bump(&s.ack),

@@ -17,7 +17,8 @@
 //!    `subnet.rs` holds ready for the packet path;
 //! 5. `client.rs`: the client's lease key and reservation;
 //! 6. `decide.rs`: the decision for its message type, a [`Reply`] and
-//!    maybe a lease [`Change`];
+//!    maybe a lease [`Change`] (DECLINE's limits in `decline.rs`), and a
+//!    [`Note`] of what a counter of its own reports;
 //! 7. `reply.rs`: the reply frame, written into the TX buffer;
 //! 8. `handler.rs` again: the verdict counted, the change handed to the
 //!    journal through `journal_link.rs`, the reply held until the record
@@ -30,6 +31,7 @@
 //! [`Reply`]: reply::Reply
 mod client;
 mod decide;
+mod decline;
 mod handler;
 mod journal_link;
 mod lifecycle;
@@ -38,6 +40,7 @@ mod request;
 mod select;
 pub mod subnet;
 
+pub use client::Note;
 pub use decide::{Silence, Verdict};
 pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
@@ -47,6 +50,7 @@ pub use request::{Request, parse};
 use crate::config::Checked;
 use crate::lease::LeaseTable;
 use client::Reservations;
+use decline::DeclineRates;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -65,6 +69,11 @@ pub struct Engine {
     epoch: Instant,
     offer_hold: u32,
     decline_hold: u32,
+    /// DECLINEs a client may make per hour.
+    decline_rate: u16,
+    /// Who declined how often lately; shared with the engines a reload
+    /// makes, like the lease table.
+    declines: Arc<DeclineRates>,
     authoritative: bool,
     dscp: u8,
     renew_jitter: u8,
@@ -118,11 +127,13 @@ impl Engine {
                     };
                     let next = names.len() as u16;
                     let link = *names.entry(name).or_insert(next);
-                    let shape = SubnetRt::shape_of(s);
-                    let pool = prev
-                        .and_then(|p| p.subnets.iter().find(|o| o.shape == shape))
-                        .map(|o| o.pool.clone());
-                    SubnetRt::new(i as u16, link, s, pool, workers)
+                    let owners: Vec<_> = s
+                        .reservations
+                        .iter()
+                        .map(|r| client::identity_key(link, &r.identity))
+                        .collect();
+                    let before = prev.map(|p| &*p.subnets);
+                    SubnetRt::new(i as u16, link, s, &owners, before, workers)
                 })
                 .collect()
         };
@@ -141,6 +152,8 @@ impl Engine {
             epoch: prev.map_or_else(Instant::now, |p| p.epoch),
             offer_hold: cfg.file.offer_hold,
             decline_hold: cfg.file.decline_probation,
+            decline_rate: cfg.file.decline_rate,
+            declines: prev.map_or_else(|| Arc::new(DeclineRates::new()), |p| p.declines.clone()),
             authoritative: cfg.file.authoritative,
             dscp: cfg.file.dscp,
             renew_jitter: cfg.file.renew_jitter,
