@@ -866,3 +866,27 @@ fn decline_and_probation_settings_are_checked() {
         .unwrap_err();
     assert!(e.line.is_some(), "{e}");
 }
+
+/// A reload that changes a subnet's pool gives it a new probation count:
+/// the quarantines already in the table are counted into it, so the cap
+/// still holds.
+#[test]
+fn a_reloaded_pool_counts_the_quarantines_it_already_has() {
+    let cfg = |last: u8| {
+        let s = SMALL
+            .replace("10-198.18.0.12", &format!("10-198.18.0.{last}"))
+            .replace(
+                "max_lease_time = 86400",
+                "max_lease_time = 86400\nmax_probation_percent = 10",
+            );
+        format!("{BASE}\n{s}")
+    };
+    let mut h = Harness::new(&cfg(19));
+    let a = dora(&mut h, 1);
+    h.send(&decline(1, a));
+    reload(&mut h, &cfg(18));
+    let b = dora(&mut h, 2);
+    assert_ne!(a, b, "still in probation");
+    h.send(&decline(2, b));
+    assert_eq!(h.stats.snapshot().probation_full, 1);
+}

@@ -85,6 +85,7 @@ impl Engine {
     /// another is noted as its holder: it is moved off at its next request
     /// (see `client.rs`).
     pub fn reclaim(&self) {
+        let mut quarantined = vec![0u32; self.subnets.len()];
         self.leases.retain(|k, l| {
             if l.state.holds()
                 && let Some(s) = self.subnet_of(k.subnet, l.addr)
@@ -92,6 +93,9 @@ impl Engine {
                 match s.reservation(l.addr) {
                     None => {
                         s.pool.claim(l.addr);
+                        if l.state == LeaseState::Declined {
+                            quarantined[usize::from(s.id)] += 1;
+                        }
                     }
                     Some(r) => {
                         if r.fresh()
@@ -106,6 +110,9 @@ impl Engine {
             }
             true
         });
+        for (s, n) in self.subnets.iter().zip(quarantined) {
+            s.recount_probation(n);
+        }
     }
 
     /// Reserved addresses held by a client that may not be theirs, as far

@@ -119,6 +119,9 @@ pub struct SubnetRt {
     /// record is counted from the moment it is written until the sweeper
     /// ends it).
     probation: Arc<AtomicU32>,
+    /// The count is new with this engine (its pool is): a reclaim counts
+    /// the table's quarantines into it.
+    probation_new: bool,
     /// Shared with the engine before a reload when the subnet and its
     /// ranges did not change, so its bits carry over.
     pub pool: Arc<Pool>,
@@ -198,6 +201,7 @@ impl SubnetRt {
             rapid_commit: s.rapid_commit,
             probation_cap,
             probation,
+            probation_new: prev.is_some() && same.is_none(),
             id,
             link,
             network: u32::from(s.network),
@@ -267,6 +271,14 @@ impl SubnetRt {
         let _ = self
             .probation
             .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// After a reload that gave this subnet a new pool: `n` addresses of
+    /// it are under quarantine in the lease table.
+    pub fn recount_probation(&self, n: u32) {
+        if self.probation_new {
+            self.probation.store(n, Relaxed);
+        }
     }
 
     /// Addresses in probation now.
