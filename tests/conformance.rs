@@ -916,3 +916,319 @@ shared_network = "n"
     let e = xdhcp::config::Config::parse(&format!("{BASE}{shared}")).unwrap_err();
     assert!(e.message.contains("must agree"), "{e}");
 }
+
+fn decline(i: u32, addr: Ipv4Addr) -> Vec<u8> {
+    bcast(
+        &request(
+            mac(i),
+            MessageType::Decline,
+            300 + i,
+            vec![
+                DhcpOption::ServerIdentifier(SERVER),
+                DhcpOption::RequestedIpAddress(addr),
+            ],
+        ),
+        i,
+    )
+}
+
+fn renew(i: u32, ciaddr: Ipv4Addr) -> Vec<u8> {
+    let mut m = request(mac(i), MessageType::Request, 400 + i, vec![]);
+    m.set_ciaddr(ciaddr);
+    frame(&m, mac(i), ciaddr, SERVER, None)
+}
+
+/// DORA for client `i`: the address it is bound to.
+fn dora(h: &mut Harness, i: u32) -> Ipv4Addr {
+    let a = h.send(&discover(i, vec![])).expect("an offer").msg.yiaddr();
+    let r = h.send(&select(i, a, SERVER, vec![])).expect("an answer");
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack), "client {i}");
+    a
+}
+
+/// RFC 2131 §4.3.3: a DECLINE ends a binding. An address that was only
+/// offered, or is bound to another client, is not the sender's to
+/// decline: two packets must not take an address out of service.
+#[test]
+fn decline_counts_only_from_the_client_the_address_is_bound_to() {
+    let mut h = harness(SMALL);
+    let offered = h.send(&discover(1, vec![])).unwrap().msg.yiaddr();
+    assert!(h.send(&decline(1, offered)).is_none());
+    let r = h.send(&select(1, offered, SERVER, vec![])).unwrap();
+    assert_eq!(
+        msg_type(&r.msg),
+        Some(MessageType::Ack),
+        "the offer still stands, nothing was quarantined"
+    );
+    // Client 2 declines client 1's binding.
+    assert!(h.send(&decline(2, offered)).is_none());
+    let r = h.send(&renew(1, offered)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    let st = h.stats.snapshot();
+    assert_eq!((st.decline, st.decline_not_bound), (2, 2));
+}
+
+/// `decline_rate`: one client's DECLINEs beyond it within the hour are
+/// ignored and counted; its binding stays.
+#[test]
+fn declines_beyond_the_rate_are_ignored_and_counted() {
+    let mut h = Harness::new(&format!(
+        "{BASE}\ndecline_rate = 1\n{}",
+        SMALL.replace("10-198.18.0.12", "10-198.18.0.19").replace(
+            "max_lease_time = 86400",
+            "max_lease_time = 86400\nmax_probation_percent = 100"
+        )
+    ));
+    let a = dora(&mut h, 1);
+    h.send(&decline(1, a));
+    let b = dora(&mut h, 1);
+    assert_ne!(a, b, "the first decline was believed");
+    h.send(&decline(1, b));
+    let st = h.stats.snapshot();
+    assert_eq!((st.decline, st.decline_rate_limited), (2, 1));
+    let r = h.send(&renew(1, b)).unwrap();
+    assert_eq!(
+        msg_type(&r.msg),
+        Some(MessageType::Ack),
+        "the second was not: still bound"
+    );
+    // Another client has a rate of its own.
+    let c = dora(&mut h, 2);
+    h.send(&decline(2, c));
+    assert_eq!(h.stats.snapshot().decline_rate_limited, 1);
+    assert_ne!(dora(&mut h, 3), c, "client 2's decline quarantined {c}");
+}
+
+/// `max_probation_percent`: a DECLINE that finds the cap reached releases
+/// the address instead of quarantining it; once the sweeper ends a
+/// quarantine, there is room again.
+#[test]
+fn probation_is_capped_per_subnet_and_over_the_cap_the_address_is_released() {
+    // Ten addresses, 10 %: one may be in probation.
+    let cfg = SMALL.replace("10-198.18.0.12", "10-198.18.0.19").replace(
+        "max_lease_time = 86400",
+        "max_lease_time = 86400\nmax_probation_percent = 10",
+    );
+    let mut h = harness(&cfg);
+    let a = dora(&mut h, 1);
+    h.send(&decline(1, a));
+    let b = dora(&mut h, 2);
+    assert_ne!(a, b, "{a} is in probation");
+    h.send(&decline(2, b));
+    assert_eq!(h.stats.snapshot().probation_full, 1);
+    assert_eq!(
+        h.send(&discover(3, vec![])).unwrap().msg.yiaddr(),
+        b,
+        "over the cap {b} went back to the pool"
+    );
+    let r = h.send(&renew(2, b));
+    assert_ne!(
+        r.map(|r| msg_type(&r.msg)),
+        Some(Some(MessageType::Ack)),
+        "client 2's binding ended"
+    );
+    // The quarantine of `a` ends (probation 600 s): room for one again.
+    h.engine.expire(601 + 30);
+    let c = dora(&mut h, 4);
+    h.send(&decline(4, c));
+    assert_eq!(h.stats.snapshot().probation_full, 1, "{c} quarantined");
+    assert_ne!(dora(&mut h, 5), c);
+}
+
+fn reload(h: &mut Harness, config: &str) {
+    use xdhcp::handler::FrameHandler;
+    let cfg = xdhcp::config::Config::parse(config).unwrap();
+    let next = std::sync::Arc::new(h.engine.reload(&cfg));
+    h.h = next.handler(frames::SERVER_MAC, h.stats.clone());
+    h.h.begin_batch(std::time::Instant::now());
+    h.engine = next;
+}
+
+const RESERVE_10: &str = r#"
+[[subnet.reservation]]
+mac = "02:aa:00:00:00:07"
+address = "198.18.0.10"
+"#;
+
+/// A reservation added by a reload for an address another client holds:
+/// the reserved client is served from the pool meanwhile, the holder is
+/// NAKed at its next renewal, and the reserved client moves onto its
+/// address at its own next renewal. Never two clients on one address.
+#[test]
+fn a_reservation_for_a_held_address_moves_the_holder_then_serves_the_owner() {
+    let mut h = harness(SMALL);
+    let held = dora(&mut h, 1);
+    assert_eq!(held, ip("198.18.0.10"));
+    reload(&mut h, &format!("{BASE}\n{SMALL}{RESERVE_10}"));
+
+    let interim = dora(&mut h, 7);
+    assert_ne!(interim, held, "client 1 still holds {held}");
+    let r = h.send(&renew(1, held)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Nak), "holder moved off");
+    let moved = dora(&mut h, 1);
+    assert!(moved != held && moved != interim, "{moved}");
+    // Client 7 renews its interim address: NAKed, so it comes for its own.
+    let r = h.send(&renew(7, interim)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Nak));
+    assert_eq!(dora(&mut h, 7), held);
+    let r = h.send(&renew(7, held)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    assert_eq!(h.stats.snapshot().reservation_conflict, 4);
+    // The conflict is over: renewals are plain ACKs again.
+    let r = h.send(&renew(1, moved)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    assert_eq!(h.stats.snapshot().reservation_conflict, 4);
+}
+
+/// The operator pins a client's current address with a reservation: the
+/// client sends a client identifier (so its lease key is not the MAC the
+/// reservation names), yet its renewal is its owner's and is ACKed.
+#[test]
+fn a_reservation_of_the_holders_own_address_does_not_move_it() {
+    let mut h = harness(SMALL);
+    let id = || vec![DhcpOption::ClientIdentifier(vec![1, 2, 0xaa, 0, 0, 0, 7])];
+    let a = h.send(&discover(7, id())).unwrap().msg.yiaddr();
+    h.send(&select(7, a, SERVER, id())).unwrap();
+    reload(&mut h, &format!("{BASE}\n{SMALL}{RESERVE_10}"));
+    let mut m = request(mac(7), MessageType::Request, 9, id());
+    m.set_ciaddr(a);
+    let r = h.send(&frame(&m, mac(7), a, SERVER, None)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    assert_eq!(h.stats.snapshot().reservation_conflict, 0);
+}
+
+/// The same at restore: the journal has the address bound to another
+/// client than the reservation's (it was added while the daemon was
+/// stopped).
+#[test]
+fn a_reservation_for_an_address_bound_in_the_journal_is_not_handed_out_twice() {
+    use xdhcp::lease::ClientKey;
+    use xdhcp::lease::journal::{FixedBytes, LeaseRecord, RecordState};
+    let mut h = harness(&format!("{SMALL}{RESERVE_10}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let bound = |i: u32| LeaseRecord {
+        subnet: 0,
+        addr: ip("198.18.0.10"),
+        client: ClientKey::new(0, 0, &mac(i)),
+        hwaddr: mac(i),
+        state: RecordState::Bound,
+        expires_unix: now + 3600,
+        cltt_unix: now,
+        hostname: FixedBytes::new(&[]).0,
+        agent_info: FixedBytes::new(&[]).0,
+    };
+    let clock = xdhcp::engine::Clock::now(&h.engine, std::time::Instant::now());
+    h.engine.restore(&[bound(1)], clock);
+    assert_eq!(h.engine.reservation_conflicts(), 1);
+    assert_ne!(
+        h.send(&discover(7, vec![])).unwrap().msg.yiaddr(),
+        ip("198.18.0.10")
+    );
+    let r = h.send(&renew(1, ip("198.18.0.10"))).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Nak));
+    assert_eq!(
+        h.send(&discover(7, vec![])).unwrap().msg.yiaddr(),
+        ip("198.18.0.10")
+    );
+    // The owner's own record is its own.
+    let h = harness(&format!("{SMALL}{RESERVE_10}"));
+    h.engine.restore(&[bound(7)], clock);
+    assert_eq!(h.engine.reservation_conflicts(), 0);
+}
+
+const RAPID: &str = r#"
+[[subnet]]
+prefix = "198.18.0.0/24"
+pools = ["198.18.0.10-198.18.0.12"]
+lease_time = 7200
+rapid_commit = true
+"#;
+
+/// RFC 4039: with `rapid_commit`, a DISCOVER carrying option 80 gets an
+/// ACK with option 80, and the lease is bound (a renewal is ACKed) and
+/// journaled like any ACK. Without option 80, or without the setting, a
+/// plain OFFER.
+#[test]
+fn rapid_commit_acks_a_discover_with_option_80() {
+    let rapid = |i: u32| with_raw_option(discover(i, vec![]), 80, &[]);
+    let mut h = harness(RAPID);
+    let r = h.send(&rapid(1)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack));
+    assert!(option_codes(h.raw_options()).contains(&80));
+    assert_eq!(
+        r.msg.opts().get(OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(7200))
+    );
+    let a = r.msg.yiaddr();
+    let r = h.send(&renew(1, a)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Ack), "bound");
+    let r = h.send(&discover(2, vec![])).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Offer));
+    assert!(!option_codes(h.raw_options()).contains(&80));
+    let st = h.stats.snapshot();
+    assert_eq!((st.rapid_commit, st.ack, st.offer), (1, 2, 1));
+
+    let mut h = harness(SMALL);
+    let r = h.send(&rapid(3)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Offer));
+    assert_eq!(h.stats.snapshot().rapid_commit, 0);
+
+    // The binding goes to the journal like an ACK's.
+    let cfg = xdhcp::config::Config::parse(&format!("{BASE}\n{RAPID}")).unwrap();
+    let e = xdhcp::engine::Engine::new(&cfg);
+    let local = xdhcp::engine::reply::Local {
+        mac: frames::SERVER_MAC,
+        dscp: 0,
+        home: 0,
+    };
+    let (mut tx, mut record, mut note) = (vec![0; 2048], None, xdhcp::engine::Notes::default());
+    let clock = xdhcp::engine::Clock::now(&e, std::time::Instant::now());
+    e.process(&rapid(4), &mut tx, clock, &local, &mut record, &mut note);
+    let rec = record.expect("a lease record");
+    assert_eq!(rec.state, xdhcp::lease::journal::RecordState::Bound);
+    assert_eq!(rec.expires_unix, clock.unix + 7200);
+}
+
+#[test]
+fn decline_and_probation_settings_are_checked() {
+    let e = xdhcp::config::Config::parse(&format!(
+        "{BASE}\n{}",
+        SMALL.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nmax_probation_percent = 101"
+        )
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("max_probation_percent"), "{e}");
+    assert!(e.line.is_some(), "{e}");
+    let e = xdhcp::config::Config::parse(&format!("{BASE}\ndecline_rate = 70000\n{SMALL}"))
+        .unwrap_err();
+    assert!(e.line.is_some(), "{e}");
+}
+
+/// A reload that changes a subnet's pool gives it a new probation count:
+/// the quarantines already in the table are counted into it, so the cap
+/// still holds.
+#[test]
+fn a_reloaded_pool_counts_the_quarantines_it_already_has() {
+    let cfg = |last: u8| {
+        let s = SMALL
+            .replace("10-198.18.0.12", &format!("10-198.18.0.{last}"))
+            .replace(
+                "max_lease_time = 86400",
+                "max_lease_time = 86400\nmax_probation_percent = 10",
+            );
+        format!("{BASE}\n{s}")
+    };
+    let mut h = Harness::new(&cfg(19));
+    let a = dora(&mut h, 1);
+    h.send(&decline(1, a));
+    reload(&mut h, &cfg(18));
+    let b = dora(&mut h, 2);
+    assert_ne!(a, b, "still in probation");
+    h.send(&decline(2, b));
+    assert_eq!(h.stats.snapshot().probation_full, 1);
+}

@@ -249,6 +249,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                 took_ms = started.elapsed().as_millis() as u64,
                 "lease journal recovered"
             );
+            warn_reservation_conflicts(&engine);
             Some((handle, j.mode == JournalMode::Durable))
         }
         None => {
@@ -432,6 +433,20 @@ fn reload_config(
     std::thread::sleep(Duration::from_millis(50));
     next.reclaim();
     tracing::info!(subnets = checked.subnets.len(), "configuration reloaded");
+    warn_reservation_conflicts(&next);
+}
+
+/// Reserved addresses that another client holds (the reservation is newer
+/// than its lease): each holder is NAKed off at its next renewal.
+fn warn_reservation_conflicts(engine: &Engine) {
+    let n = engine.reservation_conflicts();
+    if n > 0 {
+        tracing::warn!(
+            addresses = n,
+            "reserved addresses held by other clients: they are NAKed at their next renewal, \
+             the reserved clients get pool addresses until then (reservation_conflict)"
+        );
+    }
 }
 
 /// The IPv4 addresses of the served interface, with their prefix length.

@@ -104,6 +104,10 @@ pub struct Subnet {
     /// Serves direct clients: `Some` as configured, `None` to be decided
     /// by the engine from the interface's addresses (and `vlan`).
     pub direct: Option<bool>,
+    /// Percent of the pool that may be in probation (declined) at once.
+    pub max_probation_percent: u8,
+    /// Answer a DISCOVER with option 80 by an ACK (RFC 4039).
+    pub rapid_commit: bool,
     /// Every configured option but the mask, encoded, in the order the
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
@@ -282,6 +286,8 @@ impl Config {
                 shared_network: s.shared_network.clone(),
                 trust_agent_info: s.trust_agent_info,
                 direct: s.direct,
+                max_probation_percent: s.max_probation_percent,
+                rapid_commit: s.rapid_commit,
                 options: Vec::new(),
                 reservations: Vec::new(),
             };
@@ -291,6 +297,15 @@ impl Config {
                     format!(
                         "min_lease_time ({}) <= lease_time ({}) <= max_lease_time ({}) does not hold",
                         sub.min_lease_time, s.lease_time, sub.max_lease_time
+                    ),
+                ));
+            }
+            if s.max_probation_percent > 100 {
+                return Err(at(
+                    span.clone(),
+                    format!(
+                        "max_probation_percent = {} must be 0–100",
+                        s.max_probation_percent
                     ),
                 ));
             }

@@ -37,6 +37,12 @@ fn default_decline_probation() -> u32 {
 fn default_keep_released() -> u32 {
     3600
 }
+fn default_decline_rate() -> u16 {
+    4
+}
+fn default_max_probation_percent() -> u8 {
+    10
+}
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -88,6 +94,11 @@ pub struct Config {
     /// the client found it in use).
     #[serde(default = "default_decline_probation")]
     pub decline_probation: u32,
+    /// DECLINEs one client may make in an hour; more are ignored (and
+    /// counted), so one client cannot cycle through the pool putting
+    /// address after address into probation. 0: no DECLINE is acted on.
+    #[serde(default = "default_decline_rate")]
+    pub decline_rate: u16,
     /// Seconds the record of a released or expired lease is kept, in
     /// memory and in the journal, so that a returning client gets its old
     /// address back if nobody took it (Kea's `hold-reclaimed-time`).
@@ -204,6 +215,15 @@ pub struct SubnetConfig {
     /// default yes for a subnet with `vlan` or one that holds an address
     /// of the interface, no for the others (reached through relays only).
     pub direct: Option<bool>,
+    /// The most of this subnet's pool that may sit in probation at once,
+    /// in percent (0–100): declines beyond it release the address instead
+    /// of quarantining it, so DECLINEs cannot take a pool out of service.
+    #[serde(default = "default_max_probation_percent")]
+    pub max_probation_percent: u8,
+    /// RFC 4039: a DISCOVER carrying option 80 is answered by an ACK at
+    /// once (two messages instead of four).
+    #[serde(default)]
+    pub rapid_commit: bool,
     /// Named options (mtu, ntp, tftp_server, bootfile, domain_search,
     /// classless_routes).
     #[serde(default)]

@@ -6,7 +6,8 @@
 //! [`Engine::process`] runs the whole way of one frame: parse
 //! (`request.rs`), select the subnet (`select.rs`), identify the client
 //! (`client.rs`), decide (here), write the reply (`reply.rs`).
-use super::client::{Client, client_key};
+use super::client::{Claim, Client, Note, client_key};
+use super::decline::Declined;
 use super::lifecycle::{Change, Clock, expiry};
 use super::reply::{self, Local, Reply};
 use super::request::AgentTrust;
@@ -50,6 +51,8 @@ pub struct Notes {
     /// Its option 82 or 118 was not believed (ignored, or the request
     /// dropped for it).
     pub untrusted_agent_info: bool,
+    /// An event of the decision with a counter of its own.
+    pub event: Option<Note>,
 }
 
 /// The engine's verdict on one frame.
@@ -88,7 +91,7 @@ impl Engine {
             return Verdict::Silent(req.kind, why);
         }
         let mut change = None;
-        let decided = self.decide(&req, clock.secs, local.home, &mut change);
+        let decided = self.decide(&req, clock.secs, local.home, &mut change, &mut notes.event);
         *record = change.map(|ch| ch.record(&req, clock));
         match decided {
             Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
@@ -101,21 +104,39 @@ impl Engine {
 
     /// The protocol decision for one request: the subnet it belongs to
     /// and the reply, or why there is none. `home` is the deciding
-    /// worker's shard in the pools. The request must have been through
-    /// the trust step (`trust.rs`); one that was not is ignored.
+    /// worker's shard in the pools; `note` is left what a counter of its
+    /// own reports. The request must have been through the trust step
+    /// (`trust.rs`); one that was not is ignored.
     pub fn decide(
         &self,
         req: &Request<'_>,
         now: u32,
         home: usize,
         change: &mut Option<Change>,
+        note: &mut Option<Note>,
     ) -> Result<(&SubnetRt, Reply), Silence> {
         if req.agent == AgentTrust::Unjudged {
             return Err(Silence::Ignored);
         }
         let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
         let key = client_key(selected, req);
-        let reserved = self.reservation(selected, req);
+        let mut reserved = self.reservation(selected, req);
+        let mut moving = None;
+        let mut conflict = false;
+        if let Some((a, _)) = reserved
+            && let Some(rs) = self.subnet_of(selected.link, a)
+        {
+            match self.claim(rs, &key, a) {
+                Claim::Free => {}
+                // Another client still holds the reserved address: this
+                // one is served like an unreserved client meanwhile.
+                Claim::Busy => {
+                    reserved = None;
+                    conflict = matches!(req.kind, MessageType::Discover | MessageType::Request);
+                }
+                Claim::Left => moving = Some(a),
+            }
+        }
         let s = match reserved {
             Some((a, _)) => self.subnet_of(selected.link, a).unwrap_or(selected),
             None => self.member_for(selected, &key, req),
@@ -123,6 +144,9 @@ impl Engine {
         let c = Client {
             key,
             reserved,
+            moving,
+            note: std::cell::Cell::new(conflict.then_some(Note::ReservationConflict)),
+            left: std::cell::Cell::new(None),
             home,
             // RFC 5107: the relay stands in for us as server identifier.
             server_id: req
@@ -132,13 +156,44 @@ impl Engine {
                 .and_then(|v| <[u8; 4]>::try_from(v).ok())
                 .map_or(s.server_id, Ipv4Addr::from),
         };
+        let decided = self.decide_kind(s, &c, req, now, change);
+        *note = c.note.get();
+        if let (Some(r), Ok((_, reply))) = (moving, &decided)
+            && reply.yiaddr == r
+            && let Some(res) = s.reservation(r)
+        {
+            // The reserved client has its address back: the conflict is over.
+            res.set_holder(None);
+        }
+        decided
+    }
+
+    fn decide_kind<'a>(
+        &'a self,
+        s: &'a SubnetRt,
+        c: &Client,
+        req: &Request<'_>,
+        now: u32,
+        change: &mut Option<Change>,
+    ) -> Result<(&'a SubnetRt, Reply), Silence> {
         let reply = match req.kind {
             MessageType::Discover => {
-                let (used, r) = self.discover(s, &c, req, now)?;
+                // RFC 4039: straight to an ACK, bound like one.
+                let commit = s.rapid_commit && req.opts.rapid_commit;
+                let (used, r) = self.discover(s, c, req, now, commit)?;
+                if let (true, Some((lease, _, _))) = (commit, r.times) {
+                    *change = Some(Change {
+                        subnet: used.id,
+                        key: c.key,
+                        addr: r.yiaddr,
+                        state: RecordState::Bound,
+                        expires: expiry(now, lease),
+                    });
+                }
                 return Ok((used, r));
             }
             MessageType::Request => {
-                let r = self.request(s, &c, req, now)?;
+                let r = self.request(s, c, req, now)?;
                 if let (MessageType::Ack, Some((lease, _, _))) = (r.kind, r.times) {
                     *change = Some(Change {
                         subnet: s.id,
@@ -147,11 +202,19 @@ impl Engine {
                         state: RecordState::Bound,
                         expires: expiry(now, lease),
                     });
+                } else if let Some(addr) = c.left.get() {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Released,
+                        expires: now,
+                    });
                 }
                 r
             }
             MessageType::Release => {
-                if let Some(addr) = self.release(s, &c, req, now) {
+                if let Some(addr) = self.release(s, c, req, now) {
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
@@ -163,15 +226,23 @@ impl Engine {
                 return Err(Silence::Ignored);
             }
             MessageType::Decline => {
-                if let Some(addr) = self.decline(s, &c, req, now) {
-                    *change = Some(Change {
+                *change = match self.decline(s, c, req, now) {
+                    Some(Declined::Quarantined(addr)) => Some(Change {
                         subnet: s.id,
                         key: c.key,
                         addr,
                         state: RecordState::Declined,
                         expires: now.saturating_add(self.decline_hold),
-                    });
-                }
+                    }),
+                    Some(Declined::Released(addr)) => Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Released,
+                        expires: now,
+                    }),
+                    None => None,
+                };
                 return Err(Silence::Ignored);
             }
             MessageType::Inform => Reply {
@@ -201,28 +272,46 @@ impl Engine {
         (lease, cut(t1), cut(t2))
     }
 
+    /// An OFFER, or with `commit` (rapid commit) an ACK of a binding.
     fn discover<'a>(
         &'a self,
         s: &'a SubnetRt,
         c: &Client,
         req: &Request<'_>,
         now: u32,
+        commit: bool,
     ) -> Result<(&'a SubnetRt, Reply), Silence> {
         let hold = now.saturating_add(self.offer_hold);
+        // What the record says: a held offer, or a binding (rapid commit).
+        let record = |used: &SubnetRt| {
+            if commit {
+                let lease = self.times(used, c, req.opts.lease_time).0;
+                (LeaseState::Bound, expiry(now, lease))
+            } else {
+                (LeaseState::Offered, hold)
+            }
+        };
         let got = self.leases.update(&c.key, |e| {
             // The client's current binding or held offer keeps its address,
-            // unless a reservation now says otherwise.
+            // unless a reservation now says otherwise, for it or for
+            // another client (that had it before the reservation).
             if let Some(l) = e
                 && l.state.holds()
                 && s.contains(l.addr)
             {
-                match c.reserved {
-                    Some((r, _)) if r != l.addr => s.free(l.addr),
-                    _ => {
-                        if l.state == LeaseState::Offered {
-                            l.expires = hold;
+                if self.must_leave(s, c, l.addr) {
+                    c.note.set(Some(Note::ReservationConflict));
+                } else {
+                    match c.reserved {
+                        Some((r, _)) if r != l.addr => s.free(l.addr),
+                        _ => {
+                            if commit {
+                                (l.state, l.expires) = record(s);
+                            } else if l.state == LeaseState::Offered {
+                                l.expires = hold;
+                            }
+                            return Some((s, l.addr));
                         }
-                        return Some((s, l.addr));
                     }
                 }
             }
@@ -245,10 +334,11 @@ impl Engine {
                     self.siblings(s)
                         .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
                 })?;
+            let (state, expires) = record(used);
             *e = Some(Lease {
                 addr,
-                state: LeaseState::Offered,
-                expires: hold,
+                state,
+                expires,
             });
             Some((used, addr))
         });
@@ -256,7 +346,11 @@ impl Engine {
         Ok((
             used,
             Reply {
-                kind: MessageType::Offer,
+                kind: if commit {
+                    MessageType::Ack
+                } else {
+                    MessageType::Offer
+                },
                 yiaddr: addr,
                 times: Some(self.times(used, c, req.opts.lease_time)),
                 server_id: c.server_id,
@@ -293,6 +387,21 @@ impl Engine {
         // Whether `want` can become this client's binding now: it holds
         // it, it is reserved for it, or it held it and nobody took it since.
         let grant = |e: &mut Option<Lease>, want: Ipv4Addr| {
+            // Off an address reserved for another client, or onto its own
+            // reservation, free again: NAKed, and its hold of `want` ends.
+            if self.must_leave(s, c, want) || c.moving.is_some_and(|r| r != want) {
+                if let Some(l) = e
+                    && l.addr == want
+                    && l.state.holds()
+                {
+                    self.subnet_of(s.link, want).unwrap_or(s).free(want);
+                    l.state = LeaseState::Released;
+                    l.expires = now;
+                    c.left.set(Some(want));
+                }
+                c.note.set(Some(Note::ReservationConflict));
+                return false;
+            }
             let ok = match e {
                 Some(l) if l.addr == want && l.state.holds() => true,
                 _ if reserved == Some(want) => true,
@@ -381,13 +490,9 @@ impl Engine {
                 }
                 self.leases.update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {
-                        grant(e, have);
-                        Ok(ack(have))
+                        Ok(if grant(e, have) { ack(have) } else { nak })
                     }
-                    _ if reserved == Some(have) => {
-                        grant(e, have);
-                        Ok(ack(have))
-                    }
+                    _ if reserved == Some(have) => Ok(if grant(e, have) { ack(have) } else { nak }),
                     _ if self.authoritative => Ok(nak),
                     _ => Err(Silence::Ignored),
                 })
@@ -397,7 +502,7 @@ impl Engine {
     }
 
     /// RELEASE and DECLINE count only from the binding's owner naming us.
-    fn names_us(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> bool {
+    pub(super) fn names_us(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> bool {
         req.opts
             .server_id
             .is_some_and(|sid| sid == s.server_id || sid == c.server_id)
@@ -417,29 +522,6 @@ impl Engine {
             }
             _ => None,
         })
-    }
-
-    /// Quarantines the address the client declines; the address, if any.
-    fn decline(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Option<Ipv4Addr> {
-        let addr = req.opts.requested_ip?;
-        if !self.names_us(s, c, req) {
-            return None;
-        }
-        let declined = self.leases.update(&c.key, |e| match e {
-            Some(l) if l.state.holds() && l.addr == addr => {
-                *e = None;
-                true
-            }
-            _ => false,
-        });
-        if !declined {
-            return None;
-        }
-        if !s.is_reserved(addr) {
-            // The address stays taken in the pool, now under quarantine.
-            self.quarantine(s, addr, now.saturating_add(self.decline_hold));
-        }
-        Some(addr)
     }
 }
 
@@ -465,6 +547,9 @@ lease_time = 3600
         Client {
             key: ClientKey::new(0, KEY_CHADDR, &[0x02, 0, 0, 0, 0, last]),
             reserved: None,
+            moving: None,
+            note: Default::default(),
+            left: Default::default(),
             home: 0,
             server_id: Ipv4Addr::new(192, 0, 2, 1),
         }

@@ -9,7 +9,7 @@
 use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
-use super::{Engine, Notes, Silence, Verdict};
+use super::{Engine, Note, Notes, Silence, Verdict};
 use crate::handler::FrameHandler;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
@@ -87,6 +87,14 @@ impl FrameHandler for Handler {
             .engine
             .process(rx, tx, self.clock, &self.local, &mut record, &mut notes);
         let s = &*self.stats;
+        if let Some(n) = notes.event {
+            bump(match n {
+                Note::DeclineNotBound => &s.decline_not_bound,
+                Note::DeclineRateLimited => &s.decline_rate_limited,
+                Note::ProbationFull => &s.probation_full,
+                Note::ReservationConflict => &s.reservation_conflict,
+            });
+        }
         self.hold = 0;
         if notes.untrusted_agent_info {
             bump(&s.untrusted_agent_info);
@@ -130,6 +138,9 @@ impl FrameHandler for Handler {
             }
         }
         let (kind, len) = reply?;
+        if (req, kind) == (MessageType::Discover, MessageType::Ack) {
+            bump(&s.rapid_commit);
+        }
         match kind {
             MessageType::Offer => bump(&s.offer),
             MessageType::Ack => bump(&s.ack),

@@ -20,7 +20,8 @@
 //!    `subnet.rs` holds ready for the packet path;
 //! 6. `client.rs`: the client's lease key and reservation;
 //! 7. `decide.rs`: the decision for its message type, a [`Reply`] and
-//!    maybe a lease [`Change`];
+//!    maybe a lease [`Change`] (DECLINE's limits in `decline.rs`), and
+//!    [`Notes`] of what counters of their own report;
 //! 8. `reply.rs`: the reply frame, written into the TX buffer;
 //! 9. `handler.rs` again: the verdict counted, the change handed to the
 //!    journal through `journal_link.rs`, the reply held until the record
@@ -33,6 +34,7 @@
 //! [`Reply`]: reply::Reply
 mod client;
 mod decide;
+mod decline;
 mod handler;
 mod journal_link;
 mod lifecycle;
@@ -42,6 +44,7 @@ mod select;
 pub mod subnet;
 mod trust;
 
+pub use client::Note;
 pub use decide::{Notes, Silence, Verdict};
 pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
@@ -51,6 +54,7 @@ pub use request::{AgentTrust, Request, parse};
 use crate::config::{Checked, UntrustedAgentInfo};
 use crate::lease::LeaseTable;
 use client::Reservations;
+use decline::DeclineRates;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -70,6 +74,11 @@ pub struct Engine {
     epoch: Instant,
     offer_hold: u32,
     decline_hold: u32,
+    /// DECLINEs a client may make per hour.
+    decline_rate: u16,
+    /// Who declined how often lately; shared with the engines a reload
+    /// makes, like the lease table.
+    declines: Arc<DeclineRates>,
     authoritative: bool,
     dscp: u8,
     renew_jitter: u8,
@@ -181,11 +190,13 @@ impl Engine {
                     };
                     let next = names.len() as u16;
                     let link = *names.entry(name).or_insert(next);
-                    let shape = SubnetRt::shape_of(s);
-                    let pool = prev
-                        .and_then(|p| p.subnets.iter().find(|o| o.shape == shape))
-                        .map(|o| o.pool.clone());
-                    let mut rt = SubnetRt::new(i as u16, link, s, pool, workers);
+                    let owners: Vec<_> = s
+                        .reservations
+                        .iter()
+                        .map(|r| client::identity_key(link, &r.identity))
+                        .collect();
+                    let before = prev.map(|p| &*p.subnets);
+                    let mut rt = SubnetRt::new(i as u16, link, s, &owners, before, workers);
                     rt.direct = direct[i];
                     rt
                 })
@@ -206,6 +217,8 @@ impl Engine {
             epoch: prev.map_or_else(Instant::now, |p| p.epoch),
             offer_hold: cfg.file.offer_hold,
             decline_hold: cfg.file.decline_probation,
+            decline_rate: cfg.file.decline_rate,
+            declines: prev.map_or_else(|| Arc::new(DeclineRates::new()), |p| p.declines.clone()),
             authoritative: cfg.file.authoritative,
             dscp: cfg.file.dscp,
             renew_jitter: cfg.file.renew_jitter,

@@ -113,6 +113,10 @@ pub fn write(
     });
     w.option_u8(code::MESSAGE_TYPE, reply.kind as u8).ok()?;
     w.option_ip(code::SERVER_ID, reply.server_id).ok()?;
+    // RFC 4039 §4: an ACK to a DISCOVER is a rapid commit and says so.
+    if reply.kind == MessageType::Ack && req.kind == MessageType::Discover {
+        w.option(code::RAPID_COMMIT, &[]).ok()?;
+    }
     if !nak {
         if let Some((lease, t1, t2)) = reply.times {
             w.option_u32(code::LEASE_TIME, lease).ok()?;
