@@ -4,7 +4,7 @@
 //! apart on a link), and every `[[subnet]]` becomes a [`Subnet`] of
 //! numbers and encoded options, once, at load: the packet path only
 //! compares and copies. Every error names the line of the offending entry.
-use super::file::{Config, ReservationConfig, SubnetConfig};
+use super::file::{Config, ConflictCheck, ReservationConfig, SubnetConfig};
 use super::options;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -102,6 +102,8 @@ pub struct Subnet {
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
     pub reservations: Vec<Reservation>,
+    /// Probe a fresh address before offering it.
+    pub conflict_check: ConflictCheck,
 }
 
 impl Subnet {
@@ -219,6 +221,31 @@ impl Config {
                 message: format!("`dscp` = {} must be 0–63", self.dscp),
             });
         }
+        if let Some(w) = &self.conflict_wait_ms
+            && !(1..=5000).contains(w.get_ref())
+        {
+            return Err(at(
+                w.span(),
+                format!(
+                    "`conflict_wait_ms` = {} must be 1–5000: the OFFER waits that long, and a \
+                     client retransmits its DISCOVER after about 4 s",
+                    w.get_ref()
+                ),
+            ));
+        }
+        if let Some(w) = &self.conflict_wait_ms
+            && u64::from(*w.get_ref()) >= u64::from(self.offer_hold) * 1000
+        {
+            return Err(at(
+                w.span(),
+                format!(
+                    "`conflict_wait_ms` = {} must be shorter than `offer_hold` ({} s), which \
+                     holds the address for the client meanwhile",
+                    w.get_ref(),
+                    self.offer_hold
+                ),
+            ));
+        }
         if self.subnets.is_empty() {
             return Err(ConfigError {
                 line: None,
@@ -253,6 +280,7 @@ impl Config {
                 shared_network: s.shared_network.clone(),
                 options: Vec::new(),
                 reservations: Vec::new(),
+                conflict_check: s.conflict_check,
             };
             if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
                 return Err(at(

@@ -7,6 +7,7 @@
 //! (`request.rs`), select the subnet (`select.rs`), identify the client
 //! (`client.rs`), decide (here), write the reply (`reply.rs`).
 use super::client::{Client, client_key};
+use super::conflict::Probe;
 use super::lifecycle::{Change, Clock, expiry};
 use super::reply::{self, Local, Reply};
 use super::subnet::SubnetRt;
@@ -54,7 +55,8 @@ pub enum Verdict {
 impl Engine {
     /// Reads one frame and, if the protocol calls for it, writes the reply.
     /// A lease the decision created, extended, released or declined is
-    /// left in `record`, for the journal, before the reply may leave.
+    /// left in `record`, for the journal, before the reply may leave; an
+    /// OFFER whose address must be probed first says so in `probe`.
     pub fn process(
         &self,
         rx: &[u8],
@@ -62,13 +64,15 @@ impl Engine {
         clock: Clock,
         local: &Local,
         record: &mut Option<LeaseRecord>,
+        probe: &mut Probe,
     ) -> Verdict {
         let mut join = None;
+        *probe = Probe::None;
         let Ok(req) = parse(rx, &mut join) else {
             return Verdict::Malformed;
         };
         let mut change = None;
-        let decided = self.decide(&req, clock.secs, local.home, &mut change);
+        let decided = self.decide(&req, clock.secs, local.home, &mut change, probe);
         *record = change.map(|ch| ch.record(&req, clock));
         match decided {
             Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
@@ -81,13 +85,15 @@ impl Engine {
 
     /// The protocol decision for one request: the subnet it belongs to
     /// and the reply, or why there is none. `home` is the deciding
-    /// worker's shard in the pools.
+    /// worker's shard in the pools; `probe` says whether an OFFER must
+    /// wait for a conflict check.
     pub fn decide(
         &self,
         req: &Request<'_>,
         now: u32,
         home: usize,
         change: &mut Option<Change>,
+        probe: &mut Probe,
     ) -> Result<(&SubnetRt, Reply), Silence> {
         let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
         let key = client_key(selected, req);
@@ -110,12 +116,14 @@ impl Engine {
         };
         let reply = match req.kind {
             MessageType::Discover => {
-                let (used, r) = self.discover(s, &c, req, now)?;
+                let (used, r, bound) = self.discover(s, &c, req, now)?;
+                *probe = self.probe_for(used, &c.key, r.yiaddr, bound, now);
                 return Ok((used, r));
             }
             MessageType::Request => {
                 let r = self.request(s, &c, req, now)?;
                 if let (MessageType::Ack, Some((lease, _, _))) = (r.kind, r.times) {
+                    self.leased(s, r.yiaddr, now);
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
@@ -177,13 +185,15 @@ impl Engine {
         (lease, cut(t1), cut(t2))
     }
 
+    /// The OFFER for a DISCOVER, from `s` or a sibling; the flag says the
+    /// address is the client's current binding.
     fn discover<'a>(
         &'a self,
         s: &'a SubnetRt,
         c: &Client,
         req: &Request<'_>,
         now: u32,
-    ) -> Result<(&'a SubnetRt, Reply), Silence> {
+    ) -> Result<(&'a SubnetRt, Reply, bool), Silence> {
         let hold = now.saturating_add(self.offer_hold);
         let got = self.leases.update(&c.key, |e| {
             // The client's current binding or held offer keeps its address,
@@ -198,7 +208,7 @@ impl Engine {
                         if l.state == LeaseState::Offered {
                             l.expires = hold;
                         }
-                        return Some((s, l.addr));
+                        return Some((s, l.addr, l.state == LeaseState::Bound));
                     }
                 }
             }
@@ -226,9 +236,9 @@ impl Engine {
                 state: LeaseState::Offered,
                 expires: hold,
             });
-            Some((used, addr))
+            Some((used, addr, false))
         });
-        let (used, addr) = got.ok_or(Silence::NoAddress)?;
+        let (used, addr, bound) = got.ok_or(Silence::NoAddress)?;
         Ok((
             used,
             Reply {
@@ -237,6 +247,7 @@ impl Engine {
                 times: Some(self.times(used, c, req.opts.lease_time)),
                 server_id: c.server_id,
             },
+            bound,
         ))
     }
 

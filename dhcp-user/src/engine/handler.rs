@@ -4,18 +4,45 @@
 //!
 //! Per frame it asks [`Engine::process`] for a verdict, counts it, hands
 //! the lease change to the journal and, in durable mode, holds the reply
-//! until its record is on disk. A reload is taken up here, at the start
-//! of a batch, never in the middle of one.
+//! until its record is on disk. An OFFER whose address needs a conflict
+//! check is handed to the probe service and held until the probe
+//! completes: sent if nobody answered, dropped (and the address put into
+//! probation) if someone did. A reload is taken up here, at the start of
+//! a batch, never in the middle of one.
+use super::conflict::{Probe, ProbeAsk};
 use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
 use super::{Engine, Silence, Verdict};
 use crate::handler::FrameHandler;
+use crate::probe::ProbeLink;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
 use arc_swap::ArcSwap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A probe this worker asked for and has not taken up yet.
+struct Pending {
+    ticket: u64,
+    ask: ProbeAsk,
+}
+
+/// The worker's side of the conflict checks.
+struct Probing {
+    link: ProbeLink,
+    /// Probes submitted and not yet taken up, in ticket order (at most
+    /// the link's capacity, allocated at start).
+    pending: VecDeque<Pending>,
+    /// Answered tickets the service reported, not yet taken up.
+    answered: VecDeque<u64>,
+    /// Taken-up tickets whose reply must be dropped, until the worker
+    /// asks about them ([`FrameHandler::released`]).
+    refused: VecDeque<u64>,
+    /// The ticket the reply just written waits for (0: none).
+    hold: u64,
+}
 
 /// A worker's handle: the shared engine plus this worker's clock, MAC,
 /// counters and way into the lease journal.
@@ -28,6 +55,7 @@ pub struct Handler {
     journal: Option<JournalLink>,
     /// The ticket the reply just written waits for (0: none).
     hold: u64,
+    probing: Option<Probing>,
 }
 
 impl Handler {
@@ -48,6 +76,7 @@ impl Handler {
             clock: Clock::default(),
             journal: None,
             hold: 0,
+            probing: None,
         }
     }
 
@@ -67,6 +96,41 @@ impl Handler {
         self.journal = Some(link);
         self
     }
+
+    /// Probes the addresses of checked OFFERs through `link` (without it
+    /// they are offered unprobed).
+    pub fn with_probe(mut self, link: ProbeLink) -> Handler {
+        let cap = link.capacity();
+        self.probing = Some(Probing {
+            link,
+            pending: VecDeque::with_capacity(cap),
+            answered: VecDeque::with_capacity(cap),
+            refused: VecDeque::with_capacity(cap),
+            hold: 0,
+        });
+        self
+    }
+
+    /// Hands `ask` to the probe service and holds the reply for it, or
+    /// counts why not (the OFFER then leaves unprobed).
+    fn ask_probe(&mut self, ask: ProbeAsk) {
+        let s = &*self.stats;
+        let Some(p) = self.probing.as_mut() else {
+            return;
+        };
+        if p.pending.len() >= p.link.capacity() {
+            bump(&s.conflict_queue_full);
+            return;
+        }
+        match p.link.submit(ask.addr) {
+            Some(ticket) => {
+                p.pending.push_back(Pending { ticket, ask });
+                p.hold = ticket;
+                bump(&s.conflict_probed);
+            }
+            None => bump(&s.conflict_queue_full),
+        }
+    }
 }
 
 impl FrameHandler for Handler {
@@ -82,11 +146,15 @@ impl FrameHandler for Handler {
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
         let mut record = None;
+        let mut probe = Probe::None;
         let verdict = self
             .engine
-            .process(rx, tx, self.clock, &self.local, &mut record);
+            .process(rx, tx, self.clock, &self.local, &mut record, &mut probe);
         let s = &*self.stats;
         self.hold = 0;
+        if let Some(p) = self.probing.as_mut() {
+            p.hold = 0;
+        }
         let (req, mut reply) = match verdict {
             Verdict::Malformed => {
                 bump(&s.malformed);
@@ -131,7 +199,79 @@ impl FrameHandler for Handler {
             MessageType::Nak => bump(&s.nak),
             _ => {}
         }
+        if kind == MessageType::Offer {
+            match probe {
+                Probe::Needed(ask) => self.ask_probe(ask),
+                Probe::Skipped => bump(&s.conflict_skipped),
+                Probe::None => {}
+            }
+        }
         Some(len)
+    }
+
+    #[inline]
+    fn probe_for(&self) -> u64 {
+        self.probing.as_ref().map_or(0, |p| p.hold)
+    }
+
+    fn probed(&mut self) -> u64 {
+        let Some(p) = self.probing.as_mut() else {
+            return u64::MAX;
+        };
+        // The watermark first: an answer is reported before it passes.
+        let done = p.link.done();
+        while let Some(t) = p.link.next_conflict() {
+            p.answered.push_back(t);
+        }
+        let mut clock = None;
+        while p.pending.front().is_some_and(|q| q.ticket <= done) {
+            let Some(q) = p.pending.pop_front() else {
+                break;
+            };
+            while p.answered.front().is_some_and(|&t| t < q.ticket) {
+                p.answered.pop_front();
+            }
+            let clock = *clock.get_or_insert_with(|| Clock::now(&self.engine, Instant::now()));
+            if p.answered.front() == Some(&q.ticket) {
+                p.answered.pop_front();
+                bump(&self.stats.conflict_found);
+                if p.refused.len() == p.refused.capacity() {
+                    p.refused.pop_front();
+                }
+                p.refused.push_back(q.ticket);
+                // Debug only: whoever answers probes chooses how often this runs.
+                tracing::debug!(addr = %q.ask.addr, "conflict check answered: into probation");
+                if let Some(rec) = self.engine.conflict(&q.ask, clock) {
+                    if let Some(j) = self.journal.as_mut()
+                        && let Appended::Refused = j.append(&rec)
+                    {
+                        bump(&self.stats.journal_full);
+                        bump(&self.stats.journal_lost);
+                    }
+                }
+            } else {
+                self.engine.probed(&q.ask, clock.secs);
+            }
+        }
+        done
+    }
+
+    fn released(&mut self, ticket: u64) -> bool {
+        let Some(p) = self.probing.as_mut() else {
+            return true;
+        };
+        while p.refused.front().is_some_and(|&t| t < ticket) {
+            p.refused.pop_front();
+        }
+        if p.refused.front() == Some(&ticket) {
+            p.refused.pop_front();
+            return false;
+        }
+        true
+    }
+
+    fn probe_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.probing.as_ref().map(|p| p.link.wake_fd())
     }
 
     #[inline]

@@ -162,6 +162,8 @@ impl Engine {
                     if !s.is_reserved(r.addr) {
                         s.pool.claim(r.addr);
                     }
+                    // Leased until lately: no conflict probe needed soon.
+                    self.leased(s, r.addr, clock.secs);
                     self.leases.update(&key, |e| {
                         if let Some(old) = e
                             && old.addr != r.addr
