@@ -164,3 +164,169 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::reply::Local;
+    use crate::wire::testutil::{bootp, udp_frame};
+    use std::sync::Arc;
+
+    pub(crate) const CHECKED: &str = r#"
+interface = "test0"
+server_id = "192.0.2.1"
+conflict_skip_recent = 600
+
+[[subnet]]
+prefix = "192.0.2.0/24"
+pools = ["192.0.2.10-192.0.2.20"]
+conflict_check = "icmp"
+"#;
+
+    pub(crate) fn mac(last: u8) -> [u8; 6] {
+        [0x02, 0, 0, 0, 0x77, last]
+    }
+
+    /// A broadcast request from client `last` with these options (53
+    /// first), ended.
+    pub(crate) fn request(last: u8, options: &[u8]) -> Vec<u8> {
+        let mut o = options.to_vec();
+        o.push(255);
+        let mut b = bootp(&o);
+        b[0] = 1;
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&(0x5000 + u32::from(last)).to_be_bytes());
+        b[28..34].copy_from_slice(&mac(last));
+        udp_frame(
+            &[],
+            mac(last),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            68,
+            67,
+            &b,
+        )
+    }
+
+    pub(crate) fn discover(last: u8) -> Vec<u8> {
+        request(last, &[53, 1, 1])
+    }
+
+    /// The SELECTING REQUEST for `addr` from server 192.0.2.1.
+    fn select(last: u8, addr: Ipv4Addr) -> Vec<u8> {
+        let a = addr.octets();
+        request(
+            last,
+            &[53, 1, 3, 54, 4, 192, 0, 2, 1, 50, 4, a[0], a[1], a[2], a[3]],
+        )
+    }
+
+    /// The engine's verdict on `frame` at `secs`, and what it says about
+    /// probing.
+    fn run(e: &Engine, frame: &[u8], secs: u32) -> (Probe, Option<Ipv4Addr>) {
+        let mut tx = vec![0u8; 2048];
+        let local = Local {
+            mac: [2, 0, 0, 0, 0, 1],
+            dscp: 0,
+            home: 0,
+        };
+        let clock = Clock { secs, unix: 0 };
+        let (mut record, mut probe) = (None, Probe::None);
+        let v = e.process(frame, &mut tx, clock, &local, &mut record, &mut probe);
+        let offered = match v {
+            crate::engine::Verdict::Reply(_, crate::wire::dhcp::MessageType::Offer, _) => {
+                Some(Ipv4Addr::new(tx[58], tx[59], tx[60], tx[61]))
+            }
+            _ => None,
+        };
+        (probe, offered)
+    }
+
+    fn engine(text: &str) -> Arc<Engine> {
+        Arc::new(Engine::new(&Config::parse(text).unwrap()))
+    }
+
+    const A10: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const A11: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+
+    fn needed(p: Probe) -> ProbeAsk {
+        match p {
+            Probe::Needed(a) => a,
+            other => panic!("expected a probe, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fresh_address_is_probed_a_recently_probed_one_is_not() {
+        let e = engine(CHECKED);
+        let (p, offered) = run(&e, &discover(1), 100);
+        assert_eq!(offered, Some(A10));
+        let ask = needed(p);
+        assert_eq!(ask.addr, A10);
+        // Retransmitted while the probe is out: probed again (the OFFER
+        // must not escape the check by a retransmission).
+        assert_eq!(needed(run(&e, &discover(1), 100).0).addr, A10);
+        e.probed(&ask, 100);
+        assert_eq!(run(&e, &discover(1), 101), (Probe::Skipped, Some(A10)));
+        // Another client's fresh address is probed.
+        assert_eq!(needed(run(&e, &discover(2), 101).0).addr, A11);
+        // conflict_skip_recent (600 s) later the stamp is stale again.
+        assert_eq!(run(&e, &discover(1), 700).0, Probe::Skipped);
+        assert_eq!(needed(run(&e, &discover(1), 701).0).addr, A10);
+    }
+
+    #[test]
+    fn a_leased_address_is_not_probed_again_soon_and_the_own_binding_never() {
+        let e = engine(CHECKED);
+        assert_eq!(run(&e, &discover(1), 10).1, Some(A10));
+        run(&e, &select(1, A10), 10);
+        // The client's own binding: never probed (the client would answer).
+        assert_eq!(run(&e, &discover(1), 5000), (Probe::None, Some(A10)));
+        // Released and offered to someone else within skip_recent: skipped.
+        let mut rel = request(1, &[53, 1, 7, 54, 4, 192, 0, 2, 1]);
+        // ciaddr
+        rel[14 + 20 + 8 + 12..][..4].copy_from_slice(&A10.octets());
+        run(&e, &rel, 5000);
+        let (p, offered) = run(&e, &discover(3), 5001);
+        assert_eq!(offered, Some(A10), "the released address goes first");
+        assert_eq!(p, Probe::Skipped);
+    }
+
+    #[test]
+    fn a_subnet_without_the_check_never_probes() {
+        let e = engine(&CHECKED.replace("conflict_check = \"icmp\"", ""));
+        assert_eq!(run(&e, &discover(1), 10), (Probe::None, Some(A10)));
+    }
+
+    #[test]
+    fn a_conflict_withdraws_the_offer_and_quarantines_the_address() {
+        let e = engine(CHECKED);
+        let ask = needed(run(&e, &discover(1), 10).0);
+        let rec = e
+            .conflict(&ask, Clock { secs: 10, unix: 1000 })
+            .expect("a probation record");
+        assert_eq!((rec.addr, rec.state), (A10, RecordState::Declined));
+        assert_eq!(rec.expires_unix, 1000 + 86400, "decline_probation");
+        let s = &e.subnets()[0];
+        assert!(s.pool.is_taken(A10), "the address stays out of the pool");
+        assert_eq!(e.leases().get(&ask.key), None, "the offer is withdrawn");
+        // The client's retransmission gets the next address, probed too.
+        let (p, offered) = run(&e, &discover(1), 11);
+        assert_eq!((needed(p).addr, offered), (A11, Some(A11)));
+        // Nobody gets the quarantined one.
+        for c in 2..6 {
+            assert_ne!(run(&e, &discover(c), 12).1, Some(A10));
+        }
+    }
+
+    #[test]
+    fn a_conflict_after_the_client_bound_the_address_leaves_it_alone() {
+        let e = engine(CHECKED);
+        let ask = needed(run(&e, &discover(1), 10).0);
+        run(&e, &select(1, A10), 10);
+        assert_eq!(e.conflict(&ask, Clock { secs: 10, unix: 0 }), None);
+        assert_eq!(e.leases().get(&ask.key).map(|l| l.state), Some(LeaseState::Bound));
+    }
+}

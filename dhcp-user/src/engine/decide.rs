@@ -136,6 +136,8 @@ impl Engine {
             }
             MessageType::Release => {
                 if let Some(addr) = self.release(s, &c, req, now) {
+                    // In use by its client until now.
+                    self.leased(s, addr, now);
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,

@@ -313,3 +313,153 @@ impl Engine {
         Handler::new(Arc::new(ArcSwap::new(self.clone())), mac, stats)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::conflict::tests::{CHECKED, discover};
+    use super::*;
+    use crate::config::Config;
+    use crate::probe::{ProbeService, Prober};
+    use crossbeam_channel::{Receiver, Sender, bounded};
+    use std::collections::HashSet;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    /// Answers for the addresses in `in_use`; `send` waits for a go from
+    /// the test, so no probe can complete before the test allows it.
+    struct Gated {
+        in_use: HashSet<Ipv4Addr>,
+        go: Receiver<()>,
+        heard: Vec<Ipv4Addr>,
+    }
+
+    impl Prober for Gated {
+        fn send(&mut self, addr: Ipv4Addr) -> std::io::Result<()> {
+            let _ = self.go.recv();
+            if self.in_use.contains(&addr) {
+                self.heard.push(addr);
+            }
+            Ok(())
+        }
+        fn answers(&mut self, seen: &mut dyn FnMut(Ipv4Addr)) {
+            self.heard.drain(..).for_each(seen);
+        }
+        fn wait(&mut self, timeout: Duration) {
+            std::thread::sleep(timeout);
+        }
+    }
+
+    struct Rig {
+        h: Handler,
+        stats: Arc<WorkerStats>,
+        go: Sender<()>,
+        _service: ProbeService,
+    }
+
+    fn rig(in_use: &[Ipv4Addr]) -> Rig {
+        let (go, gate) = bounded(64);
+        let prober = Gated {
+            in_use: in_use.iter().copied().collect(),
+            go: gate,
+            heard: Vec::new(),
+        };
+        let (service, mut links) =
+            ProbeService::start(prober, Duration::from_millis(20), 1, 8).unwrap();
+        let e = Arc::new(Engine::new(&Config::parse(CHECKED).unwrap()));
+        let stats = Arc::new(WorkerStats::default());
+        let mut h = e
+            .handler([2, 0, 0, 0, 0, 1], stats.clone())
+            .with_probe(links.remove(0));
+        h.begin_batch(Instant::now());
+        Rig {
+            h,
+            stats,
+            go,
+            _service: service,
+        }
+    }
+
+    /// Waits (a liveness bound, not a timing check) until the handler's
+    /// probes reach `ticket`.
+    fn completed(h: &mut Handler, ticket: u64) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while h.probed() < ticket {
+            assert!(Instant::now() < until, "probe {ticket} never completed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn offer(h: &mut Handler, client: u8) -> (Ipv4Addr, u64) {
+        let mut tx = vec![0u8; 2048];
+        h.handle(&discover(client), &mut tx).expect("an OFFER");
+        (Ipv4Addr::new(tx[58], tx[59], tx[60], tx[61]), h.probe_for())
+    }
+
+    const A10: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const A11: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+
+    #[test]
+    fn an_offer_is_released_only_once_its_probe_completed() {
+        let mut r = rig(&[]);
+        let (addr, ticket) = offer(&mut r.h, 1);
+        assert_eq!(addr, A10);
+        assert_ne!(ticket, 0, "a fresh address parks its OFFER");
+        assert_eq!(r.h.hold_for(), 0, "an OFFER waits for no journal");
+        // The probe has not even left (the prober waits for the go).
+        assert!(r.h.probed() < ticket);
+        r.go.send(()).unwrap();
+        completed(&mut r.h, ticket);
+        assert!(r.h.released(ticket), "nobody answered: the OFFER leaves");
+        let s = r.stats.snapshot();
+        assert_eq!((s.conflict_probed, s.conflict_found), (1, 0));
+        // Probed lately: the retransmission's OFFER leaves at once.
+        let (addr, again) = offer(&mut r.h, 1);
+        assert_eq!((addr, again), (A10, 0));
+        assert_eq!(r.stats.snapshot().conflict_skipped, 1);
+    }
+
+    #[test]
+    fn an_answered_probe_drops_the_offer_and_the_next_discover_gets_another_address() {
+        let mut r = rig(&[A10]);
+        let (addr, ticket) = offer(&mut r.h, 1);
+        assert_eq!(addr, A10);
+        // A second client's OFFER behind it, with a free address.
+        let (addr2, ticket2) = offer(&mut r.h, 2);
+        assert_eq!(addr2, A11);
+        assert!(ticket2 > ticket);
+        r.go.send(()).unwrap();
+        r.go.send(()).unwrap();
+        completed(&mut r.h, ticket2);
+        assert!(!r.h.released(ticket), "the address answered: no OFFER");
+        assert!(r.h.released(ticket2), "the other one was not answered");
+        assert_eq!(r.stats.snapshot().conflict_found, 1);
+        // Client 1 retransmits: offered the next free address, probed.
+        r.go.send(()).unwrap();
+        let (addr, ticket3) = offer(&mut r.h, 1);
+        assert_eq!(addr, Ipv4Addr::new(192, 0, 2, 12));
+        assert_ne!(ticket3, 0);
+        completed(&mut r.h, ticket3);
+        assert!(r.h.released(ticket3));
+        // And nobody is offered the address in use.
+        for c in 3..8 {
+            r.go.send(()).unwrap();
+            assert_ne!(offer(&mut r.h, c).0, A10);
+        }
+    }
+
+    #[test]
+    fn a_worker_over_its_share_offers_without_probing_and_counts_it() {
+        let mut r = rig(&[]);
+        // Capacity 8; the gate holds every probe.
+        for c in 1..=8 {
+            assert_ne!(offer(&mut r.h, c).1, 0);
+        }
+        let (_, ticket) = offer(&mut r.h, 9);
+        assert_eq!(ticket, 0, "over the share: the OFFER is not parked");
+        assert_eq!(r.stats.snapshot().conflict_queue_full, 1);
+        for _ in 0..8 {
+            r.go.send(()).unwrap();
+        }
+        completed(&mut r.h, 8);
+    }
+}
