@@ -53,7 +53,8 @@ struct Row {
     check: bool,
     leases_per_s: f64,
     completed: u64,
-    drops: u64,
+    /// perfdhcp: DISCOVER-OFFER + REQUEST-ACK drops; xdhcpgen: timeouts.
+    drops: String,
     probed: u64,
     skipped: u64,
     queue_full: u64,
@@ -100,7 +101,11 @@ fn perfdhcp(check: bool, name: &str) -> Row {
         check,
         leases_per_s: r.rate.unwrap_or(0.0),
         completed: ra.map_or(0, |e| e.received),
-        drops: doo.map_or(0, |e| e.drops) + ra.map_or(0, |e| e.drops),
+        drops: format!(
+            "{}+{}",
+            doo.map_or(0, |e| e.drops),
+            ra.map_or(0, |e| e.drops)
+        ),
         probed,
         skipped,
         queue_full,
@@ -138,7 +143,7 @@ fn xdhcpgen(check: bool, name: &str) -> Row {
         check,
         leases_per_s: f("/leases_per_sec"),
         completed: f("/completed") as u64,
-        drops: f("/timeouts") as u64,
+        drops: (f("/timeouts") as u64).to_string(),
         probed,
         skipped,
         queue_full,
@@ -160,12 +165,12 @@ fn lease_rate_with_and_without_conflict_check() {
         xdhcpgen(true, "xdtcb4"),
     ];
     println!(
-        "\n{:<9} {:<6} {:>10} {:>10} {:>7} {:>8} {:>8} {:>10}  OFFER latency (ms)",
+        "\n{:<9} {:<6} {:>10} {:>10} {:>11} {:>8} {:>8} {:>10}  OFFER latency (ms)",
         "tool", "check", "leases/s", "completed", "drops", "probed", "skipped", "queue_full"
     );
     for r in &rows {
         println!(
-            "{:<9} {:<6} {:>10.0} {:>10} {:>7} {:>8} {:>8} {:>10}  {}",
+            "{:<9} {:<6} {:>10.0} {:>10} {:>11} {:>8} {:>8} {:>10}  {}",
             r.tool,
             if r.check { "icmp" } else { "none" },
             r.leases_per_s,
@@ -178,6 +183,11 @@ fn lease_rate_with_and_without_conflict_check() {
         );
     }
     for r in &rows {
-        assert!(r.completed > 0, "{} ({}) completed nothing", r.tool, r.check);
+        assert!(
+            r.completed > 0,
+            "{} ({}) completed nothing",
+            r.tool,
+            r.check
+        );
     }
 }

@@ -47,7 +47,8 @@ fn daemon(lab: &Lab, check: bool) -> Daemon {
 /// offered on the wire (every OFFER, retransmissions included), the
 /// addresses ACKed and the final stats.
 fn two_clients(lab: &Lab, d: Daemon) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>, serde_json::Value) {
-    let cap = Capture::start(lab, true, &lab.cli_if, "udp port 67 or udp port 68").expect("capture");
+    let cap =
+        Capture::start(lab, true, &lab.cli_if, "udp port 67 or udp port 68").expect("capture");
     let mut acked = Vec::new();
     for mac in ["02:00:5e:10:00:01", "02:00:5e:10:00:02"] {
         // The scapy client retransmits its DISCOVER every second, as a
@@ -76,7 +77,10 @@ fn a_pool_address_in_use_is_never_offered_with_conflict_check() {
     let lab = squatted_lab("xdtcf1");
     let (offered, acked, stats) = two_clients(&lab, daemon(&lab, true));
     let ctx = format!("offered {offered:?}, ACKed {acked:?}; stats {stats}");
-    assert!(!offered.contains(&SQUATTED), "OFFER of the address in use: {ctx}");
+    assert!(
+        !offered.contains(&SQUATTED),
+        "OFFER of the address in use: {ctx}"
+    );
     assert!(!acked.contains(&SQUATTED), "{ctx}");
     assert_eq!(acked, [NEXT, Ipv4Addr::new(198, 18, 0, 12)], "{ctx}");
     assert_eq!(counter(&stats, "/total/conflict_found"), 1, "{ctx}");
@@ -107,5 +111,8 @@ fn without_conflict_check_the_first_client_gets_the_address_in_use() {
     for c in ["conflict_found", "conflict_probed", "conflict_skipped"] {
         assert_eq!(counter(&stats, &format!("/total/{c}")), 0, "{c}: {ctx}");
     }
-    assert!(stats["probe"].is_null(), "no probe service without the check: {ctx}");
+    assert!(
+        stats["probe"].is_null(),
+        "no probe service without the check: {ctx}"
+    );
 }

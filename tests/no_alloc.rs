@@ -127,7 +127,7 @@ struct EverySeventh(Vec<Ipv4Addr>);
 
 impl xdhcp::probe::Prober for EverySeventh {
     fn send(&mut self, addr: Ipv4Addr) -> std::io::Result<()> {
-        if addr.octets()[3] % 7 == 0 {
+        if addr.octets()[3].is_multiple_of(7) {
             self.0.push(addr);
         }
         Ok(())
@@ -206,6 +206,9 @@ conflict_check = "icmp"
     let s = stats.snapshot();
     assert_eq!(s.conflict_probed, u64::from(N));
     assert_eq!(s.conflict_found, dropped);
-    assert!(dropped > 0 && sent > dropped, "{sent} sent, {dropped} dropped");
+    assert!(
+        dropped > 0 && sent > dropped,
+        "{sent} sent, {dropped} dropped"
+    );
     assert_eq!(ALLOCS.load(Relaxed), 0, "allocations on the worker");
 }

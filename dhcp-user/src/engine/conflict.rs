@@ -305,7 +305,13 @@ conflict_check = "icmp"
         let e = engine(CHECKED);
         let ask = needed(run(&e, &discover(1), 10).0);
         let rec = e
-            .conflict(&ask, Clock { secs: 10, unix: 1000 })
+            .conflict(
+                &ask,
+                Clock {
+                    secs: 10,
+                    unix: 1000,
+                },
+            )
             .expect("a probation record");
         assert_eq!((rec.addr, rec.state), (A10, RecordState::Declined));
         assert_eq!(rec.expires_unix, 1000 + 86400, "decline_probation");
@@ -327,6 +333,9 @@ conflict_check = "icmp"
         let ask = needed(run(&e, &discover(1), 10).0);
         run(&e, &select(1, A10), 10);
         assert_eq!(e.conflict(&ask, Clock { secs: 10, unix: 0 }), None);
-        assert_eq!(e.leases().get(&ask.key).map(|l| l.state), Some(LeaseState::Bound));
+        assert_eq!(
+            e.leases().get(&ask.key).map(|l| l.state),
+            Some(LeaseState::Bound)
+        );
     }
 }

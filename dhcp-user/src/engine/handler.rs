@@ -241,13 +241,13 @@ impl FrameHandler for Handler {
                 p.refused.push_back(q.ticket);
                 // Debug only: whoever answers probes chooses how often this runs.
                 tracing::debug!(addr = %q.ask.addr, "conflict check answered: into probation");
-                if let Some(rec) = self.engine.conflict(&q.ask, clock) {
-                    if let Some(j) = self.journal.as_mut()
-                        && let Appended::Refused = j.append(&rec)
-                    {
-                        bump(&self.stats.journal_full);
-                        bump(&self.stats.journal_lost);
-                    }
+                // The probation is journaled, so a restart keeps it.
+                if let Some(rec) = self.engine.conflict(&q.ask, clock)
+                    && let Some(j) = self.journal.as_mut()
+                    && let Appended::Refused = j.append(&rec)
+                {
+                    bump(&self.stats.journal_full);
+                    bump(&self.stats.journal_lost);
                 }
             } else {
                 self.engine.probed(&q.ask, clock.secs);

@@ -126,12 +126,14 @@ impl Engine {
                     let link = *names.entry(name).or_insert(next);
                     let shape = SubnetRt::shape_of(s);
                     let old = prev.and_then(|p| p.subnets.iter().find(|o| o.shape == shape));
-                    let mut rt = SubnetRt::new(i as u16, link, s, old.map(|o| o.pool.clone()), workers);
+                    let mut rt =
+                        SubnetRt::new(i as u16, link, s, old.map(|o| o.pool.clone()), workers);
                     if s.conflict_check == ConflictCheck::Icmp {
                         // What was leased and probed carries over with the pool.
-                        rt.recent = Some(old.and_then(|o| o.recent.clone()).unwrap_or_else(
-                            || Arc::new(conflict::Recent::new(rt.pool.size())),
-                        ));
+                        rt.recent =
+                            Some(old.and_then(|o| o.recent.clone()).unwrap_or_else(|| {
+                                Arc::new(conflict::Recent::new(rt.pool.size()))
+                            }));
                     }
                     rt
                 })

@@ -13,8 +13,8 @@
 use super::Prober;
 use crate::os;
 use rustix::net::{
-    AddressFamily, RecvFlags, SendFlags, SocketAddrV4, SocketFlags, SocketType, ipproto,
-    recvfrom, sendto, socket_with,
+    AddressFamily, RecvFlags, SendFlags, SocketAddrV4, SocketFlags, SocketType, ipproto, recvfrom,
+    sendto, socket_with,
 };
 use std::io;
 use std::net::Ipv4Addr;
@@ -199,7 +199,10 @@ mod tests {
         assert!(is_our_reply(&ip, true, 0x1234));
         assert!(!is_our_reply(&ip, true, 0x4321), "another program's ping");
         let request = echo_request(0x1234, 7);
-        assert!(!is_our_reply(&request, false, 0x1234), "a request is no answer");
+        assert!(
+            !is_our_reply(&request, false, 0x1234),
+            "a request is no answer"
+        );
         assert!(!is_our_reply(&[0x45, 0], true, 0x1234), "short: no panic");
         assert!(!is_our_reply(&[], true, 0x1234));
     }

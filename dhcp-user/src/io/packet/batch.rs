@@ -209,7 +209,11 @@ impl Batch {
     /// `probed`) into the TX slots, from the first, dropping those whose
     /// address answered; returns how many were moved (at most a batch) and
     /// the journal ticket the newest of them waits for.
-    pub(super) fn release<H: FrameHandler>(&mut self, probed: u64, handler: &mut H) -> (usize, u64) {
+    pub(super) fn release<H: FrameHandler>(
+        &mut self,
+        probed: u64,
+        handler: &mut H,
+    ) -> (usize, u64) {
         let (mut count, mut hold) = (0, 0);
         while count < self.len {
             let Some(&(ticket, journal, p, l)) = self.parked.front() else {
