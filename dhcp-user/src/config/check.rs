@@ -539,6 +539,49 @@ lease_time = 7200
     }
 
     #[test]
+    fn conflict_check_keys_default_parse_and_are_checked_with_their_line() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.subnets[0].conflict_check, ConflictCheck::None);
+        assert_eq!(
+            (c.file.conflict_wait_ms(), c.file.conflict_skip_recent()),
+            (500, 3600)
+        );
+        let on = GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nconflict_check = \"icmp\"",
+        );
+        let on = on.replace(
+            "server_id",
+            "conflict_wait_ms = 250\nconflict_skip_recent = 60\nserver_id",
+        );
+        let c = Config::parse(&on).unwrap();
+        assert_eq!(c.subnets[0].conflict_check, ConflictCheck::Icmp);
+        assert_eq!(
+            (c.file.conflict_wait_ms(), c.file.conflict_skip_recent()),
+            (250, 60)
+        );
+        // Line 3: the key, before server_id.
+        for bad in ["0", "5001"] {
+            let e =
+                err(&GOOD.replace("server_id", &format!("conflict_wait_ms = {bad}\nserver_id")));
+            assert!(e.message.contains("conflict_wait_ms"), "{e}");
+            assert_eq!(e.line, Some(3), "{e}");
+        }
+        // Not shorter than offer_hold.
+        let e = err(&GOOD.replace(
+            "server_id",
+            "offer_hold = 2\nconflict_wait_ms = 2000\nserver_id",
+        ));
+        assert!(e.message.contains("offer_hold"), "{e}");
+        assert_eq!(e.line, Some(4), "{e}");
+        let e = err(&GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nconflict_check = \"arp\"",
+        ));
+        assert_eq!(e.line, Some(11), "{e}");
+    }
+
+    #[test]
     fn pool_outside_subnet_names_its_line() {
         let e = err(&GOOD.replace("198.19.255.254", "198.20.0.5"));
         assert_eq!(e.line, Some(7), "{e}");
