@@ -434,6 +434,13 @@ fn reload_config(
              idle_sleep_ms change only with a restart; the rest is reloaded"
         );
     }
+    if running.probe.is_some() && c.conflict_wait_ms() != old.conflict_wait_ms() {
+        // Every probe waits the same time: that keeps them in order.
+        tracing::warn!(
+            "conflict_wait_ms changes only with a restart; probes keep waiting {} ms",
+            old.conflict_wait_ms()
+        );
+    }
     if running.probe.is_none()
         && checked
             .subnets
