@@ -4,7 +4,7 @@
 //! apart on a link), and every `[[subnet]]` becomes a [`Subnet`] of
 //! numbers and encoded options, once, at load: the packet path only
 //! compares and copies. Every error names the line of the offending entry.
-use super::file::{Config, ReservationConfig, SubnetConfig};
+use super::file::{Config, ConflictCheck, ReservationConfig, SubnetConfig};
 use super::options;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -112,6 +112,8 @@ pub struct Subnet {
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
     pub reservations: Vec<Reservation>,
+    /// Probe a fresh address before offering it.
+    pub conflict_check: ConflictCheck,
 }
 
 impl Subnet {
@@ -252,6 +254,31 @@ impl Config {
                 message: format!("`dscp` = {} must be 0–63", self.dscp),
             });
         }
+        if let Some(w) = &self.conflict_wait_ms
+            && !(1..=5000).contains(w.get_ref())
+        {
+            return Err(at(
+                w.span(),
+                format!(
+                    "`conflict_wait_ms` = {} must be 1–5000: the OFFER waits that long, and a \
+                     client retransmits its DISCOVER after about 4 s",
+                    w.get_ref()
+                ),
+            ));
+        }
+        if let Some(w) = &self.conflict_wait_ms
+            && u64::from(*w.get_ref()) >= u64::from(self.offer_hold) * 1000
+        {
+            return Err(at(
+                w.span(),
+                format!(
+                    "`conflict_wait_ms` = {} must be shorter than `offer_hold` ({} s), which \
+                     holds the address for the client meanwhile",
+                    w.get_ref(),
+                    self.offer_hold
+                ),
+            ));
+        }
         if self.subnets.is_empty() {
             return Err(ConfigError {
                 line: None,
@@ -290,6 +317,7 @@ impl Config {
                 rapid_commit: s.rapid_commit,
                 options: Vec::new(),
                 reservations: Vec::new(),
+                conflict_check: s.conflict_check,
             };
             if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
                 return Err(at(
@@ -620,6 +648,49 @@ lease_time = 7200
             let e = err(&with(bad));
             assert!(e.message.contains("idle_sleep_ms"), "{e}");
         }
+    }
+
+    #[test]
+    fn conflict_check_keys_default_parse_and_are_checked_with_their_line() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.subnets[0].conflict_check, ConflictCheck::None);
+        assert_eq!(
+            (c.file.conflict_wait_ms(), c.file.conflict_skip_recent()),
+            (500, 3600)
+        );
+        let on = GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nconflict_check = \"icmp\"",
+        );
+        let on = on.replace(
+            "server_id",
+            "conflict_wait_ms = 250\nconflict_skip_recent = 60\nserver_id",
+        );
+        let c = Config::parse(&on).unwrap();
+        assert_eq!(c.subnets[0].conflict_check, ConflictCheck::Icmp);
+        assert_eq!(
+            (c.file.conflict_wait_ms(), c.file.conflict_skip_recent()),
+            (250, 60)
+        );
+        // Line 3: the key, before server_id.
+        for bad in ["0", "5001"] {
+            let e =
+                err(&GOOD.replace("server_id", &format!("conflict_wait_ms = {bad}\nserver_id")));
+            assert!(e.message.contains("conflict_wait_ms"), "{e}");
+            assert_eq!(e.line, Some(3), "{e}");
+        }
+        // Not shorter than offer_hold.
+        let e = err(&GOOD.replace(
+            "server_id",
+            "offer_hold = 2\nconflict_wait_ms = 2000\nserver_id",
+        ));
+        assert!(e.message.contains("offer_hold"), "{e}");
+        assert_eq!(e.line, Some(4), "{e}");
+        let e = err(&GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nconflict_check = \"arp\"",
+        ));
+        assert_eq!(e.line, Some(11), "{e}");
     }
 
     #[test]

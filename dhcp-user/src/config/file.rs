@@ -121,6 +121,14 @@ pub struct Config {
     /// not come back as one wave.
     #[serde(default)]
     pub renew_jitter: u8,
+    /// Milliseconds a conflict check waits for an echo reply before the
+    /// parked OFFER leaves (subnets with `conflict_check = "icmp"`);
+    /// default [`DEFAULT_CONFLICT_WAIT_MS`].
+    pub conflict_wait_ms: Option<Spanned<u32>>,
+    /// Seconds after a lease (an ACK) or a clean probe during which an
+    /// address is offered again without a new probe; default
+    /// [`DEFAULT_CONFLICT_SKIP_RECENT`].
+    pub conflict_skip_recent: Option<Spanned<u32>>,
     /// Where leases are kept across restarts; without it they live in
     /// memory only.
     pub journal: Option<JournalConfig>,
@@ -233,6 +241,45 @@ pub struct SubnetConfig {
     pub raw_options: Vec<Spanned<RawOption>>,
     #[serde(default, rename = "reservation")]
     pub reservations: Vec<Spanned<ReservationConfig>>,
+    /// Probe a fresh address before offering it: "none" (default) or
+    /// "icmp" (an echo request; an answer means someone uses it).
+    #[serde(default)]
+    pub conflict_check: ConflictCheck,
+}
+
+/// What a subnet does before it offers an address nobody leased lately.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictCheck {
+    /// Offer at once.
+    #[default]
+    None,
+    /// Send an ICMP echo request to the address and offer it only when
+    /// no reply came within `conflict_wait_ms`.
+    Icmp,
+}
+
+/// Default of `conflict_wait_ms`: half of ISC dhcpd's one second, five
+/// times Kea's ping-check `reply-timeout` (100 ms), well below a client's
+/// first DISCOVER retransmission (about 4 s).
+pub const DEFAULT_CONFLICT_WAIT_MS: u32 = 500;
+/// Default of `conflict_skip_recent`: an hour, as `keep_released`.
+pub const DEFAULT_CONFLICT_SKIP_RECENT: u32 = 3600;
+
+impl Config {
+    /// `conflict_wait_ms`, or its default.
+    pub fn conflict_wait_ms(&self) -> u32 {
+        self.conflict_wait_ms
+            .as_ref()
+            .map_or(DEFAULT_CONFLICT_WAIT_MS, |v| *v.get_ref())
+    }
+
+    /// `conflict_skip_recent`, or its default.
+    pub fn conflict_skip_recent(&self) -> u32 {
+        self.conflict_skip_recent
+            .as_ref()
+            .map_or(DEFAULT_CONFLICT_SKIP_RECENT, |v| *v.get_ref())
+    }
 }
 
 /// A fixed address for one client, found by exactly one identity.

@@ -7,6 +7,7 @@
 //! (`request.rs`), select the subnet (`select.rs`), identify the client
 //! (`client.rs`), decide (here), write the reply (`reply.rs`).
 use super::client::{Claim, Client, Note, client_key};
+use super::conflict::Probe;
 use super::decline::Declined;
 use super::lifecycle::{Change, Clock, expiry};
 use super::reply::{self, Local, Reply};
@@ -46,13 +47,25 @@ pub enum Silence {
 
 /// What the engine noticed about a request besides its verdict, for the
 /// worker's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Notes {
     /// Its option 82 or 118 was not believed (ignored, or the request
     /// dropped for it).
     pub untrusted_agent_info: bool,
     /// An event of the decision with a counter of its own.
     pub event: Option<Note>,
+    /// Whether the OFFER just written must wait for a conflict check.
+    pub probe: Probe,
+}
+
+impl Default for Notes {
+    fn default() -> Notes {
+        Notes {
+            untrusted_agent_info: false,
+            event: None,
+            probe: Probe::None,
+        }
+    }
 }
 
 /// The engine's verdict on one frame.
@@ -71,7 +84,8 @@ impl Engine {
     /// Reads one frame and, if the protocol calls for it, writes the reply.
     /// A lease the decision created, extended, released or declined is
     /// left in `record`, for the journal, before the reply may leave;
-    /// what else is worth counting, in `notes`.
+    /// what else is worth counting, and whether an OFFER's address must be
+    /// probed first, in `notes`.
     pub fn process(
         &self,
         rx: &[u8],
@@ -82,6 +96,7 @@ impl Engine {
         notes: &mut Notes,
     ) -> Verdict {
         let mut join = None;
+        notes.probe = Probe::None;
         let Ok(mut req) = parse(rx, &mut join) else {
             return Verdict::Malformed;
         };
@@ -91,7 +106,7 @@ impl Engine {
             return Verdict::Silent(req.kind, why);
         }
         let mut change = None;
-        let decided = self.decide(&req, clock.secs, local.home, &mut change, &mut notes.event);
+        let decided = self.decide(&req, clock.secs, local.home, &mut change, notes);
         *record = change.map(|ch| ch.record(&req, clock));
         match decided {
             Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
@@ -104,16 +119,17 @@ impl Engine {
 
     /// The protocol decision for one request: the subnet it belongs to
     /// and the reply, or why there is none. `home` is the deciding
-    /// worker's shard in the pools; `note` is left what a counter of its
-    /// own reports. The request must have been through the trust step
-    /// (`trust.rs`); one that was not is ignored.
+    /// worker's shard in the pools; `notes` is left what a counter of its
+    /// own reports and whether an OFFER must wait for a conflict check.
+    /// The request must have been through the trust step (`trust.rs`); one
+    /// that was not is ignored.
     pub fn decide(
         &self,
         req: &Request<'_>,
         now: u32,
         home: usize,
         change: &mut Option<Change>,
-        note: &mut Option<Note>,
+        notes: &mut Notes,
     ) -> Result<(&SubnetRt, Reply), Silence> {
         if req.agent == AgentTrust::Unjudged {
             return Err(Silence::Ignored);
@@ -156,8 +172,8 @@ impl Engine {
                 .and_then(|v| <[u8; 4]>::try_from(v).ok())
                 .map_or(s.server_id, Ipv4Addr::from),
         };
-        let decided = self.decide_kind(s, &c, req, now, change);
-        *note = c.note.get();
+        let decided = self.decide_kind(s, &c, req, now, change, &mut notes.probe);
+        notes.event = c.note.get();
         if let (Some(r), Ok((_, reply))) = (moving, &decided)
             && reply.yiaddr == r
             && let Some(res) = s.reservation(r)
@@ -175,12 +191,13 @@ impl Engine {
         req: &Request<'_>,
         now: u32,
         change: &mut Option<Change>,
+        probe: &mut Probe,
     ) -> Result<(&'a SubnetRt, Reply), Silence> {
         let reply = match req.kind {
             MessageType::Discover => {
                 // RFC 4039: straight to an ACK, bound like one.
                 let commit = s.rapid_commit && req.opts.rapid_commit;
-                let (used, r) = self.discover(s, c, req, now, commit)?;
+                let (used, r, bound) = self.discover(s, c, req, now, commit)?;
                 if let (true, Some((lease, _, _))) = (commit, r.times) {
                     *change = Some(Change {
                         subnet: used.id,
@@ -189,12 +206,17 @@ impl Engine {
                         state: RecordState::Bound,
                         expires: expiry(now, lease),
                     });
+                    // Bound at once: in use by its client from now on.
+                    self.leased(used, r.yiaddr, now);
+                } else {
+                    *probe = self.probe_for(used, &c.key, r.yiaddr, bound, now);
                 }
                 return Ok((used, r));
             }
             MessageType::Request => {
                 let r = self.request(s, c, req, now)?;
                 if let (MessageType::Ack, Some((lease, _, _))) = (r.kind, r.times) {
+                    self.leased(s, r.yiaddr, now);
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
@@ -215,6 +237,8 @@ impl Engine {
             }
             MessageType::Release => {
                 if let Some(addr) = self.release(s, c, req, now) {
+                    // In use by its client until now.
+                    self.leased(s, addr, now);
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
@@ -272,7 +296,9 @@ impl Engine {
         (lease, cut(t1), cut(t2))
     }
 
-    /// An OFFER, or with `commit` (rapid commit) an ACK of a binding.
+    /// The OFFER for a DISCOVER, from `s` or a sibling, or with `commit`
+    /// (rapid commit) an ACK of a binding; the flag says the address is the
+    /// client's current binding.
     fn discover<'a>(
         &'a self,
         s: &'a SubnetRt,
@@ -280,7 +306,7 @@ impl Engine {
         req: &Request<'_>,
         now: u32,
         commit: bool,
-    ) -> Result<(&'a SubnetRt, Reply), Silence> {
+    ) -> Result<(&'a SubnetRt, Reply, bool), Silence> {
         let hold = now.saturating_add(self.offer_hold);
         // What the record says: a held offer, or a binding (rapid commit).
         let record = |used: &SubnetRt| {
@@ -305,12 +331,13 @@ impl Engine {
                     match c.reserved {
                         Some((r, _)) if r != l.addr => s.free(l.addr),
                         _ => {
+                            let bound = l.state == LeaseState::Bound;
                             if commit {
                                 (l.state, l.expires) = record(s);
                             } else if l.state == LeaseState::Offered {
                                 l.expires = hold;
                             }
-                            return Some((s, l.addr));
+                            return Some((s, l.addr, bound));
                         }
                     }
                 }
@@ -340,9 +367,9 @@ impl Engine {
                 state,
                 expires,
             });
-            Some((used, addr))
+            Some((used, addr, false))
         });
-        let (used, addr) = got.ok_or(Silence::NoAddress)?;
+        let (used, addr, bound) = got.ok_or(Silence::NoAddress)?;
         Ok((
             used,
             Reply {
@@ -355,6 +382,7 @@ impl Engine {
                 times: Some(self.times(used, c, req.opts.lease_time)),
                 server_id: c.server_id,
             },
+            bound,
         ))
     }
 

@@ -233,6 +233,8 @@ impl Engine {
                         }
                         Some(_) => {}
                     }
+                    // Leased until lately: no conflict probe needed soon.
+                    self.leased(s, r.addr, clock.secs);
                     self.leases.update(&key, |e| {
                         if let Some(old) = e
                             && old.addr != r.addr

@@ -25,7 +25,8 @@
 //! 8. `reply.rs`: the reply frame, written into the TX buffer;
 //! 9. `handler.rs` again: the verdict counted, the change handed to the
 //!    journal through `journal_link.rs`, the reply held until the record
-//!    is on disk (durable mode).
+//!    is on disk (durable mode), or, for an OFFER that `conflict.rs` says
+//!    needs a probe, until the probe service found nobody at its address.
 //!
 //! Leases also change without a request: `lifecycle.rs` expires them,
 //! restores them from the journal at start and reclaims them in the pools
@@ -33,6 +34,7 @@
 //!
 //! [`Reply`]: reply::Reply
 mod client;
+mod conflict;
 mod decide;
 mod decline;
 mod handler;
@@ -45,13 +47,14 @@ pub mod subnet;
 mod trust;
 
 pub use client::Note;
+pub use conflict::{Probe, ProbeAsk};
 pub use decide::{Notes, Silence, Verdict};
 pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
 pub use lifecycle::{Change, Clock};
 pub use request::{AgentTrust, Request, parse};
 
-use crate::config::{Checked, UntrustedAgentInfo};
+use crate::config::{Checked, ConflictCheck, UntrustedAgentInfo};
 use crate::lease::LeaseTable;
 use client::Reservations;
 use decline::DeclineRates;
@@ -85,6 +88,9 @@ pub struct Engine {
     /// Seconds released and expired records are kept (the client's
     /// address stays its own if nobody took it meanwhile).
     keep_released: u32,
+    /// Seconds after a lease or a clean probe during which an address is
+    /// offered again without a probe (`conflict_skip_recent`).
+    conflict_skip_recent: u32,
     /// Workers allocating from the pools: each pool has one shard per
     /// worker (see [`Pool::new`](crate::lease::Pool::new)).
     workers: usize,
@@ -198,6 +204,15 @@ impl Engine {
                     let before = prev.map(|p| &*p.subnets);
                     let mut rt = SubnetRt::new(i as u16, link, s, &owners, before, workers);
                     rt.direct = direct[i];
+                    if s.conflict_check == ConflictCheck::Icmp {
+                        // What was leased and probed carries over with the pool.
+                        let shape = SubnetRt::shape_of(s);
+                        let old = prev.and_then(|p| p.subnets.iter().find(|o| o.shape == shape));
+                        rt.recent =
+                            Some(old.and_then(|o| o.recent.clone()).unwrap_or_else(|| {
+                                Arc::new(conflict::Recent::new(rt.pool.size()))
+                            }));
+                    }
                     rt
                 })
                 .collect()
@@ -223,6 +238,7 @@ impl Engine {
             dscp: cfg.file.dscp,
             renew_jitter: cfg.file.renew_jitter,
             keep_released: cfg.file.keep_released,
+            conflict_skip_recent: cfg.file.conflict_skip_recent(),
             workers,
             reservations,
             trusted_relays: cfg

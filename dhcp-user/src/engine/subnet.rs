@@ -135,6 +135,9 @@ pub struct SubnetRt {
     pub options: EncodedOptions,
     /// Reserved addresses, sorted: never given back to the pool.
     reserved: Box<[Reserved]>,
+    /// `conflict_check = "icmp"`: when each pool address was last leased
+    /// or probed (set by the engine once the pool is known).
+    pub recent: Option<Arc<super::conflict::Recent>>,
 }
 
 impl SubnetRt {
@@ -224,6 +227,7 @@ impl SubnetRt {
             pool,
             options: EncodedOptions::new(&list),
             reserved: reserved.into_boxed_slice(),
+            recent: None,
         }
     }
 
