@@ -5,7 +5,8 @@
 //! exactly, and against the AF_XDP echo (`xdhcpecho`) of `cargo xtask
 //! bench`. With it, two things only a real load shows: two queues served by
 //! two workers sharing the pool (stealing included) and the journal, and a
-//! durable group's ACKs leaving as soon as they are synced. Labs are named
+//! durable group's ACKs leaving as soon as they are synced; and an attack
+//! fleet beside the normal one, each reported apart. Labs are named
 //! `xdtg…`; run them with `cargo xtask test` (as root).
 mod common;
 
@@ -37,6 +38,11 @@ fn gen_bin() -> PathBuf {
 /// Runs xdhcpgen in the lab's client namespace with `args` and returns its
 /// JSON summary; a non-zero exit fails the test with its output.
 fn xdhcpgen(lab: &Lab, args: &[&str]) -> Value {
+    xdhcpgen_and_table(lab, args).0
+}
+
+/// As [`xdhcpgen`], and the table it printed.
+fn xdhcpgen_and_table(lab: &Lab, args: &[&str]) -> (Value, String) {
     let dir = daemon::temp_dir("xdhcpgen").expect("temp dir");
     let json = dir.join("summary.json");
     let out = output_within(
@@ -50,6 +56,7 @@ fn xdhcpgen(lab: &Lab, args: &[&str]) -> Value {
     )
     .expect("xdhcpgen runs");
     let report = text(&out);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "xdhcpgen {args:?} failed:\n{report}");
     let summary: Value = serde_json::from_slice(
         &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON ({e}):\n{report}")),
@@ -57,7 +64,7 @@ fn xdhcpgen(lab: &Lab, args: &[&str]) -> Value {
     .expect("the JSON summary parses");
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("{report}");
-    summary
+    (summary, table)
 }
 
 fn num(v: &Value, pointer: &str) -> u64 {
@@ -590,4 +597,150 @@ fn gen_durable_acks_leave_when_synced_not_when_the_worker_wakes() {
         12_000,
         "every ACK waited for its sync: {stats}"
     );
+}
+
+/// `--attack starve` beside a normal DORA fleet, against today's xdhcpd
+/// (no limits yet, so the attack gets every address it asks for): 3,000
+/// made-up MACs through one relay with one circuit id, 500 normal clients
+/// directly on the link, started 100 ms after the attack. The run reports
+/// the two fleets apart, and what the daemon counted and recorded agrees
+/// with that split: its DISCOVERs and REQUESTs are the two fleets' sums,
+/// and its journal holds each fleet's leases under that fleet's MACs, the
+/// attack's with the one circuit id, the normal clients' with none.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn gen_starve_attack_beside_dora_is_reported_apart() {
+    const LEGIT: u64 = 500;
+    const ATTACK: u64 = 3000;
+    let lab = lab("xdtgs", true);
+    let dir = TempDir::new("starve-beside");
+    let cfg = journal_config("lab-journal-durable.toml", &lab, &dir.0);
+    let cfg_file = dir.0.join("xdhcpd.toml");
+    std::fs::write(&cfg_file, &cfg).expect("config file");
+    let d = Daemon::start(&lab, &bin(), &cfg).unwrap_or_else(|e| panic!("starting xdhcpd: {e:#}"));
+    let mac = format_mac(&lab.srv_mac);
+    let (s, table) = xdhcpgen_and_table(
+        &lab,
+        &[
+            &pinned_xdp()[..],
+            &NO_RETRANSMIT[..],
+            &["--clients", &LEGIT.to_string()][..],
+            &[
+                "--attack",
+                "starve",
+                "--attack-clients",
+                &ATTACK.to_string(),
+            ],
+            &["--attack-relay", CLIENT_IP, "--attack-circuit-id", "port-7"],
+            &["--attack-timeout-ms", "5000", "--attack-lead-ms", "100"],
+            &["--server", SERVER_IP, "--server-mac", &mac],
+        ]
+        .concat(),
+    );
+    let stats = d.stop().expect("xdhcpd stops cleanly");
+
+    // The top-level figures are the normal fleet's, as without an attack.
+    assert_eq!(num(&s, "/completed"), LEGIT, "{s}");
+    assert_clean(&s);
+    let (l, a) = (&s["legit"], &s["attack"]);
+    assert_eq!(a["kind"], "starve", "{s}");
+    assert_eq!(a["circuit_id"], "port-7", "{s}");
+    assert_eq!(a["relays"], serde_json::json!([CLIENT_IP]), "{s}");
+    assert_eq!(a["mac_prefix"], "02:61:74", "{s}");
+    assert_eq!(l["mac_prefix"], "02:67:65", "{s}");
+    for (side, n) in [(l, LEGIT), (a, ATTACK)] {
+        for f in ["started", "completed", "leases", "offers", "acks"] {
+            assert_eq!(num(side, &format!("/{f}")), n, "{f}: {side}");
+        }
+        for f in [
+            "naks",
+            "timeouts",
+            "retransmits",
+            "duplicate_addresses",
+            "bad_subnet",
+            "unfinished",
+        ] {
+            assert_eq!(num(side, &format!("/{f}")), 0, "{f}: {side}");
+        }
+    }
+    assert_eq!(num(l, "/latency_us/dora/count"), LEGIT, "{s}");
+    assert_eq!(num(&s, "/latency_us/dora/count"), LEGIT, "{s}");
+
+    // The daemon saw both fleets' messages, and nothing else.
+    let sum = |f: &str| num(l, &format!("/{f}")) + num(a, &format!("/{f}"));
+    assert_eq!(
+        counter(&stats, "/total/discover"),
+        sum("sent_discover"),
+        "{stats}"
+    );
+    assert_eq!(
+        counter(&stats, "/total/discover"),
+        LEGIT + ATTACK,
+        "{stats}"
+    );
+    assert_eq!(
+        counter(&stats, "/total/request"),
+        sum("sent_request"),
+        "{stats}"
+    );
+    assert_eq!(counter(&stats, "/total/offer"), sum("offers"), "{stats}");
+    assert_eq!(counter(&stats, "/total/ack"), sum("acks"), "{stats}");
+    assert_eq!(counter(&stats, "/total/tx"), sum("received"), "{stats}");
+    assert_eq!(counter(&stats, "/total/malformed"), 0, "{stats}");
+    assert_eq!(num(&s, "/xdp/redirected"), sum("received"), "{s}");
+
+    // The journal: each fleet's leases under its own MACs, all distinct
+    // and in the pool; the attack's carry its one circuit id.
+    let leases = xdhcpd_leases(&cfg_file, &[]);
+    let mut legit = Vec::new();
+    let mut attack = Vec::new();
+    for v in &leases {
+        assert_eq!(v["state"], "bound", "{v}");
+        let addr: Ipv4Addr = v["address"]
+            .as_str()
+            .expect("address")
+            .parse()
+            .expect("IPv4");
+        assert!(in_pool(addr), "{v}");
+        match v["hwaddr"].as_str().expect("hwaddr") {
+            h if h.starts_with("02:67:65:") => {
+                assert!(v["circuit_id"].is_null(), "a direct client: {v}");
+                legit.push(addr);
+            }
+            h if h.starts_with("02:61:74:") => {
+                assert_eq!(v["circuit_id"], "port-7", "{v}");
+                attack.push(addr);
+            }
+            _ => panic!("a lease of no fleet: {v}"),
+        }
+    }
+    assert_eq!((legit.len() as u64, attack.len() as u64), (LEGIT, ATTACK));
+    let mut all: Vec<Ipv4Addr> = legit.iter().chain(&attack).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len() as u64, LEGIT + ATTACK, "an address leased twice");
+    // The report's lowest addresses of each fleet are that fleet's leases.
+    for (side, got) in [(l, &legit), (a, &attack)] {
+        let listed = side["addresses"].as_array().expect("addresses");
+        assert_eq!(listed.len(), 64, "{side}");
+        for x in listed {
+            let x: Ipv4Addr = x.as_str().expect("an address").parse().expect("IPv4");
+            assert!(got.contains(&x), "{x} is not the fleet's: {side}");
+        }
+    }
+
+    // The table ends with the two fleets side by side.
+    assert!(
+        table.contains("attack starve: 3000 clients 02:61:74:xx:xx:xx"),
+        "{table}"
+    );
+    let row = |name: &str| -> Vec<String> {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{table}"));
+        line.split_whitespace().skip(1).map(str::to_owned).collect()
+    };
+    assert_eq!(row("legit   ")[..3], ["500", "500", "500"], "{table}");
+    assert_eq!(row("attack  ")[..3], ["3000", "3000", "3000"], "{table}");
 }

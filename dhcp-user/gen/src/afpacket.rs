@@ -4,8 +4,8 @@
 //! one; buffers are allocated once. The kernel also sees every reply (it
 //! drops them: nothing listens on port 68 here), and frames copy once in
 //! each direction; this is the fallback, not the fast path.
+use super::attack::Fleets;
 use super::counters::{GenCounters, bump};
-use super::fleet::Fleet;
 use anyhow::{Context, Result};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -150,7 +150,7 @@ impl Batch {
 /// Runs `fleet` over `sock` until it is done or `stop` is set.
 pub fn run(
     sock: &OwnedFd,
-    fleet: &mut Fleet,
+    fleet: &mut Fleets,
     counters: &GenCounters,
     opts: &WorkerOptions,
     stop: &AtomicBool,

@@ -7,8 +7,8 @@
 //! batch) written straight into TX frames. The clock is read once per
 //! turn; at most one syscall per turn (the TX kick), none when the kernel
 //! needs no wakeup.
+use super::attack::Fleets;
 use super::counters::{GenCounters, bump};
-use super::fleet::Fleet;
 use anyhow::bail;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
@@ -40,7 +40,7 @@ pub(crate) fn open(
 /// Runs `fleet` over `s` until it is done or `stop` is set.
 pub(crate) fn run(
     mut s: QueueSocket,
-    fleet: &mut Fleet,
+    fleet: &mut Fleets,
     counters: &GenCounters,
     opts: &WorkerOptions,
     stop: &AtomicBool,

@@ -115,6 +115,21 @@ impl AddressBook {
         Claim::Full
     }
 
+    /// Every address ever recorded, in order (held or not): for a book
+    /// that only tallies distinct addresses. Walks the whole table: for
+    /// the end of a run, not the packet path.
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self
+            .slots
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .filter(|&s| s != 0)
+            .map(|s| Ipv4Addr::from((s >> 32) as u32))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Forgets that `owner` holds `addr` (released, NAKed, or rebound
     /// elsewhere). Nothing happens when someone else holds it.
     pub fn release(&self, addr: Ipv4Addr, owner: u32) {
@@ -167,6 +182,17 @@ mod tests {
         b.release(a, 1);
         assert_eq!(b.claim(a, 2), Claim::Ok);
         assert_eq!(b.claim(Ipv4Addr::new(10, 0, 0, 6), 1), Claim::Ok);
+    }
+
+    #[test]
+    fn addresses_lists_each_once() {
+        let b = AddressBook::new(10);
+        for a in [7u32, 3, 7, 5, 3] {
+            b.claim(Ipv4Addr::from(0x0a00_0000 + a), 0);
+        }
+        b.release(Ipv4Addr::from(0x0a00_0005), 0);
+        let got: Vec<u32> = b.addresses().into_iter().map(u32::from).collect();
+        assert_eq!(got, [0x0a00_0003, 0x0a00_0005, 0x0a00_0007]);
     }
 
     #[test]

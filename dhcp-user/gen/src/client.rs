@@ -25,6 +25,8 @@ pub enum Phase {
     Rebinding,
     /// Bound and about to send its RELEASE (no reply comes).
     Releasing,
+    /// Offered or bound and about to DECLINE the address (no reply comes).
+    Declining,
 }
 
 impl Phase {

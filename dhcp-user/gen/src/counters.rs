@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! gen_counters {
-    ($($name:ident: $doc:literal),* $(,)?) => {
+    ($($(#[$attr:meta])* $name:ident: $doc:literal),* $(,)?) => {
         /// One worker's live counters.
         #[derive(Default, Debug)]
         #[repr(align(128))]
@@ -16,7 +16,7 @@ macro_rules! gen_counters {
         /// A plain copy of [`GenCounters`], summed over workers for reports.
         #[derive(Default, Debug, Clone, Copy, Serialize, PartialEq, Eq)]
         pub struct GenSnapshot {
-            $(#[doc = $doc] pub $name: u64,)*
+            $(#[doc = $doc] $(#[$attr])* pub $name: u64,)*
         }
 
         impl GenCounters {
@@ -63,6 +63,14 @@ gen_counters! {
     not_ours: "Received frames that are no BOOTREPLY to port 68 or to a relay.",
     handoff_dropped: "Replies for another worker's client lost because its inbox was full.",
     dup_check_skipped: "ACKed addresses the duplicate check could not record (its table was full).",
+    // Only the decline attack sends these; left out of the JSON while 0,
+    // so a run without it reports what it always did.
+    #[serde(skip_serializing_if = "is_zero")]
+    sent_decline: "DHCPDECLINE sent (the decline attack).",
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Adds `n` to a counter only the calling thread writes.

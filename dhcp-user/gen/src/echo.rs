@@ -281,6 +281,8 @@ mod tests {
             client_id: true,
             option82: false,
             server: None,
+            agent: Default::default(),
+            src_mac: None,
         }
     }
 

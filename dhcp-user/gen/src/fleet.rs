@@ -2,6 +2,7 @@
 //! loop hands in received frames and the clock, and asks for frames to
 //! send. Everything is allocated when the fleet is made; nothing on the
 //! per-packet path allocates or takes a lock.
+use super::attack::DeclineWhen;
 use super::check::{AddressBook, Claim, Prefix};
 use super::client::{Client, MAX_CLIENTS, Phase, client_mac, xid_epoch, xid_index};
 use super::counters::{GenCounters, add, bump};
@@ -27,6 +28,9 @@ pub struct Plan {
     pub worker: u32,
     /// Exchanges this worker starts in all; None: until the deadline.
     pub quota: Option<u64>,
+    /// No exchange starts before this time (ns since run start): the
+    /// normal fleet waits while an attack gets going.
+    pub start_ns: u64,
     /// No exchange starts at or after this time (ns since run start).
     pub deadline_ns: Option<u64>,
     /// This worker's exchanges started per second; 0: open loop.
@@ -44,6 +48,12 @@ pub struct Plan {
     /// Frames handed out per batch, the pacer's burst.
     pub batch: usize,
     pub seed: u64,
+    /// The decline attack: DECLINE what was ACKed, or what was offered
+    /// (no REQUEST at all).
+    pub decline: Option<DeclineWhen>,
+    /// Added to client indices in the shared address book, so that two
+    /// fleets of one run have distinct owners there.
+    pub owner_base: u32,
 }
 
 /// Replies for another worker's clients go to its inbox.
@@ -68,6 +78,10 @@ pub struct Fleet {
     counters: Arc<GenCounters>,
     lat: Latencies,
     book: Arc<AddressBook>,
+    /// Every address this fleet was ACKed, and every one it declined
+    /// (owner 0: distinct addresses only), when a report needs them.
+    leased: Option<Arc<AddressBook>>,
+    declined: Option<Arc<AddressBook>>,
     mail: Mailboxes,
     rng: u64,
     last_completion_ns: u64,
@@ -116,11 +130,30 @@ impl Fleet {
             counters,
             lat: Latencies::new(),
             book,
+            leased: None,
+            declined: None,
             mail,
             last_completion_ns: 0,
             plan,
             id,
         }
+    }
+
+    /// Records the distinct addresses this fleet is ACKed and declines in
+    /// these books (shared by the fleet's workers).
+    pub fn with_tally(
+        mut self,
+        leased: Arc<AddressBook>,
+        declined: Option<Arc<AddressBook>>,
+    ) -> Fleet {
+        self.leased = Some(leased);
+        self.declined = declined;
+        self
+    }
+
+    /// The first three bytes of this fleet's MACs.
+    pub fn mac_prefix(&self) -> [u8; 3] {
+        self.id.mac_prefix
     }
 
     #[inline]
@@ -130,8 +163,13 @@ impl Fleet {
 
     /// One received frame.
     pub fn receive(&mut self, now_ns: u64, frame: &[u8]) {
+        self.take(reply::parse(frame, now_ns));
+    }
+
+    /// One received frame, parsed.
+    pub fn take(&mut self, parsed: Parsed) {
         bump(&self.counters.received);
-        match reply::parse(frame, now_ns) {
+        match parsed {
             Parsed::Malformed => bump(&self.counters.malformed),
             Parsed::NotOurs => bump(&self.counters.not_ours),
             Parsed::Reply(r) => self.dispatch(r),
@@ -226,7 +264,11 @@ impl Fleet {
         c.offered = r.yiaddr;
         c.server_id = server_id;
         c.server_mac = r.src_mac;
-        c.phase = Phase::Requesting;
+        c.phase = if self.plan.decline == Some(DeclineWhen::Offered) {
+            Phase::Declining
+        } else {
+            Phase::Requesting
+        };
         c.tries = 0;
         self.enqueue(l);
     }
@@ -258,6 +300,10 @@ impl Fleet {
         }
         self.bind(l, g, r.yiaddr);
         let next = match self.plan.scenario.after_dora() {
+            _ if self.plan.decline == Some(DeclineWhen::Acked) => {
+                self.clients[l as usize].offered = r.yiaddr;
+                Phase::Declining
+            }
             AfterDora::Done | AfterDora::StayBound => {
                 self.finish(l, true, r.at_ns);
                 return;
@@ -269,7 +315,7 @@ impl Fleet {
         let c = &mut self.clients[l as usize];
         c.phase = next;
         c.tries = 0;
-        if next != Phase::Releasing {
+        if !matches!(next, Phase::Releasing | Phase::Declining) {
             new_transaction(c);
         }
         self.enqueue(l);
@@ -305,10 +351,14 @@ impl Fleet {
     /// another client holds.
     fn bind(&mut self, l: u32, g: u32, addr: Ipv4Addr) {
         let held = self.clients[l as usize].held;
+        let owner = self.plan.owner_base + g;
         if !held.is_unspecified() && held != addr {
-            self.book.release(held, g);
+            self.book.release(held, owner);
         }
-        match self.book.claim(addr, g) {
+        if let Some(b) = &self.leased {
+            b.claim(addr, 0);
+        }
+        match self.book.claim(addr, owner) {
             Claim::Ok => {}
             Claim::Duplicate { .. } => bump(&self.counters.duplicate_addresses),
             Claim::Full => bump(&self.counters.dup_check_skipped),
@@ -319,7 +369,7 @@ impl Fleet {
     fn unbind(&mut self, l: u32, g: u32) {
         let c = &mut self.clients[l as usize];
         if !c.held.is_unspecified() {
-            self.book.release(c.held, g);
+            self.book.release(c.held, self.plan.owner_base + g);
             c.held = Ipv4Addr::UNSPECIFIED;
         }
     }
@@ -389,6 +439,7 @@ impl Fleet {
                 Phase::Renewing => Request::Renew,
                 Phase::Rebinding => Request::Rebind,
                 Phase::Releasing => Request::Release,
+                Phase::Declining => Request::Decline,
                 // The exchange ended while the client waited in the queue.
                 Phase::Idle | Phase::Bound => continue,
             };
@@ -435,6 +486,7 @@ impl Fleet {
 
     fn may_start(&mut self, now_ns: u64) -> bool {
         self.quota != Some(0)
+            && now_ns >= self.plan.start_ns
             && self.plan.deadline_ns.is_none_or(|d| now_ns < d)
             && self.in_flight < self.plan.window
             && self.pacer.ready(now_ns)
@@ -466,8 +518,15 @@ impl Fleet {
             Request::Discover => bump(&self.counters.sent_discover),
             Request::Select | Request::Renew | Request::Rebind => bump(&self.counters.sent_request),
             Request::Release => bump(&self.counters.sent_release),
+            Request::Decline => bump(&self.counters.sent_decline),
         }
-        if req == Request::Release {
+        if req == Request::Decline {
+            let addr = self.clients[l as usize].offered;
+            if let Some(b) = &self.declined {
+                b.claim(addr, 0);
+            }
+        }
+        if matches!(req, Request::Release | Request::Decline) {
             self.unbind(l, g);
             self.finish(l, true, now_ns);
         } else {
@@ -544,6 +603,9 @@ mod tests {
             relays: Vec::new(),
             batch: 64,
             seed: 1,
+            start_ns: 0,
+            decline: None,
+            owner_base: 0,
         }
     }
 
@@ -558,6 +620,8 @@ mod tests {
             client_id: false,
             option82: false,
             server: None,
+            agent: Default::default(),
+            src_mac: None,
         };
         let book = Arc::new(AddressBook::new(p.clients as usize));
         let f = Fleet::new(
@@ -728,6 +792,124 @@ mod tests {
         // 3 clients x 2 DISCOVERs with wrong-xid OFFERs, then a timeout each.
         assert_eq!((s.wrong_xid, s.timeouts, s.retransmits), (6, 3, 3), "{s:?}");
         assert_eq!((s.completed, s.duplicate_addresses), (3, 2), "{s:?}");
+    }
+
+    #[test]
+    fn decline_what_was_acked_or_only_offered() {
+        for when in [DeclineWhen::Acked, DeclineWhen::Offered] {
+            let mut p = plan(Scenario::Dora, 10, 10);
+            p.decline = Some(when);
+            let (f, c) = fleet(p);
+            let leased = Arc::new(AddressBook::new(10));
+            let declined = Arc::new(AddressBook::new(10));
+            let mut f = f.with_tally(leased.clone(), Some(declined.clone()));
+            let mut declines = Vec::new();
+            drive(&mut f, |req, out| {
+                let mut j = None;
+                let r = xdhcp::engine::parse(req, &mut j).unwrap();
+                if r.kind == MessageType::Decline {
+                    declines.push(r.opts.requested_ip.unwrap());
+                }
+                answer(req, out, None, 0)
+            });
+            let s = c.snapshot();
+            assert_eq!(
+                (s.completed, s.sent_decline, s.offers),
+                (10, 10, 10),
+                "{s:?}"
+            );
+            let acked = if when == DeclineWhen::Acked { 10 } else { 0 };
+            assert_eq!((s.sent_request, s.acks), (acked, acked), "{when:?} {s:?}");
+            assert_eq!(s.timeouts + s.unexpected + s.duplicate_addresses, 0);
+            declines.sort_unstable();
+            let expect: Vec<Ipv4Addr> = (0..10).map(|i| Ipv4Addr::new(10, 0, 0, 10 + i)).collect();
+            assert_eq!(declines, expect, "each client declines its own address");
+            assert_eq!(declined.addresses(), expect);
+            assert_eq!(leased.addresses().len() as u64, acked);
+        }
+    }
+
+    #[test]
+    fn two_fleets_side_by_side_get_their_own_replies() {
+        use crate::attack::Fleets;
+        let book = Arc::new(AddressBook::new(64));
+        let make = |prefix: [u8; 3], owner_base: u32, quota: u64| {
+            let counters = Arc::new(GenCounters::default());
+            let (tx, rx) = crossbeam_channel::bounded(16);
+            let mut p = plan(Scenario::Dora, 20, quota);
+            p.expect = None;
+            p.owner_base = owner_base;
+            let id = Identity {
+                mac_prefix: prefix,
+                iface_mac: [2, 0, 0, 0, 0, 9],
+                vlans: VlanTags::NONE,
+                broadcast: false,
+                client_id: false,
+                option82: false,
+                server: None,
+                agent: Default::default(),
+                src_mac: None,
+            };
+            let leased = Arc::new(AddressBook::new(20));
+            let f = Fleet::new(
+                p,
+                id,
+                counters.clone(),
+                book.clone(),
+                Mailboxes {
+                    inbox: rx,
+                    peers: vec![tx],
+                },
+            )
+            .with_tally(leased.clone(), None);
+            (f, counters, leased)
+        };
+        let (legit, lc, ll) = make([2, 0x67, 0x65], 0, 20);
+        let (attack, ac, al) = make([2, 0x61, 0x74], 20, 40);
+        let mut f = Fleets::new(legit, Some(attack));
+        // Legit client i gets 10.0.1.i; attack client i 10.0.2.i, except
+        // attack client 0, which is given legit client 0's address.
+        let mut order = Vec::new();
+        let mut tx = [0u8; 2048];
+        let mut rx = [0u8; 2048];
+        let mut now = 1_000_000;
+        while !f.is_done(now) {
+            f.tick(now);
+            while let Some(n) = f.next_frame(now, &mut tx) {
+                let mac = DhcpFrame::parse(&tx[..n]).unwrap().dhcp.chaddr_mac();
+                order.push(mac[2]);
+                let third = if mac[2] == 0x65 || mac[5] == 0 { 1 } else { 2 };
+                let addr = Ipv4Addr::new(10, 0, third, mac[5]);
+                if let Some(m) = answer(&tx[..n], &mut rx, Some(addr), 0) {
+                    f.receive(now + 50_000, &rx[..m]);
+                }
+            }
+            now += 1_000_000;
+            assert!(now < 1_000_000_000, "the fleets did not finish");
+        }
+        let (l, a) = (lc.snapshot(), ac.snapshot());
+        assert_eq!(
+            (l.completed, l.received, l.wrong_chaddr),
+            (20, 40, 0),
+            "{l:?}"
+        );
+        assert_eq!(
+            (a.completed, a.received, a.wrong_chaddr),
+            (40, 80, 0),
+            "{a:?}"
+        );
+        // Attack client 0 is ACKed legit client 0's address: whichever
+        // fleet's client was ACKed it first holds it, and the other's ACK
+        // is a duplicate (the holder's second exchange is not).
+        assert_eq!(
+            l.duplicate_addresses + a.duplicate_addresses,
+            1,
+            "{l:?} {a:?}"
+        );
+        assert_eq!(ll.addresses().len(), 20);
+        assert_eq!(al.addresses().len(), 20);
+        // They took turns while both had frames to send.
+        assert_eq!(&order[..4], &[0x74, 0x65, 0x74, 0x65], "{order:x?}");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   a reply where it lies;
 //! - [`steer`] loads the XDP program, [`afxdp`] and [`afpacket`] are the
 //!   worker loops;
-//! - [`counters`], [`latency`] and [`report`] say what happened.
+//! - [`counters`], [`latency`] and [`report`] say what happened;
+//! - [`attack`]: a second fleet beside the first, playing an attacker
+//!   (`--attack`), and the pair the worker loops drive.
 //!
 //! [`echo`] is the other end of the benchmark: the daemon's own XDP and
 //! AF_XDP path with the engine replaced by an address swap (the
@@ -23,6 +25,7 @@
 //! `xdhcpd` links none of it, nor its progress-bar and plotting crates.
 pub mod afpacket;
 pub mod afxdp;
+pub mod attack;
 pub mod check;
 pub mod client;
 pub mod counters;
@@ -38,17 +41,19 @@ pub mod scenario;
 pub mod steer;
 pub mod timer;
 
+pub use attack::{Attack, AttackOptions, DeclineWhen};
 pub use check::Prefix;
 pub use scenario::Scenario;
 
 use anyhow::{Context, Result, bail, ensure};
+use attack::Fleets;
 use check::AddressBook;
 use client::MAX_CLIENTS;
 use counters::{GenCounters, GenSnapshot};
 use fleet::{Fleet, FleetResult, Mailboxes, Plan};
 use latency::{Kind, Latencies};
-use report::{LatencyReport, Summary};
-use request::Identity;
+use report::{AttackSide, LatencyReport, Side, Summary};
+use request::{AgentInfo, Identity};
 use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -106,6 +111,8 @@ pub struct Options {
     pub server_mac: Option<[u8; 6]>,
     pub progress: bool,
     pub seed: u64,
+    /// An attack fleet beside the scenario's.
+    pub attack: Option<AttackOptions>,
 }
 
 /// A finished run.
@@ -119,7 +126,32 @@ pub struct Outcome {
 struct Worker {
     queue: u32,
     counters: Arc<GenCounters>,
-    fleet: Fleet,
+    fleets: Fleets,
+}
+
+/// What a worker hands back: its normal fleet's result and its attack
+/// fleet's.
+type WorkerResult = (FleetResult, Option<FleetResult>);
+
+fn finish_worker(fleets: Fleets, ended_ns: u64) -> WorkerResult {
+    let mut legit = fleets.legit.into_result();
+    legit.ended_ns = ended_ns;
+    let attack = fleets.attack.map(|a| {
+        let mut r = a.into_result();
+        r.ended_ns = ended_ns;
+        r
+    });
+    (legit, attack)
+}
+
+/// `total` split over the workers in proportion to each one's share of
+/// `clients` (client g belongs to worker g mod workers); the parts add up
+/// to `total` exactly, and a worker without clients gets 0.
+fn proportional(total: u64, clients: u32, workers: u32, worker: u32) -> u64 {
+    let local = |w: u32| u64::from(clients.saturating_sub(w).div_ceil(workers));
+    let before: u64 = (0..worker).map(local).sum();
+    let at = |n: u64| (u128::from(total) * u128::from(n) / u128::from(clients)) as u64;
+    at(before + local(worker)) - at(before)
 }
 
 /// Runs the scenario to its end (count reached, duration over, or `stop`
@@ -145,7 +177,19 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
         };
         relays.push(*a);
     }
-    let server = match (relays.is_empty(), o.server, o.server_mac) {
+    let attack_relays = match &o.attack {
+        None => Vec::new(),
+        Some(a) => check_attack(o, a, &relays)?,
+    };
+    // The steering program answers for every relay address either fleet
+    // plays.
+    let mut steer_relays = relays.clone();
+    for r in &attack_relays {
+        if !steer_relays.contains(r) {
+            steer_relays.push(*r);
+        }
+    }
+    let server = match (steer_relays.is_empty(), o.server, o.server_mac) {
         (true, _, _) => None,
         (false, Some(ip), Some(mac)) => Some((ip, mac)),
         (false, _, _) => bail!(
@@ -164,12 +208,37 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
         Scenario::Reconnect => (0.0, o.clients),
         _ => (o.rate, o.window),
     };
+    let lead_ns = o.attack.as_ref().map_or(0, |a| a.lead.as_nanos() as u64);
+    // The attack runs for its count, or its duration; by default one
+    // exchange per attack client, or as long as the normal fleet when
+    // that runs by duration.
+    let attack_run = o.attack.as_ref().map(|a| match (a.count, a.duration) {
+        (None, None) => match (count, duration) {
+            (None, Some(d)) => (None, Some(lead_ns + d.as_nanos() as u64)),
+            _ => (Some(u64::from(a.clients)), None),
+        },
+        (c, d) => (c, d.map(|d| d.as_nanos() as u64)),
+    });
     let queues = match o.io {
         IoBackend::Packet => 1,
         IoBackend::Xdp => o.queues.unwrap_or(iface.rx_queues).max(1),
     };
     let workers = queues.min(o.clients);
-    let book = Arc::new(AddressBook::new(o.clients as usize));
+    let attack_clients = o.attack.as_ref().map_or(0, |a| a.clients);
+    let book = Arc::new(AddressBook::new((o.clients + attack_clients) as usize));
+    // Distinct addresses each fleet was ACKed and declined, for the split
+    // report (not kept without an attack).
+    let tally = |clients: u32, declines: bool| {
+        (
+            Arc::new(AddressBook::new(clients as usize)),
+            declines.then(|| Arc::new(AddressBook::new(clients as usize))),
+        )
+    };
+    let legit_tally = o.attack.as_ref().map(|_| tally(o.clients, false));
+    let attack_tally = o
+        .attack
+        .as_ref()
+        .map(|a| tally(a.clients, a.attack == Attack::Decline));
     let id = Identity {
         mac_prefix: o.mac_prefix,
         iface_mac: iface.mac,
@@ -178,7 +247,25 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
         client_id: o.client_id,
         option82: o.option82,
         server,
+        agent: AgentInfo::default(),
+        src_mac: None,
     };
+    let attack_id = o.attack.as_ref().map(|a| Identity {
+        mac_prefix: a.mac_prefix,
+        iface_mac: iface.mac,
+        vlans: a.vlans.unwrap_or(o.vlans),
+        broadcast: o.broadcast,
+        client_id: o.client_id,
+        option82: a.option82(),
+        server,
+        agent: AgentInfo {
+            circuit_prefix: *b"atk-",
+            circuit_id: a.circuit_id.as_deref().map(Box::from),
+            remote_id: a.remote_id.as_deref().map(Box::from),
+            link_selection: a.link_selection,
+        },
+        src_mac: a.src_mac,
+    });
     let wopts = WorkerOptions {
         poll: o.poll,
         batch: o.batch.max(1),
@@ -192,6 +279,11 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let channels: Vec<_> = (0..workers)
         .map(|_| crossbeam_channel::bounded(4096))
         .collect();
+    let attack_channels: Vec<_> = (0..workers)
+        .filter(|_| o.attack.is_some())
+        .map(|_| crossbeam_channel::bounded(4096))
+        .collect();
+    let mut attack_counters = Vec::new();
     let mut pool = Vec::new();
     for w in 0..workers {
         let share = |total: u64| {
@@ -203,7 +295,8 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
             workers,
             worker: w,
             quota: count.map(share),
-            deadline_ns: duration.map(|d| d.as_nanos() as u64),
+            start_ns: lead_ns,
+            deadline_ns: duration.map(|d| lead_ns + d.as_nanos() as u64),
             rate: rate / f64::from(workers),
             window: (window / workers).max(1),
             timeout_ns: o.timeout.as_nanos() as u64,
@@ -213,17 +306,58 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
             relays: relays.clone(),
             batch: wopts.batch,
             seed: o.seed ^ (u64::from(w) << 32),
+            decline: None,
+            owner_base: 0,
         };
         let counters = Arc::new(GenCounters::default());
         let mail = Mailboxes {
             inbox: channels[w as usize].1.clone(),
             peers: channels.iter().map(|(tx, _)| tx.clone()).collect(),
         };
-        let fleet = Fleet::new(plan, id.clone(), counters.clone(), book.clone(), mail);
+        let mut fleet = Fleet::new(plan, id.clone(), counters.clone(), book.clone(), mail);
+        if let Some((leased, declined)) = &legit_tally {
+            fleet = fleet.with_tally(leased.clone(), declined.clone());
+        }
+        let attack = match (&o.attack, &attack_id, &attack_tally, attack_run) {
+            (Some(a), Some(aid), Some((leased, declined)), Some((acount, adeadline))) => {
+                let part = |total: u64| proportional(total, a.clients, workers, w);
+                let plan = Plan {
+                    scenario: Scenario::Dora,
+                    clients: a.clients,
+                    workers,
+                    worker: w,
+                    quota: acount.map(part),
+                    start_ns: 0,
+                    deadline_ns: adeadline,
+                    rate: a.rate * f64::from(a.clients.saturating_sub(w).div_ceil(workers))
+                        / f64::from(a.clients),
+                    window: part(u64::from(a.window)).max(1) as u32,
+                    timeout_ns: a.timeout.as_nanos() as u64,
+                    retries: a.retries,
+                    renew_share: 0.0,
+                    expect: o.expect_subnet,
+                    relays: attack_relays.clone(),
+                    batch: wopts.batch,
+                    seed: !o.seed ^ (u64::from(w) << 32),
+                    decline: (a.attack == Attack::Decline).then_some(a.decline),
+                    owner_base: o.clients,
+                };
+                let c = Arc::new(GenCounters::default());
+                attack_counters.push(c.clone());
+                let mail = Mailboxes {
+                    inbox: attack_channels[w as usize].1.clone(),
+                    peers: attack_channels.iter().map(|(tx, _)| tx.clone()).collect(),
+                };
+                let f = Fleet::new(plan, aid.clone(), c, book.clone(), mail)
+                    .with_tally(leased.clone(), declined.clone());
+                Some(f)
+            }
+            _ => None,
+        };
         pool.push(Worker {
             queue: w,
             counters,
-            fleet,
+            fleets: Fleets::new(fleet, attack),
         });
     }
     let all_counters: Vec<Arc<GenCounters>> = pool.iter().map(|w| w.counters.clone()).collect();
@@ -231,9 +365,10 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let mut steering = None;
     let mut bind_used = None;
     let t0;
-    let handles: Vec<std::thread::JoinHandle<FleetResult>> = match o.io {
+    let handles: Vec<std::thread::JoinHandle<WorkerResult>> = match o.io {
         IoBackend::Xdp => {
-            let mut st = steer::GenSteering::attach(&iface.name, iface.index, o.xdp_mode, &relays)?;
+            let mut st =
+                steer::GenSteering::attach(&iface.name, iface.index, o.xdp_mode, &steer_relays)?;
             let settings = xdhcp::io::xsk::XskOptions {
                 bind: o.bind,
                 frames: o.frames,
@@ -257,10 +392,8 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
                         .name(format!("xdhcpgen-q{}", w.queue))
                         .spawn(move || {
                             pin_worker(&wopts, i);
-                            afxdp::run(s, &mut w.fleet, &w.counters, &wopts, &stop, t0);
-                            let mut r = w.fleet.into_result();
-                            r.ended_ns = t0.elapsed().as_nanos() as u64;
-                            r
+                            afxdp::run(s, &mut w.fleets, &w.counters, &wopts, &stop, t0);
+                            finish_worker(w.fleets, t0.elapsed().as_nanos() as u64)
                         })
                         .context("spawning a worker")
                 })
@@ -275,10 +408,8 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
                 .name("xdhcpgen-pkt".into())
                 .spawn(move || {
                     pin_worker(&wopts, 0);
-                    afpacket::run(&sock, &mut w.fleet, &w.counters, &wopts, &stop, t0);
-                    let mut r = w.fleet.into_result();
-                    r.ended_ns = t0.elapsed().as_nanos() as u64;
-                    r
+                    afpacket::run(&sock, &mut w.fleets, &w.counters, &wopts, &stop, t0);
+                    finish_worker(w.fleets, t0.elapsed().as_nanos() as u64)
                 })
                 .context("spawning the worker")?;
             vec![h]
@@ -301,28 +432,42 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
             Some(_) => t.finished,
             None => t0.elapsed().as_secs(),
         });
-        bar.set_message(format!(
+        let mut msg = format!(
             "{:.0}/s completed {} timeouts {} naks {} dup {}",
             t.completed as f64 / secs,
             t.completed,
             t.timeouts,
             t.naks,
             t.duplicate_addresses
-        ));
+        );
+        if !attack_counters.is_empty() {
+            let a = total(&attack_counters);
+            msg += &format!(
+                " | attack completed {} timeouts {}",
+                a.completed, a.timeouts
+            );
+        }
+        bar.set_message(msg);
     }
     bar.finish_and_clear();
     let mut latencies = Latencies::new();
     let mut last_ns = 0;
     let mut unfinished = 0u64;
     let mut ended_ns = 0;
+    let mut attack_latencies = Latencies::new();
+    let mut attack_unfinished = 0u64;
     for h in handles {
-        let r = h
+        let (r, a) = h
             .join()
             .map_err(|_| anyhow::anyhow!("a generator worker panicked"))?;
         latencies.merge(&r.latencies);
         last_ns = last_ns.max(r.last_completion_ns);
         unfinished += u64::from(r.unfinished);
         ended_ns = ended_ns.max(r.ended_ns);
+        if let Some(a) = a {
+            attack_latencies.merge(&a.latencies);
+            attack_unfinished += u64::from(a.unfinished);
+        }
     }
     let ended = Duration::from_nanos(ended_ns);
     let xdp = match &steering {
@@ -330,8 +475,10 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
         None => None,
     };
     let c = total(&all_counters);
+    // From the normal fleet's start (after an attack's lead) to its last
+    // completion.
     let active_s = if last_ns > 0 {
-        last_ns as f64 / 1e9
+        last_ns.saturating_sub(lead_ns) as f64 / 1e9
     } else {
         ended.as_secs_f64()
     };
@@ -371,6 +518,33 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
         window,
         counters: c,
         xdp,
+        legit: legit_tally.as_ref().map(|(leased, declined)| {
+            Side::of(
+                o.clients,
+                o.mac_prefix,
+                &c,
+                unfinished,
+                &latencies,
+                leased,
+                declined.as_deref(),
+            )
+        }),
+        attack: match (&o.attack, &attack_tally) {
+            (Some(a), Some((leased, declined))) => Some(AttackSide::of(
+                a,
+                &attack_relays,
+                Side::of(
+                    a.clients,
+                    a.mac_prefix,
+                    &total(&attack_counters),
+                    attack_unfinished,
+                    &attack_latencies,
+                    leased,
+                    declined.as_deref(),
+                ),
+            )),
+            _ => None,
+        },
     };
     drop(steering);
     let main_latency = match o.scenario {
@@ -382,6 +556,49 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
         summary,
         latencies,
         main_latency,
+    })
+}
+
+/// Checks the attack's options against the run's; returns the relays the
+/// attack comes through.
+fn check_attack(o: &Options, a: &AttackOptions, relays: &[Ipv4Addr]) -> Result<Vec<Ipv4Addr>> {
+    ensure!(
+        (1..=MAX_CLIENTS).contains(&a.clients),
+        "--attack-clients must be 1 to {MAX_CLIENTS}"
+    );
+    ensure!(
+        u64::from(o.clients) + u64::from(a.clients) < u64::from(u32::MAX),
+        "--clients and --attack-clients together are too many"
+    );
+    ensure!(a.window >= 1, "--attack-window must be at least 1");
+    ensure!(
+        a.rate >= 0.0 && a.rate.is_finite(),
+        "--attack-rate must be 0 (open loop) or a rate"
+    );
+    ensure!(
+        a.mac_prefix != o.mac_prefix,
+        "--attack-mac-prefix must differ from --mac-prefix: replies find their fleet by it"
+    );
+    ensure!(
+        a.attack != Attack::Spoof82 || a.circuit_id.is_some(),
+        "--attack spoof82 forges a circuit id: give --attack-circuit-id"
+    );
+    let agent = AgentInfo {
+        circuit_prefix: *b"atk-",
+        circuit_id: a.circuit_id.as_deref().map(Box::from),
+        remote_id: a.remote_id.as_deref().map(Box::from),
+        link_selection: a.link_selection,
+    };
+    agent
+        .check()
+        .map_err(|e| anyhow::anyhow!("the attack's option 82: {e}"))?;
+    Ok(match (a.attack, &a.relays) {
+        (Attack::Spoof82, Some(r)) if !r.is_empty() => bail!(
+            "--attack spoof82 sends giaddr 0, as a subscriber does: it takes no --attack-relay"
+        ),
+        (Attack::Spoof82, _) => Vec::new(),
+        (_, Some(r)) => r.clone(),
+        (_, None) => relays.to_vec(),
     })
 }
 

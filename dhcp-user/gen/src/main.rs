@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use xdhcp::config::{AttachMode, BindMode, PollMode};
 use xdhcp::wire::VlanTags;
-use xdhcpgen::{IoBackend, Options, Prefix, Scenario, report};
+use xdhcpgen::{Attack, AttackOptions, DeclineWhen, IoBackend, Options, Prefix, Scenario, report};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -122,6 +122,105 @@ struct Cli {
     strict: bool,
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
+    #[command(flatten)]
+    attack: AttackCli,
+}
+
+/// A second fleet beside the scenario's, playing an attacker; the report
+/// gives what each fleet got.
+#[derive(clap::Args)]
+struct AttackCli {
+    /// Run this attack beside the scenario: starve (DORA for many made-up
+    /// MACs), spoof82 (giaddr 0 with a forged option 82), decline
+    /// (DECLINE storms).
+    #[arg(long, value_enum)]
+    attack: Option<Attack>,
+    /// Made-up attack clients (distinct MACs; default 1000, spoof82 1).
+    #[arg(long, requires = "attack")]
+    attack_clients: Option<u32>,
+    /// Attack exchanges in all (default: one per attack client, or the
+    /// scenario's --duration).
+    #[arg(long, requires = "attack")]
+    attack_count: Option<u64>,
+    /// Keep starting attack exchanges for this many seconds.
+    #[arg(long, requires = "attack")]
+    attack_duration: Option<f64>,
+    /// Attack exchanges started per second; 0: as fast as the window allows.
+    #[arg(long, requires = "attack", default_value_t = 0.0)]
+    attack_rate: f64,
+    /// Attack exchanges in flight at once.
+    #[arg(long, requires = "attack", default_value_t = 512)]
+    attack_window: u32,
+    /// The attack's wait for a reply, in ms.
+    #[arg(long, requires = "attack", default_value_t = 1000)]
+    attack_timeout_ms: u64,
+    /// The attack's retransmissions (default none: a flood does not wait).
+    #[arg(long, requires = "attack", default_value_t = 0)]
+    attack_retries: u8,
+    /// Start the scenario's clients this many ms after the attack.
+    #[arg(long, requires = "attack", default_value_t = 0)]
+    attack_lead_ms: u64,
+    /// First three bytes of the attack clients' MACs.
+    #[arg(long, requires = "attack", value_parser = parse_prefix, default_value = "02:61:74")]
+    attack_mac_prefix: [u8; 3],
+    /// One option 82 circuit id for every attack client (relayed: one
+    /// subscriber line; spoof82: the forged one).
+    #[arg(long, requires = "attack")]
+    attack_circuit_id: Option<String>,
+    /// The attack's option 82 remote id (default: the interface MAC).
+    #[arg(long, requires = "attack")]
+    attack_remote_id: Option<String>,
+    /// Put link selection (82.5) naming this subnet into the attack's
+    /// option 82.
+    #[arg(long, requires = "attack")]
+    attack_link_selection: Option<Ipv4Addr>,
+    /// Tag the attack's frames with this VLAN (twice for QinQ) instead of --vlan.
+    #[arg(long, requires = "attack", num_args = 1..=2, value_delimiter = ',')]
+    attack_vlan: Vec<u16>,
+    /// Relay addresses the attack comes through (default: the scenario's
+    /// relays; spoof82 never has any).
+    #[arg(long, requires = "attack", value_delimiter = ',')]
+    attack_relay: Vec<Ipv4Addr>,
+    /// Send every direct attack frame from this Ethernet address (one
+    /// device, many chaddrs) instead of each client's MAC.
+    #[arg(long, requires = "attack", value_parser = parse_mac)]
+    attack_src_mac: Option<[u8; 6]>,
+    /// Decline attack: DECLINE what was ACKed, or what was only offered.
+    #[arg(long, requires = "attack", value_enum, default_value = "acked")]
+    attack_decline: DeclineWhen,
+}
+
+impl AttackCli {
+    fn options(&self) -> Option<AttackOptions> {
+        let mut a = AttackOptions::new(self.attack?);
+        if let Some(n) = self.attack_clients {
+            a.clients = n;
+        }
+        a.count = self.attack_count;
+        a.duration = self.attack_duration.map(Duration::from_secs_f64);
+        a.rate = self.attack_rate;
+        a.window = self.attack_window;
+        a.timeout = Duration::from_millis(self.attack_timeout_ms);
+        a.retries = self.attack_retries;
+        a.lead = Duration::from_millis(self.attack_lead_ms);
+        a.mac_prefix = self.attack_mac_prefix;
+        a.circuit_id = self.attack_circuit_id.clone().map(String::into_bytes);
+        a.remote_id = self.attack_remote_id.clone().map(String::into_bytes);
+        a.link_selection = self.attack_link_selection;
+        a.vlans = (!self.attack_vlan.is_empty()).then(|| vlan_tags(&self.attack_vlan));
+        a.relays = (!self.attack_relay.is_empty()).then(|| self.attack_relay.clone());
+        a.src_mac = self.attack_src_mac;
+        a.decline = self.attack_decline;
+        Some(a)
+    }
+}
+
+fn vlan_tags(v: &[u16]) -> VlanTags {
+    match v {
+        [] => VlanTags::NONE,
+        [v] => VlanTags::single(*v),
+        [outer, inner, ..] => VlanTags::double(*outer, *inner),
+    }
 }
 
 fn main() {
@@ -155,12 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     {
         anyhow::bail!("--plot writes SVG: give a file name ending in .svg");
     }
-    let vlans = match cli.vlan.as_slice() {
-        [] => VlanTags::NONE,
-        [v] => VlanTags::single(*v),
-        [outer, inner] => VlanTags::double(*outer, *inner),
-        _ => unreachable!("clap allows at most two"),
-    };
+    let vlans = vlan_tags(&cli.vlan);
     let opts = Options {
         iface: cli.interface.clone(),
         io: cli.io,
@@ -192,6 +286,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         server_mac: cli.server_mac,
         progress: !cli.no_progress,
         seed: cli.seed,
+        attack: cli.attack.options(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

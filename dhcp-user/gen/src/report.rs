@@ -1,12 +1,15 @@
 //! The end of a run: the summary (JSON in the shape the README documents),
 //! the table on stdout, the HdrHistogram percentile text (`--hgrm`) and
 //! the latency-percentile plot (`--plot`).
+use super::attack::AttackOptions;
+use super::check::AddressBook;
 use super::counters::GenSnapshot;
 use super::latency::{Kind, Latencies, Percentiles};
 use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use xdhcp::io::xdp::XdpCounters;
 
@@ -62,6 +65,123 @@ pub struct Summary {
     pub counters: GenSnapshot,
     /// The generator's XDP program's counters (AF_XDP only).
     pub xdp: Option<XdpCounters>,
+    /// With `--attack`: the normal fleet (whose figures the fields above
+    /// are, as without an attack) and the attack fleet, side by side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legit: Option<Side>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackSide>,
+}
+
+/// Addresses listed by value in a [`Side`] (the lowest ones); the count
+/// covers them all.
+pub const LISTED_ADDRESSES: usize = 64;
+
+/// What one fleet of a run got.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub clients: u32,
+    pub mac_prefix: String,
+    pub started: u64,
+    pub completed: u64,
+    /// Frames the fleet sent, and replies it was given.
+    pub sent: u64,
+    pub received: u64,
+    /// Distinct addresses the fleet was ACKed.
+    pub leases: u64,
+    /// The lowest of them, at most [`LISTED_ADDRESSES`].
+    pub addresses: Vec<Ipv4Addr>,
+    pub offers: u64,
+    pub acks: u64,
+    pub naks: u64,
+    pub timeouts: u64,
+    pub retransmits: u64,
+    pub sent_discover: u64,
+    pub sent_request: u64,
+    pub sent_decline: u64,
+    /// Distinct addresses the fleet declined.
+    pub declined_addresses: u64,
+    pub duplicate_addresses: u64,
+    pub bad_subnet: u64,
+    pub unfinished: u64,
+    pub latency_us: LatencyReport,
+}
+
+impl Side {
+    pub fn of(
+        clients: u32,
+        mac_prefix: [u8; 3],
+        c: &GenSnapshot,
+        unfinished: u64,
+        lat: &Latencies,
+        leased: &AddressBook,
+        declined: Option<&AddressBook>,
+    ) -> Side {
+        let mut addresses = leased.addresses();
+        let leases = addresses.len() as u64;
+        addresses.truncate(LISTED_ADDRESSES);
+        Side {
+            clients,
+            mac_prefix: format!(
+                "{:02x}:{:02x}:{:02x}",
+                mac_prefix[0], mac_prefix[1], mac_prefix[2]
+            ),
+            started: c.started,
+            completed: c.completed,
+            sent: c.sent,
+            received: c.received,
+            leases,
+            addresses,
+            offers: c.offers,
+            acks: c.acks,
+            naks: c.naks,
+            timeouts: c.timeouts,
+            retransmits: c.retransmits,
+            sent_discover: c.sent_discover,
+            sent_request: c.sent_request,
+            sent_decline: c.sent_decline,
+            declined_addresses: declined.map_or(0, |d| d.addresses().len() as u64),
+            duplicate_addresses: c.duplicate_addresses,
+            bad_subnet: c.bad_subnet,
+            unfinished,
+            latency_us: LatencyReport::of(lat),
+        }
+    }
+}
+
+/// The attack fleet: which attack, from where, and what it got.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttackSide {
+    pub kind: &'static str,
+    /// The one circuit id of every attack client, if one was given.
+    pub circuit_id: Option<String>,
+    pub link_selection: Option<Ipv4Addr>,
+    /// Relay addresses (giaddr) the attack came through; empty: direct.
+    pub relays: Vec<Ipv4Addr>,
+    /// The decline attack: "acked" or "offered".
+    pub decline: Option<&'static str>,
+    #[serde(flatten)]
+    pub side: Side,
+}
+
+impl AttackSide {
+    pub fn of(a: &AttackOptions, relays: &[Ipv4Addr], side: Side) -> AttackSide {
+        use super::attack::{Attack, DeclineWhen};
+        AttackSide {
+            kind: a.attack.name(),
+            circuit_id: a
+                .circuit_id
+                .as_deref()
+                .map(|c| String::from_utf8_lossy(c).into_owned()),
+            link_selection: a.link_selection,
+            relays: relays.to_vec(),
+            decline: (a.attack == Attack::Decline).then_some(match a.decline {
+                DeclineWhen::Acked => "acked",
+                DeclineWhen::Offered => "offered",
+            }),
+            side,
+        }
+    }
 }
 
 impl Summary {
@@ -80,6 +200,12 @@ impl Summary {
                 + c.missing_server_id
                 + c.malformed
                 == 0
+            // What the attack gets is its business, but an address the
+            // server gave two clients is the server's fault.
+            && self
+                .attack
+                .as_ref()
+                .is_none_or(|a| a.side.duplicate_addresses == 0)
     }
 
     /// The table printed at the end of a run.
@@ -148,8 +274,74 @@ impl Summary {
                 p.count, p.p50, p.p90, p.p99, p.p999, p.max
             );
         }
+        if let (Some(l), Some(a)) = (&self.legit, &self.attack) {
+            s += &split_table(l, a);
+        }
         s
     }
+}
+
+/// The normal and the attack fleet side by side, after the usual table.
+fn split_table(l: &Side, a: &AttackSide) -> String {
+    let mut s = String::new();
+    let mut from = match &a.circuit_id {
+        Some(c) => format!("circuit id {c:?}"),
+        None => String::from("own circuit ids"),
+    };
+    if a.relays.is_empty() {
+        from = if a.kind == "spoof82" {
+            format!("giaddr 0, {from}")
+        } else {
+            String::from("direct")
+        };
+    } else {
+        from += &format!(" via {} relay(s)", a.relays.len());
+    }
+    if let Some(ls) = a.link_selection {
+        from += &format!(", link selection {ls}");
+    }
+    if let Some(d) = a.decline {
+        from += &format!(", declining what is {d}");
+    }
+    let _ = writeln!(
+        s,
+        "attack {}: {} clients {}:xx:xx:xx, {from}",
+        a.kind, a.side.clients, a.side.mac_prefix
+    );
+    let _ = writeln!(
+        s,
+        "{:<8}{:>10}{:>10}{:>9}{:>9}{:>9}{:>7}{:>9}{:>9}{:>9}{:>6}{:>10}",
+        "",
+        "started",
+        "completed",
+        "leases",
+        "offers",
+        "acks",
+        "naks",
+        "timeouts",
+        "retrans",
+        "declines",
+        "dup",
+        "dora p99"
+    );
+    for (name, x) in [("legit", l), ("attack", &a.side)] {
+        let _ = writeln!(
+            s,
+            "{name:<8}{:>10}{:>10}{:>9}{:>9}{:>9}{:>7}{:>9}{:>9}{:>9}{:>6}{:>10}",
+            x.started,
+            x.completed,
+            x.leases,
+            x.offers,
+            x.acks,
+            x.naks,
+            x.timeouts,
+            x.retransmits,
+            x.sent_decline,
+            x.duplicate_addresses,
+            x.latency_us.dora.p99
+        );
+    }
+    s
 }
 
 pub fn write_json(path: &Path, s: &Summary) -> Result<()> {

@@ -23,7 +23,8 @@ const PARAM_LIST: [u8; 8] = [
 ];
 /// Option 57: an Ethernet client takes a full-MTU reply.
 const MAX_MESSAGE_SIZE: u16 = 1500 - 28;
-const CIRCUIT_PREFIX: &[u8; 4] = b"gen-";
+/// Longest option 82 the generator writes: one option, no RFC 3396 split.
+pub const MAX_AGENT_INFO: usize = 255;
 
 /// Which message to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,96 @@ pub enum Request {
     /// REQUEST in REBINDING: broadcast, ciaddr set.
     Rebind,
     Release,
+    /// DECLINE of the address in `Client::offered` (options 50 and 54,
+    /// ciaddr 0, broadcast as the client holds no address; relayed like a
+    /// DISCOVER in relay mode).
+    Decline,
+}
+
+/// What option 82 says, when the generator sends one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// Per-client circuit ids are this and the client's index in hex
+    /// (`gen-0000002a`); the normal fleet's is `gen-`, the attack's `atk-`.
+    pub circuit_prefix: [u8; 4],
+    /// One circuit id for every client instead (82.1), as from one line.
+    pub circuit_id: Option<Box<[u8]>>,
+    /// The remote id (82.2); default the generator's interface MAC.
+    pub remote_id: Option<Box<[u8]>>,
+    /// Link selection (82.5, RFC 3527): the subnet the relay asks for.
+    pub link_selection: Option<Ipv4Addr>,
+}
+
+impl Default for AgentInfo {
+    fn default() -> Self {
+        AgentInfo {
+            circuit_prefix: *b"gen-",
+            circuit_id: None,
+            remote_id: None,
+            link_selection: None,
+        }
+    }
+}
+
+impl AgentInfo {
+    /// The option's length for a generator whose interface MAC is the
+    /// default remote id.
+    pub fn wire_len(&self) -> usize {
+        let circuit = self.circuit_id.as_deref().map_or(12, <[u8]>::len);
+        let remote = self.remote_id.as_deref().map_or(6, <[u8]>::len);
+        2 + circuit + 2 + remote + if self.link_selection.is_some() { 6 } else { 0 }
+    }
+
+    /// Whether the option fits one option 82 with sub-options of at most
+    /// 255 bytes each and none empty.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("circuit id", &self.circuit_id),
+            ("remote id", &self.remote_id),
+        ] {
+            if let Some(v) = v
+                && !(1..=MAX_AGENT_INFO - 4).contains(&v.len())
+            {
+                return Err(format!("the {name} must be 1 to 251 bytes"));
+            }
+        }
+        if self.wire_len() > MAX_AGENT_INFO {
+            return Err(format!(
+                "option 82 would be {} bytes; one option holds {MAX_AGENT_INFO}",
+                self.wire_len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the sub-options into `b` (exactly `len()` bytes), circuit id
+    /// first as relays do.
+    fn write(&self, b: &mut [u8], index: u32, iface_mac: &[u8; 6]) {
+        b[0] = agent::CIRCUIT_ID;
+        let mut at = match &self.circuit_id {
+            Some(id) => {
+                b[1] = id.len() as u8;
+                b[2..2 + id.len()].copy_from_slice(id);
+                2 + id.len()
+            }
+            None => {
+                b[1] = 12;
+                b[2..6].copy_from_slice(&self.circuit_prefix);
+                hex8(index, &mut b[6..14]);
+                14
+            }
+        };
+        let remote: &[u8] = self.remote_id.as_deref().unwrap_or(&iface_mac[..]);
+        b[at] = agent::REMOTE_ID;
+        b[at + 1] = remote.len() as u8;
+        b[at + 2..at + 2 + remote.len()].copy_from_slice(remote);
+        at += 2 + remote.len();
+        if let Some(link) = self.link_selection {
+            b[at] = agent::LINK_SELECTION;
+            b[at + 1] = 4;
+            b[at + 2..at + 6].copy_from_slice(&link.octets());
+        }
+    }
 }
 
 /// What every frame of a run shares.
@@ -55,6 +146,11 @@ pub struct Identity {
     pub option82: bool,
     /// Relay mode: where relayed messages go (IP and MAC of the server).
     pub server: Option<(Ipv4Addr, [u8; 6])>,
+    /// Option 82's content.
+    pub agent: AgentInfo,
+    /// Ethernet source of every direct frame (one device behind many
+    /// made-up chaddrs); None: each client's own MAC.
+    pub src_mac: Option<[u8; 6]>,
 }
 
 /// Writes `req` of client `index` into `frame`; the frame's length, or
@@ -70,11 +166,10 @@ pub fn build(
     secs: u16,
 ) -> Option<usize> {
     let mac = client_mac(id.mac_prefix, index);
-    let relayed =
-        relay.filter(|_| matches!(req, Request::Discover | Request::Select | Request::Rebind));
+    let relayed = relay.filter(|_| broadcast_kind(req));
     let ciaddr = match req {
         Request::Renew | Request::Rebind | Request::Release => c.held,
-        Request::Discover | Request::Select => Ipv4Addr::UNSPECIFIED,
+        Request::Discover | Request::Select | Request::Decline => Ipv4Addr::UNSPECIFIED,
     };
     let mut chaddr = [0u8; 16];
     chaddr[..6].copy_from_slice(&mac);
@@ -85,7 +180,7 @@ pub fn build(
         hops: u8::from(relayed.is_some()),
         xid: c.xid(index),
         secs,
-        flags: if id.broadcast && req != Request::Release {
+        flags: if id.broadcast && !matches!(req, Request::Release | Request::Decline) {
             FLAG_BROADCAST
         } else {
             0
@@ -97,7 +192,11 @@ pub fn build(
         chaddr,
     };
 
-    let src_mac = if relay.is_some() { id.iface_mac } else { mac };
+    let src_mac = if relay.is_some() {
+        id.iface_mac
+    } else {
+        id.src_mac.unwrap_or(mac)
+    };
     let headers = match (req, relayed) {
         (_, Some(giaddr)) => {
             let (server, server_mac) = id.server?;
@@ -113,17 +212,19 @@ pub fn build(
                 dscp: 0,
             }
         }
-        (Request::Discover | Request::Select | Request::Rebind, None) => FrameHeaders {
-            src_mac,
-            dst_mac: BROADCAST,
-            vlans: id.vlans,
-            src_ip: ciaddr,
-            dst_ip: Ipv4Addr::BROADCAST,
-            src_port: CLIENT_PORT,
-            dst_port: SERVER_PORT,
-            ttl: 64,
-            dscp: 0,
-        },
+        (Request::Discover | Request::Select | Request::Rebind | Request::Decline, None) => {
+            FrameHeaders {
+                src_mac,
+                dst_mac: BROADCAST,
+                vlans: id.vlans,
+                src_ip: ciaddr,
+                dst_ip: Ipv4Addr::BROADCAST,
+                src_port: CLIENT_PORT,
+                dst_port: SERVER_PORT,
+                ttl: 64,
+                dscp: 0,
+            }
+        }
         (Request::Renew | Request::Release, None) => FrameHeaders {
             src_mac,
             dst_mac: c.server_mac,
@@ -143,6 +244,7 @@ pub fn build(
     let kind = match req {
         Request::Discover => MessageType::Discover,
         Request::Release => MessageType::Release,
+        Request::Decline => MessageType::Decline,
         _ => MessageType::Request,
     };
     w.option_u8(code::MESSAGE_TYPE, kind.as_u8()).ok()?;
@@ -153,35 +255,37 @@ pub fn build(
         })
         .ok()?;
     }
-    if req == Request::Select {
+    if matches!(req, Request::Select | Request::Decline) {
         w.option_ip(code::REQUESTED_IP, c.offered).ok()?;
     }
-    if matches!(req, Request::Select | Request::Release) {
+    if matches!(req, Request::Select | Request::Release | Request::Decline) {
         w.option_ip(code::SERVER_ID, c.server_id).ok()?;
     }
-    if req != Request::Release {
+    if !matches!(req, Request::Release | Request::Decline) {
         w.option_u16(code::MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
             .ok()?;
         w.option(code::PARAM_LIST, &PARAM_LIST).ok()?;
     }
-    if (relayed.is_some() || id.option82)
-        && matches!(req, Request::Discover | Request::Select | Request::Rebind)
-    {
-        // circuit id "gen-XXXXXXXX" (12 bytes), remote id the relay's MAC.
-        w.option_with(code::AGENT_INFO, 2 + 12 + 2 + 6, |b| {
-            b[0] = agent::CIRCUIT_ID;
-            b[1] = 12;
-            b[2..6].copy_from_slice(CIRCUIT_PREFIX);
-            hex8(index, &mut b[6..14]);
-            b[14] = agent::REMOTE_ID;
-            b[15] = 6;
-            b[16..22].copy_from_slice(&id.iface_mac);
+    if (relayed.is_some() || id.option82) && broadcast_kind(req) {
+        // Last, as a relay agent appends it (RFC 3046 §2.1); the
+        // circuit id "gen-XXXXXXXX" (12 bytes) unless one is given.
+        w.option_with(code::AGENT_INFO, id.agent.wire_len(), |b| {
+            id.agent.write(b, index, &id.iface_mac)
         })
         .ok()?;
     }
     w.header(&header);
     let len = w.finish().ok()?;
     emit_headers(frame, &headers, len).ok()
+}
+
+/// The messages a client broadcasts and a relay agent relays (with its
+/// option 82); RENEWING and RELEASE go unicast straight to the server.
+fn broadcast_kind(req: Request) -> bool {
+    matches!(
+        req,
+        Request::Discover | Request::Select | Request::Rebind | Request::Decline
+    )
 }
 
 fn hex8(v: u32, out: &mut [u8]) {
@@ -205,6 +309,8 @@ mod tests {
             client_id: true,
             option82: false,
             server: Some((Ipv4Addr::new(10, 0, 0, 1), [2, 0, 0, 0, 0, 1])),
+            agent: AgentInfo::default(),
+            src_mac: None,
         }
     }
 
@@ -308,6 +414,182 @@ mod tests {
         let f = DhcpFrame::parse(&buf[..n]).unwrap();
         assert_eq!(f.ip.dst(), Ipv4Addr::BROADCAST);
         assert_eq!(f.dhcp.ciaddr(), Ipv4Addr::new(10, 0, 0, 50));
+    }
+
+    /// The option codes of a frame's DHCP options, in order (End excluded).
+    fn option_codes(frame: &[u8]) -> Vec<u8> {
+        let f = DhcpFrame::parse(frame).unwrap();
+        xdhcp::wire::options::OptionIter::new(f.dhcp.options())
+            .map(|o| o.unwrap().0)
+            .collect()
+    }
+
+    fn spoofer() -> Identity {
+        Identity {
+            mac_prefix: [2, 0x61, 0x74],
+            option82: true,
+            agent: AgentInfo {
+                circuit_prefix: *b"atk-",
+                circuit_id: Some(Box::from(&b"olt1/1/3:100"[..])),
+                remote_id: Some(Box::from(&b"cpe-42"[..])),
+                link_selection: Some(Ipv4Addr::new(100, 64, 0, 0)),
+            },
+            src_mac: None,
+            ..identity()
+        }
+    }
+
+    #[test]
+    fn spoofed_option_82_from_giaddr_0_as_the_server_reads_it() {
+        let mut buf = [0u8; 2048];
+        for req in [Request::Discover, Request::Select] {
+            let n = build(&mut buf, &spoofer(), 5, &bound(), req, None, 0).unwrap();
+            // The server's own gate reads it as a direct request.
+            let mut j = None;
+            let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+            assert_eq!(r.giaddr, Ipv4Addr::UNSPECIFIED);
+            assert_eq!(r.src_mac, [2, 0x61, 0x74, 0, 0, 5]);
+            assert_eq!(r.chaddr6, [2, 0x61, 0x74, 0, 0, 5]);
+            assert_eq!(
+                r.opts.agent_sub_option(agent::CIRCUIT_ID),
+                Some(&b"olt1/1/3:100"[..])
+            );
+            assert_eq!(
+                r.opts.agent_sub_option(agent::REMOTE_ID),
+                Some(&b"cpe-42"[..])
+            );
+            assert_eq!(
+                r.opts.agent_sub_option(agent::LINK_SELECTION),
+                Some(&[100, 64, 0, 0][..])
+            );
+            assert_eq!(r.opts.agent_info.map(<[u8]>::len), Some(2 + 12 + 2 + 6 + 6));
+            // Option 82 is the last option, where a relay appends it.
+            assert_eq!(option_codes(&buf[..n]).last(), Some(&code::AGENT_INFO));
+        }
+    }
+
+    #[test]
+    fn one_circuit_id_through_a_relay_and_per_client_ones() {
+        let mut buf = [0u8; 2048];
+        let relay = Ipv4Addr::new(10, 0, 0, 2);
+        let mut id = spoofer();
+        id.agent.link_selection = None;
+        id.agent.remote_id = None;
+        for index in [1, 2] {
+            let n = build(
+                &mut buf,
+                &id,
+                index,
+                &bound(),
+                Request::Discover,
+                Some(relay),
+                0,
+            )
+            .unwrap();
+            let mut j = None;
+            let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+            assert_eq!(r.giaddr, relay);
+            assert_eq!(
+                r.opts.agent_sub_option(agent::CIRCUIT_ID),
+                Some(&b"olt1/1/3:100"[..])
+            );
+            assert_eq!(
+                r.opts.agent_sub_option(agent::REMOTE_ID),
+                Some(&[2, 0, 0, 0, 0, 9][..])
+            );
+            assert_eq!(r.opts.agent_sub_option(agent::LINK_SELECTION), None);
+            assert_eq!(r.chaddr6, [2, 0x61, 0x74, 0, 0, index as u8]);
+        }
+        // Without a chosen circuit id, each client has its own, with the
+        // fleet's prefix.
+        id.agent.circuit_id = None;
+        let n = build(
+            &mut buf,
+            &id,
+            0x2a,
+            &bound(),
+            Request::Discover,
+            Some(relay),
+            0,
+        )
+        .unwrap();
+        let mut j = None;
+        let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+        assert_eq!(
+            r.opts.agent_sub_option(agent::CIRCUIT_ID),
+            Some(&b"atk-0000002a"[..])
+        );
+    }
+
+    #[test]
+    fn decline_names_the_address_and_the_server() {
+        let mut buf = [0u8; 2048];
+        let mut id = identity();
+        id.broadcast = true;
+        id.src_mac = Some([2, 0xee, 0, 0, 0, 1]);
+        let n = build(&mut buf, &id, 3, &bound(), Request::Decline, None, 0).unwrap();
+        let mut j = None;
+        let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+        assert_eq!(r.kind, MessageType::Decline);
+        assert_eq!(r.ciaddr, Ipv4Addr::UNSPECIFIED, "RFC 2131 table 5");
+        assert!(!r.broadcast, "no broadcast flag: no reply comes");
+        assert_eq!(r.opts.requested_ip, Some(Ipv4Addr::new(10, 0, 0, 50)));
+        assert_eq!(r.opts.server_id, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(r.opts.param_list.is_none() && r.opts.agent_info.is_none());
+        // One device sending for many chaddrs.
+        assert_eq!(r.src_mac, [2, 0xee, 0, 0, 0, 1]);
+        assert_eq!(r.chaddr6, [2, 0x67, 0x65, 0, 0, 3]);
+        let f = DhcpFrame::parse(&buf[..n]).unwrap();
+        assert_eq!(
+            (f.eth.dst(), f.ip.src(), f.ip.dst()),
+            (BROADCAST, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST)
+        );
+
+        // Relayed, it goes to the server from the relay, with option 82 last.
+        let relay = Ipv4Addr::new(10, 0, 0, 2);
+        let n = build(&mut buf, &id, 3, &bound(), Request::Decline, Some(relay), 0).unwrap();
+        let mut j = None;
+        let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+        assert_eq!((r.kind, r.giaddr), (MessageType::Decline, relay));
+        assert_eq!(r.src_mac, [2, 0, 0, 0, 0, 9], "the relay's MAC");
+        assert_eq!(
+            r.opts.agent_sub_option(agent::CIRCUIT_ID),
+            Some(&b"gen-00000003"[..])
+        );
+        assert_eq!(option_codes(&buf[..n]).last(), Some(&code::AGENT_INFO));
+    }
+
+    #[test]
+    fn agent_info_longer_than_one_option_is_refused() {
+        let mut a = AgentInfo {
+            circuit_id: Some(vec![b'c'; 200].into()),
+            remote_id: Some(vec![b'r'; 49].into()),
+            ..AgentInfo::default()
+        };
+        assert_eq!(a.wire_len(), 253);
+        assert!(a.check().is_ok());
+        a.link_selection = Some(Ipv4Addr::new(10, 0, 0, 0));
+        assert!(a.check().unwrap_err().contains("259 bytes"));
+        a.link_selection = None;
+        a.circuit_id = Some(Box::from(&b""[..]));
+        assert!(a.check().is_err());
+        // The longest that fits is written whole.
+        let mut id = identity();
+        id.option82 = true;
+        id.agent = AgentInfo {
+            circuit_id: Some(vec![b'c'; 200].into()),
+            remote_id: Some(vec![b'r'; 51].into()),
+            ..AgentInfo::default()
+        };
+        assert_eq!(id.agent.wire_len(), 255);
+        let mut buf = [0u8; 2048];
+        let n = build(&mut buf, &id, 1, &bound(), Request::Discover, None, 0).unwrap();
+        let mut j = None;
+        let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+        assert_eq!(
+            r.opts.agent_sub_option(agent::REMOTE_ID).map(<[u8]>::len),
+            Some(51)
+        );
     }
 
     #[test]
