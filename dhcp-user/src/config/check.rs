@@ -4,7 +4,7 @@
 //! apart on a link), and every `[[subnet]]` becomes a [`Subnet`] of
 //! numbers and encoded options, once, at load: the packet path only
 //! compares and copies. Every error names the line of the offending entry.
-use super::file::{Config, ReservationConfig, SubnetConfig};
+use super::file::{Config, LimitsConfig, ReservationConfig, SubnetConfig};
 use super::options;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -61,6 +61,88 @@ impl ReservationConfig {
     }
 }
 
+/// Lease limits are kept in this order: circuit-id, remote-id, VLAN, MAC.
+pub const LIMIT_KINDS: usize = 4;
+/// The highest lease limit a line may be given (the counters have 20 bits).
+const MAX_LEASE_LIMIT: u32 = (1 << 20) - 1;
+const MAX_RATE: u32 = 1_000_000;
+
+/// A request rate: `per_sec` on average, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub per_sec: u32,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// Microseconds between two requests at this rate.
+    pub fn interval_us(&self) -> u64 {
+        1_000_000 / u64::from(self.per_sec.max(1))
+    }
+}
+
+/// `[subnet.limits]`, checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Leases one line may hold, by kind (circuit-id, remote-id, VLAN,
+    /// MAC); 0: no limit.
+    pub leases: [u32; LIMIT_KINDS],
+    pub mac_rate: Option<Rate>,
+    pub circuit_rate: Option<Rate>,
+    pub check_src_mac: bool,
+}
+
+impl LimitsConfig {
+    fn check(&self) -> Result<Limits, String> {
+        let lease = |name: &str, v: Option<u32>| match v {
+            None => Ok(0),
+            Some(n) if (1..=MAX_LEASE_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(format!(
+                "{name} = {n} must be between 1 and {MAX_LEASE_LIMIT}"
+            )),
+        };
+        let rate = |name: &str, per: Option<u32>, bname: &str, burst: Option<u32>| {
+            match (per, burst) {
+                (None, None) => Ok(None),
+                (None, Some(_)) => Err(format!("{bname} is set without {name}")),
+                (Some(p), _) if !(1..=MAX_RATE).contains(&p) => {
+                    Err(format!("{name} = {p} must be between 1 and {MAX_RATE}"))
+                }
+                (Some(_), Some(b)) if !(1..=MAX_RATE).contains(&b) => {
+                    Err(format!("{bname} = {b} must be between 1 and {MAX_RATE}"))
+                }
+                // A DORA is two requests: the default burst lets one
+                // through whole, and a few retransmissions besides.
+                (Some(p), b) => Ok(Some(Rate {
+                    per_sec: p,
+                    burst: b.unwrap_or(p.saturating_mul(2).max(4)),
+                })),
+            }
+        };
+        Ok(Limits {
+            leases: [
+                lease("leases_per_circuit_id", self.leases_per_circuit_id)?,
+                lease("leases_per_remote_id", self.leases_per_remote_id)?,
+                lease("leases_per_vlan", self.leases_per_vlan)?,
+                lease("leases_per_mac", self.leases_per_mac)?,
+            ],
+            mac_rate: rate(
+                "requests_per_mac",
+                self.requests_per_mac,
+                "burst_per_mac",
+                self.burst_per_mac,
+            )?,
+            circuit_rate: rate(
+                "requests_per_circuit_id",
+                self.requests_per_circuit_id,
+                "burst_per_circuit_id",
+                self.burst_per_circuit_id,
+            )?,
+            check_src_mac: self.check_src_mac,
+        })
+    }
+}
+
 /// A configuration error, with the line it was found on.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -102,6 +184,7 @@ pub struct Subnet {
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
     pub reservations: Vec<Reservation>,
+    pub limits: Limits,
 }
 
 impl Subnet {
@@ -253,6 +336,13 @@ impl Config {
                 shared_network: s.shared_network.clone(),
                 options: Vec::new(),
                 reservations: Vec::new(),
+                limits: match &s.limits {
+                    Some(l) => l
+                        .get_ref()
+                        .check()
+                        .map_err(|m| at(l.span(), format!("[subnet.limits]: {m}")))?,
+                    None => Limits::default(),
+                },
             };
             if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
                 return Err(at(
@@ -539,5 +629,48 @@ lease_time = 7200
         let e = err(&GOOD.replace("198.18.0.0/15", "198.18.0.1/15"));
         assert!(e.message.contains("host bits"), "{e}");
         assert_eq!(e.line, Some(6));
+    }
+
+    #[test]
+    fn limits_parse_with_default_bursts_and_bad_ones_name_their_line() {
+        let with = |l: &str| format!("{GOOD}\n[subnet.limits]\n{l}\n");
+        let c = Config::parse(&with(
+            "leases_per_circuit_id = 4\nleases_per_mac = 2\nrequests_per_mac = 5\n\
+             requests_per_circuit_id = 50\nburst_per_circuit_id = 20\ncheck_src_mac = true",
+        ))
+        .unwrap();
+        let l = c.subnets[0].limits;
+        assert_eq!(l.leases, [4, 0, 0, 2]);
+        assert_eq!(
+            l.mac_rate,
+            Some(Rate {
+                per_sec: 5,
+                burst: 10
+            })
+        );
+        assert_eq!(
+            l.circuit_rate,
+            Some(Rate {
+                per_sec: 50,
+                burst: 20
+            })
+        );
+        assert!(l.check_src_mac);
+        assert_eq!(
+            Config::parse(GOOD).unwrap().subnets[0].limits,
+            Limits::default()
+        );
+        for (bad, what) in [
+            ("leases_per_vlan = 0", "leases_per_vlan"),
+            ("leases_per_remote_id = 2000000", "leases_per_remote_id"),
+            ("burst_per_mac = 3", "without requests_per_mac"),
+            ("requests_per_circuit_id = 0", "requests_per_circuit_id"),
+        ] {
+            let e = err(&with(bad));
+            assert!(e.message.contains(what), "{bad}: {e}");
+            assert_eq!(e.line, Some(12), "{bad}: {e}");
+        }
+        let e = err(&with("leases_per_port = 1"));
+        assert!(e.message.contains("leases_per_port"), "{e}");
     }
 }

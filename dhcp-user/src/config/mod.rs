@@ -16,7 +16,9 @@ mod file;
 pub mod modes;
 pub mod options;
 
-pub use check::{Checked, ConfigError, Identity, Reservation, Subnet, prefix_mask};
-pub use file::{Config, JournalConfig, JournalMode, ReservationConfig, SubnetConfig};
+pub use check::{
+    Checked, ConfigError, Identity, LIMIT_KINDS, Limits, Rate, Reservation, Subnet, prefix_mask,
+};
+pub use file::{Config, JournalConfig, JournalMode, LimitsConfig, ReservationConfig, SubnetConfig};
 pub use modes::{AttachMode, BindMode, IoKind, PollMode};
 pub use options::{NamedOptions, RawOption};

@@ -8,10 +8,12 @@
 //! (`client.rs`), decide (here), write the reply (`reply.rs`).
 use super::client::{Client, client_key};
 use super::lifecycle::{Change, Clock, expiry};
+use super::limit::Limited;
 use super::reply::{self, Local, Reply};
 use super::subnet::SubnetRt;
 use super::{Engine, Request, parse};
 use crate::lease::journal::{LeaseRecord, RecordState};
+use crate::lease::limits::LineKeys;
 use crate::lease::{Lease, LeaseState};
 use crate::wire::dhcp::MessageType;
 use crate::wire::options::{agent, agent_sub_option};
@@ -37,6 +39,10 @@ pub enum Silence {
     Ignored,
     NoSubnet,
     NoAddress,
+    /// A limit of `[subnet.limits]` refused it: a rate or source check
+    /// dropped it, or a DISCOVER would have made a line exceed its lease
+    /// limit.
+    Limited(Limited),
 }
 
 /// The engine's verdict on one frame.
@@ -49,6 +55,9 @@ pub enum Verdict {
     /// A request of this kind, answered by a reply of that kind, `len`
     /// bytes at the start of the TX buffer.
     Reply(MessageType, MessageType, usize),
+    /// A REQUEST that would have made a line exceed its lease limit,
+    /// answered by a NAK of `len` bytes.
+    Refused(Limited, usize),
 }
 
 impl Engine {
@@ -68,12 +77,13 @@ impl Engine {
             return Verdict::Malformed;
         };
         let mut change = None;
-        let decided = self.decide(&req, clock.secs, local.home, &mut change);
+        let decided = self.decide(&req, clock, local.home, &mut change);
         *record = change.map(|ch| ch.record(&req, clock));
         match decided {
-            Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
-                Some(len) => Verdict::Reply(req.kind, reply.kind, len),
-                None => Verdict::Silent(req.kind, Silence::Ignored),
+            Ok((s, reply)) => match (reply::write(tx, &req, s, &reply, local), reply.limited) {
+                (Some(len), Some(why)) => Verdict::Refused(why, len),
+                (Some(len), None) => Verdict::Reply(req.kind, reply.kind, len),
+                (None, _) => Verdict::Silent(req.kind, Silence::Ignored),
             },
             Err(why) => Verdict::Silent(req.kind, why),
         }
@@ -85,11 +95,14 @@ impl Engine {
     pub fn decide(
         &self,
         req: &Request<'_>,
-        now: u32,
+        clock: Clock,
         home: usize,
         change: &mut Option<Change>,
     ) -> Result<(&SubnetRt, Reply), Silence> {
+        let now = clock.secs;
         let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
+        self.admit(selected, req, clock.micros)
+            .map_err(Silence::Limited)?;
         let key = client_key(selected, req);
         let reserved = self.reservation(selected, req);
         let s = match reserved {
@@ -100,6 +113,10 @@ impl Engine {
             key,
             reserved,
             home,
+            lines: match req.kind {
+                MessageType::Discover | MessageType::Request => self.line_keys(s, req),
+                _ => LineKeys::default(),
+            },
             // RFC 5107: the relay stands in for us as server identifier.
             server_id: req
                 .opts
@@ -155,6 +172,7 @@ impl Engine {
                 yiaddr: Ipv4Addr::UNSPECIFIED,
                 times: None,
                 server_id: c.server_id,
+                limited: None,
             },
             _ => return Err(Silence::Ignored),
         };
@@ -198,15 +216,22 @@ impl Engine {
                         if l.state == LeaseState::Offered {
                             l.expires = hold;
                         }
-                        return Some((s, l.addr));
+                        return Ok((s, l.addr));
                     }
                 }
             }
+            // A lease that moves stays counted where it is; a new one is
+            // counted on its lines before it takes an address.
+            let carried = e.filter(|l| l.state.holds()).map(|l| l.lines);
+            let lines = match carried {
+                Some(l) => l,
+                None => self.take_lines(s, &c.lines).map_err(Silence::Limited)?,
+            };
             // Its reservation, its previous address, the one it asks for,
             // then the lowest free one — of the next subnet of a shared
             // network when this one is full.
             let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
-            let (used, addr) = c
+            let used_addr = c
                 .reserved
                 .map(|(r, _)| r)
                 .or_else(|| previous.filter(|a| s.pool.claim(*a)))
@@ -220,15 +245,22 @@ impl Engine {
                 .or_else(|| {
                     self.siblings(s)
                         .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
-                })?;
+                });
+            let Some((used, addr)) = used_addr else {
+                if carried.is_none() {
+                    self.put_lines(lines);
+                }
+                return Err(Silence::NoAddress);
+            };
             *e = Some(Lease {
                 addr,
                 state: LeaseState::Offered,
                 expires: hold,
+                lines,
             });
-            Some((used, addr))
+            Ok((used, addr))
         });
-        let (used, addr) = got.ok_or(Silence::NoAddress)?;
+        let (used, addr) = got?;
         Ok((
             used,
             Reply {
@@ -236,6 +268,7 @@ impl Engine {
                 yiaddr: addr,
                 times: Some(self.times(used, c, req.opts.lease_time)),
                 server_id: c.server_id,
+                limited: None,
             },
         ))
     }
@@ -253,12 +286,18 @@ impl Engine {
             yiaddr: addr,
             times: Some(times),
             server_id: c.server_id,
+            limited: None,
         };
         let nak = Reply {
             kind: MessageType::Nak,
             yiaddr: Ipv4Addr::UNSPECIFIED,
             times: None,
             server_id: c.server_id,
+            limited: None,
+        };
+        let limited = |why| Reply {
+            limited: Some(why),
+            ..nak
         };
         let until = if times.0 == u32::MAX {
             u32::MAX
@@ -268,27 +307,37 @@ impl Engine {
         let reserved = c.reserved.map(|(a, _)| a);
         // Whether `want` can become this client's binding now: it holds
         // it, it is reserved for it, or it held it and nobody took it since.
-        let grant = |e: &mut Option<Lease>, want: Ipv4Addr| {
-            let ok = match e {
-                Some(l) if l.addr == want && l.state.holds() => true,
-                _ if reserved == Some(want) => true,
-                Some(l) if l.addr == want => reserved.is_none() && s.pool.claim(want),
-                _ => false,
+        // A binding that is new (the client holds nothing) is counted on
+        // its lines first, and refused (Err) when one is at its limit; one
+        // that continues (a renewal, a move) is never refused.
+        let grant = |e: &mut Option<Lease>, want: Ipv4Addr| -> Result<bool, Limited> {
+            let held = e.filter(|l| l.state.holds());
+            let reclaim = match e {
+                Some(l) if l.addr == want && l.state.holds() => false,
+                _ if reserved == Some(want) => false,
+                Some(l) if l.addr == want && reserved.is_none() => true,
+                _ => return Ok(false),
             };
-            if ok {
-                if let Some(l) = e
-                    && l.addr != want
-                    && l.state.holds()
-                {
-                    s.free(l.addr);
-                }
-                *e = Some(Lease {
-                    addr: want,
-                    state: LeaseState::Bound,
-                    expires: until,
-                });
+            let lines = match held {
+                Some(l) => l.lines,
+                None => self.take_lines(s, &c.lines)?,
+            };
+            if reclaim && !s.pool.claim(want) {
+                self.put_lines(lines);
+                return Ok(false);
             }
-            ok
+            if let Some(l) = held
+                && l.addr != want
+            {
+                s.free(l.addr);
+            }
+            *e = Some(Lease {
+                addr: want,
+                state: LeaseState::Bound,
+                expires: until,
+                lines,
+            });
+            Ok(true)
         };
         match (
             req.opts.server_id,
@@ -304,6 +353,7 @@ impl Engine {
                             && l.state == LeaseState::Offered
                         {
                             s.free(l.addr);
+                            self.put_lines(std::mem::take(&mut l.lines));
                             l.state = LeaseState::Released;
                             l.expires = now;
                         }
@@ -311,23 +361,23 @@ impl Engine {
                     return Err(Silence::Ignored);
                 }
                 let want = requested.unwrap_or(req.ciaddr);
-                let granted = self.leases.update(&c.key, |e| grant(e, want));
-                Ok(if granted { ack(want) } else { nak })
+                Ok(match self.leases.update(&c.key, |e| grant(e, want)) {
+                    Ok(true) => ack(want),
+                    Ok(false) => nak,
+                    Err(why) => limited(why),
+                })
             }
             // INIT-REBOOT: a client that remembers an address.
             (None, Some(want), true) => {
                 if !s.contains(want) {
                     return Ok(nak);
                 }
-                self.leases.update(&c.key, |e| {
-                    if grant(e, want) {
-                        Ok(ack(want))
-                    } else if e.is_some() || self.authoritative {
-                        Ok(nak)
-                    } else {
-                        // RFC 2131 §4.3.2: no record of this client.
-                        Err(Silence::Ignored)
-                    }
+                self.leases.update(&c.key, |e| match grant(e, want) {
+                    Ok(true) => Ok(ack(want)),
+                    Err(why) => Ok(limited(why)),
+                    Ok(false) if e.is_some() || self.authoritative => Ok(nak),
+                    // RFC 2131 §4.3.2: no record of this client.
+                    Ok(false) => Err(Silence::Ignored),
                 })
             }
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
@@ -338,13 +388,14 @@ impl Engine {
                 }
                 self.leases.update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {
-                        grant(e, have);
+                        // Held: a renewal is never refused by a limit.
+                        let _ = grant(e, have);
                         Ok(ack(have))
                     }
-                    _ if reserved == Some(have) => {
-                        grant(e, have);
-                        Ok(ack(have))
-                    }
+                    _ if reserved == Some(have) => Ok(match grant(e, have) {
+                        Err(why) => limited(why),
+                        Ok(_) => ack(have),
+                    }),
                     _ if self.authoritative => Ok(nak),
                     _ => Err(Silence::Ignored),
                 })
@@ -368,6 +419,7 @@ impl Engine {
         self.leases.update(&c.key, |e| match e {
             Some(l) if l.state == LeaseState::Bound && l.addr == req.ciaddr => {
                 s.free(l.addr);
+                self.put_lines(std::mem::take(&mut l.lines));
                 l.state = LeaseState::Released;
                 l.expires = now;
                 Some(l.addr)
@@ -384,6 +436,7 @@ impl Engine {
         }
         let declined = self.leases.update(&c.key, |e| match e {
             Some(l) if l.state.holds() && l.addr == addr => {
+                self.put_lines(l.lines);
                 *e = None;
                 true
             }
@@ -423,6 +476,7 @@ lease_time = 3600
             key: ClientKey::new(0, KEY_CHADDR, &[0x02, 0, 0, 0, 0, last]),
             reserved: None,
             home: 0,
+            lines: LineKeys::default(),
             server_id: Ipv4Addr::new(192, 0, 2, 1),
         }
     }

@@ -9,7 +9,7 @@
 use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
-use super::{Engine, Silence, Verdict};
+use super::{Engine, Limited, Silence, Verdict};
 use crate::handler::FrameHandler;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
@@ -97,10 +97,15 @@ impl FrameHandler for Handler {
                     Silence::Ignored => &s.ignored,
                     Silence::NoSubnet => &s.no_subnet,
                     Silence::NoAddress => &s.no_address,
+                    Silence::Limited(why) => limited(s, why),
                 });
                 (req, None)
             }
             Verdict::Reply(req, kind, len) => (req, Some((kind, len))),
+            Verdict::Refused(why, len) => {
+                bump(limited(s, why));
+                (MessageType::Request, Some((MessageType::Nak, len)))
+            }
         };
         count_request(s, req);
         if let (Some(rec), Some(j)) = (record, self.journal.as_mut()) {
@@ -153,6 +158,20 @@ impl FrameHandler for Handler {
 
     fn backlog(&self) -> bool {
         self.journal.as_ref().is_some_and(|j| j.backlog() > 0)
+    }
+}
+
+/// The counter of a limit's refusals.
+fn limited(s: &WorkerStats, why: Limited) -> &std::sync::atomic::AtomicU64 {
+    match why {
+        Limited::CircuitId => &s.limited_circuit_id,
+        Limited::RemoteId => &s.limited_remote_id,
+        Limited::Vlan => &s.limited_vlan,
+        Limited::Mac => &s.limited_mac,
+        Limited::TableFull => &s.limit_table_full,
+        Limited::RateMac => &s.rate_limited_mac,
+        Limited::RateCircuitId => &s.rate_limited_circuit_id,
+        Limited::SrcMac => &s.src_mac_mismatch,
     }
 }
 

@@ -14,10 +14,12 @@
 //!    rejects it as malformed;
 //! 4. `select.rs`: the subnet it belongs to (option 118, 82.5, giaddr,
 //!    VLAN; the member of a shared network), over the subnets that
-//!    `subnet.rs` holds ready for the packet path;
+//!    `subnet.rs` holds ready for the packet path; then `limit.rs`: the
+//!    subnet's source check and request rates, which may drop it here;
 //! 5. `client.rs`: the client's lease key and reservation;
 //! 6. `decide.rs`: the decision for its message type, a [`Reply`] and
-//!    maybe a lease [`Change`];
+//!    maybe a lease [`Change`]; a new lease is first counted on its
+//!    subscriber lines (`limit.rs`), and refused when one is full;
 //! 7. `reply.rs`: the reply frame, written into the TX buffer;
 //! 8. `handler.rs` again: the verdict counted, the change handed to the
 //!    journal through `journal_link.rs`, the reply held until the record
@@ -33,6 +35,7 @@ mod decide;
 mod handler;
 mod journal_link;
 mod lifecycle;
+mod limit;
 pub mod reply;
 mod request;
 mod select;
@@ -42,10 +45,12 @@ pub use decide::{Silence, Verdict};
 pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
 pub use lifecycle::{Change, Clock};
+pub use limit::Limited;
 pub use request::{Request, parse};
 
 use crate::config::Checked;
 use crate::lease::LeaseTable;
+use crate::lease::limits::{LineTable, RateTable};
 use client::Reservations;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +64,13 @@ pub struct Engine {
     /// Shared with the engines a reload makes, so no lease is copied or
     /// lost.
     leases: Arc<LeaseTable>,
+    /// Lease counters per subscriber line, shared with reloaded engines
+    /// like the lease table (its leases name slots in it). Sized at start.
+    lines: Arc<LineTable>,
+    /// Request rates per source MAC and per circuit-id; empty when no
+    /// subnet limits them. A reload starts them afresh.
+    mac_rates: RateTable,
+    circuit_rates: RateTable,
     /// Link name → link id, kept across reloads so that client keys in the
     /// shared table keep their meaning.
     links: Arc<Mutex<HashMap<String, u16>>>,
@@ -131,7 +143,28 @@ impl Engine {
             .map(|s| s.pool.size() as usize)
             .sum::<usize>();
         let reservations = client::reservations(cfg, &subnets);
+        // A line counts at least one lease, so a kind of line limited in a
+        // subnet has at most as many lines as the subnet has addresses.
+        let limited_lines: usize = subnets
+            .iter()
+            .map(|s| s.pool.size() as usize * s.limits.leases.iter().filter(|l| **l > 0).count())
+            .sum();
+        let rate_slots = |on: &dyn Fn(&SubnetRt) -> bool| {
+            if subnets.iter().any(on) {
+                capacity.clamp(1 << 12, 1 << 20)
+            } else {
+                0
+            }
+        };
+        let mac_rates = RateTable::new(rate_slots(&|s| s.limits.mac_rate.is_some()));
+        let circuit_rates = RateTable::new(rate_slots(&|s| s.limits.circuit_rate.is_some()));
         Engine {
+            lines: prev.map_or_else(
+                || Arc::new(LineTable::with_lines(limited_lines)),
+                |p| p.lines.clone(),
+            ),
+            mac_rates,
+            circuit_rates,
             leases: prev.map_or_else(
                 || Arc::new(LeaseTable::with_capacity(capacity.min(1 << 22))),
                 |p| p.leases.clone(),
@@ -161,5 +194,10 @@ impl Engine {
 
     pub fn leases(&self) -> &LeaseTable {
         &self.leases
+    }
+
+    /// The lease counters per subscriber line.
+    pub fn lines(&self) -> &LineTable {
+        &self.lines
     }
 }

@@ -1,7 +1,7 @@
 //! A configured subnet as the engine uses it: its pool, its timers, and
 //! its options already encoded, so a reply copies bytes instead of
 //! formatting them.
-use crate::config::Subnet;
+use crate::config::{Limits, Subnet};
 use crate::lease::Pool;
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
@@ -74,6 +74,8 @@ pub struct SubnetRt {
     pub min_lease_time: u32,
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
+    /// `[subnet.limits]`.
+    pub limits: Limits,
     /// Shared with the engine before a reload when the subnet and its
     /// ranges did not change, so its bits carry over.
     pub pool: Arc<Pool>,
@@ -131,6 +133,7 @@ impl SubnetRt {
             min_lease_time: s.min_lease_time,
             max_lease_time: s.max_lease_time,
             ignore_client_id: s.ignore_client_id,
+            limits: s.limits,
             pool,
             options: EncodedOptions::new(&list),
             reserved: reserved.into_boxed_slice(),
