@@ -1,0 +1,120 @@
+//! Privileged lab test of `[subnet.limits]`: one circuit floods DORA for
+//! thousands of made-up MACs while other subscribers' clients run DORA;
+//! the flood holds at most its line's limit and every other client is
+//! bound. The lab is named `xdtl…`; run it with `cargo xtask test` (as
+//! root).
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::Duration;
+use xtask::daemon;
+use xtask::lab::format_mac;
+
+/// The attacker's circuit-id, "attacker", as option 82 sub-option 1.
+const ATTACKER_82: &str = "010861747461636b6572";
+const LIMIT: usize = 4;
+const LEGIT: u64 = 200;
+
+/// perfdhcp (a relay at the client end's address, 198.18.0.2) sends DORA
+/// for 5,000 MACs at 2,000 per second, all with circuit-id "attacker";
+/// meanwhile xdhcpgen plays a second relay (198.18.0.3) for 200 clients,
+/// each on its own circuit (`gen-<index>`). The attacker ends with
+/// exactly its four leases, counted in `limited_circuit_id`; the others
+/// are all bound, with no NAK and no timeout.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn a_circuit_flooding_dora_holds_its_limit_while_others_are_served() {
+    let jdir = TempDir::new("journal");
+    let lab = lab("xdtl1", true);
+    let cfg = journal_config("lab-limits.toml", &lab, &jdir.0);
+    let d = daemon::Daemon::start(&lab, &bin(), &cfg)
+        .unwrap_or_else(|e| panic!("starting xdhcpd: {e:#}"));
+    let mut flood = lab
+        .cli("perfdhcp")
+        .args(["-4", "-l", &lab.cli_if])
+        .args(["-r", "2000", "-R", "5000", "-n", "5000", "-p", "20"])
+        .args(["-o", &format!("82,{ATTACKER_82}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("perfdhcp");
+    // Let the flood take its four and start being refused.
+    let _ = stats_when(&d, Duration::from_secs(10), |s| {
+        s.pointer("/total/limited_circuit_id")
+            .and_then(Value::as_u64)
+            .is_some_and(|n| n > 100)
+    });
+    let gen_json = jdir.0.with_extension("gen.json");
+    let gen_out = output_within(
+        lab.cli(
+            &daemon::xdhcpd_bin()
+                .with_file_name("xdhcpgen")
+                .to_string_lossy(),
+        )
+        .args(["--interface", &lab.cli_if, "--no-progress"])
+        .args(["--xdp-mode", "driver", "--bind", "copy"])
+        .args(["--scenario", "relay", "--clients", &LEGIT.to_string()])
+        .args(["--relay", "198.18.0.3", "--server", SERVER_IP])
+        .args(["--server-mac", &format_mac(&lab.srv_mac)])
+        .args(["--expect-subnet", "198.18.0.0/15", "--json"])
+        .arg(&gen_json),
+        Duration::from_secs(60),
+    )
+    .expect("xdhcpgen runs");
+    let flood_status = wait_child(&mut flood, Duration::from_secs(60));
+    if flood_status.is_none() {
+        let _ = flood.kill();
+    }
+    let flood_out = flood.wait_with_output().expect("perfdhcp output");
+    // The journal syncs every 50 ms; give the last records time, then
+    // stop the daemon, which syncs what is left.
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = d.stop().expect("xdhcpd stops cleanly");
+    let s: Value = serde_json::from_slice(&std::fs::read(&gen_json).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("xdhcpgen summary: {e}\n{}", text(&gen_out)));
+    let _ = std::fs::remove_file(&gen_json);
+    let cfg_file = jdir.0.with_extension("toml");
+    std::fs::write(&cfg_file, &cfg).expect("config copy");
+    let leases = xdhcpd_leases(&cfg_file, &[]);
+    let _ = std::fs::remove_file(&cfg_file);
+    let on = |circuit: &dyn Fn(&str) -> bool, state: &str| {
+        leases
+            .iter()
+            .filter(|l| l["circuit_id"].as_str().is_some_and(circuit) && l["state"] == state)
+            .count()
+    };
+    let attacker_bound = on(&|c| c == "attacker", "bound");
+    let attacker_any = leases
+        .iter()
+        .filter(|l| l["circuit_id"] == "attacker")
+        .count();
+    let legit_bound = on(&|c| c.starts_with("gen-"), "bound");
+    let ctx = format!(
+        "attacker bound {attacker_bound} (records {attacker_any}), others bound {legit_bound}\n\
+         stats {stats}\nxdhcpgen {s}\nperfdhcp ({flood_status:?}): {}",
+        text(&flood_out)
+    );
+    assert_eq!(attacker_bound, LIMIT, "{ctx}");
+    assert_eq!(
+        attacker_any, LIMIT,
+        "no lease record beyond the limit: {ctx}"
+    );
+    assert!(counter(&stats, "/total/limited_circuit_id") > 1000, "{ctx}");
+    assert_eq!(counter(&stats, "/total/no_address"), 0, "{ctx}");
+    assert_eq!(legit_bound as u64, LEGIT, "{ctx}");
+    assert_eq!(
+        s.pointer("/completed").and_then(Value::as_u64),
+        Some(LEGIT),
+        "{ctx}"
+    );
+    for field in ["/timeouts", "/naks", "/duplicate_addresses"] {
+        assert_eq!(
+            s.pointer(field).and_then(Value::as_u64),
+            Some(0),
+            "{field}: {ctx}"
+        );
+    }
+    assert_eq!(counter(&stats, "/total/nak"), 0, "{ctx}");
+}
