@@ -132,3 +132,61 @@ fn a_circuit_flooding_dora_holds_its_limit_while_others_are_served() {
     }
     assert_eq!(counter(&stats, "/total/nak"), 0, "{ctx}");
 }
+
+/// perfdhcp sends 1,000 DISCOVERs (of 1,000 chaddrs) from the one source
+/// MAC of the client end at 500 a second. Under lab-xdp-rate.toml
+/// (`[xdp] requests_per_mac = 10`, burst 20) the XDP program drops what
+/// is over the rate before it reaches a ring: the daemon receives at most
+/// the burst plus ten a second for as long as the flood ran (per CPU: the
+/// program keeps a bucket on each), the rest is counted in
+/// `xdp.rate_limited`. The same flood under lab-xdp.toml loses nothing,
+/// so it is the setting that drops.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn xdp_drops_a_source_mac_over_its_rate() {
+    let flood = |config: &str| {
+        let lab = lab("xdtl2", true);
+        let d = start_daemon(&lab, config);
+        let start = std::time::Instant::now();
+        let out = output_within(
+            lab.cli("perfdhcp")
+                .args(["-4", "-l", &lab.cli_if])
+                .args(["-r", "500", "-R", "1000", "-n", "1000", "-p", "10", "-i"]),
+            Duration::from_secs(60),
+        )
+        .expect("perfdhcp");
+        let secs = start.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_millis(300));
+        let stats = d.stop().expect("xdhcpd stops cleanly");
+        (stats, secs, text(&out))
+    };
+    let (plain, _, report) = flood("lab-xdp.toml");
+    assert_eq!(counter(&plain, "/xdp/rate_limited"), 0, "{plain}");
+    assert!(
+        counter(&plain, "/total/discover") >= 1000,
+        "{plain}\n{report}"
+    );
+
+    let (stats, secs, report) = flood("lab-xdp-rate.toml");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let allowed = cpus * (20 + 10 * (secs.ceil() as u64 + 1));
+    let ctx = format!("{secs:.1} s, {cpus} CPUs, at most {allowed} let through\n{stats}\n{report}");
+    let dropped = counter(&stats, "/xdp/rate_limited");
+    let got = counter(&stats, "/total/discover");
+    eprintln!("xdp rate: {got} DISCOVERs reached the daemon, {dropped} dropped in XDP ({ctx})");
+    assert!(got <= allowed, "{ctx}");
+    assert!(got >= 20, "the burst gets through: {ctx}");
+    assert!(
+        got + dropped >= 1000,
+        "every DISCOVER is accounted for: {ctx}"
+    );
+    assert_eq!(
+        counter(&stats, "/xdp/seen"),
+        counter(&stats, "/xdp/redirected")
+            + counter(&stats, "/xdp/passed")
+            + counter(&stats, "/xdp/malformed")
+            + counter(&stats, "/xdp/no_socket")
+            + dropped,
+        "{ctx}"
+    );
+}

@@ -4,7 +4,7 @@
 //! apart on a link), and every `[[subnet]]` becomes a [`Subnet`] of
 //! numbers and encoded options, once, at load: the packet path only
 //! compares and copies. Every error names the line of the offending entry.
-use super::file::{Config, LimitsConfig, ReservationConfig, SubnetConfig};
+use super::file::{Config, LimitsConfig, ReservationConfig, SubnetConfig, XdpConfig};
 use super::options;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -92,6 +92,43 @@ pub struct Limits {
     pub check_src_mac: bool,
 }
 
+/// A rate and its burst, checked: the burst defaults to twice the rate
+/// and at least 4.
+fn rate(
+    name: &str,
+    per: Option<u32>,
+    bname: &str,
+    burst: Option<u32>,
+) -> Result<Option<Rate>, String> {
+    match (per, burst) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(format!("{bname} is set without {name}")),
+        (Some(p), _) if !(1..=MAX_RATE).contains(&p) => {
+            Err(format!("{name} = {p} must be between 1 and {MAX_RATE}"))
+        }
+        (Some(_), Some(b)) if !(1..=MAX_RATE).contains(&b) => {
+            Err(format!("{bname} = {b} must be between 1 and {MAX_RATE}"))
+        }
+        // A DORA is two requests: the default burst lets one through
+        // whole, and a few retransmissions besides.
+        (Some(p), b) => Ok(Some(Rate {
+            per_sec: p,
+            burst: b.unwrap_or(p.saturating_mul(2).max(4)),
+        })),
+    }
+}
+
+impl XdpConfig {
+    fn check(&self) -> Result<Option<Rate>, String> {
+        rate(
+            "requests_per_mac",
+            self.requests_per_mac,
+            "burst_per_mac",
+            self.burst_per_mac,
+        )
+    }
+}
+
 impl LimitsConfig {
     fn check(&self) -> Result<Limits, String> {
         let lease = |name: &str, v: Option<u32>| match v {
@@ -100,24 +137,6 @@ impl LimitsConfig {
             Some(n) => Err(format!(
                 "{name} = {n} must be between 1 and {MAX_LEASE_LIMIT}"
             )),
-        };
-        let rate = |name: &str, per: Option<u32>, bname: &str, burst: Option<u32>| {
-            match (per, burst) {
-                (None, None) => Ok(None),
-                (None, Some(_)) => Err(format!("{bname} is set without {name}")),
-                (Some(p), _) if !(1..=MAX_RATE).contains(&p) => {
-                    Err(format!("{name} = {p} must be between 1 and {MAX_RATE}"))
-                }
-                (Some(_), Some(b)) if !(1..=MAX_RATE).contains(&b) => {
-                    Err(format!("{bname} = {b} must be between 1 and {MAX_RATE}"))
-                }
-                // A DORA is two requests: the default burst lets one
-                // through whole, and a few retransmissions besides.
-                (Some(p), b) => Ok(Some(Rate {
-                    per_sec: p,
-                    burst: b.unwrap_or(p.saturating_mul(2).max(4)),
-                })),
-            }
         };
         Ok(Limits {
             leases: [
@@ -208,6 +227,9 @@ pub fn prefix_mask(len: u8) -> u32 {
 pub struct Checked {
     pub file: Config,
     pub subnets: Vec<Subnet>,
+    /// `[xdp] requests_per_mac`: the rate the XDP program holds each
+    /// source MAC to.
+    pub xdp_mac_rate: Option<Rate>,
 }
 
 impl Checked {
@@ -236,7 +258,18 @@ impl Config {
             message: e.message().to_string(),
         })?;
         let subnets = file.check(text)?;
-        Ok(Checked { file, subnets })
+        let xdp_mac_rate = match &file.xdp {
+            Some(x) => x.get_ref().check().map_err(|m| ConfigError {
+                line: Some(line_of(text, x.span().start)),
+                message: format!("[xdp]: {m}"),
+            })?,
+            None => None,
+        };
+        Ok(Checked {
+            file,
+            subnets,
+            xdp_mac_rate,
+        })
     }
 
     /// Reads and checks a configuration file.
@@ -670,6 +703,20 @@ lease_time = 7200
             assert!(e.message.contains(what), "{bad}: {e}");
             assert_eq!(e.line, Some(12), "{bad}: {e}");
         }
+        let x = Config::parse(
+            &GOOD.replace("[[subnet]]", "[xdp]\nrequests_per_mac = 20\n\n[[subnet]]"),
+        )
+        .unwrap();
+        assert_eq!(
+            x.xdp_mac_rate,
+            Some(Rate {
+                per_sec: 20,
+                burst: 40
+            })
+        );
+        let e = err(&GOOD.replace("[[subnet]]", "[xdp]\nburst_per_mac = 20\n\n[[subnet]]"));
+        assert!(e.message.contains("[xdp]"), "{e}");
+        assert_eq!(e.line, Some(5), "{e}");
         let e = err(&with("leases_per_port = 1"));
         assert!(e.message.contains("leases_per_port"), "{e}");
     }

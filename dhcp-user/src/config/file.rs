@@ -103,8 +103,19 @@ pub struct Config {
     /// Where leases are kept across restarts; without it they live in
     /// memory only.
     pub journal: Option<JournalConfig>,
+    /// `[xdp]`: what the XDP program does beyond steering.
+    pub xdp: Option<Spanned<XdpConfig>>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
+}
+
+/// `[xdp]`: a request rate per source MAC enforced inside the XDP program,
+/// so that a flood is dropped before it costs a ring slot. Off unless set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdpConfig {
+    pub requests_per_mac: Option<u32>,
+    pub burst_per_mac: Option<u32>,
 }
 
 /// The lease journal: `durable` syncs each group of lease records before
