@@ -168,7 +168,9 @@ fn release_decline_and_expiry_give_the_count_back() {
         &port,
     ));
     assert_eq!(count(&lab), 0, "release");
-    // Offered, then declined.
+    // Offered, then declined: not believed (DECLINE only from the client
+    // the address is bound to), so the offer keeps its count; bound, then
+    // declined: the count goes back.
     let o = lab.send(&discover(1, &port)).unwrap().msg.yiaddr();
     assert_eq!(count(&lab), 1);
     let decline = relayed(
@@ -180,6 +182,12 @@ fn release_decline_and_expiry_give_the_count_back() {
         ],
         &port,
     );
+    lab.send(&decline);
+    assert_eq!(count(&lab), 1, "a DECLINE of an offer is not believed");
+    assert_eq!(lab.stats.snapshot().decline_not_bound, 1);
+    let ack = lab.send(&select(1, o, &port));
+    assert_eq!(kind(&ack), Some(MessageType::Ack));
+    assert_eq!(count(&lab), 1);
     lab.send(&decline);
     assert_eq!(count(&lab), 0, "decline");
     // Offered, then the offer runs out.

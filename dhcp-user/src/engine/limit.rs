@@ -6,6 +6,7 @@
 //!
 //! The counters themselves live in `lease::limits`; this file only says
 //! which lines a request is on.
+use super::request::AgentTrust;
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::lease::journal::LeaseRecord;
@@ -42,12 +43,14 @@ impl From<Refusal> for Limited {
     }
 }
 
-/// Whether the request's option 82 may be believed: for now, when a relay
-/// (giaddr set) sent it. The trust settings of issue 11 (trusted relays,
-/// `trust_agent_info` links) replace this one function.
+/// Whether the request's option 82 may be believed: the engine's trust
+/// decision (`trust.rs`: a relay inside `trusted_relays`, or a direct
+/// link marked `trust_agent_info`). An untrusted option 82 is already
+/// out of the request view, so circuit-id and remote-id lines exist only
+/// for trusted ones; the check says so where the lines are read.
 #[inline]
 pub(super) fn agent_info_trusted(req: &Request<'_>) -> bool {
-    !req.giaddr.is_unspecified()
+    req.agent == AgentTrust::Trusted
 }
 
 /// The trusted circuit-id of a request, if it has a non-empty one.
