@@ -1232,3 +1232,54 @@ fn a_reloaded_pool_counts_the_quarantines_it_already_has() {
     h.send(&decline(2, b));
     assert_eq!(h.stats.snapshot().probation_full, 1);
 }
+
+/// `[subnet.limits]` beside the DECLINE rules and reservations: a lease's
+/// count on its line goes back whenever it leaves its address, also when a
+/// DECLINE over the probation cap releases it, and when a reservation
+/// moves its holder off.
+const LIMIT_1: &str = "[subnet.limits]\nleases_per_mac = 1\n";
+
+fn mac_count(h: &Harness, i: u32) -> u32 {
+    let lines = h.engine.lines();
+    lines.count(lines.key(xdhcp::lease::limits::LineKind::Mac, 0, &mac(i)))
+}
+
+#[test]
+fn a_declined_lease_gives_its_line_count_back_quarantined_or_released() {
+    // Ten addresses, 10 %: one may be in probation.
+    let cfg = SMALL.replace("10-198.18.0.12", "10-198.18.0.19").replace(
+        "max_lease_time = 86400",
+        "max_lease_time = 86400\nmax_probation_percent = 10",
+    );
+    let mut h = harness(&format!("{cfg}{LIMIT_1}"));
+    let a = dora(&mut h, 1);
+    assert_eq!(mac_count(&h, 1), 1);
+    h.send(&decline(1, a));
+    assert_eq!(mac_count(&h, 1), 0, "quarantined");
+    let b = dora(&mut h, 2);
+    h.send(&decline(2, b));
+    assert_eq!(h.stats.snapshot().probation_full, 1);
+    assert_eq!(mac_count(&h, 2), 0, "released over the cap");
+    // Both may lease again under their limit of one.
+    dora(&mut h, 1);
+    dora(&mut h, 2);
+    assert_eq!((mac_count(&h, 1), mac_count(&h, 2)), (1, 1));
+    assert_eq!(h.stats.snapshot().limited_mac, 0);
+}
+
+#[test]
+fn a_holder_moved_off_a_reservation_gives_its_line_count_back() {
+    let mut h = harness(&format!("{SMALL}{LIMIT_1}"));
+    let held = dora(&mut h, 1);
+    assert_eq!(held, ip("198.18.0.10"));
+    reload(&mut h, &format!("{BASE}\n{SMALL}{LIMIT_1}{RESERVE_10}"));
+    let r = h.send(&renew(1, held)).unwrap();
+    assert_eq!(msg_type(&r.msg), Some(MessageType::Nak), "holder moved off");
+    assert_eq!(mac_count(&h, 1), 0);
+    // Its limit of one would refuse the new lease had the old one kept
+    // its count.
+    let moved = dora(&mut h, 1);
+    assert_ne!(moved, held);
+    assert_eq!(mac_count(&h, 1), 1);
+    assert_eq!(h.stats.snapshot().limited_mac, 0);
+}

@@ -54,10 +54,7 @@ fn option50_offset(f: &[u8]) -> usize {
     i + 2
 }
 
-#[test]
-fn engine_allocates_nothing_per_packet() {
-    let cfg = Config::parse(
-        r#"
+const PLAIN: &str = r#"
 interface = "lab0"
 server_id = "198.18.0.1"
 [[subnet]]
@@ -65,15 +62,47 @@ prefix = "198.18.0.0/15"
 pools = ["198.18.0.10-198.19.255.254"]
 routers = ["198.18.0.1"]
 dns = ["198.18.0.1"]
-"#,
-    )
-    .unwrap();
+"#;
+
+#[test]
+fn engine_allocates_nothing_per_packet() {
+    dora_allocates_nothing(PLAIN, CLIENTS, false);
+}
+
+/// With every limit of `[subnet.limits]` on: the source check, the rate
+/// buckets, the line counters taken and, for a second client identifier
+/// of each MAC, refused.
+#[test]
+fn limits_allocate_nothing_per_packet() {
+    let cfg = format!(
+        "{PLAIN}[subnet.limits]\nleases_per_mac = 1\n\
+         requests_per_mac = 1000000\nburst_per_mac = 1000000\ncheck_src_mac = true\n"
+    );
+    dora_allocates_nothing(&cfg, 20_000, true);
+}
+
+fn dora_allocates_nothing(config: &str, clients: u32, limited: bool) {
+    let cfg = Config::parse(config).unwrap();
     let engine = Arc::new(Engine::new(&cfg));
     let stats = Arc::new(WorkerStats::default());
     let mut h = engine.handler(SERVER_MAC, stats.clone());
-    let mut discovers = Vec::with_capacity(CLIENTS as usize);
-    let mut requests = Vec::with_capacity(CLIENTS as usize);
-    for i in 0..CLIENTS {
+    let mut discovers = Vec::with_capacity(clients as usize);
+    let mut requests = Vec::with_capacity(clients as usize);
+    let mut second_ids = Vec::with_capacity(clients as usize);
+    for i in 0..clients {
+        let d = request(
+            mac(i),
+            MessageType::Discover,
+            i,
+            vec![DhcpOption::ClientIdentifier(vec![0xff, 1, 2, 3])],
+        );
+        second_ids.push(frame(
+            &d,
+            mac(i),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            None,
+        ));
         let d = request(mac(i), MessageType::Discover, i, vec![]);
         discovers.push(frame(
             &d,
@@ -104,21 +133,25 @@ dns = ["198.18.0.1"]
 
     COUNTING.with(|c| c.set(true));
     h.begin_batch(Instant::now());
-    for i in 0..CLIENTS as usize {
+    for i in 0..clients as usize {
         let n = h.handle(&discovers[i], &mut tx).expect("an OFFER");
         // yiaddr of the OFFER: Ethernet 14 + IPv4 20 + UDP 8 + 16.
         let yiaddr = &tx[58..62];
         assert!(n > 300);
         requests[i][at50..at50 + 4].copy_from_slice(yiaddr);
         h.handle(&requests[i], &mut tx).expect("an ACK");
+        if limited {
+            assert!(h.handle(&second_ids[i], &mut tx).is_none());
+        }
     }
     COUNTING.with(|c| c.set(false));
 
     let s = stats.snapshot();
     assert_eq!(
         (s.offer, s.ack, s.nak, s.malformed),
-        (CLIENTS as u64, CLIENTS as u64, 0, 0)
+        (u64::from(clients), u64::from(clients), 0, 0)
     );
+    assert_eq!(s.limited_mac, if limited { u64::from(clients) } else { 0 });
     assert_eq!(ALLOCS.load(Relaxed), 0, "allocations on the packet path");
 }
 

@@ -11,6 +11,16 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 /// packet) → 1. Unicast UDP/67 is only stolen when addressed to one of
 /// these; DHCP meant for other hosts on the segment stays with the kernel.
 pub const SERVER_ADDRS_MAP: &str = "SERVER_ADDRS";
+/// `LRU_PERCPU_HASH` of source MAC (`[u8; 6]`) → the "theoretical arrival
+/// time" (ns, `bpf_ktime_get_ns`) of its next request: the per-source-MAC
+/// request rate of `[xdp] requests_per_mac`, kept per CPU.
+pub const MAC_RATES_MAP: &str = "MAC_RATES";
+/// `ARRAY` of two `u64`: the interval between requests of one MAC in ns
+/// (0: no limit) and how far ahead of now its time may run (the burst).
+pub const MAC_RATE_CONFIG_MAP: &str = "MAC_RATE_CONFIG";
+/// MACs whose rate the XDP program tracks; the least recently seen make
+/// room for new ones.
+pub const MAC_RATE_ENTRIES: u32 = 65536;
 /// Name of the server's XDP program in the object file.
 pub const SERVER_PROG: &str = "xdhcp_steer";
 
@@ -35,15 +45,19 @@ pub enum Counter {
     Malformed = 3,
     /// UDP/67 for us on a queue with no socket bound: passed.
     NoSocket = 4,
+    /// UDP/67 for us from a source MAC over `[xdp] requests_per_mac`:
+    /// dropped before it costs a ring slot.
+    RateLimited = 5,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 5] = [
+    pub const ALL: [Counter; 6] = [
         Counter::Seen,
         Counter::Redirected,
         Counter::Passed,
         Counter::Malformed,
         Counter::NoSocket,
+        Counter::RateLimited,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -53,6 +67,7 @@ impl Counter {
             Counter::Passed => "passed",
             Counter::Malformed => "malformed",
             Counter::NoSocket => "no_socket",
+            Counter::RateLimited => "rate_limited",
         }
     }
 }

@@ -47,11 +47,17 @@ static GEN_RELAY_ADDRS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_RELAY_A
 
 #[xdp]
 pub fn xdhcpgen_steer(ctx: XdpContext) -> u32 {
-    steer::steer(&ctx, &GEN_XSKS, &GEN_COUNTERS, |d| match d.port {
-        DHCP_CLIENT_PORT => true,
-        DHCP_SERVER_PORT => GEN_RELAY_ADDRS
-            .get_ptr(u32::from_ne_bytes(d.addr))
-            .is_some(),
-        _ => false,
-    })
+    steer::steer(
+        &ctx,
+        &GEN_XSKS,
+        &GEN_COUNTERS,
+        |d| match d.port {
+            DHCP_CLIENT_PORT => true,
+            DHCP_SERVER_PORT => GEN_RELAY_ADDRS
+                .get_ptr(u32::from_ne_bytes(d.addr))
+                .is_some(),
+            _ => false,
+        },
+        |_| true,
+    )
 }

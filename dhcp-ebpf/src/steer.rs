@@ -16,6 +16,8 @@ use dhcp_common::Counter;
 
 /// Where an unfragmented IPv4/UDP datagram is going.
 pub struct UdpDst {
+    /// The Ethernet source.
+    pub src_mac: [u8; 6],
     /// IPv4 destination as it sits in the frame (network order).
     pub addr: [u8; 4],
     pub port: u16,
@@ -30,18 +32,24 @@ enum Skip {
 }
 
 /// Counts the frame, then sends it to the queue's AF_XDP socket in `xsks`
-/// if `ours` says its destination is one of ours; every other frame goes
-/// on to the kernel.
+/// if `ours` says its destination is one of ours and `admit` lets its
+/// source through (else it is dropped); every other frame goes on to the
+/// kernel.
 #[inline(always)]
 pub fn steer(
     ctx: &XdpContext,
     xsks: &XskMap,
     counters: &PerCpuArray<u64>,
     ours: impl FnOnce(&UdpDst) -> bool,
+    admit: impl FnOnce(&[u8; 6]) -> bool,
 ) -> u32 {
     count(counters, Counter::Seen);
     let outcome = match udp_destination(ctx) {
         Ok(d) if ours(&d) => {
+            if !admit(&d.src_mac) {
+                count(counters, Counter::RateLimited);
+                return xdp_action::XDP_DROP;
+            }
             // The fallback in the flags' low bits is what the helper
             // returns when no socket sits at this queue: the frame still
             // reaches the kernel, which keeps working for everything else.
@@ -66,7 +74,7 @@ fn udp_destination(ctx: &XdpContext) -> Result<UdpDst, Skip> {
         return Err(Skip::Pass);
     };
     // SAFETY: ptr_at checked that the whole header lies inside the frame.
-    let mut ether_type = u16::from_be_bytes(unsafe { (*eth).ether_type });
+    let (mut ether_type, src_mac) = unsafe { (u16::from_be_bytes((*eth).ether_type), (*eth).src) };
     let mut l3 = size_of::<EthHdr>();
 
     if matches!(ether_type, ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ_9100) {
@@ -116,7 +124,11 @@ fn udp_destination(ctx: &XdpContext) -> Result<UdpDst, Skip> {
     };
     // SAFETY: bounds checked by ptr_at.
     let port = u16::from_be_bytes(unsafe { (*udp).dst_port });
-    Ok(UdpDst { addr, port })
+    Ok(UdpDst {
+        src_mac,
+        addr,
+        port,
+    })
 }
 
 /// Per-CPU slot, so a plain increment cannot race another CPU.

@@ -23,7 +23,8 @@ use xdhcp::stats::WorkerStats;
 use xdhcp::wire::DhcpFrame;
 
 /// Small pools, so that exhaustion is reachable; a relay link, a VLAN
-/// link, and every kind of option the reply writer may have to fit.
+/// link, and every kind of option the reply writer may have to fit; every
+/// kind of `[subnet.limits]`, small enough that a few frames reach them.
 const CONFIG: &str = r#"
 interface = "fuzz0"
 server_id = "192.0.2.1"
@@ -36,6 +37,9 @@ routers = ["192.0.2.1"]
 dns = ["192.0.2.53", "192.0.2.54"]
 domain_name = "fuzz.example.net"
 lease_time = 60
+[subnet.limits]
+leases_per_mac = 2
+requests_per_mac = 50
 
 [[subnet]]
 prefix = "198.51.100.0/24"
@@ -44,12 +48,20 @@ routers = ["198.51.100.1"]
 lease_time = 120
 t1 = 30
 t2 = 90
+[subnet.limits]
+leases_per_circuit_id = 1
+leases_per_remote_id = 1
+requests_per_circuit_id = 20
+burst_per_circuit_id = 8
 
 [[subnet]]
 prefix = "203.0.113.0/24"
 pools = ["203.0.113.10"]
 vlan = 100
 server_id = "203.0.113.1"
+[subnet.limits]
+leases_per_vlan = 2
+check_src_mac = true
 "#;
 
 const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];

@@ -302,6 +302,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_clients",
     "lab_hostile",
     "lab_conflict",
+    "lab_limits",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

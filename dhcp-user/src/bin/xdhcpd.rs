@@ -330,7 +330,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     };
     let handles = match cfg.io {
         IoKind::Xdp => {
-            let mut steering = Steering::attach(&iface.name, cfg.xdp_mode, &server_ids).with_context(|| {
+            let mut steering = Steering::attach_limited(&iface.name, cfg.xdp_mode, &server_ids, checked.xdp_mac_rate).with_context(|| {
                 format!(
                     "cannot attach XDP to {}; on hosts without XDP set io = \"packet\" in the config",
                     iface.name

@@ -4,7 +4,9 @@
 //! apart on a link), and every `[[subnet]]` becomes a [`Subnet`] of
 //! numbers and encoded options, once, at load: the packet path only
 //! compares and copies. Every error names the line of the offending entry.
-use super::file::{Config, ConflictCheck, ReservationConfig, SubnetConfig};
+use super::file::{
+    Config, ConflictCheck, LimitsConfig, ReservationConfig, SubnetConfig, XdpConfig,
+};
 use super::options;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -61,6 +63,107 @@ impl ReservationConfig {
     }
 }
 
+/// Lease limits are kept in this order: circuit-id, remote-id, VLAN, MAC.
+pub const LIMIT_KINDS: usize = 4;
+/// The highest lease limit a line may be given (the counters have 20 bits).
+const MAX_LEASE_LIMIT: u32 = (1 << 20) - 1;
+const MAX_RATE: u32 = 1_000_000;
+
+/// A request rate: `per_sec` on average, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub per_sec: u32,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// Microseconds between two requests at this rate.
+    pub fn interval_us(&self) -> u64 {
+        1_000_000 / u64::from(self.per_sec.max(1))
+    }
+}
+
+/// `[subnet.limits]`, checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Leases one line may hold, by kind (circuit-id, remote-id, VLAN,
+    /// MAC); 0: no limit.
+    pub leases: [u32; LIMIT_KINDS],
+    pub mac_rate: Option<Rate>,
+    pub circuit_rate: Option<Rate>,
+    pub check_src_mac: bool,
+}
+
+/// A rate and its burst, checked: the burst defaults to twice the rate
+/// and at least 4.
+fn rate(
+    name: &str,
+    per: Option<u32>,
+    bname: &str,
+    burst: Option<u32>,
+) -> Result<Option<Rate>, String> {
+    match (per, burst) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(format!("{bname} is set without {name}")),
+        (Some(p), _) if !(1..=MAX_RATE).contains(&p) => {
+            Err(format!("{name} = {p} must be between 1 and {MAX_RATE}"))
+        }
+        (Some(_), Some(b)) if !(1..=MAX_RATE).contains(&b) => {
+            Err(format!("{bname} = {b} must be between 1 and {MAX_RATE}"))
+        }
+        // A DORA is two requests: the default burst lets one through
+        // whole, and a few retransmissions besides.
+        (Some(p), b) => Ok(Some(Rate {
+            per_sec: p,
+            burst: b.unwrap_or(p.saturating_mul(2).max(4)),
+        })),
+    }
+}
+
+impl XdpConfig {
+    fn check(&self) -> Result<Option<Rate>, String> {
+        rate(
+            "requests_per_mac",
+            self.requests_per_mac,
+            "burst_per_mac",
+            self.burst_per_mac,
+        )
+    }
+}
+
+impl LimitsConfig {
+    fn check(&self) -> Result<Limits, String> {
+        let lease = |name: &str, v: Option<u32>| match v {
+            None => Ok(0),
+            Some(n) if (1..=MAX_LEASE_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(format!(
+                "{name} = {n} must be between 1 and {MAX_LEASE_LIMIT}"
+            )),
+        };
+        Ok(Limits {
+            leases: [
+                lease("leases_per_circuit_id", self.leases_per_circuit_id)?,
+                lease("leases_per_remote_id", self.leases_per_remote_id)?,
+                lease("leases_per_vlan", self.leases_per_vlan)?,
+                lease("leases_per_mac", self.leases_per_mac)?,
+            ],
+            mac_rate: rate(
+                "requests_per_mac",
+                self.requests_per_mac,
+                "burst_per_mac",
+                self.burst_per_mac,
+            )?,
+            circuit_rate: rate(
+                "requests_per_circuit_id",
+                self.requests_per_circuit_id,
+                "burst_per_circuit_id",
+                self.burst_per_circuit_id,
+            )?,
+            check_src_mac: self.check_src_mac,
+        })
+    }
+}
+
 /// A configuration error, with the line it was found on.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -112,6 +215,7 @@ pub struct Subnet {
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
     pub reservations: Vec<Reservation>,
+    pub limits: Limits,
     /// Probe a fresh address before offering it.
     pub conflict_check: ConflictCheck,
 }
@@ -137,6 +241,9 @@ pub fn prefix_mask(len: u8) -> u32 {
 pub struct Checked {
     pub file: Config,
     pub subnets: Vec<Subnet>,
+    /// `[xdp] requests_per_mac`: the rate the XDP program holds each
+    /// source MAC to.
+    pub xdp_mac_rate: Option<Rate>,
     /// `trusted_relays` as (network, prefix length); empty: every relay.
     pub trusted_relays: Vec<(Ipv4Addr, u8)>,
 }
@@ -167,10 +274,18 @@ impl Config {
             message: e.message().to_string(),
         })?;
         let subnets = file.check(text)?;
+        let xdp_mac_rate = match &file.xdp {
+            Some(x) => x.get_ref().check().map_err(|m| ConfigError {
+                line: Some(line_of(text, x.span().start)),
+                message: format!("[xdp]: {m}"),
+            })?,
+            None => None,
+        };
         let trusted_relays = file.check_relays(text)?;
         Ok(Checked {
             file,
             subnets,
+            xdp_mac_rate,
             trusted_relays,
         })
     }
@@ -317,6 +432,13 @@ impl Config {
                 rapid_commit: s.rapid_commit,
                 options: Vec::new(),
                 reservations: Vec::new(),
+                limits: match &s.limits {
+                    Some(l) => l
+                        .get_ref()
+                        .check()
+                        .map_err(|m| at(l.span(), format!("[subnet.limits]: {m}")))?,
+                    None => Limits::default(),
+                },
                 conflict_check: s.conflict_check,
             };
             if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
@@ -722,5 +844,62 @@ lease_time = 7200
         let e = err(&GOOD.replace("198.18.0.0/15", "198.18.0.1/15"));
         assert!(e.message.contains("host bits"), "{e}");
         assert_eq!(e.line, Some(6));
+    }
+
+    #[test]
+    fn limits_parse_with_default_bursts_and_bad_ones_name_their_line() {
+        let with = |l: &str| format!("{GOOD}\n[subnet.limits]\n{l}\n");
+        let c = Config::parse(&with(
+            "leases_per_circuit_id = 4\nleases_per_mac = 2\nrequests_per_mac = 5\n\
+             requests_per_circuit_id = 50\nburst_per_circuit_id = 20\ncheck_src_mac = true",
+        ))
+        .unwrap();
+        let l = c.subnets[0].limits;
+        assert_eq!(l.leases, [4, 0, 0, 2]);
+        assert_eq!(
+            l.mac_rate,
+            Some(Rate {
+                per_sec: 5,
+                burst: 10
+            })
+        );
+        assert_eq!(
+            l.circuit_rate,
+            Some(Rate {
+                per_sec: 50,
+                burst: 20
+            })
+        );
+        assert!(l.check_src_mac);
+        assert_eq!(
+            Config::parse(GOOD).unwrap().subnets[0].limits,
+            Limits::default()
+        );
+        for (bad, what) in [
+            ("leases_per_vlan = 0", "leases_per_vlan"),
+            ("leases_per_remote_id = 2000000", "leases_per_remote_id"),
+            ("burst_per_mac = 3", "without requests_per_mac"),
+            ("requests_per_circuit_id = 0", "requests_per_circuit_id"),
+        ] {
+            let e = err(&with(bad));
+            assert!(e.message.contains(what), "{bad}: {e}");
+            assert_eq!(e.line, Some(12), "{bad}: {e}");
+        }
+        let x = Config::parse(
+            &GOOD.replace("[[subnet]]", "[xdp]\nrequests_per_mac = 20\n\n[[subnet]]"),
+        )
+        .unwrap();
+        assert_eq!(
+            x.xdp_mac_rate,
+            Some(Rate {
+                per_sec: 20,
+                burst: 40
+            })
+        );
+        let e = err(&GOOD.replace("[[subnet]]", "[xdp]\nburst_per_mac = 20\n\n[[subnet]]"));
+        assert!(e.message.contains("[xdp]"), "{e}");
+        assert_eq!(e.line, Some(5), "{e}");
+        let e = err(&with("leases_per_port = 1"));
+        assert!(e.message.contains("leases_per_port"), "{e}");
     }
 }

@@ -132,8 +132,19 @@ pub struct Config {
     /// Where leases are kept across restarts; without it they live in
     /// memory only.
     pub journal: Option<JournalConfig>,
+    /// `[xdp]`: what the XDP program does beyond steering.
+    pub xdp: Option<Spanned<XdpConfig>>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
+}
+
+/// `[xdp]`: a request rate per source MAC enforced inside the XDP program,
+/// so that a flood is dropped before it costs a ring slot. Off unless set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdpConfig {
+    pub requests_per_mac: Option<u32>,
+    pub burst_per_mac: Option<u32>,
 }
 
 /// What becomes of a request whose relay agent information (option 82)
@@ -241,10 +252,37 @@ pub struct SubnetConfig {
     pub raw_options: Vec<Spanned<RawOption>>,
     #[serde(default, rename = "reservation")]
     pub reservations: Vec<Spanned<ReservationConfig>>,
+    /// `[subnet.limits]`: what one subscriber line may hold and how fast
+    /// it may ask.
+    pub limits: Option<Spanned<LimitsConfig>>,
     /// Probe a fresh address before offering it: "none" (default) or
     /// "icmp" (an echo request; an answer means someone uses it).
     #[serde(default)]
     pub conflict_check: ConflictCheck,
+}
+
+/// Limits per subscriber line in one subnet; every key is off unless set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Leases (offered + bound) one option 82 circuit-id may hold.
+    pub leases_per_circuit_id: Option<u32>,
+    /// Leases one option 82 remote-id may hold.
+    pub leases_per_remote_id: Option<u32>,
+    /// Leases one VLAN (the tags of a direct request) may hold.
+    pub leases_per_vlan: Option<u32>,
+    /// Leases one client hardware address (chaddr) may hold.
+    pub leases_per_mac: Option<u32>,
+    /// Requests per second one source MAC may send, and how many at once.
+    pub requests_per_mac: Option<u32>,
+    pub burst_per_mac: Option<u32>,
+    /// Requests per second one circuit-id may send, and how many at once.
+    pub requests_per_circuit_id: Option<u32>,
+    pub burst_per_circuit_id: Option<u32>,
+    /// Direct requests (giaddr 0) whose Ethernet source is not chaddr are
+    /// dropped.
+    #[serde(default)]
+    pub check_src_mac: bool,
 }
 
 /// What a subnet does before it offers an address nobody leased lately.

@@ -16,10 +16,12 @@ mod file;
 pub mod modes;
 pub mod options;
 
-pub use check::{Checked, ConfigError, Identity, Reservation, Subnet, prefix_mask};
+pub use check::{
+    Checked, ConfigError, Identity, LIMIT_KINDS, Limits, Rate, Reservation, Subnet, prefix_mask,
+};
 pub use file::{
     Config, ConflictCheck, DEFAULT_CONFLICT_SKIP_RECENT, DEFAULT_CONFLICT_WAIT_MS, JournalConfig,
-    JournalMode, ReservationConfig, SubnetConfig, UntrustedAgentInfo,
+    JournalMode, LimitsConfig, ReservationConfig, SubnetConfig, UntrustedAgentInfo,
 };
 pub use modes::{AttachMode, BindMode, IoKind, PollMode};
 pub use options::{NamedOptions, RawOption};

@@ -7,6 +7,7 @@ use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::config::{Checked, Identity};
 use crate::lease::ClientKey;
+use crate::lease::limits::LineKeys;
 use crate::wire::options::{agent, agent_sub_option};
 use foldhash::fast::FixedState;
 use std::cell::Cell;
@@ -31,6 +32,8 @@ pub(super) struct Client {
     pub reserved: Option<(Ipv4Addr, bool)>,
     /// The worker's home shard in the pools.
     pub home: usize,
+    /// The lines a new lease of this client is counted on.
+    pub lines: LineKeys,
     /// Option 54 of our replies, and what the client may name as us.
     pub server_id: Ipv4Addr,
     /// Its reserved address, free again after another client held it:

@@ -131,6 +131,8 @@ impl Engine {
         let now = clock.secs;
         let offered = self.leases.update(&ask.key, |e| match e {
             Some(l) if l.addr == ask.addr && l.state == LeaseState::Offered => {
+                // The offer leaves its address, and its lines.
+                self.put_lines(l.lines);
                 *e = None;
                 Some(true)
             }
@@ -232,7 +234,11 @@ conflict_check = "icmp"
             dscp: 0,
             home: 0,
         };
-        let clock = Clock { secs, unix: 0 };
+        let clock = Clock {
+            secs,
+            unix: 0,
+            micros: u64::from(secs) * 1_000_000,
+        };
         let (mut record, mut notes) = (None, crate::engine::Notes::default());
         let v = e.process(frame, &mut tx, clock, &local, &mut record, &mut notes);
         let offered = match v {
@@ -310,6 +316,7 @@ conflict_check = "icmp"
                 Clock {
                     secs: 10,
                     unix: 1000,
+                    micros: 10_000_000,
                 },
             )
             .expect("a probation record");
@@ -328,11 +335,40 @@ conflict_check = "icmp"
     }
 
     #[test]
+    fn a_conflict_gives_the_withdrawn_offer_s_line_count_back() {
+        use crate::lease::limits::LineKind;
+        let e = engine(&format!("{CHECKED}[subnet.limits]\nleases_per_mac = 1\n"));
+        let key = e.lines().key(LineKind::Mac, 0, &mac(1));
+        let ask = needed(run(&e, &discover(1), 10).0);
+        assert_eq!(e.lines().count(key), 1);
+        let clock = Clock {
+            secs: 10,
+            unix: 0,
+            micros: 10_000_000,
+        };
+        assert!(e.conflict(&ask, clock).is_some());
+        assert_eq!(e.lines().count(key), 0, "the offer left its address");
+        // Its limit of one would refuse the next offer had it kept it.
+        assert_eq!(run(&e, &discover(1), 11).1, Some(A11));
+        assert_eq!(e.lines().count(key), 1);
+    }
+
+    #[test]
     fn a_conflict_after_the_client_bound_the_address_leaves_it_alone() {
         let e = engine(CHECKED);
         let ask = needed(run(&e, &discover(1), 10).0);
         run(&e, &select(1, A10), 10);
-        assert_eq!(e.conflict(&ask, Clock { secs: 10, unix: 0 }), None);
+        assert_eq!(
+            e.conflict(
+                &ask,
+                Clock {
+                    secs: 10,
+                    unix: 0,
+                    micros: 10_000_000,
+                }
+            ),
+            None
+        );
         assert_eq!(
             e.leases().get(&ask.key).map(|l| l.state),
             Some(LeaseState::Bound)

@@ -10,11 +10,13 @@ use super::client::{Claim, Client, Note, client_key};
 use super::conflict::Probe;
 use super::decline::Declined;
 use super::lifecycle::{Change, Clock, expiry};
+use super::limit::Limited;
 use super::reply::{self, Local, Reply};
 use super::request::AgentTrust;
 use super::subnet::SubnetRt;
 use super::{Engine, Request, parse};
 use crate::lease::journal::{LeaseRecord, RecordState};
+use crate::lease::limits::LineKeys;
 use crate::lease::{Lease, LeaseState};
 use crate::wire::dhcp::MessageType;
 use crate::wire::options::{agent, agent_sub_option};
@@ -43,6 +45,10 @@ pub enum Silence {
     /// Option 82 or 118 from someone not trusted to set it, with
     /// `untrusted_agent_info = "drop"`.
     Untrusted,
+    /// A limit of `[subnet.limits]` refused it: a rate or source check
+    /// dropped it, or a DISCOVER would have made a line exceed its lease
+    /// limit.
+    Limited(Limited),
 }
 
 /// What the engine noticed about a request besides its verdict, for the
@@ -78,6 +84,9 @@ pub enum Verdict {
     /// A request of this kind, answered by a reply of that kind, `len`
     /// bytes at the start of the TX buffer.
     Reply(MessageType, MessageType, usize),
+    /// A REQUEST that would have made a line exceed its lease limit,
+    /// answered by a NAK of `len` bytes.
+    Refused(Limited, usize),
 }
 
 impl Engine {
@@ -106,12 +115,13 @@ impl Engine {
             return Verdict::Silent(req.kind, why);
         }
         let mut change = None;
-        let decided = self.decide(&req, clock.secs, local.home, &mut change, notes);
+        let decided = self.decide(&req, clock, local.home, &mut change, notes);
         *record = change.map(|ch| ch.record(&req, clock));
         match decided {
-            Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
-                Some(len) => Verdict::Reply(req.kind, reply.kind, len),
-                None => Verdict::Silent(req.kind, Silence::Ignored),
+            Ok((s, reply)) => match (reply::write(tx, &req, s, &reply, local), reply.limited) {
+                (Some(len), Some(why)) => Verdict::Refused(why, len),
+                (Some(len), None) => Verdict::Reply(req.kind, reply.kind, len),
+                (None, _) => Verdict::Silent(req.kind, Silence::Ignored),
             },
             Err(why) => Verdict::Silent(req.kind, why),
         }
@@ -126,7 +136,7 @@ impl Engine {
     pub fn decide(
         &self,
         req: &Request<'_>,
-        now: u32,
+        clock: Clock,
         home: usize,
         change: &mut Option<Change>,
         notes: &mut Notes,
@@ -134,7 +144,10 @@ impl Engine {
         if req.agent == AgentTrust::Unjudged {
             return Err(Silence::Ignored);
         }
+        let now = clock.secs;
         let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
+        self.admit(selected, req, clock.micros)
+            .map_err(Silence::Limited)?;
         let key = client_key(selected, req);
         let mut reserved = self.reservation(selected, req);
         let mut moving = None;
@@ -164,6 +177,10 @@ impl Engine {
             note: std::cell::Cell::new(conflict.then_some(Note::ReservationConflict)),
             left: std::cell::Cell::new(None),
             home,
+            lines: match req.kind {
+                MessageType::Discover | MessageType::Request => self.line_keys(s, req),
+                _ => LineKeys::default(),
+            },
             // RFC 5107: the relay stands in for us as server identifier.
             server_id: req
                 .opts
@@ -274,6 +291,7 @@ impl Engine {
                 yiaddr: Ipv4Addr::UNSPECIFIED,
                 times: None,
                 server_id: c.server_id,
+                limited: None,
             },
             _ => return Err(Silence::Ignored),
         };
@@ -337,16 +355,23 @@ impl Engine {
                             } else if l.state == LeaseState::Offered {
                                 l.expires = hold;
                             }
-                            return Some((s, l.addr, bound));
+                            return Ok((s, l.addr, bound));
                         }
                     }
                 }
             }
+            // A lease that moves stays counted where it is; a new one is
+            // counted on its lines before it takes an address.
+            let carried = e.filter(|l| l.state.holds()).map(|l| l.lines);
+            let lines = match carried {
+                Some(l) => l,
+                None => self.take_lines(s, &c.lines).map_err(Silence::Limited)?,
+            };
             // Its reservation, its previous address, the one it asks for,
             // then the lowest free one — of the next subnet of a shared
             // network when this one is full.
             let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
-            let (used, addr) = c
+            let used_addr = c
                 .reserved
                 .map(|(r, _)| r)
                 .or_else(|| previous.filter(|a| s.pool.claim(*a)))
@@ -360,16 +385,23 @@ impl Engine {
                 .or_else(|| {
                     self.siblings(s)
                         .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
-                })?;
+                });
+            let Some((used, addr)) = used_addr else {
+                if carried.is_none() {
+                    self.put_lines(lines);
+                }
+                return Err(Silence::NoAddress);
+            };
             let (state, expires) = record(used);
             *e = Some(Lease {
                 addr,
                 state,
                 expires,
+                lines,
             });
-            Some((used, addr, false))
+            Ok((used, addr, false))
         });
-        let (used, addr, bound) = got.ok_or(Silence::NoAddress)?;
+        let (used, addr, bound) = got?;
         Ok((
             used,
             Reply {
@@ -381,6 +413,7 @@ impl Engine {
                 yiaddr: addr,
                 times: Some(self.times(used, c, req.opts.lease_time)),
                 server_id: c.server_id,
+                limited: None,
             },
             bound,
         ))
@@ -399,12 +432,23 @@ impl Engine {
             yiaddr: addr,
             times: Some(times),
             server_id: c.server_id,
+            limited: None,
         };
         let nak = Reply {
             kind: MessageType::Nak,
             yiaddr: Ipv4Addr::UNSPECIFIED,
             times: None,
             server_id: c.server_id,
+            limited: None,
+        };
+        let limited = |why| Reply {
+            limited: Some(why),
+            ..nak
+        };
+        let answer = |granted: Result<bool, Limited>, want| match granted {
+            Ok(true) => ack(want),
+            Ok(false) => nak,
+            Err(why) => limited(why),
         };
         let until = if times.0 == u32::MAX {
             u32::MAX
@@ -414,7 +458,10 @@ impl Engine {
         let reserved = c.reserved.map(|(a, _)| a);
         // Whether `want` can become this client's binding now: it holds
         // it, it is reserved for it, or it held it and nobody took it since.
-        let grant = |e: &mut Option<Lease>, want: Ipv4Addr| {
+        // A binding that is new (the client holds nothing) is counted on
+        // its lines first, and refused (Err) when one is at its limit; one
+        // that continues (a renewal, a move) is never refused.
+        let grant = |e: &mut Option<Lease>, want: Ipv4Addr| -> Result<bool, Limited> {
             // Off an address reserved for another client, or onto its own
             // reservation, free again: NAKed, and its hold of `want` ends.
             if self.must_leave(s, c, want) || c.moving.is_some_and(|r| r != want) {
@@ -423,33 +470,41 @@ impl Engine {
                     && l.state.holds()
                 {
                     self.subnet_of(s.link, want).unwrap_or(s).free(want);
+                    self.put_lines(std::mem::take(&mut l.lines));
                     l.state = LeaseState::Released;
                     l.expires = now;
                     c.left.set(Some(want));
                 }
                 c.note.set(Some(Note::ReservationConflict));
-                return false;
+                return Ok(false);
             }
-            let ok = match e {
-                Some(l) if l.addr == want && l.state.holds() => true,
-                _ if reserved == Some(want) => true,
-                Some(l) if l.addr == want => reserved.is_none() && s.pool.claim(want),
-                _ => false,
+            let held = e.filter(|l| l.state.holds());
+            let reclaim = match e {
+                Some(l) if l.addr == want && l.state.holds() => false,
+                _ if reserved == Some(want) => false,
+                Some(l) if l.addr == want && reserved.is_none() => true,
+                _ => return Ok(false),
             };
-            if ok {
-                if let Some(l) = e
-                    && l.addr != want
-                    && l.state.holds()
-                {
-                    s.free(l.addr);
-                }
-                *e = Some(Lease {
-                    addr: want,
-                    state: LeaseState::Bound,
-                    expires: until,
-                });
+            let lines = match held {
+                Some(l) => l.lines,
+                None => self.take_lines(s, &c.lines)?,
+            };
+            if reclaim && !s.pool.claim(want) {
+                self.put_lines(lines);
+                return Ok(false);
             }
-            ok
+            if let Some(l) = held
+                && l.addr != want
+            {
+                s.free(l.addr);
+            }
+            *e = Some(Lease {
+                addr: want,
+                state: LeaseState::Bound,
+                expires: until,
+                lines,
+            });
+            Ok(true)
         };
         match (
             req.opts.server_id,
@@ -465,6 +520,7 @@ impl Engine {
                             && l.state == LeaseState::Offered
                         {
                             s.free(l.addr);
+                            self.put_lines(std::mem::take(&mut l.lines));
                             l.state = LeaseState::Released;
                             l.expires = now;
                         }
@@ -477,23 +533,19 @@ impl Engine {
                 let Some(want) = requested else {
                     return Err(Silence::Ignored);
                 };
-                let granted = self.leases.update(&c.key, |e| grant(e, want));
-                Ok(if granted { ack(want) } else { nak })
+                Ok(answer(self.leases.update(&c.key, |e| grant(e, want)), want))
             }
             // INIT-REBOOT: a client that remembers an address.
             (None, Some(want), true) => {
                 if !s.contains(want) {
                     return Ok(nak);
                 }
-                self.leases.update(&c.key, |e| {
-                    if grant(e, want) {
-                        Ok(ack(want))
-                    } else if e.is_some() || self.authoritative {
-                        Ok(nak)
-                    } else {
-                        // RFC 2131 §4.3.2: no record of this client.
-                        Err(Silence::Ignored)
-                    }
+                self.leases.update(&c.key, |e| match grant(e, want) {
+                    Ok(true) => Ok(ack(want)),
+                    Err(why) => Ok(limited(why)),
+                    Ok(false) if e.is_some() || self.authoritative => Ok(nak),
+                    // RFC 2131 §4.3.2: no record of this client.
+                    Ok(false) => Err(Silence::Ignored),
                 })
             }
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
@@ -518,9 +570,12 @@ impl Engine {
                 }
                 self.leases.update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {
-                        Ok(if grant(e, have) { ack(have) } else { nak })
+                        // Held: a renewal is never refused by a limit (its
+                        // lines are counted already), only NAKed off an
+                        // address reserved for another client.
+                        Ok(answer(grant(e, have), have))
                     }
-                    _ if reserved == Some(have) => Ok(if grant(e, have) { ack(have) } else { nak }),
+                    _ if reserved == Some(have) => Ok(answer(grant(e, have), have)),
                     _ if self.authoritative => Ok(nak),
                     _ => Err(Silence::Ignored),
                 })
@@ -544,6 +599,7 @@ impl Engine {
         self.leases.update(&c.key, |e| match e {
             Some(l) if l.state == LeaseState::Bound && l.addr == req.ciaddr => {
                 s.free(l.addr);
+                self.put_lines(std::mem::take(&mut l.lines));
                 l.state = LeaseState::Released;
                 l.expires = now;
                 Some(l.addr)
@@ -579,6 +635,7 @@ lease_time = 3600
             note: Default::default(),
             left: Default::default(),
             home: 0,
+            lines: LineKeys::default(),
             server_id: Ipv4Addr::new(192, 0, 2, 1),
         }
     }

@@ -116,8 +116,10 @@ impl Engine {
                 return None;
             }
             // The client will not use the address (§3.1.5): its binding
-            // ends either way.
-            *e = None;
+            // ends either way, and with it its count on its lines.
+            if let Some(l) = e.take() {
+                self.put_lines(l.lines);
+            }
             if s.is_reserved(addr) || s.enter_probation() {
                 return Some(Declined::Quarantined(addr));
             }

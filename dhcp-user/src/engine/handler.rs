@@ -13,7 +13,7 @@ use super::conflict::{Probe, ProbeAsk};
 use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
-use super::{Engine, Note, Notes, Silence, Verdict};
+use super::{Engine, Limited, Note, Notes, Silence, Verdict};
 use crate::handler::FrameHandler;
 use crate::probe::ProbeLink;
 use crate::stats::{WorkerStats, bump};
@@ -177,10 +177,15 @@ impl FrameHandler for Handler {
                     Silence::NoSubnet => &s.no_subnet,
                     Silence::NoAddress => &s.no_address,
                     Silence::Untrusted => &s.untrusted_dropped,
+                    Silence::Limited(why) => limited(s, why),
                 });
                 (req, None)
             }
             Verdict::Reply(req, kind, len) => (req, Some((kind, len))),
+            Verdict::Refused(why, len) => {
+                bump(limited(s, why));
+                (MessageType::Request, Some((MessageType::Nak, len)))
+            }
         };
         count_request(s, req);
         if let (Some(rec), Some(j)) = (record, self.journal.as_mut()) {
@@ -308,6 +313,20 @@ impl FrameHandler for Handler {
 
     fn backlog(&self) -> bool {
         self.journal.as_ref().is_some_and(|j| j.backlog() > 0)
+    }
+}
+
+/// The counter of a limit's refusals.
+fn limited(s: &WorkerStats, why: Limited) -> &std::sync::atomic::AtomicU64 {
+    match why {
+        Limited::CircuitId => &s.limited_circuit_id,
+        Limited::RemoteId => &s.limited_remote_id,
+        Limited::Vlan => &s.limited_vlan,
+        Limited::Mac => &s.limited_mac,
+        Limited::TableFull => &s.limit_table_full,
+        Limited::RateMac => &s.rate_limited_mac,
+        Limited::RateCircuitId => &s.rate_limited_circuit_id,
+        Limited::SrcMac => &s.src_mac_mismatch,
     }
 }
 

@@ -5,9 +5,11 @@
 //! reloaded engine (reclaim). Quarantine of declined addresses is here
 //! too, since both DECLINE and restore put addresses under it.
 use super::client::{KEY_CHADDR, KEY_CIRCUIT_ID, KEY_DECLINED, KEY_REMOTE_ID};
+use super::limit::agent_info_trusted;
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, RecordState};
+use crate::lease::limits::Lines;
 use crate::lease::{ClientKey, Lease, LeaseState};
 use crate::wire::options::{agent, agent_sub_option};
 use std::net::Ipv4Addr;
@@ -20,12 +22,16 @@ use std::time::Instant;
 pub struct Clock {
     pub secs: u32,
     pub unix: u64,
+    /// Microseconds since start (request rates).
+    pub micros: u64,
 }
 
 impl Clock {
     pub fn now(engine: &Engine, at: Instant) -> Clock {
+        let since = at.saturating_duration_since(engine.epoch);
         Clock {
-            secs: engine.secs(at),
+            secs: since.as_secs() as u32,
+            micros: since.as_micros() as u64,
             unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -72,7 +78,15 @@ impl Change {
             expires_unix,
             cltt_unix: clock.unix,
             hostname: FixedBytes::new(req.opts.hostname.unwrap_or(&[])).0,
-            agent_info: FixedBytes::new(req.opts.agent_info.unwrap_or(&[])).0,
+            // Only what a trusted agent said: the journal's circuit-id
+            // and remote-id count the lease on its lines after a restart.
+            agent_info: FixedBytes::new(
+                req.opts
+                    .agent_info
+                    .filter(|_| agent_info_trusted(req))
+                    .unwrap_or(&[]),
+            )
+            .0,
         }
     }
 }
@@ -141,6 +155,7 @@ impl Engine {
             if let Some(s) = s {
                 s.free(l.addr);
             }
+            self.put_lines(std::mem::take(&mut l.lines));
             ended += 1;
             if l.state == LeaseState::Declined {
                 if let Some(s) = s
@@ -167,6 +182,7 @@ impl Engine {
                 addr,
                 state: LeaseState::Declined,
                 expires: until,
+                lines: Lines::NONE,
             });
             new
         })
@@ -236,16 +252,19 @@ impl Engine {
                     // Leased until lately: no conflict probe needed soon.
                     self.leased(s, r.addr, clock.secs);
                     self.leases.update(&key, |e| {
-                        if let Some(old) = e
+                        let held = e.filter(|l| l.state.holds());
+                        if let Some(old) = held
                             && old.addr != r.addr
-                            && old.state.holds()
                         {
                             s.free(old.addr);
                         }
+                        // A later record of a held lease: still one lease.
+                        let lines = held.map_or_else(|| self.restore_lines(s, r), |l| l.lines);
                         *e = Some(Lease {
                             addr: r.addr,
                             state: LeaseState::Bound,
                             expires,
+                            lines,
                         })
                     });
                 }
@@ -265,6 +284,7 @@ impl Engine {
                                 && l.state.holds()
                             {
                                 s.free(l.addr);
+                                self.put_lines(l.lines);
                             }
                             *e = Some(Lease {
                                 addr: r.addr,
@@ -274,6 +294,7 @@ impl Engine {
                                     LeaseState::Released
                                 },
                                 expires: clock.secs,
+                                lines: Lines::NONE,
                             });
                         }
                     });

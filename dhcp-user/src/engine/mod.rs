@@ -17,11 +17,14 @@
 //!    out of the request view, or the request is dropped;
 //! 5. `select.rs`: the subnet it belongs to (option 118, 82.5, giaddr,
 //!    VLAN; the member of a shared network), over the subnets that
-//!    `subnet.rs` holds ready for the packet path;
+//!    `subnet.rs` holds ready for the packet path; then `limit.rs`: the
+//!    subnet's source check and request rates, which may drop it here;
 //! 6. `client.rs`: the client's lease key and reservation;
 //! 7. `decide.rs`: the decision for its message type, a [`Reply`] and
 //!    maybe a lease [`Change`] (DECLINE's limits in `decline.rs`), and
-//!    [`Notes`] of what counters of their own report;
+//!    [`Notes`] of what counters of their own report; a new lease is
+//!    first counted on its subscriber lines (`limit.rs`), and refused when
+//!    one is full;
 //! 8. `reply.rs`: the reply frame, written into the TX buffer;
 //! 9. `handler.rs` again: the verdict counted, the change handed to the
 //!    journal through `journal_link.rs`, the reply held until the record
@@ -40,6 +43,7 @@ mod decline;
 mod handler;
 mod journal_link;
 mod lifecycle;
+mod limit;
 pub mod reply;
 mod request;
 mod select;
@@ -52,10 +56,12 @@ pub use decide::{Notes, Silence, Verdict};
 pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
 pub use lifecycle::{Change, Clock};
+pub use limit::Limited;
 pub use request::{AgentTrust, Request, parse};
 
 use crate::config::{Checked, ConflictCheck, UntrustedAgentInfo};
 use crate::lease::LeaseTable;
+use crate::lease::limits::{LineTable, RateTable};
 use client::Reservations;
 use decline::DeclineRates;
 use std::collections::HashMap;
@@ -71,6 +77,13 @@ pub struct Engine {
     /// Shared with the engines a reload makes, so no lease is copied or
     /// lost.
     leases: Arc<LeaseTable>,
+    /// Lease counters per subscriber line, shared with reloaded engines
+    /// like the lease table (its leases name slots in it). Sized at start.
+    lines: Arc<LineTable>,
+    /// Request rates per source MAC and per circuit-id; empty when no
+    /// subnet limits them. A reload starts them afresh.
+    mac_rates: RateTable,
+    circuit_rates: RateTable,
     /// Link name → link id, kept across reloads so that client keys in the
     /// shared table keep their meaning.
     links: Arc<Mutex<HashMap<String, u16>>>,
@@ -222,7 +235,28 @@ impl Engine {
             .map(|s| s.pool.size() as usize)
             .sum::<usize>();
         let reservations = client::reservations(cfg, &subnets);
+        // A line counts at least one lease, so a kind of line limited in a
+        // subnet has at most as many lines as the subnet has addresses.
+        let limited_lines: usize = subnets
+            .iter()
+            .map(|s| s.pool.size() as usize * s.limits.leases.iter().filter(|l| **l > 0).count())
+            .sum();
+        let rate_slots = |on: &dyn Fn(&SubnetRt) -> bool| {
+            if subnets.iter().any(on) {
+                capacity.clamp(1 << 12, 1 << 20)
+            } else {
+                0
+            }
+        };
+        let mac_rates = RateTable::new(rate_slots(&|s| s.limits.mac_rate.is_some()));
+        let circuit_rates = RateTable::new(rate_slots(&|s| s.limits.circuit_rate.is_some()));
         Engine {
+            lines: prev.map_or_else(
+                || Arc::new(LineTable::with_lines(limited_lines)),
+                |p| p.lines.clone(),
+            ),
+            mac_rates,
+            circuit_rates,
             leases: prev.map_or_else(
                 || Arc::new(LeaseTable::with_capacity(capacity.min(1 << 22))),
                 |p| p.leases.clone(),
@@ -265,5 +299,10 @@ impl Engine {
 
     pub fn leases(&self) -> &LeaseTable {
         &self.leases
+    }
+
+    /// The lease counters per subscriber line.
+    pub fn lines(&self) -> &LineTable {
+        &self.lines
     }
 }

@@ -17,6 +17,7 @@ const SERVER_PORT: u16 = 67;
 const CLIENT_PORT: u16 = 68;
 
 /// What the engine decided to send.
+#[derive(Clone, Copy)]
 pub struct Reply {
     pub kind: MessageType,
     pub yiaddr: Ipv4Addr,
@@ -24,6 +25,8 @@ pub struct Reply {
     pub times: Option<(u32, u32, u32)>,
     /// Option 54: ours, or the relay's under RFC 5107 server-id override.
     pub server_id: Ipv4Addr,
+    /// A NAK because a line is at its lease limit (counted apart).
+    pub limited: Option<super::limit::Limited>,
 }
 
 /// Fixed details of the sending side.

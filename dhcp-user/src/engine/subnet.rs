@@ -1,7 +1,7 @@
 //! A configured subnet as the engine uses it: its pool, its timers, and
 //! its options already encoded, so a reply copies bytes instead of
 //! formatting them.
-use crate::config::Subnet;
+use crate::config::{Limits, Subnet};
 use crate::lease::{ClientKey, Pool};
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
@@ -111,6 +111,8 @@ pub struct SubnetRt {
     pub min_lease_time: u32,
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
+    /// `[subnet.limits]`.
+    pub limits: Limits,
     /// Serves direct clients (giaddr 0) on its link; set by the engine from
     /// `direct`, `vlan` and the interface's addresses.
     pub direct: bool,
@@ -222,6 +224,7 @@ impl SubnetRt {
             min_lease_time: s.min_lease_time,
             max_lease_time: s.max_lease_time,
             ignore_client_id: s.ignore_client_id,
+            limits: s.limits,
             direct: s.direct.unwrap_or(s.vlan.is_some()),
             trust_agent_info: s.trust_agent_info,
             pool,

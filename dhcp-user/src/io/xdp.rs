@@ -5,16 +5,17 @@
 //! The program itself is embedded in the binary at build time (see
 //! `build.rs`), so the daemon never depends on files next to it.
 
-use crate::config::AttachMode;
+use crate::config::{AttachMode, Rate};
 use crate::os::{self, netdev::NetDev};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, MapError, PerCpuArray, XskMap},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap},
     programs::{ProgramError, Xdp, XdpMode, xdp::XdpError, xdp::XdpLinkId},
 };
 use dhcp_common::{
-    COUNTERS_MAP, Counter, MAX_QUEUES, MAX_SERVER_ADDRS, SERVER_ADDRS_MAP, SERVER_PROG, XSKS_MAP,
+    COUNTERS_MAP, Counter, MAC_RATE_CONFIG_MAP, MAX_QUEUES, MAX_SERVER_ADDRS, SERVER_ADDRS_MAP,
+    SERVER_PROG, XSKS_MAP,
 };
 use rustix::io::Errno;
 use std::collections::HashSet;
@@ -24,8 +25,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
 /// The program's counters, summed over all CPUs. Every frame lands in
-/// exactly one of `redirected`, `passed`, `malformed` and `no_socket`, so
-/// those add up to `seen`.
+/// exactly one of `redirected`, `passed`, `malformed`, `no_socket` and
+/// `rate_limited`, so those add up to `seen`.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, PartialEq, Eq)]
 pub struct XdpCounters {
     pub seen: u64,
@@ -33,6 +34,8 @@ pub struct XdpCounters {
     pub passed: u64,
     pub malformed: u64,
     pub no_socket: u64,
+    /// Requests dropped over `[xdp] requests_per_mac`.
+    pub rate_limited: u64,
 }
 
 impl XdpCounters {
@@ -44,6 +47,7 @@ impl XdpCounters {
             passed: self.passed.wrapping_sub(earlier.passed),
             malformed: self.malformed.wrapping_sub(earlier.malformed),
             no_socket: self.no_socket.wrapping_sub(earlier.no_socket),
+            rate_limited: self.rate_limited.wrapping_sub(earlier.rate_limited),
         }
     }
 }
@@ -75,6 +79,17 @@ impl fmt::Debug for Steering {
 impl Steering {
     /// Loads the embedded object, fills SERVER_ADDRS, attaches to `iface`.
     pub fn attach(iface: &str, mode: AttachMode, server_addrs: &[Ipv4Addr]) -> Result<Steering> {
+        Steering::attach_limited(iface, mode, server_addrs, None)
+    }
+
+    /// As [`Steering::attach`], with a request rate per source MAC
+    /// enforced in the program (`[xdp] requests_per_mac`).
+    pub fn attach_limited(
+        iface: &str,
+        mode: AttachMode,
+        server_addrs: &[Ipv4Addr],
+        mac_rate: Option<Rate>,
+    ) -> Result<Steering> {
         let object = embedded_object();
         if object.is_empty() {
             bail!(
@@ -100,6 +115,21 @@ impl Steering {
             .with_context(|| format!("map {COUNTERS_MAP} has an unexpected layout"))?;
         let addr_map = HashMap::try_from(take_map(&mut ebpf, SERVER_ADDRS_MAP)?)
             .with_context(|| format!("map {SERVER_ADDRS_MAP} has an unexpected layout"))?;
+        if let Some(r) = mac_rate {
+            // Borrowed, not taken: the map stays with the object, which the
+            // program's instructions refer to when it is loaded below.
+            let map = ebpf
+                .map_mut(MAC_RATE_CONFIG_MAP)
+                .ok_or_else(|| anyhow!("the XDP object has no map {MAC_RATE_CONFIG_MAP}"))?;
+            let mut rate_cfg: Array<_, u64> = Array::try_from(map)
+                .with_context(|| format!("map {MAC_RATE_CONFIG_MAP} has an unexpected layout"))?;
+            let interval_ns = r.interval_us() * 1000;
+            let tolerance_ns = interval_ns * u64::from(r.burst.saturating_sub(1));
+            rate_cfg
+                .set(0, interval_ns, 0)
+                .and_then(|()| rate_cfg.set(1, tolerance_ns, 0))
+                .with_context(|| format!("filling map {MAC_RATE_CONFIG_MAP} failed"))?;
+        }
 
         let mut steering = Steering {
             ebpf,
@@ -437,6 +467,7 @@ pub fn read_counters(map: &PerCpuArray<MapData, u64>) -> Result<XdpCounters> {
         passed: read(Counter::Passed)?,
         malformed: read(Counter::Malformed)?,
         no_socket: read(Counter::NoSocket)?,
+        rate_limited: read(Counter::RateLimited)?,
     })
 }
 
@@ -467,6 +498,7 @@ mod tests {
             passed: 3,
             malformed: 1,
             no_socket: 2,
+            rate_limited: 0,
         };
         let b = XdpCounters {
             seen: 15,
@@ -474,6 +506,7 @@ mod tests {
             passed: 5,
             malformed: 1,
             no_socket: 3,
+            rate_limited: 0,
         };
         let d = b.since(&a);
         assert_eq!(d.seen, 5);

@@ -5,6 +5,7 @@
 //!
 //! Shards are sized at start for the pools they serve, so a steady
 //! stream of new clients does not allocate on the packet path.
+use super::limits::Lines;
 use foldhash::fast::FixedState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -81,6 +82,11 @@ pub struct Lease {
     /// no longer holds its address, when it stopped; `u32::MAX` for
     /// infinite leases.
     pub expires: u32,
+    /// The line counters an offered or bound lease is counted in
+    /// ([`limits`](super::limits)); given back when it stops holding its
+    /// address. Whatever removes or ends a holding record must give them
+    /// back ([`LineTable::put_all`](super::limits::LineTable::put_all)).
+    pub lines: Lines,
 }
 
 type Shard = Mutex<HashMap<ClientKey, Lease, FixedState>>;
@@ -110,6 +116,7 @@ fn prefault(m: &mut HashMap<ClientKey, Lease, FixedState>) {
                 addr: Ipv4Addr::UNSPECIFIED,
                 state: LeaseState::Expired,
                 expires: 0,
+                lines: Lines::NONE,
             },
         );
     }
@@ -222,6 +229,7 @@ mod tests {
             addr: Ipv4Addr::new(10, 0, 0, 1),
             state: LeaseState::Offered,
             expires: 30,
+            lines: Lines::NONE,
         };
         t.update(&k, |e| *e = Some(l));
         assert_eq!(t.get(&k), Some(l));
