@@ -51,6 +51,7 @@ worker_counters! {
     ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, other server chosen, RELEASE, ...).",
     no_address: "DISCOVERs that found no free address.",
     no_subnet: "Requests for which no configured subnet matched.",
+    table_full: "Requests of new clients refused (no reply) because their shard of the lease table was at its bound (`max_clients`) with nothing to evict: every record in it bound or declined.",
     journal_full: "Lease records the journal's queue could not take at once; they wait in the worker's backlog (durable mode: their ACKs wait with them).",
     journal_lost: "Lease records that found the worker's backlog full too: lost to the journal (fast mode) or their ACKs dropped (durable mode, the client retransmits).",
     parked: "Replies that waited for their lease record to be synced (durable mode).",

@@ -181,6 +181,9 @@ struct Running {
     steering: Option<Steering>,
     bind: Option<&'static str>,
     workers: Vec<(u32, Arc<WorkerStats>)>,
+    /// The engine the workers use; its lease table, kept across reloads,
+    /// says how full it is.
+    engine: Arc<ArcSwap<Engine>>,
     started: Instant,
 }
 
@@ -209,6 +212,21 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     // Workers and the expiry thread read the engine through this cell; a
     // reload (SIGHUP) swaps a new one in.
     let cell = Arc::new(ArcSwap::new(engine.clone()));
+    let table = engine.leases();
+    let addresses = checked.addresses();
+    tracing::info!(
+        max_clients = table.capacity(),
+        addresses,
+        mib = table.footprint() >> 20,
+        "lease table allocated"
+    );
+    if (table.capacity() as u64) < addresses {
+        tracing::warn!(
+            max_clients = table.capacity(),
+            addresses,
+            "max_clients is below the pools' addresses: once that many clients hold one, new clients are refused (table_full)"
+        );
+    }
     let journal = match &cfg.journal {
         Some(j) => {
             let mode = match j.mode {
@@ -277,6 +295,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         steering: None,
         bind: None,
         workers,
+        engine: cell.clone(),
         started: Instant::now(),
     };
     let handles = match cfg.io {
@@ -391,10 +410,12 @@ fn reload_config(
         || c.batch != old.batch
         || c.poll != old.poll
         || c.idle_sleep_ms != old.idle_sleep_ms
+        || c.max_clients.as_ref().map(|m| *m.get_ref())
+            != old.max_clients.as_ref().map(|m| *m.get_ref())
     {
         tracing::warn!(
-            "interface, io, xdp_mode, bind, queues, cores, frames, ring_size, batch, poll and \
-             idle_sleep_ms change only with a restart; the rest is reloaded"
+            "interface, io, xdp_mode, bind, queues, cores, frames, ring_size, batch, poll, \
+             idle_sleep_ms and max_clients change only with a restart; the rest is reloaded"
         );
     }
     let current = cell.load_full();
@@ -433,6 +454,8 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
             v
         })
         .collect();
+    let engine = r.engine.load();
+    let table = engine.leases();
     let xdp = match &r.steering {
         Some(s) => Some(s.counters()?),
         None => None,
@@ -455,6 +478,9 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
                 "io_errors": s.io_errors, "compactions": s.compactions,
             })
         }),
+        "table_used": table.len(),
+        "table_capacity": table.capacity(),
+        "table_evicted": table.evicted(),
         "workers": workers,
         "total": total(r),
     });

@@ -61,6 +61,11 @@ impl ReservationConfig {
     }
 }
 
+/// Bounds of `max_clients`: one record per shard of the lease table at
+/// least; at most 2^28 records (about 18 GiB).
+const MIN_CLIENTS: u64 = 64;
+const MAX_CLIENTS: u64 = 1 << 28;
+
 /// A configuration error, with the line it was found on.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -136,6 +141,23 @@ impl Checked {
             .iter()
             .position(|o| o.shared_network.is_some() && o.shared_network == s.shared_network)
             .unwrap_or(i) as u16
+    }
+
+    /// Addresses the subnets hand out: their pools and their reservations
+    /// (a reserved address inside a pool counted twice, as a bound on the
+    /// records that can hold one).
+    pub fn addresses(&self) -> u64 {
+        self.subnets
+            .iter()
+            .map(|s| {
+                let pools: u64 = s
+                    .pools
+                    .iter()
+                    .map(|(a, b)| u64::from(u32::from(*b) - u32::from(*a)) + 1)
+                    .sum();
+                pools + s.reservations.len() as u64
+            })
+            .sum()
     }
 
     /// The subnet holding `addr`, as (index, link).
@@ -218,6 +240,17 @@ impl Config {
                 line: None,
                 message: format!("`dscp` = {} must be 0–63", self.dscp),
             });
+        }
+        if let Some(m) = &self.max_clients
+            && !(MIN_CLIENTS..=MAX_CLIENTS).contains(m.get_ref())
+        {
+            return Err(at(
+                m.span(),
+                format!(
+                    "`max_clients` = {} must be between {MIN_CLIENTS} and {MAX_CLIENTS}",
+                    m.get_ref()
+                ),
+            ));
         }
         if self.subnets.is_empty() {
             return Err(ConfigError {

@@ -95,6 +95,12 @@ pub struct Config {
     /// the last hour rather than all clients ever seen.
     #[serde(default = "default_keep_released")]
     pub keep_released: u32,
+    /// The most client records the lease table holds (bound, offered,
+    /// released, expired, declined), allocated at start. Default: derived
+    /// from the pools (twice their addresses plus a margin, see the
+    /// README). At the bound the oldest released, expired and offered
+    /// records make room; a new client that finds none is refused.
+    pub max_clients: Option<Spanned<u64>>,
     /// Up to this many percent taken off T1 and T2, differently for each
     /// client, so that the renewals of a city that reconnected at once do
     /// not come back as one wave.

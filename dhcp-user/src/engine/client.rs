@@ -7,8 +7,9 @@ use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::config::{Checked, Identity};
 use crate::lease::ClientKey;
+use crate::lease::table::random_hasher;
 use crate::wire::options::{agent, agent_sub_option};
-use foldhash::fast::FixedState;
+use foldhash::quality::SeedableRandomState;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -22,7 +23,9 @@ const KEY_CIRCUIT_ID: u8 = 3;
 const KEY_REMOTE_ID: u8 = 4;
 
 /// Reservations of every subnet by identity → (address, infinite lease).
-pub(super) type Reservations = HashMap<ClientKey, (Ipv4Addr, bool), FixedState>;
+/// Keyed at random per start like the lease table: clients choose the
+/// identities looked up in it.
+pub(super) type Reservations = HashMap<ClientKey, (Ipv4Addr, bool), SeedableRandomState>;
 
 /// Who is asking, as the engine needs it for every decision.
 pub(super) struct Client {
@@ -48,7 +51,7 @@ pub(super) fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
 /// The reservations of `cfg`, each keyed on the link of its subnet in
 /// `subnets` (built from `cfg`, in the same order).
 pub(super) fn reservations(cfg: &Checked, subnets: &[SubnetRt]) -> Reservations {
-    let mut map = HashMap::with_hasher(FixedState::with_seed(0x7265_7376));
+    let mut map = HashMap::with_hasher(random_hasher());
     for (sub, rt) in cfg.subnets.iter().zip(subnets) {
         for r in &sub.reservations {
             let (kind, id): (u8, &[u8]) = match &r.identity {

@@ -37,6 +37,9 @@ pub enum Silence {
     Ignored,
     NoSubnet,
     NoAddress,
+    /// A new client whose shard of the lease table is at its bound with
+    /// nothing to evict (every record in it bound or declined).
+    TableFull,
 }
 
 /// The engine's verdict on one frame.
@@ -139,14 +142,27 @@ impl Engine {
                 return Err(Silence::Ignored);
             }
             MessageType::Decline => {
-                if let Some(addr) = self.decline(s, &c, req, now) {
+                if let Some((addr, quarantined)) = self.decline(s, &c, req, now) {
+                    // A quarantine the table had no room for put the
+                    // address back in the pool: journaled as released.
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
                         addr,
-                        state: RecordState::Declined,
-                        expires: now.saturating_add(self.decline_hold),
+                        state: if quarantined {
+                            RecordState::Declined
+                        } else {
+                            RecordState::Released
+                        },
+                        expires: if quarantined {
+                            now.saturating_add(self.decline_hold)
+                        } else {
+                            now
+                        },
                     });
+                    if !quarantined {
+                        return Err(Silence::TableFull);
+                    }
                 }
                 return Err(Silence::Ignored);
             }
@@ -185,49 +201,51 @@ impl Engine {
         now: u32,
     ) -> Result<(&'a SubnetRt, Reply), Silence> {
         let hold = now.saturating_add(self.offer_hold);
-        let got = self.leases.update(&c.key, |e| {
-            // The client's current binding or held offer keeps its address,
-            // unless a reservation now says otherwise.
-            if let Some(l) = e
-                && l.state.holds()
-                && s.contains(l.addr)
-            {
-                match c.reserved {
-                    Some((r, _)) if r != l.addr => s.free(l.addr),
-                    _ => {
-                        if l.state == LeaseState::Offered {
-                            l.expires = hold;
+        let got = self
+            .lease_update(&c.key, |e| {
+                // The client's current binding or held offer keeps its address,
+                // unless a reservation now says otherwise.
+                if let Some(l) = e
+                    && l.state.holds()
+                    && s.contains(l.addr)
+                {
+                    match c.reserved {
+                        Some((r, _)) if r != l.addr => s.free(l.addr),
+                        _ => {
+                            if l.state == LeaseState::Offered {
+                                l.expires = hold;
+                            }
+                            return Some((s, l.addr));
                         }
-                        return Some((s, l.addr));
                     }
                 }
-            }
-            // Its reservation, its previous address, the one it asks for,
-            // then the lowest free one — of the next subnet of a shared
-            // network when this one is full.
-            let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
-            let (used, addr) = c
-                .reserved
-                .map(|(r, _)| r)
-                .or_else(|| previous.filter(|a| s.pool.claim(*a)))
-                .or_else(|| {
-                    req.opts
-                        .requested_ip
-                        .filter(|a| s.contains(*a) && s.pool.claim(*a))
-                })
-                .or_else(|| s.pool.allocate_from(c.home))
-                .map(|a| (s, a))
-                .or_else(|| {
-                    self.siblings(s)
-                        .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
-                })?;
-            *e = Some(Lease {
-                addr,
-                state: LeaseState::Offered,
-                expires: hold,
-            });
-            Some((used, addr))
-        });
+                // Its reservation, its previous address, the one it asks for,
+                // then the lowest free one — of the next subnet of a shared
+                // network when this one is full.
+                let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
+                let (used, addr) = c
+                    .reserved
+                    .map(|(r, _)| r)
+                    .or_else(|| previous.filter(|a| s.pool.claim(*a)))
+                    .or_else(|| {
+                        req.opts
+                            .requested_ip
+                            .filter(|a| s.contains(*a) && s.pool.claim(*a))
+                    })
+                    .or_else(|| s.pool.allocate_from(c.home))
+                    .map(|a| (s, a))
+                    .or_else(|| {
+                        self.siblings(s)
+                            .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
+                    })?;
+                *e = Some(Lease {
+                    addr,
+                    state: LeaseState::Offered,
+                    expires: hold,
+                });
+                Some((used, addr))
+            })
+            .map_err(|_| Silence::TableFull)?;
         let (used, addr) = got.ok_or(Silence::NoAddress)?;
         Ok((
             used,
@@ -299,7 +317,8 @@ impl Engine {
             (Some(sid), requested, _) => {
                 if sid != s.server_id && sid != c.server_id {
                     // It chose another server: withdraw our offer quietly.
-                    self.leases.update(&c.key, |e| {
+                    // (Changes a known record only: never Full.)
+                    let _ = self.lease_update(&c.key, |e| {
                         if let Some(l) = e
                             && l.state == LeaseState::Offered
                         {
@@ -311,7 +330,9 @@ impl Engine {
                     return Err(Silence::Ignored);
                 }
                 let want = requested.unwrap_or(req.ciaddr);
-                let granted = self.leases.update(&c.key, |e| grant(e, want));
+                let granted = self
+                    .lease_update(&c.key, |e| grant(e, want))
+                    .map_err(|_| Silence::TableFull)?;
                 Ok(if granted { ack(want) } else { nak })
             }
             // INIT-REBOOT: a client that remembers an address.
@@ -319,7 +340,7 @@ impl Engine {
                 if !s.contains(want) {
                     return Ok(nak);
                 }
-                self.leases.update(&c.key, |e| {
+                self.lease_update(&c.key, |e| {
                     if grant(e, want) {
                         Ok(ack(want))
                     } else if e.is_some() || self.authoritative {
@@ -329,6 +350,7 @@ impl Engine {
                         Err(Silence::Ignored)
                     }
                 })
+                .map_err(|_| Silence::TableFull)?
             }
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
             (None, _, false) => {
@@ -336,7 +358,7 @@ impl Engine {
                 if !s.contains(have) {
                     return Ok(nak);
                 }
-                self.leases.update(&c.key, |e| match e {
+                self.lease_update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {
                         grant(e, have);
                         Ok(ack(have))
@@ -348,6 +370,7 @@ impl Engine {
                     _ if self.authoritative => Ok(nak),
                     _ => Err(Silence::Ignored),
                 })
+                .map_err(|_| Silence::TableFull)?
             }
             (None, None, true) => Err(Silence::Ignored),
         }
@@ -365,7 +388,7 @@ impl Engine {
         if !self.names_us(s, c, req) {
             return None;
         }
-        self.leases.update(&c.key, |e| match e {
+        self.lease_update(&c.key, |e| match e {
             Some(l) if l.state == LeaseState::Bound && l.addr == req.ciaddr => {
                 s.free(l.addr);
                 l.state = LeaseState::Released;
@@ -374,29 +397,40 @@ impl Engine {
             }
             _ => None,
         })
+        .ok()
+        .flatten()
     }
 
-    /// Quarantines the address the client declines; the address, if any.
-    fn decline(&self, s: &SubnetRt, c: &Client, req: &Request<'_>, now: u32) -> Option<Ipv4Addr> {
+    /// Quarantines the address the client declines; the address, if any,
+    /// and whether the quarantine found room in the lease table.
+    fn decline(
+        &self,
+        s: &SubnetRt,
+        c: &Client,
+        req: &Request<'_>,
+        now: u32,
+    ) -> Option<(Ipv4Addr, bool)> {
         let addr = req.opts.requested_ip?;
         if !self.names_us(s, c, req) {
             return None;
         }
-        let declined = self.leases.update(&c.key, |e| match e {
+        let declined = self.lease_update(&c.key, |e| match e {
             Some(l) if l.state.holds() && l.addr == addr => {
                 *e = None;
                 true
             }
             _ => false,
         });
-        if !declined {
+        if declined != Ok(true) {
             return None;
         }
-        if !s.is_reserved(addr) {
-            // The address stays taken in the pool, now under quarantine.
-            self.quarantine(s, addr, now.saturating_add(self.decline_hold));
-        }
-        Some(addr)
+        // The address stays taken in the pool, now under quarantine (or,
+        // when the table has no room for that, back in the pool).
+        let quarantined = s.is_reserved(addr)
+            || self
+                .quarantine(s, addr, now.saturating_add(self.decline_hold))
+                .is_ok();
+        Some((addr, quarantined))
     }
 }
 

@@ -8,7 +8,7 @@ use super::client::KEY_DECLINED;
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, RecordState};
-use crate::lease::{ClientKey, Lease, LeaseState};
+use crate::lease::{ClientKey, Full, Lease, LeaseState};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -119,22 +119,26 @@ impl Engine {
     }
 
     /// Holds `addr` under quarantine until `until` (engine seconds); the
-    /// caller keeps it taken in the pool.
-    pub(super) fn quarantine(&self, s: &SubnetRt, addr: Ipv4Addr, until: u32) {
+    /// caller keeps it taken in the pool. A table with no room for the
+    /// quarantine gives the address back to the pool instead (through
+    /// [`Engine::on_evict`]): better a conflict the client may decline
+    /// again than an address lost until restart.
+    pub(super) fn quarantine(&self, s: &SubnetRt, addr: Ipv4Addr, until: u32) -> Result<(), Full> {
         let q = ClientKey::new(s.link, KEY_DECLINED, &addr.octets());
-        self.leases.update(&q, |e| {
+        self.lease_update(&q, |e| {
             *e = Some(Lease {
                 addr,
                 state: LeaseState::Declined,
                 expires: until,
             })
-        });
+        })
     }
 
     /// Puts recovered journal records back into the table and the pools
     /// (at start, before any worker runs). Records of subnets that are no
-    /// longer configured, or of addresses outside them, are skipped and
-    /// counted in the second number.
+    /// longer configured, of addresses outside them, or that found no room
+    /// in the lease table (a `max_clients` below what the journal holds),
+    /// are skipped and counted in the second number.
     pub fn restore(&self, records: &[LeaseRecord], clock: Clock) -> (usize, usize) {
         let (mut restored, mut skipped) = (0, 0);
         for r in records {
@@ -162,7 +166,7 @@ impl Engine {
                     if !s.is_reserved(r.addr) {
                         s.pool.claim(r.addr);
                     }
-                    self.leases.update(&key, |e| {
+                    let stored = self.lease_update(&key, |e| {
                         if let Some(old) = e
                             && old.addr != r.addr
                             && old.state.holds()
@@ -175,13 +179,24 @@ impl Engine {
                             expires,
                         })
                     });
+                    // No room (a `max_clients` below what the journal
+                    // holds): the address went back to the pool.
+                    if stored.is_err() {
+                        skipped += 1;
+                        continue;
+                    }
                 }
                 RecordState::Declined => {
                     s.pool.claim(r.addr);
-                    self.quarantine(s, r.addr, expires);
+                    if self.quarantine(s, r.addr, expires).is_err() {
+                        skipped += 1;
+                        continue;
+                    }
                 }
                 RecordState::Released | RecordState::Expired => {
-                    self.leases.update(&key, |e| {
+                    // Evicts older idle records at the bound, like a
+                    // request would; nothing held is lost.
+                    let _ = self.lease_update(&key, |e| {
                         if e.is_none_or(|l| l.addr == r.addr) {
                             if let Some(l) = e
                                 && l.state.holds()

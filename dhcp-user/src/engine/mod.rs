@@ -45,7 +45,8 @@ pub use lifecycle::{Change, Clock};
 pub use request::{Request, parse};
 
 use crate::config::Checked;
-use crate::lease::LeaseTable;
+use crate::lease::table::default_max_clients;
+use crate::lease::{ClientKey, Full, Lease, LeaseTable};
 use client::Reservations;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -126,14 +127,12 @@ impl Engine {
                 })
                 .collect()
         };
-        let capacity = subnets
-            .iter()
-            .map(|s| s.pool.size() as usize)
-            .sum::<usize>();
         let reservations = client::reservations(cfg, &subnets);
         Engine {
+            // The table is allocated once, at start, to its bound; a
+            // reload keeps it (and its bound) as it is.
             leases: prev.map_or_else(
-                || Arc::new(LeaseTable::with_capacity(capacity.min(1 << 22))),
+                || Arc::new(LeaseTable::new(Engine::max_clients(cfg))),
                 |p| p.leases.clone(),
             ),
             links,
@@ -147,6 +146,41 @@ impl Engine {
             keep_released: cfg.file.keep_released,
             workers,
             reservations,
+        }
+    }
+
+    /// The lease table's bound for `cfg`: `max_clients`, else derived
+    /// from the pools ([`default_max_clients`]).
+    pub fn max_clients(cfg: &Checked) -> usize {
+        cfg.file.max_clients.as_ref().map_or_else(
+            || default_max_clients(cfg.addresses()),
+            |m| *m.get_ref() as usize,
+        )
+    }
+
+    /// Every change of the lease table on the packet path goes through
+    /// here: `f` on the client's record, with [`Engine::on_evict`] for a
+    /// record that leaves the table to make room (or a new one that found
+    /// none, then [`Full`]).
+    #[inline]
+    pub(crate) fn lease_update<R>(
+        &self,
+        key: &ClientKey,
+        f: impl FnOnce(&mut Option<Lease>) -> R,
+    ) -> Result<R, Full> {
+        self.leases.update(key, |k, l| self.on_evict(k, l), f)
+    }
+
+    /// A record leaves the table without its client asking: evicted at
+    /// the table's bound, or refused a place. What it held goes back: the
+    /// address of an offer (or of a binding or quarantine that found no
+    /// room) returns to its pool. The one place for whatever else a
+    /// record holds to be given back with it.
+    fn on_evict(&self, key: &ClientKey, l: &Lease) {
+        if l.state.holds()
+            && let Some(s) = self.subnet_of(key.subnet, l.addr)
+        {
+            s.free(l.addr);
         }
     }
 
