@@ -420,6 +420,14 @@ fn reload_config(
     }
     let current = cell.load_full();
     let next = Arc::new(current.reload(&checked));
+    let capacity = next.leases().capacity();
+    if (capacity as u64) < checked.addresses() {
+        tracing::warn!(
+            max_clients = capacity,
+            addresses = checked.addresses(),
+            "the reloaded pools have more addresses than the lease table (sized at start) has records: restart to resize it"
+        );
+    }
     cell.store(next.clone());
     if let Some(s) = running.steering.as_mut() {
         let mut ids: Vec<Ipv4Addr> = checked.subnets.iter().map(|s| s.server_id).collect();

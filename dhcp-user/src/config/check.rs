@@ -530,6 +530,22 @@ lease_time = 7200
     }
 
     #[test]
+    fn max_clients_is_bounded_and_names_its_line() {
+        let c = Config::parse(GOOD).unwrap();
+        assert!(c.file.max_clients.is_none());
+        // The /15 pool: 131,061 addresses.
+        assert_eq!(c.addresses(), 131_061);
+        let with = |v: &str| GOOD.replace("server_id", &format!("max_clients = {v}\nserver_id"));
+        let c = Config::parse(&with("20000")).unwrap();
+        assert_eq!(c.file.max_clients.map(|m| *m.get_ref()), Some(20_000));
+        for bad in ["0", "63", "268435457", "-1"] {
+            let e = err(&with(bad));
+            assert_eq!(e.line, Some(3), "{bad}: {e}");
+        }
+        assert!(err(&with("10")).message.contains("max_clients"));
+    }
+
+    #[test]
     fn idle_sleep_is_bounded() {
         assert_eq!(Config::parse(GOOD).unwrap().file.idle_sleep_ms, 100);
         let with = |v: &str| GOOD.replace("server_id", &format!("idle_sleep_ms = {v}\nserver_id"));
