@@ -201,51 +201,52 @@ impl Engine {
         now: u32,
     ) -> Result<(&'a SubnetRt, Reply), Silence> {
         let hold = now.saturating_add(self.offer_hold);
-        let got = self
-            .lease_update(&c.key, |e| {
-                // The client's current binding or held offer keeps its address,
-                // unless a reservation now says otherwise.
-                if let Some(l) = e
-                    && l.state.holds()
-                    && s.contains(l.addr)
-                {
-                    match c.reserved {
-                        Some((r, _)) if r != l.addr => s.free(l.addr),
-                        _ => {
-                            if l.state == LeaseState::Offered {
-                                l.expires = hold;
-                            }
-                            return Some((s, l.addr));
+        let got = self.lease_update(&c.key, |e| {
+            // The client's current binding or held offer keeps its address,
+            // unless a reservation now says otherwise.
+            if let Some(l) = e
+                && l.state.holds()
+                && s.contains(l.addr)
+            {
+                match c.reserved {
+                    Some((r, _)) if r != l.addr => s.free(l.addr),
+                    _ => {
+                        if l.state == LeaseState::Offered {
+                            l.expires = hold;
                         }
+                        return Some((s, l.addr));
                     }
                 }
-                // Its reservation, its previous address, the one it asks for,
-                // then the lowest free one — of the next subnet of a shared
-                // network when this one is full.
-                let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
-                let (used, addr) = c
-                    .reserved
-                    .map(|(r, _)| r)
-                    .or_else(|| previous.filter(|a| s.pool.claim(*a)))
-                    .or_else(|| {
-                        req.opts
-                            .requested_ip
-                            .filter(|a| s.contains(*a) && s.pool.claim(*a))
-                    })
-                    .or_else(|| s.pool.allocate_from(c.home))
-                    .map(|a| (s, a))
-                    .or_else(|| {
-                        self.siblings(s)
-                            .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
-                    })?;
-                *e = Some(Lease {
-                    addr,
-                    state: LeaseState::Offered,
-                    expires: hold,
-                });
-                Some((used, addr))
-            })
-            .map_err(|_| Silence::TableFull)?;
+            }
+            // Its reservation, its previous address, the one it asks for,
+            // then the lowest free one — of the next subnet of a shared
+            // network when this one is full.
+            let previous = e.filter(|l| s.contains(l.addr)).map(|l| l.addr);
+            let (used, addr) = c
+                .reserved
+                .map(|(r, _)| r)
+                .or_else(|| previous.filter(|a| s.pool.claim(*a)))
+                .or_else(|| {
+                    req.opts
+                        .requested_ip
+                        .filter(|a| s.contains(*a) && s.pool.claim(*a))
+                })
+                .or_else(|| s.pool.allocate_from(c.home))
+                .map(|a| (s, a))
+                .or_else(|| {
+                    self.siblings(s)
+                        .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
+                })?;
+            *e = Some(Lease {
+                addr,
+                state: LeaseState::Offered,
+                expires: hold,
+            });
+            Some((used, addr))
+        });
+        // At the table's bound with nothing to evict: refused (what the
+        // closure took went back through `on_evict`).
+        let got = got.map_err(|_| Silence::TableFull)?;
         let (used, addr) = got.ok_or(Silence::NoAddress)?;
         Ok((
             used,

@@ -407,7 +407,7 @@ pub struct LeaseTable {
 /// 64 bits from the operating system's random source (through the keys
 /// std draws for its own hash maps).
 fn os_random() -> u64 {
-    std::collections::hash_map::RandomState::new().hash_one(0x7461_626c_65u64)
+    std::collections::hash_map::RandomState::new().hash_one(0x0074_6162_6c65_u64)
 }
 
 /// A hasher keyed at random for this process: the per-hasher seed and the
@@ -826,7 +826,10 @@ mod tests {
         assert_eq!(default_max_clients(1 << 20), (2 << 20) + 4096);
         // Small pools: the per-shard margin rules.
         let small = default_max_clients(765);
-        assert!(small >= 2 * 765 + 4096 && small % SHARDS == 0, "{small}");
+        assert!(
+            small >= 2 * 765 + 4096 && small.is_multiple_of(SHARDS),
+            "{small}"
+        );
         // Past 2^23 records: the addresses plus the margin.
         let huge = default_max_clients(1 << 24);
         assert!(huge > 1 << 24 && huge < (1 << 24) + (1 << 20), "{huge}");
