@@ -1,7 +1,9 @@
 //! Lab tests with real DHCP peers (issue 3): dhclient, dhcpcd and busybox
 //! udhcpc through lease, renewal, rebinding and release; a NAK for an
 //! address the client cannot have; a client behind dhcrelay; xdhcpd beside
-//! kea-dhcp4 on one segment; DECLINE and its quarantine.
+//! kea-dhcp4 on one segment; DECLINE and its quarantine, a DECLINE of an
+//! address only offered; rapid commit (dhcpcd) beside the usual four
+//! messages (dhclient).
 //!
 //! Every test builds its own lab (named `xdtc…`), pins the XDP path
 //! (`io = "xdp"`, `xdp_mode = "driver"`, `bind = "copy"`) and checks the
@@ -209,6 +211,11 @@ struct RealClient {
 
 impl RealClient {
     fn start(lab: &Lab, kind: Kind) -> RealClient {
+        Self::start_with(lab, kind, "dhcpcd.conf")
+    }
+
+    /// `dhcpcd_conf`: the fixture dhcpcd reads instead of /etc/dhcpcd.conf.
+    fn start_with(lab: &Lab, kind: Kind, dhcpcd_conf: &str) -> RealClient {
         let dir = temp_dir("client").expect("temp dir");
         let iface = lab.cli_if.clone();
         let cmd = match kind {
@@ -231,7 +238,7 @@ impl RealClient {
                 );
                 let mut c = lab.cli("dhcpcd");
                 c.args(["-4", "-B", "-t", "15", "--noipv4ll", "-f"])
-                    .arg(fixture("dhcpcd.conf"))
+                    .arg(fixture(dhcpcd_conf))
                     .arg("-c")
                     .arg(script)
                     .arg(&iface);
@@ -950,5 +957,113 @@ fn declined_address_is_quarantined() {
     );
     assert!(counter(&stats, "/total/no_address") > no_address, "{ctx}");
     assert_eq!(counter(&stats, "/total/decline"), 1, "{ctx}");
+    assert_eq!(counter(&stats, "/total/malformed"), 0, "{ctx}");
+}
+
+/// A DECLINE of an address that was only offered is not believed
+/// (`decline_not_bound`): the client that was offered it REQUESTs it
+/// afterwards and is ACKed, so it was never quarantined.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn decline_of_an_offered_address_is_not_believed() {
+    let lab = lab("xdtcd1", false);
+    let daemon = start_daemon(&lab, "lab-decline.toml");
+    let got = scapy_clients(
+        &mut lab.cli(PYTHON),
+        &["decline-offer", &lab.cli_if, "02:00:00:00:09:01"],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n--- xdhcpd ---\n{}", daemon.log()));
+    let stats = daemon.stop().expect("xdhcpd stops cleanly");
+    let ctx = format!("{got}\nstats {stats}");
+    let offered = ip_field(&got["offer"], "yiaddr");
+    assert_eq!(got["ack"]["type"], "ack", "{ctx}");
+    assert_eq!(ip_field(&got["ack"], "yiaddr"), offered, "{ctx}");
+    assert_eq!(counter(&stats, "/total/decline"), 1, "{ctx}");
+    assert_eq!(counter(&stats, "/total/decline_not_bound"), 1, "{ctx}");
+    assert_eq!(counter(&stats, "/total/malformed"), 0, "{ctx}");
+}
+
+/// RFC 4039 with real clients against one server with `rapid_commit`:
+/// dhcpcd, told to send option 80, is bound in two messages (DISCOVER →
+/// ACK carrying option 80; no OFFER, no REQUEST on the wire), and
+/// dhclient, which does not send it, gets the usual four.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn rapid_commit_binds_dhcpcd_in_two_messages_and_dhclient_in_four() {
+    let lab = lab("xdtcr1", false);
+    let daemon = start_daemon(&lab, "lab-rapid.toml");
+    let mac = lab.cli_mac;
+    let fail = |what: &str, client: &RealClient| -> ! {
+        panic!(
+            "{what}\n--- client ---\n{}\n--- xdhcpd ---\n{}",
+            client.log(),
+            daemon.log()
+        )
+    };
+
+    let cap = Capture::start(&lab, true, &lab.cli_if, DHCP_FILTER).expect("capture");
+    let mut dhcpcd = RealClient::start_with(&lab, Kind::Dhcpcd, "dhcpcd-rapid.conf");
+    let Some(addr) = leased_addr(&lab, Duration::from_secs(30)) else {
+        fail("dhcpcd: no lease within 30 s", &dhcpcd)
+    };
+    let rapid = counter(&daemon.fresh_stats().expect("stats"), "/total/rapid_commit");
+    let frames = cap.stop().expect("capture");
+    let seen = capture::dhcp_frames(&frames);
+    let ctx = format!("dhcpcd, lease {addr}\n--- wire ---\n{}", show_all(&seen));
+    let discovers = from_client(&seen, mac, DHCPDISCOVER);
+    assert!(!discovers.is_empty(), "{ctx}");
+    assert!(
+        discovers.iter().all(|d| option(d, 80) == Some(&[][..])),
+        "dhcpcd sends option 80: {ctx}"
+    );
+    assert!(from_client(&seen, mac, DHCPREQUEST).is_empty(), "{ctx}");
+    assert!(to_client(&seen, mac, DHCPOFFER).is_empty(), "{ctx}");
+    let acks = to_client(&seen, mac, DHCPACK);
+    assert!(
+        acks.iter()
+            .any(|a| a.yiaddr == addr && option(a, 80).is_some()),
+        "an ACK of {addr} with option 80: {ctx}"
+    );
+    assert!(rapid >= 1, "rapid_commit counter {rapid}: {ctx}");
+    if let Err(e) = dhcpcd.release(&lab) {
+        fail(&format!("dhcpcd release: {e:#}"), &dhcpcd);
+    }
+    drop(dhcpcd);
+    lab.cli("ip")
+        .args(["-4", "addr", "flush", "dev", &lab.cli_if])
+        .status()
+        .map(|s| assert!(s.success(), "ip addr flush: {s}"))
+        .expect("ip addr flush");
+
+    let cap = Capture::start(&lab, true, &lab.cli_if, DHCP_FILTER).expect("capture");
+    let dhclient = RealClient::start(&lab, Kind::Dhclient);
+    let Some(addr) = leased_addr(&lab, Duration::from_secs(30)) else {
+        fail("dhclient: no lease within 30 s", &dhclient)
+    };
+    drop(dhclient);
+    let stats = daemon.stop().expect("xdhcpd stops cleanly");
+    let frames = cap.stop().expect("capture");
+    let seen = capture::dhcp_frames(&frames);
+    let ctx = format!(
+        "dhclient, lease {addr}\nstats {stats}\n--- wire ---\n{}",
+        show_all(&seen)
+    );
+    let discovers = from_client(&seen, mac, DHCPDISCOVER);
+    assert!(!discovers.is_empty(), "{ctx}");
+    assert!(discovers.iter().all(|d| option(d, 80).is_none()), "{ctx}");
+    let offers = to_client(&seen, mac, DHCPOFFER);
+    assert!(offers.iter().any(|o| o.yiaddr == addr), "{ctx}");
+    assert!(!from_client(&seen, mac, DHCPREQUEST).is_empty(), "{ctx}");
+    let acks = to_client(&seen, mac, DHCPACK);
+    assert!(
+        acks.iter()
+            .any(|a| a.yiaddr == addr && option(a, 80).is_none()),
+        "{ctx}"
+    );
+    assert_eq!(
+        counter(&stats, "/total/rapid_commit"),
+        rapid,
+        "dhclient's exchange was no rapid commit: {ctx}"
+    );
     assert_eq!(counter(&stats, "/total/malformed"), 0, "{ctx}");
 }

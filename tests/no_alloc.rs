@@ -1,7 +1,8 @@
 //! The packet path allocates nothing: a counting global allocator sees
 //! zero allocations while the engine answers 100,000 DISCOVER/REQUEST
-//! exchanges (all frames are built before counting starts), and while a
-//! flood of distinct MACs runs far past the lease table's bound.
+//! exchanges (all frames are built before counting starts), while a flood
+//! of distinct MACs runs far past the lease table's bound, and while
+//! OFFERs wait for conflict checks.
 mod frames;
 
 use dhcproto::v4::{DhcpOption, MessageType};
@@ -250,4 +251,95 @@ routers = ["198.18.0.1"]
     // the bound ones (the router, server, network and broadcast addresses
     // are outside its range).
     assert_eq!(u64::from(engine.subnets()[0].pool.taken()), bound);
+}
+
+/// Answers the probes of every seventh address, at once.
+struct EverySeventh(Vec<Ipv4Addr>);
+
+impl xdhcp::probe::Prober for EverySeventh {
+    fn send(&mut self, addr: Ipv4Addr) -> std::io::Result<()> {
+        if addr.octets()[3].is_multiple_of(7) {
+            self.0.push(addr);
+        }
+        Ok(())
+    }
+    fn answers(&mut self, seen: &mut dyn FnMut(Ipv4Addr)) {
+        self.0.drain(..).for_each(seen);
+    }
+    fn wait(&mut self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
+}
+
+/// With conflict checks, parking, releasing and the probation of answered
+/// addresses allocate nothing on the worker either (the probe thread is a
+/// side thread and may).
+#[test]
+fn conflict_checks_allocate_nothing_on_the_worker() {
+    const N: u32 = 4096;
+    const BATCH: u32 = 512;
+    let cfg = Config::parse(
+        r#"
+interface = "lab0"
+server_id = "198.18.0.1"
+[[subnet]]
+prefix = "198.18.0.0/15"
+pools = ["198.18.0.10-198.19.255.254"]
+conflict_check = "icmp"
+"#,
+    )
+    .unwrap();
+    let engine = Arc::new(Engine::new(&cfg));
+    let stats = Arc::new(WorkerStats::default());
+    let (_service, mut links) = xdhcp::probe::ProbeService::start(
+        EverySeventh(Vec::with_capacity(1024)),
+        std::time::Duration::ZERO,
+        1,
+        1024,
+    )
+    .unwrap();
+    let mut h = engine
+        .handler(SERVER_MAC, stats.clone())
+        .with_probe(links.remove(0));
+    let discovers: Vec<Vec<u8>> = (0..N)
+        .map(|i| {
+            let d = request(mac(i), MessageType::Discover, i, vec![]);
+            frame(&d, mac(i), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, None)
+        })
+        .collect();
+    let mut tx = vec![0u8; TX_FRAME_CAPACITY];
+    let mut tickets = Vec::with_capacity(BATCH as usize);
+    let (mut sent, mut dropped) = (0u64, 0u64);
+
+    COUNTING.with(|c| c.set(true));
+    h.begin_batch(Instant::now());
+    for chunk in discovers.chunks(BATCH as usize) {
+        tickets.clear();
+        for d in chunk {
+            h.handle(d, &mut tx).expect("an OFFER");
+            tickets.push(h.probe_for());
+        }
+        let last = *tickets.last().unwrap();
+        assert_ne!(last, 0, "fresh addresses are probed");
+        while h.probed() < last {
+            std::hint::spin_loop();
+        }
+        for &t in &tickets {
+            if h.released(t) {
+                sent += 1;
+            } else {
+                dropped += 1;
+            }
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+
+    let s = stats.snapshot();
+    assert_eq!(s.conflict_probed, u64::from(N));
+    assert_eq!(s.conflict_found, dropped);
+    assert!(
+        dropped > 0 && sent > dropped,
+        "{sent} sent, {dropped} dropped"
+    );
+    assert_eq!(ALLOCS.load(Relaxed), 0, "allocations on the worker");
 }

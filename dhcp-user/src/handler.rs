@@ -40,4 +40,27 @@ pub trait FrameHandler: Send {
     fn durable_fd(&self) -> Option<RawFd> {
         None
     }
+    /// The conflict-check ticket the reply `handle` just wrote must wait
+    /// for (an OFFER whose address is being probed); 0 when none. A reply
+    /// may wait for both this and [`FrameHandler::hold_for`].
+    fn probe_for(&self) -> u64 {
+        0
+    }
+    /// The highest probe ticket that has completed. A worker calls it
+    /// while it has replies parked for probes, then asks
+    /// [`FrameHandler::released`] of each parked ticket up to it.
+    fn probed(&mut self) -> u64 {
+        u64::MAX
+    }
+    /// Whether the reply parked under probe ticket `ticket` (completed,
+    /// see [`FrameHandler::probed`]) may leave; false: its address is in
+    /// use, the reply is dropped. Asked once per ticket, in ticket order.
+    fn released(&mut self, _ticket: u64) -> bool {
+        true
+    }
+    /// An eventfd that becomes readable when [`FrameHandler::probed`]
+    /// moves, owned by the handler like [`FrameHandler::durable_fd`].
+    fn probe_fd(&self) -> Option<RawFd> {
+        None
+    }
 }

@@ -11,7 +11,9 @@
 //!
 //! Beside the way: [`config`] (the file and the settings types every stage
 //! reads), [`os`] (the eventfd, poll and interface system calls, for the
-//! workers and the journal alike; it imports nothing of the crate).
+//! workers and the journal alike; it imports nothing of the crate),
+//! [`probe`] (the side thread that pings an address before it is offered,
+//! `conflict_check`; it imports only `os`).
 //!
 //! Nothing in an earlier stage reaches into a later one: the engine never
 //! touches rings, the wire views never know about leases.
@@ -21,6 +23,7 @@ pub mod handler;
 pub mod io;
 pub mod lease;
 pub mod os;
+pub mod probe;
 pub mod stats;
 pub mod tools;
 pub mod wire;

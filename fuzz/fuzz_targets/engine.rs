@@ -3,7 +3,9 @@
 //! frame the parser rejects counted as malformed and nothing else, every
 //! reply a well-formed BOOTREPLY frame that fits its buffer.
 //!
-//! Input: one byte of settings, then frames, each as a 2-byte big-endian
+//! Input: one byte of settings (authoritative, and the trust settings:
+//! `trust_agent_info` on the direct link, `untrusted_agent_info = "drop"`,
+//! a `trusted_relays` list), then frames, each as a 2-byte big-endian
 //! length, a clock step in seconds, a flag byte and the frame's bytes (the
 //! last frame takes whatever is left). A fresh engine per input keeps a
 //! crash reproducible from its input alone; several frames per input let
@@ -57,17 +59,43 @@ const MAX_FRAME: usize = 9018;
 /// fuzzer does not have to find it to get past the IP layer.
 const FIX_IP_CHECKSUM: u8 = 1;
 
-/// The two configs, parsed once: parsing per input would cost most of the
-/// time of a run and fill the fuzzer's dictionary with TOML keys.
-fn config(authoritative: bool) -> &'static Checked {
-    static PLAIN: OnceLock<Checked> = OnceLock::new();
-    static AUTHORITATIVE: OnceLock<Checked> = OnceLock::new();
-    let (cell, text) = if authoritative {
-        (&AUTHORITATIVE, format!("authoritative = true\n{CONFIG}"))
-    } else {
-        (&PLAIN, CONFIG.to_owned())
-    };
-    cell.get_or_init(|| Config::parse(&text).expect("the fuzz config is valid"))
+/// Settings bits of the first input byte: each combination is its own
+/// engine, so the fuzzer covers every trust setting.
+const AUTHORITATIVE: u8 = 1;
+/// `trust_agent_info = true` on the first (direct) subnet.
+const TRUST_LINK: u8 = 2;
+/// `untrusted_agent_info = "drop"`.
+const DROP_UNTRUSTED: u8 = 4;
+/// `trusted_relays` limited to one prefix (else every relay).
+const TRUSTED_RELAYS: u8 = 8;
+const SETTINGS: usize = 16;
+
+/// The configs, parsed once each: parsing per input would cost most of
+/// the time of a run and fill the fuzzer's dictionary with TOML keys.
+fn config(settings: u8) -> &'static Checked {
+    static CONFIGS: [OnceLock<Checked>; SETTINGS] = [const { OnceLock::new() }; SETTINGS];
+    let s = settings as usize % SETTINGS;
+    CONFIGS[s].get_or_init(|| {
+        let mut top = String::new();
+        if s as u8 & AUTHORITATIVE != 0 {
+            top.push_str("authoritative = true\n");
+        }
+        if s as u8 & DROP_UNTRUSTED != 0 {
+            top.push_str("untrusted_agent_info = \"drop\"\n");
+        }
+        if s as u8 & TRUSTED_RELAYS != 0 {
+            top.push_str("trusted_relays = [\"198.51.100.0/24\"]\n");
+        }
+        let mut text = format!("{top}{CONFIG}");
+        if s as u8 & TRUST_LINK != 0 {
+            text = text.replacen(
+                "lease_time = 60",
+                "lease_time = 60\ntrust_agent_info = true",
+                1,
+            );
+        }
+        Config::parse(&text).expect("the fuzz config is valid")
+    })
 }
 
 /// Where the IPv4 header starts: after the Ethernet header and up to two
@@ -111,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&settings, mut rest)) = data.split_first() else {
         return;
     };
-    let engine = Arc::new(Engine::new(config(settings & 1 != 0)));
+    let engine = Arc::new(Engine::new(config(settings)));
     let stats = Arc::new(WorkerStats::default());
     let mut handler = engine.handler(MAC, stats.clone());
     let start = Instant::now();
@@ -134,7 +162,13 @@ fuzz_target!(|data: &[u8]| {
         let f = &frame[..len];
 
         let mut join = None;
-        let parsed = parse(f, &mut join).map(|r| (r.xid, r.opts.max_message_size));
+        let parsed = parse(f, &mut join).map(|r| {
+            (
+                r.xid,
+                r.opts.max_message_size,
+                r.opts.agent_info.map_or(0, |a| a.len()),
+            )
+        });
         let before = stats.snapshot();
         handler.begin_batch(start + Duration::from_secs(clock));
         let reply = handler.handle(f, &mut tx);
@@ -148,15 +182,21 @@ fuzz_target!(|data: &[u8]| {
             parsed.err()
         );
         let Some(len) = reply else { continue };
-        let (xid, max_size) = parsed.expect("a reply to a frame that does not parse");
+        let (xid, max_size, agent) = parsed.expect("a reply to a frame that does not parse");
         assert!(len <= TX_FRAME_CAPACITY, "reply of {len} bytes");
         let r = DhcpFrame::parse(&tx[..len]).expect("the reply frame parses");
         assert_eq!(r.dhcp.op(), 2, "a reply is a BOOTREPLY");
         assert_eq!(r.dhcp.xid(), xid, "the reply carries the request's xid");
         assert_eq!(r.udp.src_port(), 67);
         // RFC 2131 §2 / RFC 2132 §9.10: 576 bytes of IP datagram at least,
-        // more only when the client says it takes more.
-        let limit = usize::from(max_size.unwrap_or(576).max(576));
+        // more only when the client says it takes more; an echoed option 82
+        // (split in 255-byte instances) on top, as the relay strips it.
+        let echo = if agent > 0 {
+            agent + 2 * agent.div_ceil(255)
+        } else {
+            0
+        };
+        let limit = usize::from(max_size.unwrap_or(576).max(576)) + echo;
         let ip_len = r.ip.total_len();
         assert!(
             ip_len <= limit,

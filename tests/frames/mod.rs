@@ -151,10 +151,23 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// An engine built without an interface: the subnets holding a server
+    /// identifier serve direct clients (`Engine::new`).
     pub fn new(config: &str) -> Harness {
-        use xdhcp::handler::FrameHandler;
         let cfg = xdhcp::config::Config::parse(config).unwrap_or_else(|e| panic!("config: {e}"));
-        let engine = std::sync::Arc::new(xdhcp::engine::Engine::new(&cfg));
+        Harness::with(xdhcp::engine::Engine::new(&cfg))
+    }
+
+    /// An engine serving an interface with these addresses (address,
+    /// prefix length), as the daemon builds it.
+    pub fn on_interface(config: &str, addrs: &[(Ipv4Addr, u8)]) -> Harness {
+        let cfg = xdhcp::config::Config::parse(config).unwrap_or_else(|e| panic!("config: {e}"));
+        Harness::with(xdhcp::engine::Engine::on_interface(&cfg, 1, addrs))
+    }
+
+    fn with(engine: xdhcp::engine::Engine) -> Harness {
+        use xdhcp::handler::FrameHandler;
+        let engine = std::sync::Arc::new(engine);
         let stats = std::sync::Arc::new(xdhcp::stats::WorkerStats::default());
         let mut h = engine.handler(SERVER_MAC, stats.clone());
         h.begin_batch(std::time::Instant::now());

@@ -295,7 +295,15 @@ pub fn run(args: &TestArgs) -> Result<()> {
 const FUZZ_SECONDS: u64 = 60;
 
 /// The privileged test files, each run with --include-ignored.
-const LAB_TESTS: &[&str] = &["lab", "gen_lab", "lab_leases", "lab_clients", "lab_flood"];
+const LAB_TESTS: &[&str] = &[
+    "lab",
+    "gen_lab",
+    "lab_leases",
+    "lab_clients",
+    "lab_hostile",
+    "lab_conflict",
+    "lab_flood",
+];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {
     lab::remove_stale(TEST_PREFIX)?;

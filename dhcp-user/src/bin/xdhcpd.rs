@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-use xdhcp::config::{AttachMode, Checked, Config, IoKind, JournalMode};
+use xdhcp::config::{AttachMode, Checked, Config, ConflictCheck, IoKind, JournalMode};
 use xdhcp::engine::{Clock, Engine, Handler, JournalLink};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::Steering;
 use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
+use xdhcp::probe::icmp::IcmpProber;
+use xdhcp::probe::{ProbeService, ProbeStats};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
 use xdhcp::tools::kea_csv::KeaVersion;
 use xdhcp::tools::{show, transfer};
@@ -185,6 +187,8 @@ struct Running {
     /// says how full it is.
     engine: Arc<ArcSwap<Engine>>,
     started: Instant,
+    /// The conflict-check service's counters, when it runs.
+    probe: Option<Arc<ProbeStats>>,
 }
 
 fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
@@ -207,8 +211,21 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         }
     }
     let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
-    // One worker per queue, each with its home shard in every pool.
-    let engine = Arc::new(Engine::for_workers(&checked, queues as usize));
+    // One worker per queue, each with its home shard in every pool. The
+    // interface's own addresses say which subnets are on its link and so
+    // serve direct clients (giaddr 0); the others are for relays only.
+    let addrs = iface_addrs(&iface.name)?;
+    let engine = Arc::new(Engine::on_interface(&checked, queues as usize, &addrs));
+    for (s, rt) in checked.subnets.iter().zip(engine.subnets()) {
+        if !rt.direct {
+            tracing::info!(
+                subnet = %format!("{}/{}", s.network, s.prefix_len),
+                "relayed requests only: no address of {} in this subnet (set direct = true to \
+                 serve direct clients from it)",
+                iface.name
+            );
+        }
+    }
     // Workers and the expiry thread read the engine through this cell; a
     // reload (SIGHUP) swaps a new one in.
     let cell = Arc::new(ArcSwap::new(engine.clone()));
@@ -254,6 +271,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                 took_ms = started.elapsed().as_millis() as u64,
                 "lease journal recovered"
             );
+            warn_reservation_conflicts(&engine);
             Some((handle, j.mode == JournalMode::Durable))
         }
         None => {
@@ -268,6 +286,33 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
         .context("installing the SIGHUP handler")?;
     let opts = WorkerOptions::from_config(cfg);
+    // The conflict-check service, when a subnet asks for it. Each worker
+    // may have as many probes out as it can park OFFERs: a quarter of its
+    // UMEM frames (AF_XDP; the rest carry other replies), or the AF_PACKET
+    // worker's parking lot.
+    let (probe, mut probe_links) = if checked
+        .subnets
+        .iter()
+        .any(|s| s.conflict_check == ConflictCheck::Icmp)
+    {
+        let prober = IcmpProber::open().context("opening the conflict-check (ICMP) socket")?;
+        let per_worker = match cfg.io {
+            IoKind::Xdp => (cfg.frames as usize / 4).clamp(16, 1024),
+            IoKind::Packet => 1024,
+        };
+        let wait = Duration::from_millis(u64::from(cfg.conflict_wait_ms()));
+        let (service, links) = ProbeService::start(prober, wait, queues as usize, per_worker)
+            .context("starting the conflict-check service")?;
+        tracing::info!(
+            wait_ms = cfg.conflict_wait_ms(),
+            skip_recent_s = cfg.conflict_skip_recent(),
+            per_worker,
+            "conflict checks by ICMP echo"
+        );
+        (Some(service), links.into_iter().map(Some).collect())
+    } else {
+        (None, Vec::new())
+    };
     let mut workers = Vec::new();
     let slots: Vec<_> = (0..queues)
         .map(|q| {
@@ -280,6 +325,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                     .producer()
                     .map_err(|_| anyhow::anyhow!("more workers than journal producer slots"))?;
                 handler = handler.with_journal(JournalLink::new(producer, *durable));
+            }
+            if let Some(link) = probe_links.get_mut(q as usize).and_then(Option::take) {
+                handler = handler.with_probe(link);
             }
             Ok(WorkerSlot {
                 queue: q,
@@ -297,6 +345,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         workers,
         engine: cell.clone(),
         started: Instant::now(),
+        probe: probe.as_ref().map(ProbeService::stats_handle),
     };
     let handles = match cfg.io {
         IoKind::Xdp => {
@@ -364,6 +413,8 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         let _ = h.join();
     }
     let _ = expiry.join();
+    // The workers are gone; so are the probes' links.
+    drop(probe);
     if let Some(j) = &running.journal {
         j.close().context("closing the lease journal")?;
     }
@@ -418,8 +469,32 @@ fn reload_config(
              idle_sleep_ms and max_clients change only with a restart; the rest is reloaded"
         );
     }
+    if running.probe.is_some() && c.conflict_wait_ms() != old.conflict_wait_ms() {
+        // Every probe waits the same time: that keeps them in order.
+        tracing::warn!(
+            "conflict_wait_ms changes only with a restart; probes keep waiting {} ms",
+            old.conflict_wait_ms()
+        );
+    }
+    if running.probe.is_none()
+        && checked
+            .subnets
+            .iter()
+            .any(|s| s.conflict_check == ConflictCheck::Icmp)
+    {
+        tracing::warn!(
+            "conflict_check = \"icmp\" takes a restart when no subnet had it at start: \
+             until then those subnets offer without probing"
+        );
+    }
     let current = cell.load_full();
-    let next = Arc::new(current.reload(&checked));
+    let next = Arc::new(match iface_addrs(iface) {
+        Ok(addrs) => current.reload_on(&checked, &addrs),
+        Err(e) => {
+            tracing::warn!("reload: {e:#}; keeping the interface addresses read before");
+            current.reload(&checked)
+        }
+    });
     let capacity = next.leases().capacity();
     if (capacity as u64) < checked.addresses() {
         tracing::warn!(
@@ -442,6 +517,30 @@ fn reload_config(
     std::thread::sleep(Duration::from_millis(50));
     next.reclaim();
     tracing::info!(subnets = checked.subnets.len(), "configuration reloaded");
+    warn_reservation_conflicts(&next);
+}
+
+/// Reserved addresses that another client holds (the reservation is newer
+/// than its lease): each holder is NAKed off at its next renewal.
+fn warn_reservation_conflicts(engine: &Engine) {
+    let n = engine.reservation_conflicts();
+    if n > 0 {
+        tracing::warn!(
+            addresses = n,
+            "reserved addresses held by other clients: they are NAKed at their next renewal, \
+             the reserved clients get pool addresses until then (reservation_conflict)"
+        );
+    }
+}
+
+/// The IPv4 addresses of the served interface, with their prefix length.
+fn iface_addrs(name: &str) -> anyhow::Result<Vec<(Ipv4Addr, u8)>> {
+    Ok(xdhcp::os::ifaddrs::ipv4()
+        .context("listing interface addresses (getifaddrs)")?
+        .into_iter()
+        .filter(|a| a.name == name)
+        .map(|a| (a.addr, a.prefix))
+        .collect())
 }
 
 fn total(r: &Running) -> WorkerSnapshot {
@@ -489,6 +588,13 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
         "table_used": table.len(),
         "table_capacity": table.capacity(),
         "table_evicted": table.evicted(),
+        "probe": r.probe.as_ref().map(|p| {
+            let l = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+            json!({
+                "sent": l(&p.sent), "send_failed": l(&p.send_failed),
+                "answered": l(&p.answered), "stray": l(&p.stray),
+            })
+        }),
         "workers": workers,
         "total": total(r),
     });

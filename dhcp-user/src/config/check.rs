@@ -4,7 +4,7 @@
 //! apart on a link), and every `[[subnet]]` becomes a [`Subnet`] of
 //! numbers and encoded options, once, at load: the packet path only
 //! compares and copies. Every error names the line of the offending entry.
-use super::file::{Config, ReservationConfig, SubnetConfig};
+use super::file::{Config, ConflictCheck, ReservationConfig, SubnetConfig};
 use super::options;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -103,10 +103,22 @@ pub struct Subnet {
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
     pub shared_network: Option<String>,
+    /// Believe option 82/118 in direct requests on this subnet's link
+    /// (an L2 switch with DHCP snooping inserts them).
+    pub trust_agent_info: bool,
+    /// Serves direct clients: `Some` as configured, `None` to be decided
+    /// by the engine from the interface's addresses (and `vlan`).
+    pub direct: Option<bool>,
+    /// Percent of the pool that may be in probation (declined) at once.
+    pub max_probation_percent: u8,
+    /// Answer a DISCOVER with option 80 by an ACK (RFC 4039).
+    pub rapid_commit: bool,
     /// Every configured option but the mask, encoded, in the order the
     /// config gives them (routers, DNS, domain, broadcast, named, by code).
     pub options: Vec<(u8, Vec<u8>)>,
     pub reservations: Vec<Reservation>,
+    /// Probe a fresh address before offering it.
+    pub conflict_check: ConflictCheck,
 }
 
 impl Subnet {
@@ -130,6 +142,8 @@ pub fn prefix_mask(len: u8) -> u32 {
 pub struct Checked {
     pub file: Config,
     pub subnets: Vec<Subnet>,
+    /// `trusted_relays` as (network, prefix length); empty: every relay.
+    pub trusted_relays: Vec<(Ipv4Addr, u8)>,
 }
 
 impl Checked {
@@ -175,7 +189,12 @@ impl Config {
             message: e.message().to_string(),
         })?;
         let subnets = file.check(text)?;
-        Ok(Checked { file, subnets })
+        let trusted_relays = file.check_relays(text)?;
+        Ok(Checked {
+            file,
+            subnets,
+            trusted_relays,
+        })
     }
 
     /// Reads and checks a configuration file.
@@ -222,8 +241,24 @@ impl Config {
         }
         if !self.ring_size.is_power_of_two() {
             return Err(ConfigError {
-                line: None,
+                line: key_line(text, "ring_size"),
                 message: format!("`ring_size` = {} must be a power of two", self.ring_size),
+            });
+        }
+        // Half the frames carry replies; every one of them may wait on the
+        // TX ring at once (a durable group's ACKs released together), so
+        // the ring must hold them all or a reply is dropped after its
+        // lease was bound.
+        if self.ring_size < self.frames / 2 {
+            return Err(ConfigError {
+                line: key_line(text, "ring_size").or_else(|| key_line(text, "frames")),
+                message: format!(
+                    "`ring_size` = {} is smaller than half of `frames` = {}: the TX ring must \
+                     take every reply frame ({}) at once",
+                    self.ring_size,
+                    self.frames,
+                    self.frames / 2
+                ),
             });
         }
         if self.renew_jitter > 25 {
@@ -249,6 +284,31 @@ impl Config {
                 format!(
                     "`max_clients` = {} must be between {MIN_CLIENTS} and {MAX_CLIENTS}",
                     m.get_ref()
+                ),
+            ));
+        }
+        if let Some(w) = &self.conflict_wait_ms
+            && !(1..=5000).contains(w.get_ref())
+        {
+            return Err(at(
+                w.span(),
+                format!(
+                    "`conflict_wait_ms` = {} must be 1–5000: the OFFER waits that long, and a \
+                     client retransmits its DISCOVER after about 4 s",
+                    w.get_ref()
+                ),
+            ));
+        }
+        if let Some(w) = &self.conflict_wait_ms
+            && u64::from(*w.get_ref()) >= u64::from(self.offer_hold) * 1000
+        {
+            return Err(at(
+                w.span(),
+                format!(
+                    "`conflict_wait_ms` = {} must be shorter than `offer_hold` ({} s), which \
+                     holds the address for the client meanwhile",
+                    w.get_ref(),
+                    self.offer_hold
                 ),
             ));
         }
@@ -284,8 +344,13 @@ impl Config {
                 max_lease_time: s.max_lease_time.unwrap_or(s.lease_time),
                 ignore_client_id: s.ignore_client_id,
                 shared_network: s.shared_network.clone(),
+                trust_agent_info: s.trust_agent_info,
+                direct: s.direct,
+                max_probation_percent: s.max_probation_percent,
+                rapid_commit: s.rapid_commit,
                 options: Vec::new(),
                 reservations: Vec::new(),
+                conflict_check: s.conflict_check,
             };
             if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
                 return Err(at(
@@ -293,6 +358,15 @@ impl Config {
                     format!(
                         "min_lease_time ({}) <= lease_time ({}) <= max_lease_time ({}) does not hold",
                         sub.min_lease_time, s.lease_time, sub.max_lease_time
+                    ),
+                ));
+            }
+            if s.max_probation_percent > 100 {
+                return Err(at(
+                    span.clone(),
+                    format!(
+                        "max_probation_percent = {} must be 0–100",
+                        s.max_probation_percent
                     ),
                 ));
             }
@@ -410,6 +484,24 @@ impl Config {
                 ));
             }
             if let Some(o) = out.iter().find(|o| {
+                sub.shared_network.is_some()
+                    && o.shared_network == sub.shared_network
+                    && (o.direct != sub.direct || o.trust_agent_info != sub.trust_agent_info)
+            }) {
+                return Err(at(
+                    span,
+                    format!(
+                        "shared network {:?}: `direct` and `trust_agent_info` are settings of \
+                         the link, its subnets must agree (subnet {}/{} says {:?} and {})",
+                        sub.shared_network.as_deref().unwrap_or_default(),
+                        o.network,
+                        o.prefix_len,
+                        o.direct,
+                        o.trust_agent_info
+                    ),
+                ));
+            }
+            if let Some(o) = out.iter().find(|o| {
                 let m = prefix_mask(o.prefix_len.min(sub.prefix_len));
                 u32::from(o.network) & m == u32::from(sub.network) & m && o.vlan == sub.vlan
             }) {
@@ -427,6 +519,54 @@ impl Config {
         }
         Ok(out)
     }
+}
+
+impl Config {
+    /// `trusted_relays`, each a prefix.
+    fn check_relays(&self, text: &str) -> Result<Vec<(Ipv4Addr, u8)>, ConfigError> {
+        self.trusted_relays
+            .iter()
+            .map(|r| {
+                parse_prefix_any(r.get_ref()).map_err(|m| ConfigError {
+                    line: Some(line_of(text, r.span().start)),
+                    message: format!("trusted_relays {:?}: {m}", r.get_ref()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The line of a top-level `key = ...`, for errors about keys serde does
+/// not keep a position of.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// A prefix "a.b.c.d/len" of any length (a single relay is a /32); a bare
+/// address is a /32.
+fn parse_prefix_any(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: Ipv4Addr = addr.trim().parse().map_err(|e| format!("{e}"))?;
+    let len: u8 = len
+        .trim()
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| "prefix length is not 0–32".to_string())?;
+    if u32::from(addr) & !prefix_mask(len) != 0 {
+        return Err(format!(
+            "host bits set; the network is {}/{len}",
+            Ipv4Addr::from(u32::from(addr) & prefix_mask(len))
+        ));
+    }
+    Ok((addr, len))
 }
 
 /// Routers, DNS, domain name, broadcast address, then the named options.
@@ -557,6 +697,49 @@ lease_time = 7200
             let e = err(&with(bad));
             assert!(e.message.contains("idle_sleep_ms"), "{e}");
         }
+    }
+
+    #[test]
+    fn conflict_check_keys_default_parse_and_are_checked_with_their_line() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.subnets[0].conflict_check, ConflictCheck::None);
+        assert_eq!(
+            (c.file.conflict_wait_ms(), c.file.conflict_skip_recent()),
+            (500, 3600)
+        );
+        let on = GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nconflict_check = \"icmp\"",
+        );
+        let on = on.replace(
+            "server_id",
+            "conflict_wait_ms = 250\nconflict_skip_recent = 60\nserver_id",
+        );
+        let c = Config::parse(&on).unwrap();
+        assert_eq!(c.subnets[0].conflict_check, ConflictCheck::Icmp);
+        assert_eq!(
+            (c.file.conflict_wait_ms(), c.file.conflict_skip_recent()),
+            (250, 60)
+        );
+        // Line 3: the key, before server_id.
+        for bad in ["0", "5001"] {
+            let e =
+                err(&GOOD.replace("server_id", &format!("conflict_wait_ms = {bad}\nserver_id")));
+            assert!(e.message.contains("conflict_wait_ms"), "{e}");
+            assert_eq!(e.line, Some(3), "{e}");
+        }
+        // Not shorter than offer_hold.
+        let e = err(&GOOD.replace(
+            "server_id",
+            "offer_hold = 2\nconflict_wait_ms = 2000\nserver_id",
+        ));
+        assert!(e.message.contains("offer_hold"), "{e}");
+        assert_eq!(e.line, Some(4), "{e}");
+        let e = err(&GOOD.replace(
+            "lease_time = 7200",
+            "lease_time = 7200\nconflict_check = \"arp\"",
+        ));
+        assert_eq!(e.line, Some(11), "{e}");
     }
 
     #[test]

@@ -37,6 +37,12 @@ fn default_decline_probation() -> u32 {
 fn default_keep_released() -> u32 {
     3600
 }
+fn default_decline_rate() -> u16 {
+    4
+}
+fn default_max_probation_percent() -> u8 {
+    10
+}
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -88,6 +94,11 @@ pub struct Config {
     /// the client found it in use).
     #[serde(default = "default_decline_probation")]
     pub decline_probation: u32,
+    /// DECLINEs one client may make in an hour; more are ignored (and
+    /// counted), so one client cannot cycle through the pool putting
+    /// address after address into probation. 0: no DECLINE is acted on.
+    #[serde(default = "default_decline_rate")]
+    pub decline_rate: u16,
     /// Seconds the record of a released or expired lease is kept, in
     /// memory and in the journal, so that a returning client gets its old
     /// address back if nobody took it (Kea's `hold-reclaimed-time`).
@@ -101,16 +112,47 @@ pub struct Config {
     /// README). At the bound the oldest released, expired and offered
     /// records make room; a new client that finds none is refused.
     pub max_clients: Option<Spanned<u64>>,
+    /// Relays whose option 82 and 118 are believed, as prefixes
+    /// "a.b.c.d/len" matched against giaddr; empty (the default): every
+    /// relay. Direct requests (giaddr 0) are judged by the subnet of
+    /// their link (`trust_agent_info`).
+    #[serde(default)]
+    pub trusted_relays: Vec<Spanned<String>>,
+    /// What becomes of a request whose option 82 or 118 is not believed:
+    /// served as if it had none (`ignore`) or dropped (`drop`).
+    #[serde(default)]
+    pub untrusted_agent_info: UntrustedAgentInfo,
     /// Up to this many percent taken off T1 and T2, differently for each
     /// client, so that the renewals of a city that reconnected at once do
     /// not come back as one wave.
     #[serde(default)]
     pub renew_jitter: u8,
+    /// Milliseconds a conflict check waits for an echo reply before the
+    /// parked OFFER leaves (subnets with `conflict_check = "icmp"`);
+    /// default [`DEFAULT_CONFLICT_WAIT_MS`].
+    pub conflict_wait_ms: Option<Spanned<u32>>,
+    /// Seconds after a lease (an ACK) or a clean probe during which an
+    /// address is offered again without a new probe; default
+    /// [`DEFAULT_CONFLICT_SKIP_RECENT`].
+    pub conflict_skip_recent: Option<Spanned<u32>>,
     /// Where leases are kept across restarts; without it they live in
     /// memory only.
     pub journal: Option<JournalConfig>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
+}
+
+/// What becomes of a request whose relay agent information (option 82)
+/// or subnet selection (option 118) comes from someone not trusted to
+/// set it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UntrustedAgentInfo {
+    /// Served as if the options were absent (and not echoed).
+    #[default]
+    Ignore,
+    /// Not served at all.
+    Drop,
 }
 
 /// The lease journal: `durable` syncs each group of lease records before
@@ -178,6 +220,24 @@ pub struct SubnetConfig {
     /// one VLAN or behind one relay): a client is one client across them,
     /// and a new client gets an address from the next when one is full.
     pub shared_network: Option<String>,
+    /// Direct requests (giaddr 0) arriving on this subnet's link may carry
+    /// option 82 (and 118) inserted by an L2 switch doing DHCP snooping:
+    /// believe them. Default: only relays are believed.
+    #[serde(default)]
+    pub trust_agent_info: bool,
+    /// Whether the subnet serves direct clients (giaddr 0) on its link:
+    /// default yes for a subnet with `vlan` or one that holds an address
+    /// of the interface, no for the others (reached through relays only).
+    pub direct: Option<bool>,
+    /// The most of this subnet's pool that may sit in probation at once,
+    /// in percent (0–100): declines beyond it release the address instead
+    /// of quarantining it, so DECLINEs cannot take a pool out of service.
+    #[serde(default = "default_max_probation_percent")]
+    pub max_probation_percent: u8,
+    /// RFC 4039: a DISCOVER carrying option 80 is answered by an ACK at
+    /// once (two messages instead of four).
+    #[serde(default)]
+    pub rapid_commit: bool,
     /// Named options (mtu, ntp, tftp_server, bootfile, domain_search,
     /// classless_routes).
     #[serde(default)]
@@ -187,6 +247,45 @@ pub struct SubnetConfig {
     pub raw_options: Vec<Spanned<RawOption>>,
     #[serde(default, rename = "reservation")]
     pub reservations: Vec<Spanned<ReservationConfig>>,
+    /// Probe a fresh address before offering it: "none" (default) or
+    /// "icmp" (an echo request; an answer means someone uses it).
+    #[serde(default)]
+    pub conflict_check: ConflictCheck,
+}
+
+/// What a subnet does before it offers an address nobody leased lately.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictCheck {
+    /// Offer at once.
+    #[default]
+    None,
+    /// Send an ICMP echo request to the address and offer it only when
+    /// no reply came within `conflict_wait_ms`.
+    Icmp,
+}
+
+/// Default of `conflict_wait_ms`: half of ISC dhcpd's one second, five
+/// times Kea's ping-check `reply-timeout` (100 ms), well below a client's
+/// first DISCOVER retransmission (about 4 s).
+pub const DEFAULT_CONFLICT_WAIT_MS: u32 = 500;
+/// Default of `conflict_skip_recent`: an hour, as `keep_released`.
+pub const DEFAULT_CONFLICT_SKIP_RECENT: u32 = 3600;
+
+impl Config {
+    /// `conflict_wait_ms`, or its default.
+    pub fn conflict_wait_ms(&self) -> u32 {
+        self.conflict_wait_ms
+            .as_ref()
+            .map_or(DEFAULT_CONFLICT_WAIT_MS, |v| *v.get_ref())
+    }
+
+    /// `conflict_skip_recent`, or its default.
+    pub fn conflict_skip_recent(&self) -> u32 {
+        self.conflict_skip_recent
+            .as_ref()
+            .map_or(DEFAULT_CONFLICT_SKIP_RECENT, |v| *v.get_ref())
+    }
 }
 
 /// A fixed address for one client, found by exactly one identity.

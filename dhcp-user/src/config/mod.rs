@@ -17,6 +17,9 @@ pub mod modes;
 pub mod options;
 
 pub use check::{Checked, ConfigError, Identity, Reservation, Subnet, prefix_mask};
-pub use file::{Config, JournalConfig, JournalMode, ReservationConfig, SubnetConfig};
+pub use file::{
+    Config, ConflictCheck, DEFAULT_CONFLICT_SKIP_RECENT, DEFAULT_CONFLICT_WAIT_MS, JournalConfig,
+    JournalMode, ReservationConfig, SubnetConfig, UntrustedAgentInfo,
+};
 pub use modes::{AttachMode, BindMode, IoKind, PollMode};
 pub use options::{NamedOptions, RawOption};

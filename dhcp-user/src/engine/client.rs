@@ -10,6 +10,7 @@ use crate::lease::ClientKey;
 use crate::lease::table::random_hasher;
 use crate::wire::options::{agent, agent_sub_option};
 use foldhash::quality::SeedableRandomState;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -19,8 +20,8 @@ pub(super) const KEY_CLIENT_ID: u8 = 1;
 /// that ends leases also ends their quarantine.
 pub(super) const KEY_DECLINED: u8 = 2;
 /// Reservations by relay agent circuit-id / remote-id.
-const KEY_CIRCUIT_ID: u8 = 3;
-const KEY_REMOTE_ID: u8 = 4;
+pub(super) const KEY_CIRCUIT_ID: u8 = 3;
+pub(super) const KEY_REMOTE_ID: u8 = 4;
 
 /// Reservations of every subnet by identity → (address, infinite lease).
 /// Keyed at random per start like the lease table: clients choose the
@@ -35,6 +36,38 @@ pub(super) struct Client {
     pub home: usize,
     /// Option 54 of our replies, and what the client may name as us.
     pub server_id: Ipv4Addr,
+    /// Its reserved address, free again after another client held it:
+    /// the client is to move onto it (a request for anything else is
+    /// NAKed).
+    pub moving: Option<Ipv4Addr>,
+    /// What the decision met that the verdict does not say, for the
+    /// worker's counters.
+    pub note: Cell<Option<Note>>,
+    /// An address the decision took from the client without a request of
+    /// its own (NAKed off it): journaled as released.
+    pub left: Cell<Option<Ipv4Addr>>,
+}
+
+/// Where a reserved address stands when its client asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Claim {
+    /// Nobody else holds it: the client gets it.
+    Free,
+    /// Another client still holds it (it had it before the reservation):
+    /// the client is served from the pool meanwhile.
+    Busy,
+    /// That other client has left it: the client moves onto it.
+    Left,
+}
+
+/// An event of one decision that a counter of its own reports (see
+/// `stats.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    DeclineNotBound,
+    DeclineRateLimited,
+    ProbationFull,
+    ReservationConflict,
 }
 
 /// Option 61 before chaddr (RFC 2131 §4.2), scoped to the subnet's link,
@@ -48,19 +81,26 @@ pub(super) fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
     }
 }
 
+/// A reservation's identity as a key on `link`: of the same kinds as
+/// lease keys for a MAC or client identifier, so that the lease key of a
+/// client found by either is its reservation's key.
+pub(super) fn identity_key(link: u16, identity: &Identity) -> ClientKey {
+    let (kind, id): (u8, &[u8]) = match identity {
+        Identity::Mac(m) => (KEY_CHADDR, m),
+        Identity::ClientId(c) => (KEY_CLIENT_ID, c),
+        Identity::CircuitId(c) => (KEY_CIRCUIT_ID, c),
+        Identity::RemoteId(c) => (KEY_REMOTE_ID, c),
+    };
+    ClientKey::new(link, kind, id)
+}
+
 /// The reservations of `cfg`, each keyed on the link of its subnet in
 /// `subnets` (built from `cfg`, in the same order).
 pub(super) fn reservations(cfg: &Checked, subnets: &[SubnetRt]) -> Reservations {
     let mut map = HashMap::with_hasher(random_hasher());
     for (sub, rt) in cfg.subnets.iter().zip(subnets) {
         for r in &sub.reservations {
-            let (kind, id): (u8, &[u8]) = match &r.identity {
-                Identity::Mac(m) => (KEY_CHADDR, m),
-                Identity::ClientId(c) => (KEY_CLIENT_ID, c),
-                Identity::CircuitId(c) => (KEY_CIRCUIT_ID, c),
-                Identity::RemoteId(c) => (KEY_REMOTE_ID, c),
-            };
-            map.insert(ClientKey::new(rt.link, kind, id), (r.address, r.infinite));
+            map.insert(identity_key(rt.link, &r.identity), (r.address, r.infinite));
         }
     }
     map
@@ -91,5 +131,45 @@ impl Engine {
                             .and_then(|id| look(KEY_REMOTE_ID, id))
                     })
             })
+    }
+}
+
+impl Engine {
+    /// Where reserved address `r` (of subnet `s`) stands for its client
+    /// `key`. Looks up the lease of a former holder, so it is called
+    /// before the client's own lease is locked.
+    pub(super) fn claim(&self, s: &SubnetRt, key: &ClientKey, r: Ipv4Addr) -> Claim {
+        let Some(res) = s.reservation(r) else {
+            return Claim::Free;
+        };
+        match res.holder() {
+            None => Claim::Free,
+            // The client suspected of holding it is its owner after all
+            // (its key is not the reservation's: a client identifier, or
+            // a reservation by circuit-id).
+            Some(k) if k == *key => {
+                res.set_holder(None);
+                Claim::Free
+            }
+            Some(k) => {
+                if self
+                    .leases
+                    .get(&k)
+                    .is_some_and(|l| l.state.holds() && l.addr == r)
+                {
+                    Claim::Busy
+                } else {
+                    Claim::Left
+                }
+            }
+        }
+    }
+
+    /// Whether `c` holds or asks for `a` although `a` is reserved for
+    /// another client: it had it before the reservation and must leave it.
+    pub(super) fn must_leave(&self, s: &SubnetRt, c: &Client, a: Ipv4Addr) -> bool {
+        c.reserved.is_none_or(|(r, _)| r != a)
+            && s.reservation(a)
+                .is_some_and(|res| res.holder() == Some(c.key))
     }
 }

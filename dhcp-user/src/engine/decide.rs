@@ -6,9 +6,12 @@
 //! [`Engine::process`] runs the whole way of one frame: parse
 //! (`request.rs`), select the subnet (`select.rs`), identify the client
 //! (`client.rs`), decide (here), write the reply (`reply.rs`).
-use super::client::{Client, client_key};
+use super::client::{Claim, Client, Note, client_key};
+use super::conflict::Probe;
+use super::decline::Declined;
 use super::lifecycle::{Change, Clock, expiry};
 use super::reply::{self, Local, Reply};
+use super::request::AgentTrust;
 use super::subnet::SubnetRt;
 use super::{Engine, Request, parse};
 use crate::lease::journal::{LeaseRecord, RecordState};
@@ -40,6 +43,32 @@ pub enum Silence {
     /// A new client whose shard of the lease table is at its bound with
     /// nothing to evict (every record in it bound or declined).
     TableFull,
+    /// Option 82 or 118 from someone not trusted to set it, with
+    /// `untrusted_agent_info = "drop"`.
+    Untrusted,
+}
+
+/// What the engine noticed about a request besides its verdict, for the
+/// worker's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notes {
+    /// Its option 82 or 118 was not believed (ignored, or the request
+    /// dropped for it).
+    pub untrusted_agent_info: bool,
+    /// An event of the decision with a counter of its own.
+    pub event: Option<Note>,
+    /// Whether the OFFER just written must wait for a conflict check.
+    pub probe: Probe,
+}
+
+impl Default for Notes {
+    fn default() -> Notes {
+        Notes {
+            untrusted_agent_info: false,
+            event: None,
+            probe: Probe::None,
+        }
+    }
 }
 
 /// The engine's verdict on one frame.
@@ -57,7 +86,9 @@ pub enum Verdict {
 impl Engine {
     /// Reads one frame and, if the protocol calls for it, writes the reply.
     /// A lease the decision created, extended, released or declined is
-    /// left in `record`, for the journal, before the reply may leave.
+    /// left in `record`, for the journal, before the reply may leave;
+    /// what else is worth counting, and whether an OFFER's address must be
+    /// probed first, in `notes`.
     pub fn process(
         &self,
         rx: &[u8],
@@ -65,13 +96,20 @@ impl Engine {
         clock: Clock,
         local: &Local,
         record: &mut Option<LeaseRecord>,
+        notes: &mut Notes,
     ) -> Verdict {
         let mut join = None;
-        let Ok(req) = parse(rx, &mut join) else {
+        notes.probe = Probe::None;
+        let Ok(mut req) = parse(rx, &mut join) else {
             return Verdict::Malformed;
         };
+        let judged = self.judge_agent_info(&mut req);
+        notes.untrusted_agent_info = req.agent == AgentTrust::Ignored;
+        if let Err(why) = judged {
+            return Verdict::Silent(req.kind, why);
+        }
         let mut change = None;
-        let decided = self.decide(&req, clock.secs, local.home, &mut change);
+        let decided = self.decide(&req, clock.secs, local.home, &mut change, notes);
         *record = change.map(|ch| ch.record(&req, clock));
         match decided {
             Ok((s, reply)) => match reply::write(tx, &req, s, &reply, local) {
@@ -84,17 +122,40 @@ impl Engine {
 
     /// The protocol decision for one request: the subnet it belongs to
     /// and the reply, or why there is none. `home` is the deciding
-    /// worker's shard in the pools.
+    /// worker's shard in the pools; `notes` is left what a counter of its
+    /// own reports and whether an OFFER must wait for a conflict check.
+    /// The request must have been through the trust step (`trust.rs`); one
+    /// that was not is ignored.
     pub fn decide(
         &self,
         req: &Request<'_>,
         now: u32,
         home: usize,
         change: &mut Option<Change>,
+        notes: &mut Notes,
     ) -> Result<(&SubnetRt, Reply), Silence> {
+        if req.agent == AgentTrust::Unjudged {
+            return Err(Silence::Ignored);
+        }
         let selected = self.select_subnet(req).ok_or(Silence::NoSubnet)?;
         let key = client_key(selected, req);
-        let reserved = self.reservation(selected, req);
+        let mut reserved = self.reservation(selected, req);
+        let mut moving = None;
+        let mut conflict = false;
+        if let Some((a, _)) = reserved
+            && let Some(rs) = self.subnet_of(selected.link, a)
+        {
+            match self.claim(rs, &key, a) {
+                Claim::Free => {}
+                // Another client still holds the reserved address: this
+                // one is served like an unreserved client meanwhile.
+                Claim::Busy => {
+                    reserved = None;
+                    conflict = matches!(req.kind, MessageType::Discover | MessageType::Request);
+                }
+                Claim::Left => moving = Some(a),
+            }
+        }
         let s = match reserved {
             Some((a, _)) => self.subnet_of(selected.link, a).unwrap_or(selected),
             None => self.member_for(selected, &key, req),
@@ -102,6 +163,9 @@ impl Engine {
         let c = Client {
             key,
             reserved,
+            moving,
+            note: std::cell::Cell::new(conflict.then_some(Note::ReservationConflict)),
+            left: std::cell::Cell::new(None),
             home,
             // RFC 5107: the relay stands in for us as server identifier.
             server_id: req
@@ -111,14 +175,51 @@ impl Engine {
                 .and_then(|v| <[u8; 4]>::try_from(v).ok())
                 .map_or(s.server_id, Ipv4Addr::from),
         };
+        let decided = self.decide_kind(s, &c, req, now, change, &mut notes.probe);
+        notes.event = c.note.get();
+        if let (Some(r), Ok((_, reply))) = (moving, &decided)
+            && reply.yiaddr == r
+            && let Some(res) = s.reservation(r)
+        {
+            // The reserved client has its address back: the conflict is over.
+            res.set_holder(None);
+        }
+        decided
+    }
+
+    fn decide_kind<'a>(
+        &'a self,
+        s: &'a SubnetRt,
+        c: &Client,
+        req: &Request<'_>,
+        now: u32,
+        change: &mut Option<Change>,
+        probe: &mut Probe,
+    ) -> Result<(&'a SubnetRt, Reply), Silence> {
         let reply = match req.kind {
             MessageType::Discover => {
-                let (used, r) = self.discover(s, &c, req, now)?;
+                // RFC 4039: straight to an ACK, bound like one.
+                let commit = s.rapid_commit && req.opts.rapid_commit;
+                let (used, r, bound) = self.discover(s, c, req, now, commit)?;
+                if let (true, Some((lease, _, _))) = (commit, r.times) {
+                    *change = Some(Change {
+                        subnet: used.id,
+                        key: c.key,
+                        addr: r.yiaddr,
+                        state: RecordState::Bound,
+                        expires: expiry(now, lease),
+                    });
+                    // Bound at once: in use by its client from now on.
+                    self.leased(used, r.yiaddr, now);
+                } else {
+                    *probe = self.probe_for(used, &c.key, r.yiaddr, bound, now);
+                }
                 return Ok((used, r));
             }
             MessageType::Request => {
-                let r = self.request(s, &c, req, now)?;
+                let r = self.request(s, c, req, now)?;
                 if let (MessageType::Ack, Some((lease, _, _))) = (r.kind, r.times) {
+                    self.leased(s, r.yiaddr, now);
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
@@ -126,11 +227,21 @@ impl Engine {
                         state: RecordState::Bound,
                         expires: expiry(now, lease),
                     });
+                } else if let Some(addr) = c.left.get() {
+                    *change = Some(Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Released,
+                        expires: now,
+                    });
                 }
                 r
             }
             MessageType::Release => {
-                if let Some(addr) = self.release(s, &c, req, now) {
+                if let Some(addr) = self.release(s, c, req, now) {
+                    // In use by its client until now.
+                    self.leased(s, addr, now);
                     *change = Some(Change {
                         subnet: s.id,
                         key: c.key,
@@ -142,27 +253,28 @@ impl Engine {
                 return Err(Silence::Ignored);
             }
             MessageType::Decline => {
-                if let Some((addr, quarantined)) = self.decline(s, &c, req, now) {
-                    // A quarantine the table had no room for put the
-                    // address back in the pool: journaled as released.
-                    *change = Some(Change {
+                let declined = self.decline(s, c, req, now);
+                *change = declined.map(|d| match d {
+                    Declined::Quarantined(addr) => Change {
                         subnet: s.id,
                         key: c.key,
                         addr,
-                        state: if quarantined {
-                            RecordState::Declined
-                        } else {
-                            RecordState::Released
-                        },
-                        expires: if quarantined {
-                            now.saturating_add(self.decline_hold)
-                        } else {
-                            now
-                        },
-                    });
-                    if !quarantined {
-                        return Err(Silence::TableFull);
-                    }
+                        state: RecordState::Declined,
+                        expires: now.saturating_add(self.decline_hold),
+                    },
+                    // Over the probation cap, or a quarantine the table had
+                    // no room for: the address is back in the pool,
+                    // journaled as released.
+                    Declined::Released(addr) | Declined::NoRoom(addr) => Change {
+                        subnet: s.id,
+                        key: c.key,
+                        addr,
+                        state: RecordState::Released,
+                        expires: now,
+                    },
+                });
+                if let Some(Declined::NoRoom(_)) = declined {
+                    return Err(Silence::TableFull);
                 }
                 return Err(Silence::Ignored);
             }
@@ -193,28 +305,49 @@ impl Engine {
         (lease, cut(t1), cut(t2))
     }
 
+    /// The OFFER for a DISCOVER, from `s` or a sibling, or with `commit`
+    /// (rapid commit) an ACK of a binding; the flag says the address is the
+    /// client's current binding.
     fn discover<'a>(
         &'a self,
         s: &'a SubnetRt,
         c: &Client,
         req: &Request<'_>,
         now: u32,
-    ) -> Result<(&'a SubnetRt, Reply), Silence> {
+        commit: bool,
+    ) -> Result<(&'a SubnetRt, Reply, bool), Silence> {
         let hold = now.saturating_add(self.offer_hold);
+        // What the record says: a held offer, or a binding (rapid commit).
+        let record = |used: &SubnetRt| {
+            if commit {
+                let lease = self.times(used, c, req.opts.lease_time).0;
+                (LeaseState::Bound, expiry(now, lease))
+            } else {
+                (LeaseState::Offered, hold)
+            }
+        };
         let got = self.lease_update(&c.key, |e| {
             // The client's current binding or held offer keeps its address,
-            // unless a reservation now says otherwise.
+            // unless a reservation now says otherwise, for it or for
+            // another client (that had it before the reservation).
             if let Some(l) = e
                 && l.state.holds()
                 && s.contains(l.addr)
             {
-                match c.reserved {
-                    Some((r, _)) if r != l.addr => s.free(l.addr),
-                    _ => {
-                        if l.state == LeaseState::Offered {
-                            l.expires = hold;
+                if self.must_leave(s, c, l.addr) {
+                    c.note.set(Some(Note::ReservationConflict));
+                } else {
+                    match c.reserved {
+                        Some((r, _)) if r != l.addr => s.free(l.addr),
+                        _ => {
+                            let bound = l.state == LeaseState::Bound;
+                            if commit {
+                                (l.state, l.expires) = record(s);
+                            } else if l.state == LeaseState::Offered {
+                                l.expires = hold;
+                            }
+                            return Some((s, l.addr, bound));
                         }
-                        return Some((s, l.addr));
                     }
                 }
             }
@@ -237,25 +370,31 @@ impl Engine {
                     self.siblings(s)
                         .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
                 })?;
+            let (state, expires) = record(used);
             *e = Some(Lease {
                 addr,
-                state: LeaseState::Offered,
-                expires: hold,
+                state,
+                expires,
             });
-            Some((used, addr))
+            Some((used, addr, false))
         });
         // At the table's bound with nothing to evict: refused (what the
         // closure took went back through `on_evict`).
         let got = got.map_err(|_| Silence::TableFull)?;
-        let (used, addr) = got.ok_or(Silence::NoAddress)?;
+        let (used, addr, bound) = got.ok_or(Silence::NoAddress)?;
         Ok((
             used,
             Reply {
-                kind: MessageType::Offer,
+                kind: if commit {
+                    MessageType::Ack
+                } else {
+                    MessageType::Offer
+                },
                 yiaddr: addr,
                 times: Some(self.times(used, c, req.opts.lease_time)),
                 server_id: c.server_id,
             },
+            bound,
         ))
     }
 
@@ -288,6 +427,21 @@ impl Engine {
         // Whether `want` can become this client's binding now: it holds
         // it, it is reserved for it, or it held it and nobody took it since.
         let grant = |e: &mut Option<Lease>, want: Ipv4Addr| {
+            // Off an address reserved for another client, or onto its own
+            // reservation, free again: NAKed, and its hold of `want` ends.
+            if self.must_leave(s, c, want) || c.moving.is_some_and(|r| r != want) {
+                if let Some(l) = e
+                    && l.addr == want
+                    && l.state.holds()
+                {
+                    self.subnet_of(s.link, want).unwrap_or(s).free(want);
+                    l.state = LeaseState::Released;
+                    l.expires = now;
+                    c.left.set(Some(want));
+                }
+                c.note.set(Some(Note::ReservationConflict));
+                return false;
+            }
             let ok = match e {
                 Some(l) if l.addr == want && l.state.holds() => true,
                 _ if reserved == Some(want) => true,
@@ -330,7 +484,12 @@ impl Engine {
                     });
                     return Err(Silence::Ignored);
                 }
-                let want = requested.unwrap_or(req.ciaddr);
+                // RFC 2131 §4.3.2: a SELECTING REQUEST MUST carry the
+                // address it accepts (option 50); without it there is
+                // nothing to grant nor to refuse.
+                let Some(want) = requested else {
+                    return Err(Silence::Ignored);
+                };
                 let granted = self
                     .lease_update(&c.key, |e| grant(e, want))
                     .map_err(|_| Silence::TableFull)?;
@@ -354,20 +513,30 @@ impl Engine {
                 .map_err(|_| Silence::TableFull)?
             }
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
+            // RFC 2131 §4.3.2 asks for a NAK on the wrong network only of
+            // an INIT-REBOOT; of a renewal it says to check ciaddr. A server
+            // that is not authoritative NAKs a ciaddr outside the subnet
+            // only for a client bound with it (the client moved); about
+            // the others it stays silent: they may be another server's (a
+            // client that took another server's offer still has a
+            // withdrawn record here).
             (None, _, false) => {
                 let have = req.ciaddr;
                 if !s.contains(have) {
-                    return Ok(nak);
+                    let bound = self
+                        .leases
+                        .get(&c.key)
+                        .is_some_and(|l| l.state == LeaseState::Bound);
+                    if self.authoritative || bound {
+                        return Ok(nak);
+                    }
+                    return Err(Silence::Ignored);
                 }
                 self.lease_update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {
-                        grant(e, have);
-                        Ok(ack(have))
+                        Ok(if grant(e, have) { ack(have) } else { nak })
                     }
-                    _ if reserved == Some(have) => {
-                        grant(e, have);
-                        Ok(ack(have))
-                    }
+                    _ if reserved == Some(have) => Ok(if grant(e, have) { ack(have) } else { nak }),
                     _ if self.authoritative => Ok(nak),
                     _ => Err(Silence::Ignored),
                 })
@@ -378,7 +547,7 @@ impl Engine {
     }
 
     /// RELEASE and DECLINE count only from the binding's owner naming us.
-    fn names_us(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> bool {
+    pub(super) fn names_us(&self, s: &SubnetRt, c: &Client, req: &Request<'_>) -> bool {
         req.opts
             .server_id
             .is_some_and(|sid| sid == s.server_id || sid == c.server_id)
@@ -400,38 +569,6 @@ impl Engine {
         })
         .ok()
         .flatten()
-    }
-
-    /// Quarantines the address the client declines; the address, if any,
-    /// and whether the quarantine found room in the lease table.
-    fn decline(
-        &self,
-        s: &SubnetRt,
-        c: &Client,
-        req: &Request<'_>,
-        now: u32,
-    ) -> Option<(Ipv4Addr, bool)> {
-        let addr = req.opts.requested_ip?;
-        if !self.names_us(s, c, req) {
-            return None;
-        }
-        let declined = self.lease_update(&c.key, |e| match e {
-            Some(l) if l.state.holds() && l.addr == addr => {
-                *e = None;
-                true
-            }
-            _ => false,
-        });
-        if declined != Ok(true) {
-            return None;
-        }
-        // The address stays taken in the pool, now under quarantine (or,
-        // when the table has no room for that, back in the pool).
-        let quarantined = s.is_reserved(addr)
-            || self
-                .quarantine(s, addr, now.saturating_add(self.decline_hold))
-                .is_ok();
-        Some((addr, quarantined))
     }
 }
 
@@ -457,6 +594,9 @@ lease_time = 3600
         Client {
             key: ClientKey::new(0, KEY_CHADDR, &[0x02, 0, 0, 0, 0, last]),
             reserved: None,
+            moving: None,
+            note: Default::default(),
+            left: Default::default(),
             home: 0,
             server_id: Ipv4Addr::new(192, 0, 2, 1),
         }

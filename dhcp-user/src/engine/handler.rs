@@ -4,18 +4,45 @@
 //!
 //! Per frame it asks [`Engine::process`] for a verdict, counts it, hands
 //! the lease change to the journal and, in durable mode, holds the reply
-//! until its record is on disk. A reload is taken up here, at the start
-//! of a batch, never in the middle of one.
+//! until its record is on disk. An OFFER whose address needs a conflict
+//! check is handed to the probe service and held until the probe
+//! completes: sent if nobody answered, dropped (and the address put into
+//! probation) if someone did. A reload is taken up here, at the start of
+//! a batch, never in the middle of one.
+use super::conflict::{Probe, ProbeAsk};
 use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
-use super::{Engine, Silence, Verdict};
+use super::{Engine, Note, Notes, Silence, Verdict};
 use crate::handler::FrameHandler;
+use crate::probe::ProbeLink;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
 use arc_swap::ArcSwap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A probe this worker asked for and has not taken up yet.
+struct Pending {
+    ticket: u64,
+    ask: ProbeAsk,
+}
+
+/// The worker's side of the conflict checks.
+struct Probing {
+    link: ProbeLink,
+    /// Probes submitted and not yet taken up, in ticket order (at most
+    /// the link's capacity, allocated at start).
+    pending: VecDeque<Pending>,
+    /// Answered tickets the service reported, not yet taken up.
+    answered: VecDeque<u64>,
+    /// Taken-up tickets whose reply must be dropped, until the worker
+    /// asks about them ([`FrameHandler::released`]).
+    refused: VecDeque<u64>,
+    /// The ticket the reply just written waits for (0: none).
+    hold: u64,
+}
 
 /// A worker's handle: the shared engine plus this worker's clock, MAC,
 /// counters and way into the lease journal.
@@ -28,6 +55,7 @@ pub struct Handler {
     journal: Option<JournalLink>,
     /// The ticket the reply just written waits for (0: none).
     hold: u64,
+    probing: Option<Probing>,
 }
 
 impl Handler {
@@ -48,6 +76,7 @@ impl Handler {
             clock: Clock::default(),
             journal: None,
             hold: 0,
+            probing: None,
         }
     }
 
@@ -67,6 +96,41 @@ impl Handler {
         self.journal = Some(link);
         self
     }
+
+    /// Probes the addresses of checked OFFERs through `link` (without it
+    /// they are offered unprobed).
+    pub fn with_probe(mut self, link: ProbeLink) -> Handler {
+        let cap = link.capacity();
+        self.probing = Some(Probing {
+            link,
+            pending: VecDeque::with_capacity(cap),
+            answered: VecDeque::with_capacity(cap),
+            refused: VecDeque::with_capacity(cap),
+            hold: 0,
+        });
+        self
+    }
+
+    /// Hands `ask` to the probe service and holds the reply for it, or
+    /// counts why not (the OFFER then leaves unprobed).
+    fn ask_probe(&mut self, ask: ProbeAsk) {
+        let s = &*self.stats;
+        let Some(p) = self.probing.as_mut() else {
+            return;
+        };
+        if p.pending.len() >= p.link.capacity() {
+            bump(&s.conflict_queue_full);
+            return;
+        }
+        match p.link.submit(ask.addr) {
+            Some(ticket) => {
+                p.pending.push_back(Pending { ticket, ask });
+                p.hold = ticket;
+                bump(&s.conflict_probed);
+            }
+            None => bump(&s.conflict_queue_full),
+        }
+    }
 }
 
 impl FrameHandler for Handler {
@@ -82,11 +146,26 @@ impl FrameHandler for Handler {
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
         let mut record = None;
+        let mut notes = Notes::default();
         let verdict = self
             .engine
-            .process(rx, tx, self.clock, &self.local, &mut record);
+            .process(rx, tx, self.clock, &self.local, &mut record, &mut notes);
         let s = &*self.stats;
+        if let Some(n) = notes.event {
+            bump(match n {
+                Note::DeclineNotBound => &s.decline_not_bound,
+                Note::DeclineRateLimited => &s.decline_rate_limited,
+                Note::ProbationFull => &s.probation_full,
+                Note::ReservationConflict => &s.reservation_conflict,
+            });
+        }
         self.hold = 0;
+        if notes.untrusted_agent_info {
+            bump(&s.untrusted_agent_info);
+        }
+        if let Some(p) = self.probing.as_mut() {
+            p.hold = 0;
+        }
         let (req, mut reply) = match verdict {
             Verdict::Malformed => {
                 bump(&s.malformed);
@@ -98,6 +177,7 @@ impl FrameHandler for Handler {
                     Silence::NoSubnet => &s.no_subnet,
                     Silence::NoAddress => &s.no_address,
                     Silence::TableFull => &s.table_full,
+                    Silence::Untrusted => &s.untrusted_dropped,
                 });
                 (req, None)
             }
@@ -126,13 +206,88 @@ impl FrameHandler for Handler {
             }
         }
         let (kind, len) = reply?;
+        if (req, kind) == (MessageType::Discover, MessageType::Ack) {
+            bump(&s.rapid_commit);
+        }
         match kind {
             MessageType::Offer => bump(&s.offer),
             MessageType::Ack => bump(&s.ack),
             MessageType::Nak => bump(&s.nak),
             _ => {}
         }
+        if kind == MessageType::Offer {
+            match notes.probe {
+                Probe::Needed(ask) => self.ask_probe(ask),
+                Probe::Skipped => bump(&s.conflict_skipped),
+                Probe::None => {}
+            }
+        }
         Some(len)
+    }
+
+    #[inline]
+    fn probe_for(&self) -> u64 {
+        self.probing.as_ref().map_or(0, |p| p.hold)
+    }
+
+    fn probed(&mut self) -> u64 {
+        let Some(p) = self.probing.as_mut() else {
+            return u64::MAX;
+        };
+        // The watermark first: an answer is reported before it passes.
+        let done = p.link.done();
+        while let Some(t) = p.link.next_conflict() {
+            p.answered.push_back(t);
+        }
+        let mut clock = None;
+        while p.pending.front().is_some_and(|q| q.ticket <= done) {
+            let Some(q) = p.pending.pop_front() else {
+                break;
+            };
+            while p.answered.front().is_some_and(|&t| t < q.ticket) {
+                p.answered.pop_front();
+            }
+            let clock = *clock.get_or_insert_with(|| Clock::now(&self.engine, Instant::now()));
+            if p.answered.front() == Some(&q.ticket) {
+                p.answered.pop_front();
+                bump(&self.stats.conflict_found);
+                if p.refused.len() == p.refused.capacity() {
+                    p.refused.pop_front();
+                }
+                p.refused.push_back(q.ticket);
+                // Debug only: whoever answers probes chooses how often this runs.
+                tracing::debug!(addr = %q.ask.addr, "conflict check answered: into probation");
+                // The probation is journaled, so a restart keeps it.
+                if let Some(rec) = self.engine.conflict(&q.ask, clock)
+                    && let Some(j) = self.journal.as_mut()
+                    && let Appended::Refused = j.append(&rec)
+                {
+                    bump(&self.stats.journal_full);
+                    bump(&self.stats.journal_lost);
+                }
+            } else {
+                self.engine.probed(&q.ask, clock.secs);
+            }
+        }
+        done
+    }
+
+    fn released(&mut self, ticket: u64) -> bool {
+        let Some(p) = self.probing.as_mut() else {
+            return true;
+        };
+        while p.refused.front().is_some_and(|&t| t < ticket) {
+            p.refused.pop_front();
+        }
+        if p.refused.front() == Some(&ticket) {
+            p.refused.pop_front();
+            return false;
+        }
+        true
+    }
+
+    fn probe_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.probing.as_ref().map(|p| p.link.wake_fd())
     }
 
     #[inline]
@@ -172,5 +327,155 @@ impl Engine {
     /// A worker's handle on this engine alone (tests, tools).
     pub fn handler(self: &Arc<Self>, mac: [u8; 6], stats: Arc<WorkerStats>) -> Handler {
         Handler::new(Arc::new(ArcSwap::new(self.clone())), mac, stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conflict::tests::{CHECKED, discover};
+    use super::*;
+    use crate::config::Config;
+    use crate::probe::{ProbeService, Prober};
+    use crossbeam_channel::{Receiver, Sender, bounded};
+    use std::collections::HashSet;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    /// Answers for the addresses in `in_use`; `send` waits for a go from
+    /// the test, so no probe can complete before the test allows it.
+    struct Gated {
+        in_use: HashSet<Ipv4Addr>,
+        go: Receiver<()>,
+        heard: Vec<Ipv4Addr>,
+    }
+
+    impl Prober for Gated {
+        fn send(&mut self, addr: Ipv4Addr) -> std::io::Result<()> {
+            let _ = self.go.recv();
+            if self.in_use.contains(&addr) {
+                self.heard.push(addr);
+            }
+            Ok(())
+        }
+        fn answers(&mut self, seen: &mut dyn FnMut(Ipv4Addr)) {
+            self.heard.drain(..).for_each(seen);
+        }
+        fn wait(&mut self, timeout: Duration) {
+            std::thread::sleep(timeout);
+        }
+    }
+
+    struct Rig {
+        h: Handler,
+        stats: Arc<WorkerStats>,
+        go: Sender<()>,
+        _service: ProbeService,
+    }
+
+    fn rig(in_use: &[Ipv4Addr]) -> Rig {
+        let (go, gate) = bounded(64);
+        let prober = Gated {
+            in_use: in_use.iter().copied().collect(),
+            go: gate,
+            heard: Vec::new(),
+        };
+        let (service, mut links) =
+            ProbeService::start(prober, Duration::from_millis(20), 1, 8).unwrap();
+        let e = Arc::new(Engine::new(&Config::parse(CHECKED).unwrap()));
+        let stats = Arc::new(WorkerStats::default());
+        let mut h = e
+            .handler([2, 0, 0, 0, 0, 1], stats.clone())
+            .with_probe(links.remove(0));
+        h.begin_batch(Instant::now());
+        Rig {
+            h,
+            stats,
+            go,
+            _service: service,
+        }
+    }
+
+    /// Waits (a liveness bound, not a timing check) until the handler's
+    /// probes reach `ticket`.
+    fn completed(h: &mut Handler, ticket: u64) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while h.probed() < ticket {
+            assert!(Instant::now() < until, "probe {ticket} never completed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn offer(h: &mut Handler, client: u8) -> (Ipv4Addr, u64) {
+        let mut tx = vec![0u8; 2048];
+        h.handle(&discover(client), &mut tx).expect("an OFFER");
+        (Ipv4Addr::new(tx[58], tx[59], tx[60], tx[61]), h.probe_for())
+    }
+
+    const A10: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const A11: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+
+    #[test]
+    fn an_offer_is_released_only_once_its_probe_completed() {
+        let mut r = rig(&[]);
+        let (addr, ticket) = offer(&mut r.h, 1);
+        assert_eq!(addr, A10);
+        assert_ne!(ticket, 0, "a fresh address parks its OFFER");
+        assert_eq!(r.h.hold_for(), 0, "an OFFER waits for no journal");
+        // The probe has not even left (the prober waits for the go).
+        assert!(r.h.probed() < ticket);
+        r.go.send(()).unwrap();
+        completed(&mut r.h, ticket);
+        assert!(r.h.released(ticket), "nobody answered: the OFFER leaves");
+        let s = r.stats.snapshot();
+        assert_eq!((s.conflict_probed, s.conflict_found), (1, 0));
+        // Probed lately: the retransmission's OFFER leaves at once.
+        let (addr, again) = offer(&mut r.h, 1);
+        assert_eq!((addr, again), (A10, 0));
+        assert_eq!(r.stats.snapshot().conflict_skipped, 1);
+    }
+
+    #[test]
+    fn an_answered_probe_drops_the_offer_and_the_next_discover_gets_another_address() {
+        let mut r = rig(&[A10]);
+        let (addr, ticket) = offer(&mut r.h, 1);
+        assert_eq!(addr, A10);
+        // A second client's OFFER behind it, with a free address.
+        let (addr2, ticket2) = offer(&mut r.h, 2);
+        assert_eq!(addr2, A11);
+        assert!(ticket2 > ticket);
+        r.go.send(()).unwrap();
+        r.go.send(()).unwrap();
+        completed(&mut r.h, ticket2);
+        assert!(!r.h.released(ticket), "the address answered: no OFFER");
+        assert!(r.h.released(ticket2), "the other one was not answered");
+        assert_eq!(r.stats.snapshot().conflict_found, 1);
+        // Client 1 retransmits: offered the next free address, probed.
+        r.go.send(()).unwrap();
+        let (addr, ticket3) = offer(&mut r.h, 1);
+        assert_eq!(addr, Ipv4Addr::new(192, 0, 2, 12));
+        assert_ne!(ticket3, 0);
+        completed(&mut r.h, ticket3);
+        assert!(r.h.released(ticket3));
+        // And nobody is offered the address in use.
+        for c in 3..8 {
+            r.go.send(()).unwrap();
+            assert_ne!(offer(&mut r.h, c).0, A10);
+        }
+    }
+
+    #[test]
+    fn a_worker_over_its_share_offers_without_probing_and_counts_it() {
+        let mut r = rig(&[]);
+        // Capacity 8; the gate holds every probe.
+        for c in 1..=8 {
+            assert_ne!(offer(&mut r.h, c).1, 0);
+        }
+        let (_, ticket) = offer(&mut r.h, 9);
+        assert_eq!(ticket, 0, "over the share: the OFFER is not parked");
+        assert_eq!(r.stats.snapshot().conflict_queue_full, 1);
+        for _ in 0..8 {
+            r.go.send(()).unwrap();
+        }
+        completed(&mut r.h, 8);
     }
 }

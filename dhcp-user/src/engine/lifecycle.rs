@@ -4,11 +4,12 @@
 //! journal at start (restore), and are claimed again in the pools of a
 //! reloaded engine (reclaim). Quarantine of declined addresses is here
 //! too, since both DECLINE and restore put addresses under it.
-use super::client::KEY_DECLINED;
+use super::client::{KEY_CHADDR, KEY_CIRCUIT_ID, KEY_DECLINED, KEY_REMOTE_ID};
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, RecordState};
 use crate::lease::{ClientKey, Full, Lease, LeaseState};
+use crate::wire::options::{agent, agent_sub_option};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -79,17 +80,48 @@ impl Change {
 impl Engine {
     /// Claims, in this engine's pools, every address the lease table holds
     /// (bound, offered, quarantined). Idempotent; after a reload it covers
-    /// what workers still on the old engine handed out meanwhile.
+    /// what workers still on the old engine handed out meanwhile. A client
+    /// holding an address that this configuration newly reserves for
+    /// another is noted as its holder: it is moved off at its next request
+    /// (see `client.rs`).
     pub fn reclaim(&self) {
+        let mut quarantined = vec![0u32; self.subnets.len()];
         self.leases.retain(|k, l| {
             if l.state.holds()
                 && let Some(s) = self.subnet_of(k.subnet, l.addr)
-                && !s.is_reserved(l.addr)
             {
-                s.pool.claim(l.addr);
+                match s.reservation(l.addr) {
+                    None => {
+                        s.pool.claim(l.addr);
+                        if l.state == LeaseState::Declined {
+                            quarantined[usize::from(s.id)] += 1;
+                        }
+                    }
+                    Some(r) => {
+                        if r.fresh()
+                            && l.state != LeaseState::Declined
+                            && k != r.owner()
+                            && r.holder().is_none()
+                        {
+                            r.set_holder(Some(*k));
+                        }
+                    }
+                }
             }
             true
         });
+        for (s, n) in self.subnets.iter().zip(quarantined) {
+            s.recount_probation(n);
+        }
+    }
+
+    /// Reserved addresses held by a client that may not be theirs, as far
+    /// as the engine knows (for the log after a restore or reload).
+    pub fn reservation_conflicts(&self) -> usize {
+        self.subnets
+            .iter()
+            .map(|s| s.reservations().filter(|r| r.holder().is_some()).count())
+            .sum()
     }
 
     /// Ends held offers, leases and quarantines whose time is up and gives
@@ -105,11 +137,17 @@ impl Engine {
             if l.expires > now {
                 return true;
             }
-            if let Some(s) = self.subnet_of(k.subnet, l.addr) {
+            let s = self.subnet_of(k.subnet, l.addr);
+            if let Some(s) = s {
                 s.free(l.addr);
             }
             ended += 1;
             if l.state == LeaseState::Declined {
+                if let Some(s) = s
+                    && !s.is_reserved(l.addr)
+                {
+                    s.leave_probation();
+                }
                 return false;
             }
             l.state = LeaseState::Expired;
@@ -119,19 +157,48 @@ impl Engine {
     }
 
     /// Holds `addr` under quarantine until `until` (engine seconds); the
-    /// caller keeps it taken in the pool. A table with no room for the
-    /// quarantine gives the address back to the pool instead (through
-    /// [`Engine::on_evict`]): better a conflict the client may decline
-    /// again than an address lost until restart.
-    pub(super) fn quarantine(&self, s: &SubnetRt, addr: Ipv4Addr, until: u32) -> Result<(), Full> {
+    /// caller keeps it taken in the pool and counts it into probation.
+    /// Whether the quarantine is new (false: an earlier one was extended).
+    /// A table with no room for the quarantine gives the address back to
+    /// the pool instead (through [`Engine::on_evict`]), and the caller
+    /// takes it out of probation again: better a conflict the client may
+    /// decline again than an address lost until restart.
+    pub(super) fn quarantine(
+        &self,
+        s: &SubnetRt,
+        addr: Ipv4Addr,
+        until: u32,
+    ) -> Result<bool, Full> {
         let q = ClientKey::new(s.link, KEY_DECLINED, &addr.octets());
         self.lease_update(&q, |e| {
+            let new = !e.is_some_and(|l| l.state == LeaseState::Declined);
             *e = Some(Lease {
                 addr,
                 state: LeaseState::Declined,
                 expires: until,
-            })
+            });
+            new
         })
+    }
+
+    /// Whether the journal's record `r`, bound under `key` to an address
+    /// reserved for `owner`, is the reservation's own: its key, its MAC,
+    /// or the circuit-id / remote-id its record carries. A record without
+    /// option 82 (a renewal sent straight to us) is given the benefit of
+    /// the doubt for circuit-id and remote-id reservations.
+    fn owns(owner: &ClientKey, key: &ClientKey, r: &LeaseRecord) -> bool {
+        let ai = r.agent_info.as_slice();
+        let sub = |code| agent_sub_option(ai, code);
+        key == owner
+            || match owner.kind {
+                KEY_CHADDR => ClientKey::new(owner.subnet, KEY_CHADDR, &r.hwaddr) == *owner,
+                KEY_CIRCUIT_ID | KEY_REMOTE_ID if ai.is_empty() => true,
+                KEY_CIRCUIT_ID => sub(agent::CIRCUIT_ID)
+                    .is_some_and(|id| ClientKey::new(owner.subnet, KEY_CIRCUIT_ID, id) == *owner),
+                KEY_REMOTE_ID => sub(agent::REMOTE_ID)
+                    .is_some_and(|id| ClientKey::new(owner.subnet, KEY_REMOTE_ID, id) == *owner),
+                _ => false,
+            }
     }
 
     /// Puts recovered journal records back into the table and the pools
@@ -163,9 +230,17 @@ impl Engine {
             key.subnet = s.link;
             match r.state {
                 RecordState::Bound => {
-                    if !s.is_reserved(r.addr) {
-                        s.pool.claim(r.addr);
-                    }
+                    // Bound to another client than the one it is reserved
+                    // for (the reservation is newer than the lease): that
+                    // client is moved off at its next request.
+                    let suspect = match s.reservation(r.addr) {
+                        None => {
+                            s.pool.claim(r.addr);
+                            None
+                        }
+                        Some(res) if !Self::owns(res.owner(), &key, r) => Some(res),
+                        Some(_) => None,
+                    };
                     let stored = self.lease_update(&key, |e| {
                         if let Some(old) = e
                             && old.addr != r.addr
@@ -180,19 +255,34 @@ impl Engine {
                         })
                     });
                     // No room (a `max_clients` below what the journal
-                    // holds): the address went back to the pool.
+                    // holds): the address went back to the pool, and the
+                    // client is not known to hold it (nor, for the
+                    // conflict check, to have used it lately).
                     if stored.is_err() {
                         skipped += 1;
                         continue;
                     }
+                    if let Some(res) = suspect {
+                        res.set_holder(Some(key));
+                    }
+                    // Leased until lately: no conflict probe needed soon.
+                    self.leased(s, r.addr, clock.secs);
                 }
-                RecordState::Declined => {
+                // A reserved address is never quarantined (the
+                // reservation keeps it out of the pool anyway).
+                RecordState::Declined if !s.is_reserved(r.addr) => {
                     s.pool.claim(r.addr);
-                    if self.quarantine(s, r.addr, expires).is_err() {
-                        skipped += 1;
-                        continue;
+                    match self.quarantine(s, r.addr, expires) {
+                        Ok(true) => s.force_probation(),
+                        Ok(false) => {}
+                        // No room: the address went back to the pool.
+                        Err(Full) => {
+                            skipped += 1;
+                            continue;
+                        }
                     }
                 }
+                RecordState::Declined => {}
                 RecordState::Released | RecordState::Expired => {
                     // Evicts older idle records at the bound, like a
                     // request would; nothing held is lost.

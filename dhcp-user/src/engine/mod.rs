@@ -12,24 +12,33 @@
 //!    [`Verdict`];
 //! 3. `request.rs`: [`parse`] reads the frame into a [`Request`], or
 //!    rejects it as malformed;
-//! 4. `select.rs`: the subnet it belongs to (option 118, 82.5, giaddr,
+//! 4. `trust.rs`: whether options 82 and 118 are believed (a relay we
+//!    trust, or a link marked `trust_agent_info`); if not, they are taken
+//!    out of the request view, or the request is dropped;
+//! 5. `select.rs`: the subnet it belongs to (option 118, 82.5, giaddr,
 //!    VLAN; the member of a shared network), over the subnets that
 //!    `subnet.rs` holds ready for the packet path;
-//! 5. `client.rs`: the client's lease key and reservation;
-//! 6. `decide.rs`: the decision for its message type, a [`Reply`] and
-//!    maybe a lease [`Change`];
-//! 7. `reply.rs`: the reply frame, written into the TX buffer;
-//! 8. `handler.rs` again: the verdict counted, the change handed to the
+//! 6. `client.rs`: the client's lease key and reservation;
+//! 7. `decide.rs`: the decision for its message type, a [`Reply`] and
+//!    maybe a lease [`Change`] (DECLINE's limits in `decline.rs`), and
+//!    [`Notes`] of what counters of their own report;
+//! 8. `reply.rs`: the reply frame, written into the TX buffer;
+//! 9. `handler.rs` again: the verdict counted, the change handed to the
 //!    journal through `journal_link.rs`, the reply held until the record
-//!    is on disk (durable mode).
+//!    is on disk (durable mode), or, for an OFFER that `conflict.rs` says
+//!    needs a probe, until the probe service found nobody at its address.
 //!
 //! Leases also change without a request: `lifecycle.rs` expires them,
 //! restores them from the journal at start and reclaims them in the pools
 //! of a reloaded engine; it also holds the engine's [`Clock`].
 //!
 //! [`Reply`]: reply::Reply
+#[cfg(test)]
+mod bound_tests;
 mod client;
+mod conflict;
 mod decide;
+mod decline;
 mod handler;
 mod journal_link;
 mod lifecycle;
@@ -37,18 +46,23 @@ pub mod reply;
 mod request;
 mod select;
 pub mod subnet;
+mod trust;
 
-pub use decide::{Silence, Verdict};
+pub use client::Note;
+pub use conflict::{Probe, ProbeAsk};
+pub use decide::{Notes, Silence, Verdict};
 pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
 pub use lifecycle::{Change, Clock};
-pub use request::{Request, parse};
+pub use request::{AgentTrust, Request, parse};
 
-use crate::config::Checked;
+use crate::config::{Checked, ConflictCheck, UntrustedAgentInfo};
 use crate::lease::table::default_max_clients;
 use crate::lease::{ClientKey, Full, Lease, LeaseTable};
 use client::Reservations;
+use decline::DeclineRates;
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -66,32 +80,79 @@ pub struct Engine {
     epoch: Instant,
     offer_hold: u32,
     decline_hold: u32,
+    /// DECLINEs a client may make per hour.
+    decline_rate: u16,
+    /// Who declined how often lately; shared with the engines a reload
+    /// makes, like the lease table.
+    declines: Arc<DeclineRates>,
     authoritative: bool,
     dscp: u8,
     renew_jitter: u8,
     /// Seconds released and expired records are kept (the client's
     /// address stays its own if nobody took it meanwhile).
     keep_released: u32,
+    /// Seconds after a lease or a clean probe during which an address is
+    /// offered again without a probe (`conflict_skip_recent`).
+    conflict_skip_recent: u32,
     /// Workers allocating from the pools: each pool has one shard per
     /// worker (see [`Pool::new`](crate::lease::Pool::new)).
     workers: usize,
     /// Reservations of every subnet by identity, built at start and only
     /// read afterwards.
     reservations: Reservations,
+    /// `trusted_relays` as (network, mask); empty: every relay.
+    trusted_relays: Box<[(u32, u32)]>,
+    /// `untrusted_agent_info = "drop"`.
+    drop_untrusted: bool,
+    /// The IPv4 addresses of the served interface, as the daemon listed
+    /// them; `None` for an engine built without one (tests, tools).
+    iface_addrs: Option<Box<[(Ipv4Addr, u8)]>>,
+}
+
+/// Which subnets serve direct clients (giaddr 0): those with `direct =
+/// true`, and, unless `direct = false`, those with a `vlan` (the tag names
+/// their link) and those holding one of `addrs`, with the other subnets of
+/// their shared network. A subnet that holds no address of the interface
+/// is reached through relays only.
+fn direct_subnets(cfg: &Checked, addrs: &[Ipv4Addr]) -> Vec<bool> {
+    let auto: Vec<bool> = cfg
+        .subnets
+        .iter()
+        .map(|s| s.vlan.is_some() || addrs.iter().any(|a| s.contains(*a)))
+        .collect();
+    (0..cfg.subnets.len())
+        .map(|i| {
+            cfg.subnets[i].direct.unwrap_or_else(|| {
+                let link = cfg.link_of(i);
+                (0..cfg.subnets.len()).any(|j| auto[j] && cfg.link_of(j) == link)
+            })
+        })
+        .collect()
 }
 
 impl Engine {
     /// The engine for one worker: its pools hand out addresses exactly
-    /// lowest-free-first.
+    /// lowest-free-first. Built without an interface (tests, tools): the
+    /// host is taken to hold each subnet's server identifier on the served
+    /// link, so the subnets holding one serve direct clients (see
+    /// [`Engine::on_interface`]).
     pub fn new(cfg: &Checked) -> Engine {
         Engine::for_workers(cfg, 1)
     }
 
     /// The engine for `workers` workers, each with a home shard in every
     /// pool ([`Handler::worker`]), so that they do not allocate from the
-    /// same words.
+    /// same words. Without an interface, as [`Engine::new`].
     pub fn for_workers(cfg: &Checked, workers: usize) -> Engine {
-        Engine::build(cfg, None, workers.max(1))
+        Engine::build(cfg, None, workers.max(1), None)
+    }
+
+    /// The engine of a daemon serving an interface whose IPv4 addresses
+    /// are `addrs` (address, prefix length): a subnet holding one of them
+    /// serves direct clients (giaddr 0), the others only relayed ones
+    /// (unless `direct` or `vlan` says otherwise).
+    pub fn on_interface(cfg: &Checked, workers: usize, addrs: &[(Ipv4Addr, u8)]) -> Engine {
+        Engine::build(cfg, None, workers.max(1), Some(addrs.into()))
     }
 
     /// The engine for a new configuration that carries on from this one:
@@ -99,13 +160,32 @@ impl Engine {
     /// prefix, VLAN and ranges did not change. Addresses held in the table
     /// are claimed in the pools that are new. Workers switch to it at
     /// their next batch; call [`Engine::reclaim`] once they have.
+    /// The interface's addresses stay those of this engine.
     pub fn reload(&self, cfg: &Checked) -> Engine {
-        let e = Engine::build(cfg, Some(self), self.workers);
+        let e = Engine::build(cfg, Some(self), self.workers, self.iface_addrs.clone());
         e.reclaim();
         e
     }
 
-    fn build(cfg: &Checked, prev: Option<&Engine>, workers: usize) -> Engine {
+    /// [`Engine::reload`] with the interface's addresses as they are now
+    /// (the daemon lists them again at every reload).
+    pub fn reload_on(&self, cfg: &Checked, addrs: &[(Ipv4Addr, u8)]) -> Engine {
+        let e = Engine::build(cfg, Some(self), self.workers, Some(addrs.into()));
+        e.reclaim();
+        e
+    }
+
+    fn build(
+        cfg: &Checked,
+        prev: Option<&Engine>,
+        workers: usize,
+        iface_addrs: Option<Box<[(Ipv4Addr, u8)]>>,
+    ) -> Engine {
+        let local: Vec<Ipv4Addr> = match &iface_addrs {
+            Some(a) => a.iter().map(|(a, _)| *a).collect(),
+            None => cfg.subnets.iter().map(|s| s.server_id).collect(),
+        };
+        let direct = direct_subnets(cfg, &local);
         let links = prev.map_or_else(|| Arc::new(Mutex::new(HashMap::new())), |p| p.links.clone());
         let subnets: Box<[SubnetRt]> = {
             let mut names = links.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,11 +199,24 @@ impl Engine {
                     };
                     let next = names.len() as u16;
                     let link = *names.entry(name).or_insert(next);
-                    let shape = SubnetRt::shape_of(s);
-                    let pool = prev
-                        .and_then(|p| p.subnets.iter().find(|o| o.shape == shape))
-                        .map(|o| o.pool.clone());
-                    SubnetRt::new(i as u16, link, s, pool, workers)
+                    let owners: Vec<_> = s
+                        .reservations
+                        .iter()
+                        .map(|r| client::identity_key(link, &r.identity))
+                        .collect();
+                    let before = prev.map(|p| &*p.subnets);
+                    let mut rt = SubnetRt::new(i as u16, link, s, &owners, before, workers);
+                    rt.direct = direct[i];
+                    if s.conflict_check == ConflictCheck::Icmp {
+                        // What was leased and probed carries over with the pool.
+                        let shape = SubnetRt::shape_of(s);
+                        let old = prev.and_then(|p| p.subnets.iter().find(|o| o.shape == shape));
+                        rt.recent =
+                            Some(old.and_then(|o| o.recent.clone()).unwrap_or_else(|| {
+                                Arc::new(conflict::Recent::new(rt.pool.size()))
+                            }));
+                    }
+                    rt
                 })
                 .collect()
         };
@@ -140,12 +233,25 @@ impl Engine {
             epoch: prev.map_or_else(Instant::now, |p| p.epoch),
             offer_hold: cfg.file.offer_hold,
             decline_hold: cfg.file.decline_probation,
+            decline_rate: cfg.file.decline_rate,
+            declines: prev.map_or_else(|| Arc::new(DeclineRates::new()), |p| p.declines.clone()),
             authoritative: cfg.file.authoritative,
             dscp: cfg.file.dscp,
             renew_jitter: cfg.file.renew_jitter,
             keep_released: cfg.file.keep_released,
+            conflict_skip_recent: cfg.file.conflict_skip_recent(),
             workers,
             reservations,
+            trusted_relays: cfg
+                .trusted_relays
+                .iter()
+                .map(|(n, len)| {
+                    let m = crate::config::prefix_mask(*len);
+                    (u32::from(*n) & m, m)
+                })
+                .collect(),
+            drop_untrusted: cfg.file.untrusted_agent_info == UntrustedAgentInfo::Drop,
+            iface_addrs,
         }
     }
 

@@ -50,6 +50,18 @@ pub fn write(
         (BROADCAST_MAC, Ipv4Addr::BROADCAST, CLIENT_PORT)
     } else if !req.ciaddr.is_unspecified() {
         (req.src_mac, req.ciaddr, CLIENT_PORT)
+    } else if reply.kind == MessageType::Ack && reply.yiaddr.is_unspecified() {
+        // An INFORM without ciaddr (§4.3.5 wants it there; §4.1 has no
+        // rule for a reply with neither ciaddr nor yiaddr): to the source
+        // address when that is an address of the client's subnet, else
+        // broadcast on its link — never to 0.0.0.0.
+        let b = subnet.network | !subnet.mask;
+        let src = u32::from(req.src_ip);
+        if subnet.contains(req.src_ip) && src != subnet.network && src != b {
+            (req.src_mac, req.src_ip, CLIENT_PORT)
+        } else {
+            (BROADCAST_MAC, Ipv4Addr::BROADCAST, CLIENT_PORT)
+        }
     } else if req.broadcast {
         (BROADCAST_MAC, Ipv4Addr::BROADCAST, CLIENT_PORT)
     } else {
@@ -69,10 +81,16 @@ pub fn write(
         Some(m) if usize::from(m) >= MIN_MESSAGE => usize::from(m),
         _ => MIN_MESSAGE,
     };
-    // Room kept for what must come last (61, 82) so that a long list of
-    // subnet options can never push them out.
-    let tail = req.opts.client_id.map_or(0, |v| 2 + v.len())
-        + req.opts.agent_info.map_or(0, |v| 2 + v.len());
+    // Room kept for what must come last (61) so that a long list of
+    // subnet options can never push it out. Option 82 is echoed on top of
+    // the client's limit: the relay agent (or snooping switch) that put it
+    // there removes it before the reply reaches the client (RFC 3046
+    // §2.2), and it may be longer than 255 bytes, split (RFC 3396).
+    let tail = req.opts.client_id.map_or(0, |v| 2 + v.len());
+    let agent = req
+        .opts
+        .agent_info
+        .map_or(0, |v| v.len() + 2 * v.len().div_ceil(255).max(1));
     w.set_limit((max - IP_UDP).saturating_sub(tail));
     w.header(&BootpHeader {
         op: 2,
@@ -95,6 +113,10 @@ pub fn write(
     });
     w.option_u8(code::MESSAGE_TYPE, reply.kind as u8).ok()?;
     w.option_ip(code::SERVER_ID, reply.server_id).ok()?;
+    // RFC 4039 §4: an ACK to a DISCOVER is a rapid commit and says so.
+    if reply.kind == MessageType::Ack && req.kind == MessageType::Discover {
+        w.option(code::RAPID_COMMIT, &[]).ok()?;
+    }
     if !nak {
         if let Some((lease, t1, t2)) = reply.times {
             w.option_u32(code::LEASE_TIME, lease).ok()?;
@@ -105,14 +127,14 @@ pub fn write(
         }
         write_subnet_options(&mut w, subnet, req.opts.param_list)?;
     }
-    w.set_limit(max - IP_UDP);
+    w.set_limit(max - IP_UDP + agent);
     // RFC 6842: the client identifier comes back as sent.
     if let Some(id) = req.opts.client_id {
         w.option(code::CLIENT_ID, id).ok()?;
     }
     // RFC 3046: relay agent information last, unchanged.
     if let Some(ai) = req.opts.agent_info {
-        w.option(code::AGENT_INFO, ai).ok()?;
+        w.option_long(code::AGENT_INFO, ai).ok()?;
     }
     let len = w.finish().ok()?;
     let h = FrameHeaders {

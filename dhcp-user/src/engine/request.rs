@@ -13,9 +13,28 @@ use std::net::Ipv4Addr;
 
 const SERVER_PORT: u16 = 67;
 
+/// Whether the relay agent information (option 82) and subnet selection
+/// (option 118) of a request are believed: the engine's trust decision,
+/// taken once per request before anything reads them (RFC 3046 §2.1, §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentTrust {
+    /// Not decided yet: as [`parse`] returns a request.
+    Unjudged,
+    /// Neither option was sent.
+    Absent,
+    /// Sent by a relay we trust, or on a link marked `trust_agent_info`.
+    Trusted,
+    /// Sent by someone else: the options were removed from the view (as if
+    /// absent, so nothing uses or echoes them).
+    Ignored,
+}
+
 /// A request, read once from the frame; borrows the frame's bytes.
 pub struct Request<'a> {
     pub src_mac: [u8; 6],
+    /// The IPv4 source address (where a DHCPINFORM without ciaddr is
+    /// answered).
+    pub src_ip: Ipv4Addr,
     pub vlans: VlanTags,
     pub htype: u8,
     pub hlen: u8,
@@ -31,8 +50,12 @@ pub struct Request<'a> {
     /// Option 53, known to be one of the DHCP message types.
     pub kind: MessageType,
     /// Every other option the engine reads (50, 51, 54, 55, 57, 61, 82,
-    /// 118, ...), as `wire` gathered them.
+    /// 118, ...), as `wire` gathered them. After the engine's trust
+    /// decision (`agent`), `agent_info` and `subnet_selection` hold only
+    /// what is believed.
     pub opts: RequestOptions<'a>,
+    /// The trust decision on `opts.agent_info` / `opts.subnet_selection`.
+    pub agent: AgentTrust,
 }
 
 impl Request<'_> {
@@ -64,6 +87,7 @@ pub fn parse<'a>(
     let kind = opts.msg_type().ok_or(Error::NoMessageType)?;
     Ok(Request {
         src_mac: f.eth.src(),
+        src_ip: f.ip.src(),
         vlans: f.eth.vlans(),
         htype: msg.htype(),
         hlen: msg.hlen(),
@@ -76,6 +100,7 @@ pub fn parse<'a>(
         chaddr6: msg.chaddr_mac(),
         kind,
         opts,
+        agent: AgentTrust::Unjudged,
     })
 }
 

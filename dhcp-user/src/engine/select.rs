@@ -7,13 +7,15 @@
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::lease::ClientKey;
+use crate::wire::dhcp::MessageType;
 use crate::wire::options::{agent, agent_sub_option};
 use std::net::Ipv4Addr;
 
 impl Engine {
     /// RFC 2131 §4.3.1 plus the relay RFCs: subnet selection (118), link
-    /// selection (82.5), then giaddr, then the link the frame came in on
-    /// (its VLAN), preferring the subnet that holds ciaddr.
+    /// selection (82.5), then giaddr, then the link the frame came in on.
+    /// Options 82 and 118 are read as the trust step left them: absent
+    /// unless believed.
     pub(super) fn select_subnet(&self, req: &Request<'_>) -> Option<&SubnetRt> {
         let link_selection = req
             .opts
@@ -30,7 +32,31 @@ impl Engine {
             return self.subnets.iter().find(|s| s.contains(a));
         }
         let vid = req.vlans.outer_vid();
-        let mut on_link = self.subnets.iter().filter(|s| s.vlan == vid);
+        // A client that has an address renews, rebinds, releases or asks
+        // for options (INFORM) straight to us, also when it got the address
+        // through a relay (RFC 2131 §4.3.2: RENEWING is unicast, giaddr 0):
+        // the subnet holding ciaddr. Never for a DISCOVER, whose ciaddr
+        // means nothing and would otherwise open a relay-only pool to a
+        // direct client.
+        if !req.ciaddr.is_unspecified()
+            && req.kind != MessageType::Discover
+            && let Some(s) = self
+                .subnets
+                .iter()
+                .find(|s| s.vlan == vid && s.contains(req.ciaddr))
+        {
+            return Some(s);
+        }
+        self.arrival_subnet(req)
+    }
+
+    /// The subnet of the link a direct request (giaddr 0) arrived on: one
+    /// serving direct clients on its VLAN (or untagged), the one holding
+    /// ciaddr if there is one, else the first. Relay-only subnets are
+    /// never the answer.
+    pub(super) fn arrival_subnet(&self, req: &Request<'_>) -> Option<&SubnetRt> {
+        let vid = req.vlans.outer_vid();
+        let mut on_link = self.subnets.iter().filter(|s| s.direct && s.vlan == vid);
         if req.ciaddr.is_unspecified() {
             return on_link.next();
         }

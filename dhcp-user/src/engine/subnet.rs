@@ -2,10 +2,11 @@
 //! its options already encoded, so a reply copies bytes instead of
 //! formatting them.
 use crate::config::Subnet;
-use crate::lease::Pool;
+use crate::lease::{ClientKey, Pool};
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 const NONE: u16 = u16::MAX;
 
@@ -58,6 +59,42 @@ impl EncodedOptions {
 /// reload leaves alone keeps its pool.
 pub type Shape = (u32, u8, Option<u16>, Box<[(Ipv4Addr, Ipv4Addr)]>);
 
+/// A reserved address and what the engine knows of who holds it.
+pub struct Reserved {
+    addr: u32,
+    /// The reservation's identity as a key (kind mac, client-id,
+    /// circuit-id or remote-id), scoped to the subnet's link.
+    owner: ClientKey,
+    /// A client that held the address when the reservation appeared (a
+    /// reload added it, or the journal had it bound to someone else): it
+    /// keeps the address until its next request for it, which is NAKed;
+    /// the reserved client is given a pool address until then. Cleared
+    /// when the reserved client takes its address.
+    holder: Mutex<Option<ClientKey>>,
+    /// New in this engine (not reserved for the same identity before the
+    /// reload): a reclaim looks for clients that hold it.
+    fresh: bool,
+}
+
+impl Reserved {
+    /// The client suspected of holding the address, if any.
+    pub fn holder(&self) -> Option<ClientKey> {
+        *self.holder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_holder(&self, k: Option<ClientKey>) {
+        *self.holder.lock().unwrap_or_else(|p| p.into_inner()) = k;
+    }
+
+    pub fn owner(&self) -> &ClientKey {
+        &self.owner
+    }
+
+    pub fn fresh(&self) -> bool {
+        self.fresh
+    }
+}
+
 /// A subnet with its pool, ready for the packet path.
 pub struct SubnetRt {
     pub id: u16,
@@ -74,6 +111,22 @@ pub struct SubnetRt {
     pub min_lease_time: u32,
     pub max_lease_time: u32,
     pub ignore_client_id: bool,
+    /// Serves direct clients (giaddr 0) on its link; set by the engine from
+    /// `direct`, `vlan` and the interface's addresses.
+    pub direct: bool,
+    /// Believes option 82/118 of direct requests on its link.
+    pub trust_agent_info: bool,
+    /// RFC 4039 rapid commit for DISCOVERs with option 80.
+    pub rapid_commit: bool,
+    /// How many addresses of the pool may be in probation at once.
+    pub probation_cap: u32,
+    /// How many are, shared with the pool across a reload (a quarantine
+    /// record is counted from the moment it is written until the sweeper
+    /// ends it).
+    probation: Arc<AtomicU32>,
+    /// The count is new with this engine (its pool is): a reclaim counts
+    /// the table's quarantines into it.
+    probation_new: bool,
     /// Shared with the engine before a reload when the subnet and its
     /// ranges did not change, so its bits carry over.
     pub pool: Arc<Pool>,
@@ -81,21 +134,34 @@ pub struct SubnetRt {
     pub shape: Shape,
     pub options: EncodedOptions,
     /// Reserved addresses, sorted: never given back to the pool.
-    reserved: Box<[u32]>,
+    reserved: Box<[Reserved]>,
+    /// `conflict_check = "icmp"`: when each pool address was last leased
+    /// or probed (set by the engine once the pool is known).
+    pub recent: Option<Arc<super::conflict::Recent>>,
 }
 
 impl SubnetRt {
-    /// The subnet `s`; `pool` is the previous engine's pool when this
-    /// subnet's shape is unchanged by a reload, else a new one sharded for
-    /// `workers`.
+    /// The subnet `s`, whose reservations have the identity keys `owners`
+    /// (in the order of `s.reservations`). After a reload, `prev` are the
+    /// previous engine's subnets: the pool (and its probation count) of
+    /// the one with the same shape carries over, and so does what is known
+    /// of the holders of reservations that did not change; else a new pool
+    /// sharded for `workers`.
     pub fn new(
         id: u16,
         link: u16,
         s: &Subnet,
-        pool: Option<Arc<Pool>>,
+        owners: &[ClientKey],
+        prev: Option<&[SubnetRt]>,
         workers: usize,
     ) -> SubnetRt {
-        let pool = pool.unwrap_or_else(|| Arc::new(Pool::new(&s.pools, workers)));
+        let shape = Self::shape_of(s);
+        let same = prev.and_then(|p| p.iter().find(|o| o.shape == shape));
+        let pool = same.map_or_else(
+            || Arc::new(Pool::new(&s.pools, workers)),
+            |o| o.pool.clone(),
+        );
+        let probation = same.map_or_else(|| Arc::new(AtomicU32::new(0)), |o| o.probation.clone());
         // Addresses the network itself uses are never handed out, even
         // when a pool was written across them.
         for a in s.routers.iter().chain([&s.server_id]) {
@@ -108,17 +174,42 @@ impl SubnetRt {
         list.extend(s.options.iter().cloned());
         // Reserved addresses are never handed to anyone else: those
         // inside a pool leave it for good.
-        let mut reserved: Vec<u32> = s
+        let mut reserved: Vec<Reserved> = s
             .reservations
             .iter()
-            .map(|r| u32::from(r.address))
+            .zip(owners)
+            .map(|(r, owner)| {
+                // The same reservation before the reload: what was known
+                // of its holder still holds.
+                let before = prev.and_then(|p| {
+                    p.iter()
+                        .filter(|o| o.link == link)
+                        .find_map(|o| o.reservation(r.address))
+                        .filter(|o| o.owner == *owner)
+                });
+                Reserved {
+                    addr: u32::from(r.address),
+                    owner: *owner,
+                    holder: Mutex::new(before.and_then(Reserved::holder)),
+                    fresh: prev.is_some() && before.is_none(),
+                }
+            })
             .collect();
-        reserved.sort_unstable();
+        reserved.sort_unstable_by_key(|r| r.addr);
         for r in &s.reservations {
             pool.claim(r.address);
         }
+        let size = u64::from(pool.size());
+        let probation_cap = match s.max_probation_percent {
+            100.. => u32::MAX,
+            p => (size * u64::from(p)).div_ceil(100) as u32,
+        };
         SubnetRt {
-            shape: Self::shape_of(s),
+            shape,
+            rapid_commit: s.rapid_commit,
+            probation_cap,
+            probation,
+            probation_new: prev.is_some() && same.is_none(),
             id,
             link,
             network: u32::from(s.network),
@@ -131,9 +222,12 @@ impl SubnetRt {
             min_lease_time: s.min_lease_time,
             max_lease_time: s.max_lease_time,
             ignore_client_id: s.ignore_client_id,
+            direct: s.direct.unwrap_or(s.vlan.is_some()),
+            trust_agent_info: s.trust_agent_info,
             pool,
             options: EncodedOptions::new(&list),
             reserved: reserved.into_boxed_slice(),
+            recent: None,
         }
     }
 
@@ -152,7 +246,55 @@ impl SubnetRt {
     }
 
     pub fn is_reserved(&self, a: Ipv4Addr) -> bool {
-        self.reserved.binary_search(&u32::from(a)).is_ok()
+        self.reservation(a).is_some()
+    }
+
+    pub fn reservations(&self) -> impl Iterator<Item = &Reserved> {
+        self.reserved.iter()
+    }
+
+    /// The reservation of `a`, if it is reserved.
+    pub fn reservation(&self, a: Ipv4Addr) -> Option<&Reserved> {
+        let a = u32::from(a);
+        self.reserved
+            .binary_search_by_key(&a, |r| r.addr)
+            .ok()
+            .map(|i| &self.reserved[i])
+    }
+
+    /// Counts one more address into probation, unless the cap is reached.
+    pub fn enter_probation(&self) -> bool {
+        self.probation
+            .fetch_update(Relaxed, Relaxed, |n| {
+                (n < self.probation_cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts one address into probation whatever the cap (restore: the
+    /// journal had it there already).
+    pub fn force_probation(&self) {
+        self.probation.fetch_add(1, Relaxed);
+    }
+
+    /// One address out of probation.
+    pub fn leave_probation(&self) {
+        let _ = self
+            .probation
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// After a reload that gave this subnet a new pool: `n` addresses of
+    /// it are under quarantine in the lease table.
+    pub fn recount_probation(&self, n: u32) {
+        if self.probation_new {
+            self.probation.store(n, Relaxed);
+        }
+    }
+
+    /// Addresses in probation now.
+    pub fn in_probation(&self) -> u32 {
+        self.probation.load(Relaxed)
     }
 
     /// Gives an address back to the pool unless it is reserved.

@@ -69,6 +69,16 @@ impl Stop {
         os::wait_for(sock, wake, self.wake.as_fd(), timeout_ms);
     }
 
+    /// [`Stop::sleep`] with two wake-up eventfds (journal and probes).
+    pub(crate) fn sleep_any(
+        &self,
+        sock: Option<BorrowedFd<'_>>,
+        wakes: [Option<BorrowedFd<'_>>; 2],
+        timeout_ms: i32,
+    ) {
+        os::wait_for_any(sock, wakes, self.wake.as_fd(), timeout_ms);
+    }
+
     /// Wakes every worker asleep in [`Stop::sleep`], now and later.
     pub fn wake_all(&self) {
         self.wake.signal();

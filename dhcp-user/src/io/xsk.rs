@@ -183,7 +183,11 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
 /// fill ring. At most one syscall per batch (the TX kick), none when the
 /// kernel says it needs no wakeup. Replies whose lease record must be
 /// synced first (durable journal) are parked, in ticket order, and join a
-/// later TX batch once the journal says they are safe.
+/// later TX batch once the journal says they are safe. OFFERs whose
+/// address is being probed (conflict check) park apart, in probe-ticket
+/// order, so that a probe's wait never holds up a durable ACK; once the
+/// probe completes they leave, or go back to the free list if the address
+/// answered.
 fn run<H: FrameHandler>(
     mut s: QueueSocket,
     mut slot: WorkerSlot<H>,
@@ -201,6 +205,8 @@ fn run<H: FrameHandler>(
     let mut comp_descs = vec![FrameDesc::default(); batch];
     let mut tx_out: Vec<FrameDesc> = Vec::with_capacity(half);
     let mut parked: VecDeque<(u64, FrameDesc)> = VecDeque::with_capacity(half);
+    // (probe ticket, journal ticket, frame).
+    let mut probing: VecDeque<(u64, u64, FrameDesc)> = VecDeque::with_capacity(half);
     let mut scratch = vec![0u8; TX_FRAME_CAPACITY];
     let mut idle: u32 = 0;
     let mut next_report = Instant::now();
@@ -208,7 +214,7 @@ fn run<H: FrameHandler>(
     while !stop.is_set() {
         // SAFETY (all ring calls below): every FrameDesc comes from this
         // socket's UMEM and sits in exactly one place at a time — the
-        // fill/RX rings, `free_tx`, `parked`, `tx_out`, or the
+        // fill/RX rings, `free_tx`, `parked`, `probing`, `tx_out`, or the
         // TX/completion rings.
         if !spare_fill.is_empty() {
             let n = spare_fill.len().min(batch);
@@ -241,12 +247,14 @@ fn run<H: FrameHandler>(
                         match slot.handler.handle(req.contents(), out.contents_mut()) {
                             Some(len) => {
                                 out.cursor().set_pos(len);
-                                match slot.handler.hold_for() {
-                                    0 => tx_out.push(t),
-                                    ticket => {
+                                let journal = slot.handler.hold_for();
+                                match (slot.handler.probe_for(), journal) {
+                                    (0, 0) => tx_out.push(t),
+                                    (0, ticket) => {
                                         bump(&stats.parked);
                                         parked.push_back((ticket, t));
                                     }
+                                    (probe, _) => probing.push_back((probe, journal, t)),
                                 }
                             }
                             None => free_tx.push(t),
@@ -270,6 +278,26 @@ fn run<H: FrameHandler>(
             idle = idle.saturating_add(1);
         }
 
+        // Every loop, not only with OFFERs parked: the handler takes up
+        // completed probes here (probation, stamps) also for replies that
+        // found no TX frame. Without probes in use it is a constant.
+        let probed = slot.handler.probed();
+        while let Some(&(ticket, journal, t)) = probing.front() {
+            if ticket > probed {
+                break;
+            }
+            probing.pop_front();
+            if !slot.handler.released(ticket) {
+                // The address answered: no OFFER of it.
+                free_tx.push(t);
+            } else if journal == 0 {
+                tx_out.push(t);
+            } else {
+                // Behind later tickets it leaves no earlier than they do.
+                bump(&stats.parked);
+                parked.push_back((journal, t));
+            }
+        }
         if !parked.is_empty() || slot.handler.backlog() {
             let safe = slot.handler.durable();
             while let Some(&(ticket, t)) = parked.front() {
@@ -285,11 +313,16 @@ fn run<H: FrameHandler>(
             let sent = unsafe { s.tx.produce(&tx_out) };
             if sent == tx_out.len() {
                 add(&stats.tx, sent as u64);
+                tx_out.clear();
             } else {
-                add(&stats.tx_dropped, tx_out.len() as u64);
-                free_tx.extend_from_slice(&tx_out);
+                // The ring takes all or nothing. Keep them, in order, for
+                // the next round, once the kernel has completed some: a
+                // durable ACK was released after its lease was bound and
+                // must not be lost here. (With `ring_size` at least half
+                // of `frames`, checked at start, every TX frame fits on
+                // the ring at once and this does not happen.)
+                bump(&stats.tx_ring_full);
             }
-            tx_out.clear();
         }
         // Kick while descriptors wait on the TX ring. In copy mode one kick
         // sends at most the socket's TX budget (32 frames by default) and
@@ -313,37 +346,46 @@ fn run<H: FrameHandler>(
             // writer wakes us when they may leave, and spinning meanwhile
             // only keeps a core from the writer (on a small machine, the
             // core it needs).
-            let waiting = !parked.is_empty();
+            let waiting = !parked.is_empty() || !probing.is_empty();
             let sleep =
                 opts.poll == PollMode::Adaptive && (idle > opts.idle_spins || waiting) && !draining;
             if sleep || s.fq.needs_wakeup() {
                 let timeout = if sleep { opts.poll_timeout_ms } else { 0 };
                 // Replies parked for the journal: the writer's eventfd
-                // wakes us the moment they may leave.
-                let wake = if waiting {
-                    slot.handler.durable_fd()
-                } else {
+                // wakes us the moment they may leave; OFFERs parked for
+                // probes: the probe service's.
+                let wake = if parked.is_empty() {
                     None
+                } else {
+                    slot.handler.durable_fd()
                 };
+                let probe_wake = if probing.is_empty() {
+                    None
+                } else {
+                    slot.handler.probe_fd()
+                };
+                let unwoken = (!parked.is_empty() && wake.is_none())
+                    || (!probing.is_empty() && probe_wake.is_none());
                 // A backlog is handed to the journal as it drains, and a
                 // TX ring that did not drain is kicked again: look again
                 // soon.
-                let timeout =
-                    if slot.handler.backlog() || (waiting && wake.is_none()) || on_ring > 0 {
-                        timeout.min(1)
-                    } else {
-                        timeout
-                    };
+                let timeout = if slot.handler.backlog() || unwoken || on_ring > 0 {
+                    timeout.min(1)
+                } else {
+                    timeout
+                };
                 // SAFETY: the socket's fd stays open while `s` owns its
-                // queues, and the handler's eventfd while the handler
-                // lives (FrameHandler::durable_fd); both outlive the call.
-                let (sock, wake) = unsafe {
+                // queues, and the handler's eventfds while the handler
+                // lives (FrameHandler::durable_fd, probe_fd); all outlive
+                // the call.
+                let (sock, wake, probe_wake) = unsafe {
                     (
                         BorrowedFd::borrow_raw(s.raw_fd()),
                         wake.map(|fd| BorrowedFd::borrow_raw(fd)),
+                        probe_wake.map(|fd| BorrowedFd::borrow_raw(fd)),
                     )
                 };
-                stop.sleep(Some(sock), wake, timeout);
+                stop.sleep_any(Some(sock), [wake, probe_wake], timeout);
             }
         }
     }
@@ -351,6 +393,7 @@ fn run<H: FrameHandler>(
     tracing::info!(
         queue = slot.queue,
         parked = parked.len(),
+        probing = probing.len(),
         "AF_XDP worker stopped"
     );
 }

@@ -14,7 +14,7 @@ pub mod netdev;
 mod poll;
 
 pub use eventfd::EventFd;
-pub use poll::{readable, wait_for};
+pub use poll::{readable, wait_for, wait_for_any};
 
 /// The size of a memory page, from the auxiliary vector.
 pub fn page_size() -> usize {

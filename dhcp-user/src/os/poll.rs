@@ -1,5 +1,6 @@
-//! The one way a worker sleeps: poll(2) on its socket, the eventfd that
-//! says its parked replies may leave, and the stop eventfd.
+//! The one way a worker sleeps: poll(2) on its socket, the eventfds that
+//! say its parked replies may leave (journal, conflict probes), and the
+//! stop eventfd.
 use super::eventfd::reset;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use std::os::fd::BorrowedFd;
@@ -14,10 +15,26 @@ pub fn wait_for(
     stop: BorrowedFd<'_>,
     timeout_ms: i32,
 ) {
+    wait_for_any(sock, [wake, None], stop, timeout_ms);
+}
+
+/// [`wait_for`] with up to two wake-up eventfds (a worker's journal and
+/// its conflict probes), each reset if it was signalled.
+pub fn wait_for_any(
+    sock: Option<BorrowedFd<'_>>,
+    wakes: [Option<BorrowedFd<'_>>; 2],
+    stop: BorrowedFd<'_>,
+    timeout_ms: i32,
+) {
     let entry = |fd| PollFd::from_borrowed_fd(fd, PollFlags::IN);
-    let mut fds = [entry(stop), entry(stop), entry(stop)];
+    let mut fds = [entry(stop), entry(stop), entry(stop), entry(stop)];
     let mut n = 1;
-    for fd in [sock, wake].into_iter().flatten() {
+    if let Some(fd) = sock {
+        fds[n] = entry(fd);
+        n += 1;
+    }
+    let first_wake = n;
+    for fd in wakes.into_iter().flatten() {
         fds[n] = entry(fd);
         n += 1;
     }
@@ -26,11 +43,10 @@ pub fn wait_for(
         tv_nsec: i64::from(ms % 1000) * 1_000_000,
     });
     let _ = poll(&mut fds[..n], timeout.as_ref());
-    // `wake`, when given, is the last entry.
-    if let Some(wake) = wake
-        && fds[n - 1].revents().contains(PollFlags::IN)
-    {
-        reset(wake);
+    for (i, fd) in wakes.into_iter().flatten().enumerate() {
+        if fds[first_wake + i].revents().contains(PollFlags::IN) {
+            reset(fd);
+        }
     }
 }
 

@@ -268,6 +268,9 @@ pub struct RequestOptions<'a> {
     pub subnet_selection: Option<Ipv4Addr>,
     /// 52, 0 when absent.
     pub overload: u8,
+    /// 80 (RFC 4039), present and empty as the RFC has it; an option 80
+    /// with data is not the Rapid Commit option and is passed over.
+    pub rapid_commit: bool,
 }
 
 /// `RequestOptions` while it is gathered, with the split options still open.
@@ -343,6 +346,7 @@ impl<'a> Gather<'a> {
                 code::HOSTNAME => first(&mut o.hostname, at_least(data, 1)?),
                 code::VENDOR_CLASS => first(&mut o.vendor_class, at_least(data, 1)?),
                 code::CLIENT_FQDN => first(&mut o.client_fqdn, at_least(data, 3)?),
+                code::RAPID_COMMIT if data.is_empty() => o.rapid_commit = true,
                 code::PARAM_LIST => {
                     let space = &mut self.space;
                     self.param_list.push(data, || {

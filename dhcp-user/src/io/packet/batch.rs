@@ -46,6 +46,13 @@ pub(super) struct Batch {
     tx_iov: Vec<libc::iovec>,
     tx_msgs: Vec<libc::mmsghdr>,
     tx_dest: libc::sockaddr_ll,
+    /// OFFERs waiting for their conflict probe, copied out of the TX
+    /// slots so the batch can go on: `park_slots` frames of
+    /// TX_FRAME_CAPACITY bytes (none when the handler probes nothing).
+    park_buf: Vec<u8>,
+    park_free: Vec<u16>,
+    /// (probe ticket, journal ticket, slot, length), in probe-ticket order.
+    parked: std::collections::VecDeque<(u64, u64, u16, u16)>,
 }
 
 fn empty_iovec() -> libc::iovec {
@@ -61,7 +68,10 @@ fn empty_mmsghdr() -> libc::mmsghdr {
 }
 
 impl Batch {
-    pub(super) fn new(len: usize, ifindex: u32) -> Batch {
+    /// A batch of `len` frames; `park_slots` OFFERs may wait for conflict
+    /// probes at once (0: the handler probes nothing).
+    pub(super) fn new(len: usize, ifindex: u32, park_slots: usize) -> Batch {
+        let park_slots = park_slots.min(usize::from(u16::MAX));
         // SAFETY: sockaddr_ll is plain old data; all zeros is a valid value.
         let mut dest: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         dest.sll_family = libc::AF_PACKET as u16;
@@ -78,6 +88,9 @@ impl Batch {
             tx_iov: vec![empty_iovec(); len],
             tx_msgs: vec![empty_mmsghdr(); len],
             tx_dest: dest,
+            park_buf: vec![0; park_slots * TX_FRAME_CAPACITY],
+            park_free: (0..park_slots as u16).rev().collect(),
+            parked: std::collections::VecDeque::with_capacity(park_slots),
         };
         for m in b.rx_msgs.iter_mut().chain(b.tx_msgs.iter_mut()) {
             m.msg_hdr.msg_iovlen = 1;
@@ -163,15 +176,65 @@ impl Batch {
             let tx = &mut self.tx_buf[replies * TX_FRAME_CAPACITY..][..TX_FRAME_CAPACITY];
             match handler.handle(rx, tx) {
                 Some(0) | None => {}
-                Some(l) if l <= TX_FRAME_CAPACITY => {
-                    self.tx_len[replies] = l;
-                    replies += 1;
-                    hold = hold.max(handler.hold_for());
-                }
+                Some(l) if l <= TX_FRAME_CAPACITY => match handler.probe_for() {
+                    0 => {
+                        self.tx_len[replies] = l;
+                        replies += 1;
+                        hold = hold.max(handler.hold_for());
+                    }
+                    probe => match self.park_free.pop() {
+                        // Out of the batch into the parking lot; the TX
+                        // slot serves the next reply.
+                        Some(p) => {
+                            let at = usize::from(p) * TX_FRAME_CAPACITY;
+                            self.park_buf[at..at + l].copy_from_slice(&tx[..l]);
+                            self.parked
+                                .push_back((probe, handler.hold_for(), p, l as u16));
+                        }
+                        None => bump(&stats.tx_dropped),
+                    },
+                },
                 Some(_) => bump(&stats.tx_dropped),
             }
         }
         (replies, hold)
+    }
+
+    /// OFFERs waiting for their conflict probe.
+    pub(super) fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Moves the parked OFFERs whose probe completed (tickets up to
+    /// `probed`) into the TX slots, from the first, dropping those whose
+    /// address answered; returns how many were moved (at most a batch) and
+    /// the journal ticket the newest of them waits for.
+    pub(super) fn release<H: FrameHandler>(
+        &mut self,
+        probed: u64,
+        handler: &mut H,
+    ) -> (usize, u64) {
+        let (mut count, mut hold) = (0, 0);
+        while count < self.len {
+            let Some(&(ticket, journal, p, l)) = self.parked.front() else {
+                break;
+            };
+            if ticket > probed {
+                break;
+            }
+            self.parked.pop_front();
+            self.park_free.push(p);
+            if !handler.released(ticket) {
+                continue;
+            }
+            let (at, l) = (usize::from(p) * TX_FRAME_CAPACITY, usize::from(l));
+            self.tx_buf[count * TX_FRAME_CAPACITY..][..l]
+                .copy_from_slice(&self.park_buf[at..at + l]);
+            self.tx_len[count] = l;
+            hold = hold.max(journal);
+            count += 1;
+        }
+        (count, hold)
     }
 
     /// Sends the first `count` TX frames, with as few sendmmsg calls as

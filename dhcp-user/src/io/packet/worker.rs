@@ -80,34 +80,35 @@ fn run_worker<H: FrameHandler>(
     stop: &Stop,
 ) {
     let fd = sock.as_raw_fd();
-    let mut batch = Batch::new(opts.batch.clamp(1, MAX_BATCH), ifindex);
+    // A parking lot for OFFERs under a conflict probe, only when the
+    // handler probes (as many as its probes may be outstanding).
+    let park = if slot.handler.probe_fd().is_some() {
+        PROBE_PARK
+    } else {
+        0
+    };
+    let mut batch = Batch::new(opts.batch.clamp(1, MAX_BATCH), ifindex, park);
     let stats: &WorkerStats = &slot.stats;
     let mut idle = 0u32;
     let mut last_errno = 0;
     while !stop.is_set() {
+        // OFFERs whose conflict probe completed leave first (and the
+        // handler takes up completed probes, also of lost replies).
+        let probed = slot.handler.probed();
+        loop {
+            let (ready, hold) = batch.release(probed, &mut slot.handler);
+            if ready == 0 {
+                break;
+            }
+            wait_durable(&mut slot.handler, hold, ready, stop, stats);
+            batch.send(fd, ready, stats);
+        }
         match batch.receive(fd) {
             Ok(0) => {}
             Ok(n) => {
                 idle = 0;
                 let (replies, hold) = batch.serve(n, &mut slot.handler, stats);
-                // Durable journal: this fallback keeps no parking lot; the
-                // whole batch waits for its newest lease record to be
-                // synced (one wait per batch, not per lease).
-                if hold > 0 {
-                    add(&stats.parked, replies as u64);
-                    while slot.handler.durable() < hold && !stop.is_set() {
-                        match slot.handler.durable_fd() {
-                            Some(wake) => {
-                                // SAFETY: the handler owns this eventfd
-                                // for as long as it lives (see
-                                // FrameHandler::durable_fd), past the call.
-                                let wake = unsafe { BorrowedFd::borrow_raw(wake) };
-                                stop.sleep(None, Some(wake), 1);
-                            }
-                            None => std::thread::sleep(std::time::Duration::from_micros(50)),
-                        }
-                    }
-                }
+                wait_durable(&mut slot.handler, hold, replies, stop, stats);
                 batch.send(fd, replies, stats);
                 continue;
             }
@@ -129,13 +130,61 @@ fn run_worker<H: FrameHandler>(
         }
         match opts.poll {
             PollMode::Spin => std::hint::spin_loop(),
+            PollMode::Adaptive if batch.parked() > 0 => {
+                // Sleep at once: the probe service rings when they may go.
+                match slot.handler.probe_fd() {
+                    Some(wake) => {
+                        // SAFETY: the handler owns this eventfd for as
+                        // long as it lives (FrameHandler::probe_fd).
+                        let wake = unsafe { BorrowedFd::borrow_raw(wake) };
+                        stop.sleep(Some(sock.as_fd()), Some(wake), opts.poll_timeout_ms);
+                    }
+                    None => wait_readable(sock, stop, 1),
+                }
+            }
             PollMode::Adaptive if idle >= opts.idle_spins => {
                 wait_readable(sock, stop, opts.poll_timeout_ms)
             }
             PollMode::Adaptive => idle += 1,
         }
     }
-    tracing::debug!(queue = slot.queue, "AF_PACKET worker stopped");
+    tracing::debug!(
+        queue = slot.queue,
+        probing = batch.parked(),
+        "AF_PACKET worker stopped"
+    );
+}
+
+/// OFFERs a worker keeps parked for conflict probes at most (2 KiB each,
+/// allocated at start when the handler probes); beyond, an OFFER is lost
+/// (`tx_dropped`) and the client retransmits.
+const PROBE_PARK: usize = 1024;
+
+/// Durable journal: this fallback keeps no parking lot for ACKs; the
+/// `replies` written wait for the newest lease record among them (`hold`)
+/// to be synced (one wait per batch, not per lease).
+fn wait_durable<H: FrameHandler>(
+    handler: &mut H,
+    hold: u64,
+    replies: usize,
+    stop: &Stop,
+    stats: &WorkerStats,
+) {
+    if hold == 0 {
+        return;
+    }
+    add(&stats.parked, replies as u64);
+    while handler.durable() < hold && !stop.is_set() {
+        match handler.durable_fd() {
+            Some(wake) => {
+                // SAFETY: the handler owns this eventfd for as long as it
+                // lives (see FrameHandler::durable_fd), past the call.
+                let wake = unsafe { BorrowedFd::borrow_raw(wake) };
+                stop.sleep(None, Some(wake), 1);
+            }
+            None => std::thread::sleep(std::time::Duration::from_micros(50)),
+        }
+    }
 }
 
 fn wait_readable(sock: &OwnedFd, stop: &Stop, timeout_ms: i32) {
