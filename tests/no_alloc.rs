@@ -1,6 +1,8 @@
 //! The packet path allocates nothing: a counting global allocator sees
 //! zero allocations while the engine answers 100,000 DISCOVER/REQUEST
-//! exchanges (all frames are built before counting starts).
+//! exchanges (all frames are built before counting starts), while a flood
+//! of distinct MACs runs far past the lease table's bound, and while
+//! OFFERs wait for conflict checks.
 mod frames;
 
 use dhcproto::v4::{DhcpOption, MessageType};
@@ -153,6 +155,135 @@ fn dora_allocates_nothing(config: &str, clients: u32, limited: bool) {
     );
     assert_eq!(s.limited_mac, if limited { u64::from(clients) } else { 0 });
     assert_eq!(ALLOCS.load(Relaxed), 0, "allocations on the packet path");
+}
+
+/// Where chaddr starts in our frames: Ethernet 14 + IPv4 20 + UDP 8 + 28.
+const CHADDR: usize = 14 + 20 + 8 + 28;
+/// ciaddr: Ethernet 14 + IPv4 20 + UDP 8 + 12.
+const CIADDR: usize = 14 + 20 + 8 + 12;
+const YIADDR: usize = 14 + 20 + 8 + 16;
+
+/// One frame for all clients: client `i`'s MAC is patched into chaddr.
+fn as_client(f: &mut [u8], i: u32) {
+    f[CHADDR + 2..CHADDR + 6].copy_from_slice(&i.to_be_bytes());
+}
+
+/// A flood of 44,000 distinct MACs through a table of `max_clients =
+/// 1024`: first DORA and RELEASE (each leaves a released record, which
+/// the next ones evict), then DISCOVERs only (held offers evict the
+/// released records, then each other, their addresses going back to the
+/// pool), then DORA until every record is bound and new clients are
+/// refused. The table stays at its bound, its memory never changes, and
+/// nothing allocates.
+#[test]
+fn a_flood_of_macs_past_max_clients_allocates_nothing() {
+    let cfg = Config::parse(
+        r#"
+interface = "lab0"
+server_id = "198.18.0.1"
+max_clients = 1024
+[[subnet]]
+prefix = "198.18.0.0/20"
+pools = ["198.18.0.10-198.18.15.254"]
+routers = ["198.18.0.1"]
+"#,
+    )
+    .unwrap();
+    let engine = Arc::new(Engine::new(&cfg));
+    let stats = Arc::new(WorkerStats::default());
+    let mut h = engine.handler(SERVER_MAC, stats.clone());
+    let table = engine.leases();
+    let (capacity, bytes) = (table.capacity(), table.footprint());
+    assert_eq!(capacity, 1024);
+    let build = |kind, opts| {
+        frame(
+            &request(mac(0), kind, 1, opts),
+            mac(0),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            None,
+        )
+    };
+    let mut discover = build(MessageType::Discover, vec![]);
+    let mut select = build(
+        MessageType::Request,
+        vec![
+            DhcpOption::ServerIdentifier(SERVER),
+            DhcpOption::RequestedIpAddress(Ipv4Addr::UNSPECIFIED),
+        ],
+    );
+    let mut release = build(
+        MessageType::Release,
+        vec![DhcpOption::ServerIdentifier(SERVER)],
+    );
+    let at50 = option50_offset(&select);
+    let mut tx = vec![0u8; TX_FRAME_CAPACITY];
+    // Client `i` sends a DISCOVER; `steps` more: 1 the REQUEST for the
+    // offer, 2 then a RELEASE. Whether it was offered an address.
+    let mut client = |h: &mut xdhcp::engine::Handler, i: u32, steps: u8| -> bool {
+        as_client(&mut discover, i);
+        if h.handle(&discover, &mut tx).is_none() {
+            return false;
+        }
+        if steps == 0 {
+            return true;
+        }
+        let yiaddr: [u8; 4] = tx[YIADDR..YIADDR + 4].try_into().unwrap();
+        as_client(&mut select, i);
+        select[at50..at50 + 4].copy_from_slice(&yiaddr);
+        assert!(h.handle(&select, &mut tx).is_some(), "an ACK");
+        if steps == 2 {
+            as_client(&mut release, i);
+            release[CIADDR..CIADDR + 4].copy_from_slice(&yiaddr);
+            assert!(h.handle(&release, &mut tx).is_none());
+        }
+        true
+    };
+
+    COUNTING.with(|c| c.set(true));
+    h.begin_batch(Instant::now());
+    for i in 0..20_000 {
+        assert!(client(&mut h, i, 2), "client {i} bound and released");
+    }
+    let after_release = (table.len(), table.evicted());
+    let mut offers = 0;
+    for i in 20_000..40_000 {
+        offers += u64::from(client(&mut h, i, 0));
+    }
+    let after_offers = (table.len(), table.evicted());
+    let mut bound = 0;
+    for i in 40_000..44_000 {
+        bound += u64::from(client(&mut h, i, 1));
+    }
+    COUNTING.with(|c| c.set(false));
+
+    assert_eq!(ALLOCS.load(Relaxed), 0, "allocations on the packet path");
+    let s = stats.snapshot();
+    assert_eq!(after_release, (capacity, 20_000 - capacity as u64));
+    assert_eq!(
+        offers, 20_000,
+        "every flooding client is offered an address"
+    );
+    assert_eq!(
+        after_offers,
+        (capacity, 40_000 - capacity as u64),
+        "each new offer evicted one record"
+    );
+    // Now every record of the table is bound: the rest are refused.
+    assert!(bound > 0 && bound <= capacity as u64, "{bound} bound");
+    assert_eq!(s.table_full, 4_000 - bound);
+    assert_eq!(s.offer, 20_000 + 20_000 + bound);
+    assert_eq!((table.capacity(), table.footprint()), (capacity, bytes));
+    let mut states = std::collections::HashMap::new();
+    table.retain(|_, l| {
+        *states.entry(format!("{:?}", l.state)).or_insert(0u64) += 1;
+        true
+    });
+    assert_eq!(states.get("Bound"), Some(&bound), "{states:?}");
+    // No address was lost on the way: what the pool has taken is exactly
+    // the bound ones (the router, server, network and broadcast addresses
+    // are outside its range).
+    assert_eq!(u64::from(engine.subnets()[0].pool.taken()), bound);
 }
 
 /// Answers the probes of every seventh address, at once.

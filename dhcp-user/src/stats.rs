@@ -51,6 +51,7 @@ worker_counters! {
     ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, other server chosen, RELEASE, ...).",
     no_address: "DISCOVERs that found no free address.",
     no_subnet: "Requests for which no configured subnet matched.",
+    table_full: "Requests of new clients refused (no reply) because their shard of the lease table was at its bound (`max_clients`) with nothing to evict: every record in it bound or declined.",
     untrusted_agent_info: "Requests whose option 82 or 118 came from neither a trusted relay nor a link marked trust_agent_info: served as if they had none, or dropped (untrusted_dropped).",
     untrusted_dropped: "Of those, the requests dropped for it (untrusted_agent_info = \"drop\").",
     tx_ring_full: "Times the TX ring could not take a batch of replies at once; they stay queued and go with the next batch.",

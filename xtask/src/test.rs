@@ -303,6 +303,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_hostile",
     "lab_conflict",
     "lab_limits",
+    "lab_flood",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

@@ -183,6 +183,9 @@ struct Running {
     steering: Option<Steering>,
     bind: Option<&'static str>,
     workers: Vec<(u32, Arc<WorkerStats>)>,
+    /// The engine the workers use; its lease table, kept across reloads,
+    /// says how full it is.
+    engine: Arc<ArcSwap<Engine>>,
     started: Instant,
     /// The conflict-check service's counters, when it runs.
     probe: Option<Arc<ProbeStats>>,
@@ -226,6 +229,21 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     // Workers and the expiry thread read the engine through this cell; a
     // reload (SIGHUP) swaps a new one in.
     let cell = Arc::new(ArcSwap::new(engine.clone()));
+    let table = engine.leases();
+    let addresses = checked.addresses();
+    tracing::info!(
+        max_clients = table.capacity(),
+        addresses,
+        mib = table.footprint() >> 20,
+        "lease table allocated"
+    );
+    if (table.capacity() as u64) < addresses {
+        tracing::warn!(
+            max_clients = table.capacity(),
+            addresses,
+            "max_clients is below the pools' addresses: once that many clients hold one, new clients are refused (table_full)"
+        );
+    }
     let journal = match &cfg.journal {
         Some(j) => {
             let mode = match j.mode {
@@ -325,6 +343,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         steering: None,
         bind: None,
         workers,
+        engine: cell.clone(),
         started: Instant::now(),
         probe: probe.as_ref().map(ProbeService::stats_handle),
     };
@@ -442,10 +461,12 @@ fn reload_config(
         || c.batch != old.batch
         || c.poll != old.poll
         || c.idle_sleep_ms != old.idle_sleep_ms
+        || c.max_clients.as_ref().map(|m| *m.get_ref())
+            != old.max_clients.as_ref().map(|m| *m.get_ref())
     {
         tracing::warn!(
-            "interface, io, xdp_mode, bind, queues, cores, frames, ring_size, batch, poll and \
-             idle_sleep_ms change only with a restart; the rest is reloaded"
+            "interface, io, xdp_mode, bind, queues, cores, frames, ring_size, batch, poll, \
+             idle_sleep_ms and max_clients change only with a restart; the rest is reloaded"
         );
     }
     if running.probe.is_some() && c.conflict_wait_ms() != old.conflict_wait_ms() {
@@ -474,6 +495,14 @@ fn reload_config(
             current.reload(&checked)
         }
     });
+    let capacity = next.leases().capacity();
+    if (capacity as u64) < checked.addresses() {
+        tracing::warn!(
+            max_clients = capacity,
+            addresses = checked.addresses(),
+            "the reloaded pools have more addresses than the lease table (sized at start) has records: restart to resize it"
+        );
+    }
     cell.store(next.clone());
     if let Some(s) = running.steering.as_mut() {
         let mut ids: Vec<Ipv4Addr> = checked.subnets.iter().map(|s| s.server_id).collect();
@@ -532,6 +561,8 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
             v
         })
         .collect();
+    let engine = r.engine.load();
+    let table = engine.leases();
     let xdp = match &r.steering {
         Some(s) => Some(s.counters()?),
         None => None,
@@ -554,6 +585,9 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
                 "io_errors": s.io_errors, "compactions": s.compactions,
             })
         }),
+        "table_used": table.len(),
+        "table_capacity": table.capacity(),
+        "table_evicted": table.evicted(),
         "probe": r.probe.as_ref().map(|p| {
             let l = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
             json!({

@@ -163,6 +163,10 @@ impl LimitsConfig {
         })
     }
 }
+/// Bounds of `max_clients`: one record per shard of the lease table at
+/// least; at most 2^28 records (about 18 GiB).
+const MIN_CLIENTS: u64 = 64;
+const MAX_CLIENTS: u64 = 1 << 28;
 
 /// A configuration error, with the line it was found on.
 #[derive(Debug)]
@@ -257,6 +261,23 @@ impl Checked {
             .iter()
             .position(|o| o.shared_network.is_some() && o.shared_network == s.shared_network)
             .unwrap_or(i) as u16
+    }
+
+    /// Addresses the subnets hand out: their pools and their reservations
+    /// (a reserved address inside a pool counted twice, as a bound on the
+    /// records that can hold one).
+    pub fn addresses(&self) -> u64 {
+        self.subnets
+            .iter()
+            .map(|s| {
+                let pools: u64 = s
+                    .pools
+                    .iter()
+                    .map(|(a, b)| u64::from(u32::from(*b) - u32::from(*a)) + 1)
+                    .sum();
+                pools + s.reservations.len() as u64
+            })
+            .sum()
     }
 
     /// The subnet holding `addr`, as (index, link).
@@ -368,6 +389,17 @@ impl Config {
                 line: None,
                 message: format!("`dscp` = {} must be 0–63", self.dscp),
             });
+        }
+        if let Some(m) = &self.max_clients
+            && !(MIN_CLIENTS..=MAX_CLIENTS).contains(m.get_ref())
+        {
+            return Err(at(
+                m.span(),
+                format!(
+                    "`max_clients` = {} must be between {MIN_CLIENTS} and {MAX_CLIENTS}",
+                    m.get_ref()
+                ),
+            ));
         }
         if let Some(w) = &self.conflict_wait_ms
             && !(1..=5000).contains(w.get_ref())
@@ -756,6 +788,22 @@ lease_time = 7200
 
     fn err(text: &str) -> ConfigError {
         Config::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn max_clients_is_bounded_and_names_its_line() {
+        let c = Config::parse(GOOD).unwrap();
+        assert!(c.file.max_clients.is_none());
+        // The /15 pool: 131,061 addresses.
+        assert_eq!(c.addresses(), 131_061);
+        let with = |v: &str| GOOD.replace("server_id", &format!("max_clients = {v}\nserver_id"));
+        let c = Config::parse(&with("20000")).unwrap();
+        assert_eq!(c.file.max_clients.map(|m| *m.get_ref()), Some(20_000));
+        for bad in ["0", "63", "268435457", "-1"] {
+            let e = err(&with(bad));
+            assert_eq!(e.line, Some(3), "{bad}: {e}");
+        }
+        assert!(err(&with("10")).message.contains("max_clients"));
     }
 
     #[test]

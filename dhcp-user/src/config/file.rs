@@ -106,6 +106,12 @@ pub struct Config {
     /// the last hour rather than all clients ever seen.
     #[serde(default = "default_keep_released")]
     pub keep_released: u32,
+    /// The most client records the lease table holds (bound, offered,
+    /// released, expired, declined), allocated at start. Default: derived
+    /// from the pools (twice their addresses plus a margin, see the
+    /// README). At the bound the oldest released, expired and offered
+    /// records make room; a new client that finds none is refused.
+    pub max_clients: Option<Spanned<u64>>,
     /// Relays whose option 82 and 118 are believed, as prefixes
     /// "a.b.c.d/len" matched against giaddr; empty (the default): every
     /// relay. Direct requests (giaddr 0) are judged by the subnet of

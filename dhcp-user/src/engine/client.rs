@@ -8,8 +8,9 @@ use super::{Engine, Request};
 use crate::config::{Checked, Identity};
 use crate::lease::ClientKey;
 use crate::lease::limits::LineKeys;
+use crate::lease::table::random_hasher;
 use crate::wire::options::{agent, agent_sub_option};
-use foldhash::fast::FixedState;
+use foldhash::quality::SeedableRandomState;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -24,7 +25,9 @@ pub(super) const KEY_CIRCUIT_ID: u8 = 3;
 pub(super) const KEY_REMOTE_ID: u8 = 4;
 
 /// Reservations of every subnet by identity → (address, infinite lease).
-pub(super) type Reservations = HashMap<ClientKey, (Ipv4Addr, bool), FixedState>;
+/// Keyed at random per start like the lease table: clients choose the
+/// identities looked up in it.
+pub(super) type Reservations = HashMap<ClientKey, (Ipv4Addr, bool), SeedableRandomState>;
 
 /// Who is asking, as the engine needs it for every decision.
 pub(super) struct Client {
@@ -97,7 +100,7 @@ pub(super) fn identity_key(link: u16, identity: &Identity) -> ClientKey {
 /// The reservations of `cfg`, each keyed on the link of its subnet in
 /// `subnets` (built from `cfg`, in the same order).
 pub(super) fn reservations(cfg: &Checked, subnets: &[SubnetRt]) -> Reservations {
-    let mut map = HashMap::with_hasher(FixedState::with_seed(0x7265_7376));
+    let mut map = HashMap::with_hasher(random_hasher());
     for (sub, rt) in cfg.subnets.iter().zip(subnets) {
         for r in &sub.reservations {
             map.insert(identity_key(rt.link, &r.identity), (r.address, r.infinite));

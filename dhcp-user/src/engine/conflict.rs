@@ -129,16 +129,20 @@ impl Engine {
             .filter(|s| s.contains(ask.addr))
             .or_else(|| self.subnets.iter().find(|s| s.contains(ask.addr)))?;
         let now = clock.secs;
-        let offered = self.leases.update(&ask.key, |e| match e {
-            Some(l) if l.addr == ask.addr && l.state == LeaseState::Offered => {
-                // The offer leaves its address, and its lines.
-                self.put_lines(l.lines);
-                *e = None;
-                Some(true)
-            }
-            Some(l) if l.addr == ask.addr && l.state == LeaseState::Bound => Some(false),
-            _ => None,
-        });
+        // Changes or removes a known record only: never Full.
+        let offered = self
+            .lease_update(&ask.key, |e| match e {
+                Some(l) if l.addr == ask.addr && l.state == LeaseState::Offered => {
+                    // The offer leaves its address, and its lines.
+                    self.put_lines(l.lines);
+                    *e = None;
+                    Some(true)
+                }
+                Some(l) if l.addr == ask.addr && l.state == LeaseState::Bound => Some(false),
+                _ => None,
+            })
+            .ok()
+            .flatten();
         let take = match offered {
             // Still taken in the pool, for the offer now withdrawn.
             Some(true) => true,
@@ -152,7 +156,11 @@ impl Engine {
             return None;
         }
         let until = now.saturating_add(self.decline_hold);
-        self.quarantine(s, ask.addr, until);
+        // No room for the quarantine (the table at its bound, nothing to
+        // evict): the address went back to the pool through `on_evict`;
+        // nothing to journal. Better a conflict the next DISCOVER probes
+        // again than an address lost until restart.
+        self.quarantine(s, ask.addr, until).ok()?;
         Some(LeaseRecord {
             subnet: s.id,
             addr: ask.addr,

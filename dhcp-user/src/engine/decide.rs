@@ -42,6 +42,9 @@ pub enum Silence {
     Ignored,
     NoSubnet,
     NoAddress,
+    /// A new client whose shard of the lease table is at its bound with
+    /// nothing to evict (every record in it bound or declined).
+    TableFull,
     /// Option 82 or 118 from someone not trusted to set it, with
     /// `untrusted_agent_info = "drop"`.
     Untrusted,
@@ -267,23 +270,29 @@ impl Engine {
                 return Err(Silence::Ignored);
             }
             MessageType::Decline => {
-                *change = match self.decline(s, c, req, now) {
-                    Some(Declined::Quarantined(addr)) => Some(Change {
+                let declined = self.decline(s, c, req, now);
+                *change = declined.map(|d| match d {
+                    Declined::Quarantined(addr) => Change {
                         subnet: s.id,
                         key: c.key,
                         addr,
                         state: RecordState::Declined,
                         expires: now.saturating_add(self.decline_hold),
-                    }),
-                    Some(Declined::Released(addr)) => Some(Change {
+                    },
+                    // Over the probation cap, or a quarantine the table had
+                    // no room for: the address is back in the pool,
+                    // journaled as released.
+                    Declined::Released(addr) | Declined::NoRoom(addr) => Change {
                         subnet: s.id,
                         key: c.key,
                         addr,
                         state: RecordState::Released,
                         expires: now,
-                    }),
-                    None => None,
-                };
+                    },
+                });
+                if let Some(Declined::NoRoom(_)) = declined {
+                    return Err(Silence::TableFull);
+                }
                 return Err(Silence::Ignored);
             }
             MessageType::Inform => Reply {
@@ -335,7 +344,7 @@ impl Engine {
                 (LeaseState::Offered, hold)
             }
         };
-        let got = self.leases.update(&c.key, |e| {
+        let got = self.lease_update(&c.key, |e| {
             // The client's current binding or held offer keeps its address,
             // unless a reservation now says otherwise, for it or for
             // another client (that had it before the reservation).
@@ -401,7 +410,9 @@ impl Engine {
             });
             Ok((used, addr, false))
         });
-        let (used, addr, bound) = got?;
+        // At the table's bound with nothing to evict: refused (what the
+        // closure took went back through `on_evict`).
+        let (used, addr, bound) = got.map_err(|_| Silence::TableFull)??;
         Ok((
             used,
             Reply {
@@ -515,7 +526,8 @@ impl Engine {
             (Some(sid), requested, _) => {
                 if sid != s.server_id && sid != c.server_id {
                     // It chose another server: withdraw our offer quietly.
-                    self.leases.update(&c.key, |e| {
+                    // (Changes a known record only: never Full.)
+                    let _ = self.lease_update(&c.key, |e| {
                         if let Some(l) = e
                             && l.state == LeaseState::Offered
                         {
@@ -533,20 +545,24 @@ impl Engine {
                 let Some(want) = requested else {
                     return Err(Silence::Ignored);
                 };
-                Ok(answer(self.leases.update(&c.key, |e| grant(e, want)), want))
+                let granted = self
+                    .lease_update(&c.key, |e| grant(e, want))
+                    .map_err(|_| Silence::TableFull)?;
+                Ok(answer(granted, want))
             }
             // INIT-REBOOT: a client that remembers an address.
             (None, Some(want), true) => {
                 if !s.contains(want) {
                     return Ok(nak);
                 }
-                self.leases.update(&c.key, |e| match grant(e, want) {
+                self.lease_update(&c.key, |e| match grant(e, want) {
                     Ok(true) => Ok(ack(want)),
                     Err(why) => Ok(limited(why)),
                     Ok(false) if e.is_some() || self.authoritative => Ok(nak),
                     // RFC 2131 §4.3.2: no record of this client.
                     Ok(false) => Err(Silence::Ignored),
                 })
+                .map_err(|_| Silence::TableFull)?
             }
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr set.
             // RFC 2131 §4.3.2 asks for a NAK on the wrong network only of
@@ -568,7 +584,7 @@ impl Engine {
                     }
                     return Err(Silence::Ignored);
                 }
-                self.leases.update(&c.key, |e| match e {
+                self.lease_update(&c.key, |e| match e {
                     Some(l) if l.state == LeaseState::Bound && l.addr == have => {
                         // Held: a renewal is never refused by a limit (its
                         // lines are counted already), only NAKed off an
@@ -579,6 +595,7 @@ impl Engine {
                     _ if self.authoritative => Ok(nak),
                     _ => Err(Silence::Ignored),
                 })
+                .map_err(|_| Silence::TableFull)?
             }
             (None, None, true) => Err(Silence::Ignored),
         }
@@ -596,7 +613,7 @@ impl Engine {
         if !self.names_us(s, c, req) {
             return None;
         }
-        self.leases.update(&c.key, |e| match e {
+        self.lease_update(&c.key, |e| match e {
             Some(l) if l.state == LeaseState::Bound && l.addr == req.ciaddr => {
                 s.free(l.addr);
                 self.put_lines(std::mem::take(&mut l.lines));
@@ -606,6 +623,8 @@ impl Engine {
             }
             _ => None,
         })
+        .ok()
+        .flatten()
     }
 }
 

@@ -14,7 +14,7 @@
 use super::client::{Client, Note};
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
-use crate::lease::{ClientKey, LeaseState};
+use crate::lease::{ClientKey, Full, LeaseState};
 use foldhash::fast::{FixedState, RandomState};
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
@@ -89,6 +89,11 @@ pub(super) enum Declined {
     Quarantined(Ipv4Addr),
     /// The pool's probation is full: back in the pool.
     Released(Ipv4Addr),
+    /// The lease table, at its bound, had no room for the quarantine
+    /// record: back in the pool (through [`Engine::on_evict`]), as better
+    /// a conflict the client may decline again than an address lost until
+    /// restart.
+    NoRoom(Ipv4Addr),
 }
 
 impl Engine {
@@ -106,7 +111,8 @@ impl Engine {
         if !self.names_us(s, c, req) {
             return None;
         }
-        let done = self.leases.update(&c.key, |e| {
+        // Changes or removes the client's own record only: never Full.
+        let done = self.lease_update(&c.key, |e| {
             if !e.is_some_and(|l| l.state == LeaseState::Bound && l.addr == addr) {
                 c.note.set(Some(Note::DeclineNotBound));
                 return None;
@@ -130,13 +136,22 @@ impl Engine {
             c.note.set(Some(Note::ProbationFull));
             s.free(addr);
             Some(Declined::Released(addr))
-        })?;
+        });
+        let done = done.ok().flatten()?;
         if let Declined::Quarantined(a) = done
             && !s.is_reserved(a)
-            && !self.quarantine(s, a, now.saturating_add(self.decline_hold))
         {
-            // Already in quarantine (nothing new entered probation).
-            s.leave_probation();
+            match self.quarantine(s, a, now.saturating_add(self.decline_hold)) {
+                Ok(true) => {}
+                // Already in quarantine (nothing new entered probation).
+                Ok(false) => s.leave_probation(),
+                // No room for the quarantine: the address went back to
+                // the pool, and out of probation with it.
+                Err(Full) => {
+                    s.leave_probation();
+                    return Some(Declined::NoRoom(a));
+                }
+            }
         }
         Some(done)
     }

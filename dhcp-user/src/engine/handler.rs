@@ -176,6 +176,7 @@ impl FrameHandler for Handler {
                     Silence::Ignored => &s.ignored,
                     Silence::NoSubnet => &s.no_subnet,
                     Silence::NoAddress => &s.no_address,
+                    Silence::TableFull => &s.table_full,
                     Silence::Untrusted => &s.untrusted_dropped,
                     Silence::Limited(why) => limited(s, why),
                 });

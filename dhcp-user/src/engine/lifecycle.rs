@@ -10,7 +10,7 @@ use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, RecordState};
 use crate::lease::limits::Lines;
-use crate::lease::{ClientKey, Lease, LeaseState};
+use crate::lease::{ClientKey, Full, Lease, LeaseState};
 use crate::wire::options::{agent, agent_sub_option};
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -174,9 +174,18 @@ impl Engine {
     /// Holds `addr` under quarantine until `until` (engine seconds); the
     /// caller keeps it taken in the pool and counts it into probation.
     /// Whether the quarantine is new (false: an earlier one was extended).
-    pub(super) fn quarantine(&self, s: &SubnetRt, addr: Ipv4Addr, until: u32) -> bool {
+    /// A table with no room for the quarantine gives the address back to
+    /// the pool instead (through [`Engine::on_evict`]), and the caller
+    /// takes it out of probation again: better a conflict the client may
+    /// decline again than an address lost until restart.
+    pub(super) fn quarantine(
+        &self,
+        s: &SubnetRt,
+        addr: Ipv4Addr,
+        until: u32,
+    ) -> Result<bool, Full> {
         let q = ClientKey::new(s.link, KEY_DECLINED, &addr.octets());
-        self.leases.update(&q, |e| {
+        self.lease_update(&q, |e| {
             let new = !e.is_some_and(|l| l.state == LeaseState::Declined);
             *e = Some(Lease {
                 addr,
@@ -210,8 +219,9 @@ impl Engine {
 
     /// Puts recovered journal records back into the table and the pools
     /// (at start, before any worker runs). Records of subnets that are no
-    /// longer configured, or of addresses outside them, are skipped and
-    /// counted in the second number.
+    /// longer configured, of addresses outside them, or that found no room
+    /// in the lease table (a `max_clients` below what the journal holds),
+    /// are skipped and counted in the second number.
     pub fn restore(&self, records: &[LeaseRecord], clock: Clock) -> (usize, usize) {
         let (mut restored, mut skipped) = (0, 0);
         for r in records {
@@ -236,22 +246,18 @@ impl Engine {
             key.subnet = s.link;
             match r.state {
                 RecordState::Bound => {
-                    match s.reservation(r.addr) {
+                    // Bound to another client than the one it is reserved
+                    // for (the reservation is newer than the lease): that
+                    // client is moved off at its next request.
+                    let suspect = match s.reservation(r.addr) {
                         None => {
                             s.pool.claim(r.addr);
+                            None
                         }
-                        // Bound to another client than the one it is
-                        // reserved for (the reservation is newer than the
-                        // lease): that client is moved off at its next
-                        // request.
-                        Some(res) if !Self::owns(res.owner(), &key, r) => {
-                            res.set_holder(Some(key));
-                        }
-                        Some(_) => {}
-                    }
-                    // Leased until lately: no conflict probe needed soon.
-                    self.leased(s, r.addr, clock.secs);
-                    self.leases.update(&key, |e| {
+                        Some(res) if !Self::owns(res.owner(), &key, r) => Some(res),
+                        Some(_) => None,
+                    };
+                    let stored = self.lease_update(&key, |e| {
                         let held = e.filter(|l| l.state.holds());
                         if let Some(old) = held
                             && old.addr != r.addr
@@ -267,18 +273,39 @@ impl Engine {
                             lines,
                         })
                     });
+                    // No room (a `max_clients` below what the journal
+                    // holds): the address went back to the pool, and the
+                    // client is not known to hold it (nor, for the
+                    // conflict check, to have used it lately).
+                    if stored.is_err() {
+                        skipped += 1;
+                        continue;
+                    }
+                    if let Some(res) = suspect {
+                        res.set_holder(Some(key));
+                    }
+                    // Leased until lately: no conflict probe needed soon.
+                    self.leased(s, r.addr, clock.secs);
                 }
                 // A reserved address is never quarantined (the
                 // reservation keeps it out of the pool anyway).
                 RecordState::Declined if !s.is_reserved(r.addr) => {
                     s.pool.claim(r.addr);
-                    if self.quarantine(s, r.addr, expires) {
-                        s.force_probation();
+                    match self.quarantine(s, r.addr, expires) {
+                        Ok(true) => s.force_probation(),
+                        Ok(false) => {}
+                        // No room: the address went back to the pool.
+                        Err(Full) => {
+                            skipped += 1;
+                            continue;
+                        }
                     }
                 }
                 RecordState::Declined => {}
                 RecordState::Released | RecordState::Expired => {
-                    self.leases.update(&key, |e| {
+                    // Evicts older idle records at the bound, like a
+                    // request would; nothing held is lost.
+                    let _ = self.lease_update(&key, |e| {
                         if e.is_none_or(|l| l.addr == r.addr) {
                             if let Some(l) = e
                                 && l.state.holds()

@@ -36,6 +36,8 @@
 //! of a reloaded engine; it also holds the engine's [`Clock`].
 //!
 //! [`Reply`]: reply::Reply
+#[cfg(test)]
+mod bound_tests;
 mod client;
 mod conflict;
 mod decide;
@@ -60,8 +62,9 @@ pub use limit::Limited;
 pub use request::{AgentTrust, Request, parse};
 
 use crate::config::{Checked, ConflictCheck, UntrustedAgentInfo};
-use crate::lease::LeaseTable;
 use crate::lease::limits::{LineTable, RateTable};
+use crate::lease::table::default_max_clients;
+use crate::lease::{ClientKey, Full, Lease, LeaseTable};
 use client::Reservations;
 use decline::DeclineRates;
 use std::collections::HashMap;
@@ -230,10 +233,6 @@ impl Engine {
                 })
                 .collect()
         };
-        let capacity = subnets
-            .iter()
-            .map(|s| s.pool.size() as usize)
-            .sum::<usize>();
         let reservations = client::reservations(cfg, &subnets);
         // A line counts at least one lease, so a kind of line limited in a
         // subnet has at most as many lines as the subnet has addresses.
@@ -241,9 +240,15 @@ impl Engine {
             .iter()
             .map(|s| s.pool.size() as usize * s.limits.leases.iter().filter(|l| **l > 0).count())
             .sum();
+        // Rate buckets: one slot per pool address (clamped), for the
+        // subnets that limit a rate.
+        let addresses = subnets
+            .iter()
+            .map(|s| s.pool.size() as usize)
+            .sum::<usize>();
         let rate_slots = |on: &dyn Fn(&SubnetRt) -> bool| {
             if subnets.iter().any(on) {
-                capacity.clamp(1 << 12, 1 << 20)
+                addresses.clamp(1 << 12, 1 << 20)
             } else {
                 0
             }
@@ -257,8 +262,10 @@ impl Engine {
             ),
             mac_rates,
             circuit_rates,
+            // The table is allocated once, at start, to its bound; a
+            // reload keeps it (and its bound) as it is.
             leases: prev.map_or_else(
-                || Arc::new(LeaseTable::with_capacity(capacity.min(1 << 22))),
+                || Arc::new(LeaseTable::new(Engine::max_clients(cfg))),
                 |p| p.leases.clone(),
             ),
             links,
@@ -286,6 +293,44 @@ impl Engine {
             drop_untrusted: cfg.file.untrusted_agent_info == UntrustedAgentInfo::Drop,
             iface_addrs,
         }
+    }
+
+    /// The lease table's bound for `cfg`: `max_clients`, else derived
+    /// from the pools ([`default_max_clients`]).
+    pub fn max_clients(cfg: &Checked) -> usize {
+        cfg.file.max_clients.as_ref().map_or_else(
+            || default_max_clients(cfg.addresses()),
+            |m| *m.get_ref() as usize,
+        )
+    }
+
+    /// Every change of the lease table on the packet path goes through
+    /// here: `f` on the client's record, with [`Engine::on_evict`] for a
+    /// record that leaves the table to make room (or a new one that found
+    /// none, then [`Full`]).
+    #[inline]
+    pub(crate) fn lease_update<R>(
+        &self,
+        key: &ClientKey,
+        f: impl FnOnce(&mut Option<Lease>) -> R,
+    ) -> Result<R, Full> {
+        self.leases.update(key, |k, l| self.on_evict(k, l), f)
+    }
+
+    /// A record leaves the table without its client asking: evicted at
+    /// the table's bound, or refused a place. What it held goes back: the
+    /// address of an offer (or of a binding or quarantine that found no
+    /// room) returns to its pool. The one place for whatever else a
+    /// record holds to be given back with it.
+    fn on_evict(&self, key: &ClientKey, l: &Lease) {
+        if l.state.holds()
+            && let Some(s) = self.subnet_of(key.subnet, l.addr)
+        {
+            s.free(l.addr);
+        }
+        // Its counts on the subscriber lines it was charged to (none for
+        // a released or expired record).
+        self.put_lines(l.lines);
     }
 
     /// Engine time: whole seconds since start, on the monotonic clock.

@@ -3,14 +3,30 @@
 //! update, and workers meet on the same shard only when their clients
 //! hash there, so no lock is shared by all workers.
 //!
-//! Shards are sized at start for the pools they serve, so a steady
-//! stream of new clients does not allocate on the packet path.
+//! The table is bounded: `max_clients` records in all, an equal share
+//! per shard, every byte of it allocated (and touched) at start. A shard
+//! is an open-addressing index of fixed size over a fixed array of
+//! records; nothing on the packet path allocates, grows or rehashes, and
+//! removal shifts entries back instead of leaving tombstones, so a table
+//! that has seen a million clients probes as short as a fresh one.
+//!
+//! A new client whose shard is at its bound takes the place of the
+//! record that shard touched least recently among the released and
+//! expired ones, else among the held offers (whose address goes back to
+//! its pool); bound and declined records are never evicted. When a shard
+//! holds nothing but those, the new client is refused.
+//!
+//! The shard and the slot in it come from a hash keyed at random at every
+//! start, so clients cannot pick identifiers that pile into one shard or
+//! one probe chain.
 use super::limits::Lines;
+use foldhash::SharedSeed;
 use foldhash::fast::FixedState;
-use std::collections::HashMap;
+use foldhash::quality::SeedableRandomState;
 use std::hash::{BuildHasher, Hash};
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 
 /// Client identity within one subnet: option 61 when the client sent one,
 /// else the hardware address (RFC 2131 §4.2). Scoped by subnet, so one CPE
@@ -26,7 +42,9 @@ pub struct ClientKey {
 
 impl ClientKey {
     /// Identifiers up to 32 bytes are kept whole; longer ones (rare) keep
-    /// their first 24 bytes and a 64-bit hash of the rest.
+    /// their first 24 bytes and a 64-bit hash of the rest. That hash has a
+    /// fixed seed on purpose: the key is what the journal stores, so it
+    /// must come out the same after a restart.
     pub fn new(subnet: u16, kind: u8, id: &[u8]) -> ClientKey {
         let mut bytes = [0u8; 32];
         if id.len() <= 32 {
@@ -89,126 +107,515 @@ pub struct Lease {
     pub lines: Lines,
 }
 
-type Shard = Mutex<HashMap<ClientKey, Lease, FixedState>>;
+/// Shards of the table: enough that workers rarely meet on one lock.
+pub const SHARDS: usize = 64;
 
-pub struct LeaseTable {
-    shards: Box<[CachePadded<Shard>]>,
-    hasher: FixedState,
+/// The most records one shard may hold (its indices are 32-bit).
+const MAX_PER_SHARD: usize = 1 << 30;
+
+/// The default `max_clients` for pools of `addresses` addresses in all
+/// (reservations counted in): room for a record holding every address,
+/// and as many again for released and expired ones, so that a client
+/// coming back finds its old address; at least 4,096 records more, and
+/// enough beyond the addresses that no shard (1/64 of the table, filled
+/// by a random hash) can run out of room for the clients that hold
+/// addresses even when every address is taken (the holders of a shard
+/// vary by about the square root of their mean: six times that, plus 64).
+/// Twice the addresses stops at 2^23 records (about 550 MiB); pools larger
+/// than that get the addresses plus the margin.
+pub fn default_max_clients(addresses: u64) -> usize {
+    let shards = SHARDS as u64;
+    let holders = addresses + shards * (64 + 6 * (addresses / shards).isqrt());
+    let twice = (2 * addresses + shards * 64).min(1 << 23);
+    let n = twice.max(holders).min((MAX_PER_SHARD * SHARDS) as u64);
+    (n as usize).next_multiple_of(SHARDS)
 }
 
-#[repr(align(128))]
-struct CachePadded<T>(T);
+/// Why an update stored nothing: the client is new, and its shard is at
+/// its bound with nothing in it that may make room (every record in it
+/// bound or declined).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
 
-const SHARDS: usize = 64;
+/// An index slot that holds no record.
+const EMPTY: u64 = u64::MAX;
+/// No record: the end of a list.
+const NIL: u32 = u32::MAX;
+/// `prev` of a record on the free list.
+const FREE: u32 = u32::MAX - 1;
 
-/// Touches every bucket of a new map once, by filling it with keys no
-/// client has and clearing it (which keeps the memory). Otherwise the
-/// first client to land in each page pays a page fault on the packet path,
-/// and the moment most clients are new — a city reconnecting after an
-/// outage — is the moment that hurts; this moves the cost to start-up.
-fn prefault(m: &mut HashMap<ClientKey, Lease, FixedState>) {
-    let fill = m.capacity();
-    for i in 0..fill {
-        let key = ClientKey::new(u16::MAX, u8::MAX, &(i as u64).to_le_bytes());
-        m.insert(
-            key,
-            Lease {
+#[derive(Clone, Copy)]
+struct Record {
+    key: ClientKey,
+    lease: Lease,
+    /// Neighbours in the eviction list of the lease's state (NIL at the
+    /// ends and for states that are in none); `prev` is FREE and `next`
+    /// the next free record while the record is unused.
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+/// The eviction list a state belongs to: released and expired records
+/// go first, held offers after them; bound and declined ones never.
+#[inline]
+fn class(s: LeaseState) -> Option<usize> {
+    match s {
+        LeaseState::Released | LeaseState::Expired => Some(0),
+        LeaseState::Offered => Some(1),
+        LeaseState::Bound | LeaseState::Declined => None,
+    }
+}
+
+enum Probe {
+    /// The key's index slot and record.
+    Found(usize, usize),
+    /// The empty slot where the key would go.
+    Vacant(usize),
+}
+
+/// One shard: a fixed array of records and a linear-probing index over
+/// them, both allocated once.
+struct Shard {
+    /// Slot → hash tag (high 32 bits) and record number (low 32 bits), or
+    /// EMPTY. Half again as many slots as records: at the bound a third
+    /// of them is still empty, which keeps probe chains short.
+    index: Box<[u64]>,
+    records: Box<[Record]>,
+    free: u32,
+    len: u32,
+    /// Least recently touched first: [released and expired, offered].
+    lists: [List; 2],
+}
+
+impl Shard {
+    fn new(per: usize) -> Shard {
+        let slots = per + per / 2 + 1;
+        let blank = Record {
+            key: ClientKey {
+                subnet: 0,
+                kind: 0,
+                len: 0,
+                bytes: [0; 32],
+            },
+            lease: Lease {
                 addr: Ipv4Addr::UNSPECIFIED,
                 state: LeaseState::Expired,
                 expires: 0,
                 lines: Lines::NONE,
             },
-        );
-    }
-    debug_assert_eq!(m.capacity(), fill, "filling to capacity must not grow");
-    m.clear();
-}
-
-impl LeaseTable {
-    /// A table expecting about `capacity` clients in all.
-    pub fn with_capacity(capacity: usize) -> LeaseTable {
-        let per = capacity.div_ceil(SHARDS) + capacity.div_ceil(SHARDS) / 4 + 16;
-        let hasher = FixedState::with_seed(0x7864_6863_7064);
-        LeaseTable {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    let mut m = HashMap::with_capacity_and_hasher(per, hasher.clone());
-                    prefault(&mut m);
-                    CachePadded(Mutex::new(m))
-                })
-                .collect(),
-            hasher,
+            prev: FREE,
+            next: NIL,
+        };
+        // Both are written in full here (EMPTY is not zero, and every
+        // record gets its free-list link), so every page is touched at
+        // start: the first clients to land in a page after an outage do
+        // not pay a page fault on the packet path.
+        let index = vec![EMPTY; slots].into_boxed_slice();
+        let records = (0..per)
+            .map(|i| Record {
+                next: if i + 1 < per { i as u32 + 1 } else { NIL },
+                ..blank
+            })
+            .collect();
+        Shard {
+            index,
+            records,
+            free: 0,
+            len: 0,
+            lists: [List {
+                head: NIL,
+                tail: NIL,
+            }; 2],
         }
     }
 
-    fn shard(&self, key: &ClientKey) -> &Shard {
+    #[inline]
+    fn home(&self, tag: u32) -> usize {
+        ((u64::from(tag) * self.index.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn after(&self, slot: usize) -> usize {
+        if slot + 1 == self.index.len() {
+            0
+        } else {
+            slot + 1
+        }
+    }
+
+    fn probe(&self, tag: u32, key: &ClientKey) -> Probe {
+        let mut i = self.home(tag);
+        // The index always has an empty slot, so this ends.
+        loop {
+            let v = self.index[i];
+            if v == EMPTY {
+                return Probe::Vacant(i);
+            }
+            if (v >> 32) as u32 == tag {
+                let r = v as u32 as usize;
+                if self.records[r].key == *key {
+                    return Probe::Found(i, r);
+                }
+            }
+            i = self.after(i);
+        }
+    }
+
+    /// The index slot of record `r`, whose key has hash tag `tag`.
+    fn slot_of(&self, tag: u32, r: usize) -> Option<usize> {
+        let mut i = self.home(tag);
+        while self.index[i] != EMPTY {
+            if self.index[i] as u32 as usize == r {
+                return Some(i);
+            }
+            i = self.after(i);
+        }
+        None
+    }
+
+    fn is_full(&self) -> bool {
+        self.free == NIL
+    }
+
+    /// Stores a new record in the empty `slot`; the caller has checked
+    /// that a record is free.
+    fn insert(&mut self, slot: usize, tag: u32, key: ClientKey, lease: Lease) {
+        let r = self.free as usize;
+        self.free = self.records[r].next;
+        self.records[r] = Record {
+            key,
+            lease,
+            prev: NIL,
+            next: NIL,
+        };
+        self.index[slot] = (u64::from(tag) << 32) | r as u64;
+        self.len += 1;
+        self.link(r);
+    }
+
+    /// Takes the record of index slot `slot` out, and closes the gap by
+    /// shifting back the entries after it that probed past it (Knuth's
+    /// algorithm R), so no tombstone is left.
+    fn remove(&mut self, slot: usize) -> Record {
+        let r = self.index[slot] as u32 as usize;
+        self.unlink(r);
+        let gone = self.records[r];
+        self.records[r].prev = FREE;
+        self.records[r].next = self.free;
+        self.free = r as u32;
+        self.len -= 1;
+        let n = self.index.len();
+        let (mut hole, mut j) = (slot, slot);
+        loop {
+            j = self.after(j);
+            let v = self.index[j];
+            if v == EMPTY {
+                break;
+            }
+            // The entry at j may fill the hole when the hole lies between
+            // its home slot and j.
+            let home = self.home((v >> 32) as u32);
+            if (j + n - home) % n >= (j + n - hole) % n {
+                self.index[hole] = v;
+                hole = j;
+            }
+        }
+        self.index[hole] = EMPTY;
+        gone
+    }
+
+    /// Appends record `r` to the tail of its state's eviction list.
+    fn link(&mut self, r: usize) {
+        let Some(c) = class(self.records[r].lease.state) else {
+            return;
+        };
+        let tail = self.lists[c].tail;
+        self.records[r].prev = tail;
+        self.records[r].next = NIL;
+        match tail {
+            NIL => self.lists[c].head = r as u32,
+            t => self.records[t as usize].next = r as u32,
+        }
+        self.lists[c].tail = r as u32;
+    }
+
+    /// Takes record `r` out of its state's eviction list.
+    fn unlink(&mut self, r: usize) {
+        let Some(c) = class(self.records[r].lease.state) else {
+            return;
+        };
+        let Record { prev, next, .. } = self.records[r];
+        match prev {
+            NIL => self.lists[c].head = next,
+            p => self.records[p as usize].next = next,
+        }
+        match next {
+            NIL => self.lists[c].tail = prev,
+            n => self.records[n as usize].prev = prev,
+        }
+        self.records[r].prev = NIL;
+        self.records[r].next = NIL;
+    }
+
+    /// Stores `lease` in record `r`; a record that was `touched` (changed
+    /// by a request), or that changes list, goes to the tail of its list.
+    fn set(&mut self, r: usize, lease: Lease, touched: bool) {
+        let old = self.records[r].lease;
+        if old == lease {
+            return;
+        }
+        if touched || class(old.state) != class(lease.state) {
+            self.unlink(r);
+            self.records[r].lease = lease;
+            self.link(r);
+        } else {
+            self.records[r].lease = lease;
+        }
+    }
+
+    /// The record to make room with: the least recently touched released
+    /// or expired one, else the least recently touched offer.
+    fn victim(&self) -> Option<usize> {
+        self.lists
+            .iter()
+            .map(|l| l.head)
+            .find(|&h| h != NIL)
+            .map(|h| h as usize)
+    }
+}
+
+/// A shard with its lock and the counts the stats read without it (only
+/// written under the lock).
+#[repr(align(128))]
+struct Padded {
+    shard: Mutex<Shard>,
+    used: AtomicU64,
+    evicted: AtomicU64,
+}
+
+impl Padded {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shard> {
+        self.shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct LeaseTable {
+    shards: Box<[Padded]>,
+    hasher: SeedableRandomState,
+    per_shard: usize,
+}
+
+/// 64 bits from the operating system's random source (through the keys
+/// std draws for its own hash maps).
+fn os_random() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(0x0074_6162_6c65_u64)
+}
+
+/// A hasher keyed at random for this process: the per-hasher seed and the
+/// shared seed (the secrets every input is mixed with) both drawn from the
+/// operating system, for maps whose keys clients choose.
+pub fn random_hasher() -> SeedableRandomState {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(os_random()));
+    SeedableRandomState::with_seed(os_random(), shared)
+}
+
+impl LeaseTable {
+    /// A table of at most `max_clients` records (rounded up to a multiple
+    /// of [`SHARDS`]), all allocated now.
+    pub fn new(max_clients: usize) -> LeaseTable {
+        LeaseTable::with_shards(max_clients, SHARDS)
+    }
+
+    /// A table of `shards` shards of `max_clients / shards` records each
+    /// (rounded up): [`LeaseTable::new`] with another layout, for tests.
+    pub fn with_shards(max_clients: usize, shards: usize) -> LeaseTable {
+        let shards = shards.max(1);
+        let per = max_clients.div_ceil(shards).clamp(1, MAX_PER_SHARD);
+        LeaseTable {
+            shards: (0..shards)
+                .map(|_| Padded {
+                    shard: Mutex::new(Shard::new(per)),
+                    used: AtomicU64::new(0),
+                    evicted: AtomicU64::new(0),
+                })
+                .collect(),
+            hasher: random_hasher(),
+            per_shard: per,
+        }
+    }
+
+    /// The key's shard and its hash tag within it: the high half of the
+    /// hash picks the shard, the low half the slot.
+    #[inline]
+    fn locate(&self, key: &ClientKey) -> (&Padded, u32) {
         let h = self.hasher.hash_one(key);
-        // The top bits pick the shard; the map inside uses the low ones.
-        &self.shards[(h >> 58) as usize % SHARDS].0
+        let s = ((h >> 32) * self.shards.len() as u64) >> 32;
+        (&self.shards[s as usize], h as u32)
     }
 
     /// Runs `f` on the client's entry (None when absent) under its shard
     /// lock; what `f` leaves in the option is stored.
-    pub fn update<R>(&self, key: &ClientKey, f: impl FnOnce(&mut Option<Lease>) -> R) -> R {
-        use std::collections::hash_map::Entry;
-        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        // One hash and one probe whether the client is known or new.
-        match shard.entry(*key) {
-            Entry::Occupied(mut o) => {
-                let mut entry = Some(*o.get());
-                let r = f(&mut entry);
+    ///
+    /// A new record in a shard at its bound takes the place of the record
+    /// [`Shard::victim`] names, which is handed to `on_evict` first (so the
+    /// address of an evicted offer goes back to its pool). When nothing
+    /// may be evicted, the new record is not stored: it goes to `on_evict`
+    /// instead (what `f` took for it must be given back the same way) and
+    /// the answer is [`Full`]. `on_evict` is the one place where a record
+    /// leaves the table other than by `f` or [`LeaseTable::retain`].
+    pub fn update<R>(
+        &self,
+        key: &ClientKey,
+        mut on_evict: impl FnMut(&ClientKey, &Lease),
+        f: impl FnOnce(&mut Option<Lease>) -> R,
+    ) -> Result<R, Full> {
+        let (p, tag) = self.locate(key);
+        let mut shard = p.lock();
+        let s = &mut *shard;
+        let r = match s.probe(tag, key) {
+            Probe::Found(slot, r) => {
+                let mut entry = Some(s.records[r].lease);
+                let out = f(&mut entry);
                 match entry {
-                    Some(l) => *o.get_mut() = l,
+                    Some(l) => s.set(r, l, true),
                     None => {
-                        o.remove();
+                        s.remove(slot);
                     }
                 }
-                r
+                Ok(out)
             }
-            Entry::Vacant(v) => {
+            Probe::Vacant(mut slot) => {
                 let mut entry = None;
-                let r = f(&mut entry);
-                if let Some(l) = entry {
-                    v.insert(l);
+                let out = f(&mut entry);
+                match entry {
+                    None => Ok(out),
+                    Some(l) => {
+                        if s.is_full() {
+                            let victim = s.victim().and_then(|v| {
+                                let vt = self.hasher.hash_one(s.records[v].key) as u32;
+                                s.slot_of(vt, v)
+                            });
+                            let Some(vslot) = victim else {
+                                on_evict(key, &l);
+                                return Err(Full);
+                            };
+                            let gone = s.remove(vslot);
+                            on_evict(&gone.key, &gone.lease);
+                            p.evicted.store(p.evicted.load(Relaxed) + 1, Relaxed);
+                            // The removal may have shifted the empty slot.
+                            if let Probe::Vacant(v) = s.probe(tag, key) {
+                                slot = v;
+                            }
+                        }
+                        s.insert(slot, tag, *key, l);
+                        Ok(out)
+                    }
                 }
-                r
             }
-        }
+        };
+        p.used.store(u64::from(s.len), Relaxed);
+        r
     }
 
     pub fn get(&self, key: &ClientKey) -> Option<Lease> {
-        self.shard(key)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .copied()
+        let (p, tag) = self.locate(key);
+        let s = p.lock();
+        match s.probe(tag, key) {
+            Probe::Found(_, r) => Some(s.records[r].lease),
+            Probe::Vacant(_) => None,
+        }
     }
 
     /// Visits every lease, shard by shard, letting `f` keep (true) or drop
     /// (false) it. For side threads (expiry), never the packet path.
     pub fn retain(&self, mut f: impl FnMut(&ClientKey, &mut Lease) -> bool) {
-        for s in self.shards.iter() {
-            s.0.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|k, l| f(k, l));
+        for p in self.shards.iter() {
+            let mut shard = p.lock();
+            let s = &mut *shard;
+            for r in 0..s.records.len() {
+                if s.records[r].prev == FREE {
+                    continue;
+                }
+                let key = s.records[r].key;
+                let mut l = s.records[r].lease;
+                if f(&key, &mut l) {
+                    s.set(r, l, false);
+                } else if let Some(slot) = s.slot_of(self.hasher.hash_one(key) as u32, r) {
+                    s.remove(slot);
+                }
+            }
+            p.used.store(u64::from(s.len), Relaxed);
         }
     }
 
+    /// Records in the table (read without locks: a moment late at most).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.0.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .map(|p| p.used.load(Relaxed) as usize)
             .sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The most records the table holds: `max_clients` rounded up to the
+    /// shard layout. Fixed for the table's life.
+    pub fn capacity(&self) -> usize {
+        self.per_shard * self.shards.len()
+    }
+
+    /// Records evicted so far to make room for new clients.
+    pub fn evicted(&self) -> u64 {
+        self.shards.iter().map(|p| p.evicted.load(Relaxed)).sum()
+    }
+
+    /// Bytes the table took at start (records and index); never changes.
+    pub fn footprint(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|p| {
+                let s = p.lock();
+                std::mem::size_of_val(&*s.records) + std::mem::size_of_val(&*s.index)
+            })
+            .sum()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    fn key(i: u32) -> ClientKey {
+        let mut mac = [0x02, 0, 0, 0, 0, 0];
+        mac[2..].copy_from_slice(&i.to_be_bytes());
+        ClientKey::new(0, 0, &mac)
+    }
+
+    fn lease(i: u32, state: LeaseState) -> Lease {
+        Lease {
+            addr: Ipv4Addr::from(0x0a00_0000 + i),
+            state,
+            expires: i,
+            lines: Lines::NONE,
+        }
+    }
+
+    /// Stores `l` for `k`, as a request would; the records evicted for it.
+    fn put(t: &LeaseTable, k: ClientKey, l: Lease) -> (Result<(), Full>, Vec<(ClientKey, Lease)>) {
+        let mut gone = Vec::new();
+        let r = t.update(&k, |k, l| gone.push((*k, *l)), |e| *e = Some(l));
+        (r, gone)
+    }
 
     #[test]
     fn keys_scope_by_subnet_and_kind() {
@@ -221,21 +628,218 @@ mod tests {
         assert_ne!(ClientKey::new(0, 1, &long_a), ClientKey::new(0, 1, &long_b));
     }
 
+    /// The key of a long identifier is what the journal stores: it must
+    /// not change from one start (or table) to the next.
+    #[test]
+    fn keys_of_long_identifiers_are_stable() {
+        let id = [9u8; 40];
+        assert_eq!(ClientKey::new(0, 1, &id), ClientKey::new(0, 1, &id));
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(
+            ClientKey::new(0, 1, &id).bytes[24..],
+            FixedState::with_seed(0x5eed)
+                .hash_one(&id[24..])
+                .to_le_bytes()
+        );
+    }
+
     #[test]
     fn update_inserts_changes_and_removes() {
-        let t = LeaseTable::with_capacity(10);
-        let k = ClientKey::new(0, 0, &[1, 2, 3, 4, 5, 6]);
-        let l = Lease {
-            addr: Ipv4Addr::new(10, 0, 0, 1),
-            state: LeaseState::Offered,
-            expires: 30,
-            lines: Lines::NONE,
-        };
-        t.update(&k, |e| *e = Some(l));
+        let t = LeaseTable::new(10);
+        let k = key(1);
+        let l = lease(1, LeaseState::Offered);
+        assert_eq!(put(&t, k, l).0, Ok(()));
         assert_eq!(t.get(&k), Some(l));
-        t.update(&k, |e| e.as_mut().unwrap().state = LeaseState::Bound);
+        t.update(
+            &k,
+            |_, _| {},
+            |e| e.as_mut().unwrap().state = LeaseState::Bound,
+        )
+        .unwrap();
         assert_eq!(t.get(&k).unwrap().state, LeaseState::Bound);
         t.retain(|_, l| l.expires > 100);
         assert!(t.is_empty());
+        assert_eq!(t.get(&k), None);
+    }
+
+    #[test]
+    fn capacity_is_max_clients_rounded_to_the_shards() {
+        assert_eq!(LeaseTable::new(20_000).capacity(), 20_032);
+        assert_eq!(LeaseTable::new(64).capacity(), 64);
+        assert_eq!(LeaseTable::with_shards(5, 1).capacity(), 5);
+    }
+
+    /// At the bound, a new client takes the place of the least recently
+    /// touched released or expired record, then of the oldest offer;
+    /// bound and declined records stay, and once only they are left, the
+    /// new client is refused and handed back.
+    #[test]
+    fn at_the_bound_the_oldest_idle_record_goes_first_never_a_bound_one() {
+        let t = LeaseTable::with_shards(6, 1);
+        use LeaseState::*;
+        for (i, s) in [
+            (1, Bound),
+            (2, Released),
+            (3, Offered),
+            (4, Expired),
+            (5, Declined),
+        ] {
+            assert_eq!(put(&t, key(i), lease(i, s)).0, Ok(()));
+        }
+        // Touching 2 makes 4 the older idle record.
+        t.update(&key(2), |_, _| {}, |e| e.as_mut().unwrap().expires = 20)
+            .unwrap();
+        assert_eq!(put(&t, key(6), lease(6, Offered)), (Ok(()), vec![]));
+        assert_eq!(t.len(), 6);
+        let (r, gone) = put(&t, key(7), lease(7, Offered));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            gone,
+            vec![(key(4), lease(4, Expired))],
+            "the older idle one"
+        );
+        let (_, gone) = put(&t, key(8), lease(8, Offered));
+        assert_eq!(gone[0].0, key(2), "then the other idle one");
+        // No idle record left: the oldest offer (3), then 6, 7.
+        let (_, gone) = put(&t, key(9), lease(9, Bound));
+        assert_eq!(gone, vec![(key(3), lease(3, Offered))]);
+        for i in [10, 11, 12] {
+            let (r, gone) = put(&t, key(i), lease(i, Bound));
+            assert_eq!(r, Ok(()));
+            assert_eq!(gone.len(), 1);
+            assert_eq!(gone[0].1.state, Offered, "{gone:?}");
+        }
+        // Bound and declined only: refused, the new record handed back.
+        let (r, gone) = put(&t, key(13), lease(13, Offered));
+        assert_eq!(r, Err(Full));
+        assert_eq!(gone, vec![(key(13), lease(13, Offered))]);
+        assert_eq!(t.get(&key(13)), None);
+        for i in [1, 5, 9, 10, 11, 12] {
+            assert!(t.get(&key(i)).is_some(), "{i} kept");
+        }
+        assert_eq!((t.len(), t.evicted()), (6, 6));
+        // A known client is updated in place whatever the bound.
+        t.update(
+            &key(1),
+            |_, _| panic!("nothing evicted"),
+            |e| e.as_mut().unwrap().expires = 99,
+        )
+        .unwrap();
+        assert_eq!(t.get(&key(1)).unwrap().expires, 99);
+        // A new client that stores nothing needs no room.
+        assert_eq!(
+            t.update(&key(14), |_, _| panic!("no"), |e| e.is_none()),
+            Ok(true)
+        );
+    }
+
+    /// The expiry sweep turning an offer or a binding into an expired
+    /// record puts it on the idle list, after those already on it.
+    #[test]
+    fn records_the_sweep_expires_become_evictable() {
+        let t = LeaseTable::with_shards(3, 1);
+        put(&t, key(1), lease(1, LeaseState::Released)).0.unwrap();
+        put(&t, key(2), lease(2, LeaseState::Bound)).0.unwrap();
+        put(&t, key(3), lease(3, LeaseState::Bound)).0.unwrap();
+        t.retain(|k, l| {
+            if *k == key(3) {
+                l.state = LeaseState::Expired;
+            }
+            true
+        });
+        let (_, gone) = put(&t, key(4), lease(4, LeaseState::Offered));
+        assert_eq!(gone[0].0, key(1));
+        let (_, gone) = put(&t, key(5), lease(5, LeaseState::Offered));
+        assert_eq!(gone[0].0, key(3));
+        assert_eq!(put(&t, key(6), lease(6, LeaseState::Bound)).1[0].0, key(4));
+    }
+
+    /// A flood of new clients far past the bound: the table never holds
+    /// more than its capacity, its memory does not change, and every
+    /// record past the capacity evicted exactly one.
+    #[test]
+    fn a_flood_past_the_bound_keeps_size_and_memory() {
+        let t = LeaseTable::new(1024);
+        let (cap, bytes) = (t.capacity(), t.footprint());
+        for i in 0..100_000 {
+            put(&t, key(i), lease(i, LeaseState::Released)).0.unwrap();
+            assert!(t.len() <= cap);
+        }
+        assert_eq!(t.len(), cap, "every shard filled");
+        assert_eq!(t.evicted(), 100_000 - cap as u64);
+        assert_eq!((t.capacity(), t.footprint()), (cap, bytes));
+        // The newest ones are there; their lookups still end.
+        assert!(t.get(&key(99_999)).is_some());
+        assert_eq!(t.get(&key(0)), None);
+    }
+
+    /// Inserts, updates and removals in a random order against a HashMap:
+    /// the index (with its shifted deletions) finds exactly what the map
+    /// holds.
+    #[test]
+    fn agrees_with_a_hash_map_under_churn() {
+        let t = LeaseTable::with_shards(300, 2);
+        let mut model: HashMap<ClientKey, Lease> = HashMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = key((x % 500) as u32);
+            match (x >> 32) % 4 {
+                0 => {
+                    t.update(&k, |_, _| {}, |e| *e = None).unwrap();
+                    model.remove(&k);
+                }
+                3 if step % 1000 == 0 => {
+                    t.retain(|k, _| x.wrapping_add(u64::from(k.bytes[5])) % 3 != 0);
+                    model.retain(|k, _| x.wrapping_add(u64::from(k.bytes[5])) % 3 != 0);
+                }
+                _ => {
+                    // Bound records only: nothing is ever evicted, so
+                    // the model knows what a full shard refuses.
+                    let l = lease(step, LeaseState::Bound);
+                    match t.update(&k, |_, _| {}, |e| *e = Some(l)) {
+                        Ok(()) => {
+                            model.insert(k, l);
+                        }
+                        Err(Full) => assert!(!model.contains_key(&k)),
+                    }
+                }
+            }
+            if step % 997 == 0 {
+                for i in 0..500 {
+                    assert_eq!(t.get(&key(i)), model.get(&key(i)).copied(), "step {step}");
+                }
+                assert_eq!(t.len(), model.len());
+            }
+        }
+    }
+
+    /// Hash keys are drawn at every start: two tables place one key apart.
+    #[test]
+    fn hash_seeds_differ_per_table() {
+        let (a, b) = (LeaseTable::new(64), LeaseTable::new(64));
+        let hashes = |t: &LeaseTable| {
+            (0..8)
+                .map(|i| t.hasher.hash_one(key(i)))
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(hashes(&a), hashes(&b));
+    }
+
+    #[test]
+    fn the_default_bound_follows_the_pools() {
+        // Twice the addresses plus 4,096 for a city's pools.
+        assert_eq!(default_max_clients(1 << 20), (2 << 20) + 4096);
+        // Small pools: the per-shard margin rules.
+        let small = default_max_clients(765);
+        assert!(
+            small >= 2 * 765 + 4096 && small.is_multiple_of(SHARDS),
+            "{small}"
+        );
+        // Past 2^23 records: the addresses plus the margin.
+        let huge = default_max_clients(1 << 24);
+        assert!(huge > 1 << 24 && huge < (1 << 24) + (1 << 20), "{huge}");
     }
 }
