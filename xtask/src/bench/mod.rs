@@ -288,6 +288,14 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
         "--step-seconds, --gen-seconds and --window must be at least 1"
     );
     let (bin, gen_bin) = release_bins()?;
+    // The echo ceiling: xdhcpecho, built beside xdhcpd, is started from the
+    // same folder as the copied xdhcpd (bench/run.rs).
+    let echo_bin = bin.with_file_name("xdhcpecho");
+    ensure!(
+        echo_bin.exists(),
+        "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first",
+        echo_bin.display()
+    );
     for tool in ["perfdhcp", "kea-dhcp4"] {
         run_cmd(Command::new("sh").args(["-c", &format!("command -v {tool}")]))
             .with_context(|| format!("{tool} is not installed: run `cargo xtask setup`"))?;
@@ -307,6 +315,7 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
         Ok(to)
     };
     let (bin, gen_bin) = (copy(&bin)?, copy(&gen_bin)?);
+    copy(&echo_bin)?;
     catch_sigint();
     let machine = Machine::read();
     println!("bench: {}", machine.line());
