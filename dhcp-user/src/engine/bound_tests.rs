@@ -17,8 +17,12 @@ const A10: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const A12: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
 
 /// The engine's verdict on `frame` at `secs`, its journal record, notes,
-/// and the reply's yiaddr.
-fn run(e: &Engine, frame: &[u8], secs: u32) -> (Verdict, Option<LeaseRecord>, Notes, Ipv4Addr) {
+/// and the reply's yiaddr (also the conflict check's tests' way in).
+pub(super) fn run(
+    e: &Engine,
+    frame: &[u8],
+    secs: u32,
+) -> (Verdict, Option<LeaseRecord>, Notes, Ipv4Addr) {
     let mut tx = vec![0u8; 2048];
     let local = Local {
         mac: [2, 0, 0, 0, 0, 1],

@@ -179,7 +179,6 @@ impl Engine {
 pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::engine::reply::Local;
     use crate::wire::testutil::{bootp, udp_frame};
     use std::sync::Arc;
 
@@ -236,25 +235,12 @@ conflict_check = "icmp"
     /// The engine's verdict on `frame` at `secs`, and what it says about
     /// probing.
     fn run(e: &Engine, frame: &[u8], secs: u32) -> (Probe, Option<Ipv4Addr>) {
-        let mut tx = vec![0u8; 2048];
-        let local = Local {
-            mac: [2, 0, 0, 0, 0, 1],
-            dscp: 0,
-            home: 0,
-        };
-        let clock = Clock {
-            secs,
-            unix: 0,
-            micros: u64::from(secs) * 1_000_000,
-        };
-        let (mut record, mut notes) = (None, crate::engine::Notes::default());
-        let v = e.process(frame, &mut tx, clock, &local, &mut record, &mut notes);
-        let offered = match v {
-            crate::engine::Verdict::Reply(_, crate::wire::dhcp::MessageType::Offer, _) => {
-                Some(Ipv4Addr::new(tx[58], tx[59], tx[60], tx[61]))
-            }
-            _ => None,
-        };
+        let (v, _, notes, yiaddr) = crate::engine::bound_tests::run(e, frame, secs);
+        let offered = matches!(
+            v,
+            crate::engine::Verdict::Reply(_, crate::wire::dhcp::MessageType::Offer, _)
+        )
+        .then_some(yiaddr);
         (notes.probe, offered)
     }
 
