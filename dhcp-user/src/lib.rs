@@ -18,6 +18,7 @@
 //! Nothing in an earlier stage reaches into a later one: the engine never
 //! touches rings, the wire views never know about leases.
 pub mod config;
+pub mod ddns;
 pub mod engine;
 pub mod handler;
 pub mod io;

@@ -12,6 +12,7 @@
 //! `modes` holds the I/O settings (backend, XDP attach, socket bind,
 //! polling), `options` the DHCP options a subnet hands out.
 mod check;
+pub mod ddns;
 mod file;
 pub mod modes;
 pub mod options;

@@ -1,0 +1,10 @@
+//! DDNS: every lease in DNS, by RFC 2136 updates signed with TSIG, off the
+//! packet path.
+//!
+//! - `name`: the client's name (option 81 / 12) made into one safe DNS
+//!   label, the generated names, option 81 in the reply;
+//! - `dhcid`: the DHCID record (RFC 4701) that says which client a name
+//!   belongs to;
+//! - `update`: the RFC 4703 procedures as RFC 2136 messages, per conflict
+//!   mode, signed and checked with hickory-proto's TSIG;
+//! - `transport`: UDP to the DNS server, TCP when the answer is truncated.
