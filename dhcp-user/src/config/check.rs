@@ -222,6 +222,8 @@ pub struct Subnet {
     pub limits: Limits,
     /// Probe a fresh address before offering it.
     pub conflict_check: ConflictCheck,
+    /// `[ddns]` with the subnet's `[subnet.ddns]` over it; `None`: off.
+    pub ddns: Option<std::sync::Arc<super::ddns::SubnetDdns>>,
 }
 
 impl Subnet {
@@ -250,6 +252,8 @@ pub struct Checked {
     pub xdp_mac_rate: Option<Rate>,
     /// `trusted_relays` as (network, prefix length); empty: every relay.
     pub trusted_relays: Vec<(Ipv4Addr, u8)>,
+    /// `[ddns] max_updates_per_second`.
+    pub ddns_updates_per_second: u32,
 }
 
 impl Checked {
@@ -303,11 +307,25 @@ impl Config {
             None => None,
         };
         let trusted_relays = file.check_relays(text)?;
+        let ddns_updates_per_second =
+            super::ddns::updates_per_second(file.ddns.as_ref()).map_err(|(sp, m)| ConfigError {
+                line: Some(line_of(text, sp.start)),
+                message: format!("[ddns]: {m}"),
+            })?;
+        if file.journal.is_none()
+            && let Some(i) = subnets.iter().position(|s| s.ddns.is_some())
+        {
+            return Err(ConfigError {
+                line: Some(line_of(text, file.subnets[i].span().start)),
+                message: "DDNS needs a [journal]: the updates still owed to DNS are worked out from it after a restart".into(),
+            });
+        }
         Ok(Checked {
             file,
             subnets,
             xdp_mac_rate,
             trusted_relays,
+            ddns_updates_per_second,
         })
     }
 
@@ -472,6 +490,14 @@ impl Config {
                     None => Limits::default(),
                 },
                 conflict_check: s.conflict_check,
+                ddns: super::ddns::resolve(
+                    self.ddns.as_ref(),
+                    s.ddns.as_ref(),
+                    s.lease_time,
+                    span.clone(),
+                )
+                .map_err(|(sp, m)| at(sp, m))?
+                .map(std::sync::Arc::new),
             };
             if !(sub.min_lease_time <= s.lease_time && s.lease_time <= sub.max_lease_time) {
                 return Err(at(

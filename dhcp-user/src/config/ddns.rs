@@ -3,9 +3,16 @@
 //! algorithm. The top-level table holds the defaults of every subnet; a
 //! subnet's table overrides key by key. `check.rs` resolves the two into
 //! one complete setting per subnet.
+use base64::Engine as _;
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::path::PathBuf;
 use toml::Spanned;
+
+/// Default of `max_updates_per_second`, per DNS server.
+pub const DEFAULT_UPDATES_PER_SECOND: u32 = 2000;
+const DEFAULT_PATTERN: &str = "dhcp-{ip}";
 
 /// One `[ddns]` table. Every key is optional so that a subnet's table
 /// can override only what differs; `check.rs` fills in the defaults.
@@ -50,10 +57,6 @@ pub struct DdnsConfig {
     /// Top level only: the most DNS updates per second sent to one
     /// server, so a city that reconnects at once is not a DNS storm.
     pub max_updates_per_second: Option<Spanned<u32>>,
-    /// Top level only: updates waiting for the DNS server at most; beyond
-    /// it new ones are counted as lost (and restored at the next start
-    /// from the lease journal).
-    pub max_pending: Option<Spanned<u32>>,
 }
 
 /// Kea's `ddns-replace-client-name`.
@@ -132,6 +135,339 @@ impl TsigAlgorithm {
     }
 }
 
+/// One subnet's DDNS, checked and complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetDdns {
+    pub server: SocketAddr,
+    /// Lowercase, with the final dot.
+    pub forward_zone: String,
+    pub reverse_zone: Option<String>,
+    pub key: TsigKeyConfig,
+    pub ttl: u32,
+    pub override_client_update: bool,
+    pub override_no_update: bool,
+    pub replace_client_name: ReplaceClientName,
+    /// The `generated_name` pattern, its placeholders checked.
+    pub generated_name: String,
+    pub conflict_mode: ConflictMode,
+}
+
+/// A TSIG key: its name, algorithm and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TsigKeyConfig {
+    pub name: String,
+    pub algorithm: TsigAlgorithm,
+    pub secret: Vec<u8>,
+}
+
+// The secret stays out of logs and `check-config` output.
+impl std::fmt::Debug for TsigKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TsigKeyConfig {{ name: {:?}, algorithm: {:?}, secret: {} bytes }}",
+            self.name,
+            self.algorithm,
+            self.secret.len()
+        )
+    }
+}
+
+/// An error with the span of the entry it is about.
+pub(super) type Spot = (Range<usize>, String);
+
+impl DdnsConfig {
+    /// Every key set in `self`, else in `top`.
+    fn over(&self, top: &DdnsConfig) -> DdnsConfig {
+        macro_rules! pick {
+            ($($f:ident),*) => { DdnsConfig { $($f: self.$f.clone().or_else(|| top.$f.clone()),)* } };
+        }
+        pick!(
+            enabled,
+            server,
+            forward_zone,
+            reverse_zone,
+            key_name,
+            key_algorithm,
+            key_secret,
+            key_file,
+            ttl,
+            override_client_update,
+            override_no_update,
+            replace_client_name,
+            generated_name,
+            conflict_mode,
+            max_updates_per_second
+        )
+    }
+}
+
+/// The DDNS of one subnet from the top-level `[ddns]` and the subnet's
+/// own table (`at`: the subnet's span, for errors about keys it lacks).
+/// `None`: DDNS is off for it.
+pub(super) fn resolve(
+    top: Option<&Spanned<DdnsConfig>>,
+    sub: Option<&Spanned<DdnsConfig>>,
+    lease_time: u32,
+    at: Range<usize>,
+) -> Result<Option<SubnetDdns>, Spot> {
+    if let Some(s) = sub
+        && let Some(m) = &s.get_ref().max_updates_per_second
+    {
+        return Err((
+            m.span(),
+            "max_updates_per_second is a setting of the top-level [ddns] only".into(),
+        ));
+    }
+    let empty = DdnsConfig::default();
+    let c = match (top, sub) {
+        (None, None) => return Ok(None),
+        (Some(t), None) => t.get_ref().over(&empty),
+        (None, Some(s)) => s.get_ref().over(&empty),
+        (Some(t), Some(s)) => s.get_ref().over(t.get_ref()),
+    };
+    let at = sub.or(top).map_or(at, |t| t.span());
+    if c.enabled == Some(false) {
+        return Ok(None);
+    }
+    let need = |name: &str| (at.clone(), format!("[ddns]: {name} is not set"));
+    let server = c.server.as_ref().ok_or_else(|| need("server"))?;
+    let server = parse_server(server.get_ref()).map_err(|m| (server.span(), m))?;
+    let fz = c
+        .forward_zone
+        .as_ref()
+        .ok_or_else(|| need("forward_zone"))?;
+    let forward_zone = zone(fz.get_ref()).map_err(|m| (fz.span(), format!("forward_zone: {m}")))?;
+    let reverse_zone = match &c.reverse_zone {
+        Some(r) => {
+            let z = zone(r.get_ref()).map_err(|m| (r.span(), format!("reverse_zone: {m}")))?;
+            if !z.ends_with(".in-addr.arpa.") {
+                return Err((
+                    r.span(),
+                    format!("reverse_zone {z:?} is not under in-addr.arpa."),
+                ));
+            }
+            Some(z)
+        }
+        None => None,
+    };
+    let key = key(&c, &at)?;
+    let ttl = match c.ttl {
+        Some(0) => return Err((at, "[ddns]: ttl must be at least 1 second".into())),
+        Some(t) => t,
+        // RFC 4702 §5: a third of the lease; a lease that never ends gets
+        // a day.
+        None if lease_time == u32::MAX => 86_400,
+        None => (lease_time / 3).max(1),
+    };
+    let generated_name = match &c.generated_name {
+        Some(p) => {
+            check_pattern(p.get_ref()).map_err(|m| (p.span(), format!("generated_name: {m}")))?;
+            p.get_ref().clone()
+        }
+        None => DEFAULT_PATTERN.to_owned(),
+    };
+    Ok(Some(SubnetDdns {
+        server,
+        forward_zone,
+        reverse_zone,
+        key,
+        ttl,
+        override_client_update: c.override_client_update.unwrap_or(true),
+        override_no_update: c.override_no_update.unwrap_or(false),
+        replace_client_name: c.replace_client_name.unwrap_or_default(),
+        generated_name,
+        conflict_mode: c.conflict_mode.unwrap_or_default(),
+    }))
+}
+
+/// `max_updates_per_second` of the top-level table, checked.
+pub(super) fn updates_per_second(top: Option<&Spanned<DdnsConfig>>) -> Result<u32, Spot> {
+    match top.and_then(|t| t.get_ref().max_updates_per_second.as_ref()) {
+        None => Ok(DEFAULT_UPDATES_PER_SECOND),
+        Some(v) if (1..=1_000_000).contains(v.get_ref()) => Ok(*v.get_ref()),
+        Some(v) => Err((
+            v.span(),
+            format!(
+                "max_updates_per_second = {} must be between 1 and 1000000",
+                v.get_ref()
+            ),
+        )),
+    }
+}
+
+fn parse_server(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    match s.parse::<IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, 53)),
+        Err(_) => Err(format!(
+            "server {s:?} is not an address or address:port (names are not looked up)"
+        )),
+    }
+}
+
+/// A zone name, lowercase with the final dot; each label 1–63 letters,
+/// digits, hyphens (underscores too: zones such as _msdcs exist), not
+/// starting or ending with a hyphen; the whole at most 253 characters.
+pub fn zone(text: &str) -> Result<String, String> {
+    let t = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    if t.is_empty() {
+        return Err("the zone is empty (the root zone cannot be updated)".into());
+    }
+    if t.len() > 253 {
+        return Err(format!("{text:?} is longer than 253 characters"));
+    }
+    for label in t.split('.') {
+        let ok_char = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "{text:?}: label {label:?} must have 1 to 63 characters"
+            ));
+        }
+        if !label.bytes().all(ok_char) || label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "{text:?}: label {label:?} may hold only letters, digits, '-' and '_', and not start or end with '-'"
+            ));
+        }
+    }
+    Ok(format!("{t}."))
+}
+
+/// The placeholders of `generated_name` and its literal text (which must
+/// be a valid label piece already).
+fn check_pattern(p: &str) -> Result<(), String> {
+    let mut rest = p;
+    let mut literal = String::new();
+    while let Some(open) = rest.find('{') {
+        literal.push_str(&rest[..open]);
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("{p:?}: '{{' without '}}'"))?;
+        let name = &rest[open + 1..open + close];
+        if !matches!(name, "ip" | "a" | "b" | "c" | "d" | "mac") {
+            return Err(format!(
+                "{p:?}: unknown placeholder {{{name}}} (known: {{ip}} {{a}} {{b}} {{c}} {{d}} {{mac}})"
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    literal.push_str(rest);
+    if literal.contains('}') {
+        return Err(format!("{p:?}: '}}' without '{{'"));
+    }
+    if !literal
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    {
+        return Err(format!(
+            "{p:?}: the text around the placeholders may hold only lowercase letters, digits and '-'"
+        ));
+    }
+    if p.len() > 63 {
+        return Err(format!("{p:?} is longer than a DNS label (63)"));
+    }
+    Ok(())
+}
+
+fn key(c: &DdnsConfig, at: &Range<usize>) -> Result<TsigKeyConfig, Spot> {
+    let mut name = c.key_name.as_ref().map(|n| n.get_ref().clone());
+    let mut alg_text = c
+        .key_algorithm
+        .as_ref()
+        .map(|a| (a.span(), a.get_ref().clone()));
+    let secret = match (&c.key_secret, &c.key_file) {
+        (Some(_), Some(f)) => {
+            return Err((
+                f.span(),
+                "[ddns]: key_secret and key_file are both set".into(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                at.clone(),
+                "[ddns]: updates are signed with TSIG: set key_secret or key_file".into(),
+            ));
+        }
+        (Some(s), None) => decode_secret(s.get_ref()).map_err(|m| (s.span(), m))?,
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f.get_ref())
+                .map_err(|e| (f.span(), format!("key_file {}: {e}", f.get_ref().display())))?;
+            let k = parse_key_file(&text)
+                .map_err(|m| (f.span(), format!("key_file {}: {m}", f.get_ref().display())))?;
+            name = name.or(k.name);
+            alg_text = alg_text.or(k.algorithm.map(|a| (f.span(), a)));
+            k.secret
+        }
+    };
+    let name = name.ok_or_else(|| (at.clone(), "[ddns]: key_name is not set".to_string()))?;
+    zone(&name).map_err(|m| (at.clone(), format!("key_name: {m}")))?;
+    let algorithm = match alg_text {
+        Some((span, a)) => TsigAlgorithm::parse(&a).map_err(|m| (span, m))?,
+        None => TsigAlgorithm::HmacSha256,
+    };
+    Ok(TsigKeyConfig {
+        name,
+        algorithm,
+        secret,
+    })
+}
+
+fn decode_secret(b64: &str) -> Result<Vec<u8>, String> {
+    let s = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("the TSIG secret is not base64: {e}"))?;
+    if s.len() < 16 {
+        return Err(format!(
+            "the TSIG secret has {} bytes; use at least 16 (tsig-keygen makes 32)",
+            s.len()
+        ));
+    }
+    Ok(s)
+}
+
+struct KeyFile {
+    name: Option<String>,
+    algorithm: Option<String>,
+    secret: Vec<u8>,
+}
+
+/// A BIND key clause as `tsig-keygen` writes it:
+/// `key "name" { algorithm hmac-sha256; secret "base64"; };`, or a file
+/// holding the bare base64 secret.
+fn parse_key_file(text: &str) -> Result<KeyFile, String> {
+    let t = text.trim();
+    if !t.contains('{') {
+        return Ok(KeyFile {
+            name: None,
+            algorithm: None,
+            secret: decode_secret(t)?,
+        });
+    }
+    let after = |word: &str| -> Option<&str> {
+        let i = t.find(word)?;
+        Some(t[i + word.len()..].trim_start())
+    };
+    let unquote = |s: &str| s.trim().trim_matches('"').to_string();
+    let name = after("key")
+        .and_then(|r| r.split('{').next())
+        .map(unquote)
+        .filter(|n| !n.is_empty());
+    let algorithm = after("algorithm")
+        .and_then(|r| r.split(';').next())
+        .map(unquote);
+    let secret = after("secret")
+        .and_then(|r| r.split(';').next())
+        .map(unquote)
+        .ok_or("no `secret \"...\";` in the key clause")?;
+    Ok(KeyFile {
+        name,
+        algorithm,
+        secret: decode_secret(&secret)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +485,91 @@ mod tests {
         let e = TsigAlgorithm::parse("hmac-md5").unwrap_err();
         assert!(e.contains("hmac-md5") && e.contains("not supported"), "{e}");
         assert!(TsigAlgorithm::parse("rot13").unwrap_err().contains("rot13"));
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==";
+
+    fn table(text: &str) -> Spanned<DdnsConfig> {
+        #[derive(Deserialize)]
+        struct Doc {
+            ddns: Spanned<DdnsConfig>,
+        }
+        toml::from_str::<Doc>(text).unwrap().ddns
+    }
+
+    fn top() -> Spanned<DdnsConfig> {
+        table(&format!(
+            "[ddns]\nserver = \"192.0.2.53\"\nforward_zone = \"Lab.Example\"\nkey_name = \"xdhcpd-key\"\nkey_secret = \"{SECRET}\"\n"
+        ))
+    }
+
+    #[test]
+    fn defaults_fill_in_and_a_subnet_overrides_key_by_key() {
+        let t = top();
+        let d = resolve(Some(&t), None, 7200, 0..0).unwrap().unwrap();
+        assert_eq!(d.server, "192.0.2.53:53".parse().unwrap());
+        assert_eq!(d.forward_zone, "lab.example.");
+        assert_eq!(d.reverse_zone, None);
+        assert_eq!(d.ttl, 2400);
+        assert_eq!(d.key.algorithm, TsigAlgorithm::HmacSha256);
+        assert_eq!(d.conflict_mode, ConflictMode::CheckWithDhcid);
+        assert!(d.override_client_update && !d.override_no_update);
+        assert_eq!(d.generated_name, "dhcp-{ip}");
+        let s = table(
+            "[ddns]\nserver = \"192.0.2.54:5353\"\nreverse_zone = \"18.198.in-addr.arpa\"\nconflict_mode = \"no-check-with-dhcid\"\n",
+        );
+        let d = resolve(Some(&t), Some(&s), 7200, 0..0).unwrap().unwrap();
+        assert_eq!(d.server, "192.0.2.54:5353".parse().unwrap());
+        assert_eq!(d.forward_zone, "lab.example.");
+        assert_eq!(d.reverse_zone.as_deref(), Some("18.198.in-addr.arpa."));
+        assert_eq!(d.conflict_mode, ConflictMode::NoCheckWithDhcid);
+        let off = table("[ddns]\nenabled = false\n");
+        assert_eq!(resolve(Some(&t), Some(&off), 7200, 0..0).unwrap(), None);
+        assert_eq!(resolve(None, None, 7200, 0..0).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_reason() {
+        let t = top();
+        let err = |sub: &str| {
+            resolve(Some(&t), Some(&table(sub)), 7200, 0..0)
+                .unwrap_err()
+                .1
+        };
+        assert!(err("[ddns]\nkey_algorithm = \"hmac-md5\"\n").contains("hmac-md5"));
+        assert!(err("[ddns]\nserver = \"dns.example\"\n").contains("not an address"));
+        assert!(err("[ddns]\nforward_zone = \"a..b\"\n").contains("label"));
+        assert!(err("[ddns]\nreverse_zone = \"lab.example\"\n").contains("in-addr.arpa"));
+        assert!(err("[ddns]\ngenerated_name = \"h-{host}\"\n").contains("{host}"));
+        assert!(err("[ddns]\ngenerated_name = \"H_{ip}\"\n").contains("lowercase"));
+        assert!(err("[ddns]\nkey_secret = \"not base64!\"\n").contains("base64"));
+        assert!(err("[ddns]\nkey_secret = \"c2hvcnQ=\"\n").contains("at least 16"));
+        assert!(err("[ddns]\nmax_updates_per_second = 5\n").contains("top-level"));
+        let bare = table("[ddns]\nforward_zone = \"lab.example\"\n");
+        assert!(
+            resolve(None, Some(&bare), 7200, 0..0)
+                .unwrap_err()
+                .1
+                .contains("server")
+        );
+    }
+
+    #[test]
+    fn key_files_as_tsig_keygen_writes_them() {
+        let k = parse_key_file(&format!(
+            "key \"xdhcpd-key\" {{\n\talgorithm hmac-sha512;\n\tsecret \"{SECRET}\";\n}};\n"
+        ))
+        .unwrap();
+        assert_eq!(k.name.as_deref(), Some("xdhcpd-key"));
+        assert_eq!(k.algorithm.as_deref(), Some("hmac-sha512"));
+        assert_eq!(k.secret, b"secret-secret-secret-secret!");
+        let bare = parse_key_file(&format!("{SECRET}\n")).unwrap();
+        assert_eq!(bare.secret, k.secret);
+        assert!(parse_key_file("key \"k\" { algorithm hmac-sha256; };").is_err());
     }
 }

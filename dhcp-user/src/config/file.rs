@@ -140,6 +140,9 @@ pub struct Config {
     pub journal: Option<JournalConfig>,
     /// `[xdp]`: what the XDP program does beyond steering.
     pub xdp: Option<Spanned<XdpConfig>>,
+    /// `[ddns]`: DNS updates for every subnet (each may override or turn
+    /// them off in `[subnet.ddns]`).
+    pub ddns: Option<Spanned<super::ddns::DdnsConfig>>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
 }
@@ -265,6 +268,8 @@ pub struct SubnetConfig {
     /// "icmp" (an echo request; an answer means someone uses it).
     #[serde(default)]
     pub conflict_check: ConflictCheck,
+    /// `[subnet.ddns]`: this subnet's DNS updates, over `[ddns]`.
+    pub ddns: Option<Spanned<super::ddns::DdnsConfig>>,
 }
 
 /// Limits per subscriber line in one subnet; every key is off unless set.

@@ -8,3 +8,9 @@
 //! - `update`: the RFC 4703 procedures as RFC 2136 messages, per conflict
 //!   mode, signed and checked with hickory-proto's TSIG;
 //! - `transport`: UDP to the DNS server, TCP when the answer is truncated.
+//! - `state`: per address, what DNS should hold and what it holds; the
+//!   queue of each DNS server is the difference;
+//! - `store`: what DNS holds, on disk, so that the difference can be
+//!   worked out again after a restart from it and the lease journal.
+pub mod state;
+pub mod store;

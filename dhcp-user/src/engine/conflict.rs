@@ -171,6 +171,7 @@ impl Engine {
             cltt_unix: clock.unix,
             hostname: FixedBytes::new(&[]).0,
             agent_info: FixedBytes::new(&[]).0,
+            fqdn_flags: 0,
         })
     }
 }

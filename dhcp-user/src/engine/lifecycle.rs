@@ -87,6 +87,7 @@ impl Change {
                     .unwrap_or(&[]),
             )
             .0,
+            fqdn_flags: 0,
         }
     }
 }

@@ -71,7 +71,7 @@ mod replay;
 mod segment;
 mod writer;
 
-pub use record::{FixedBytes, INFINITE, LeaseRecord, RecordState};
+pub use record::{FQDN_SENT, FixedBytes, INFINITE, LeaseRecord, RecordState};
 pub use replay::RecoveryStats;
 pub use segment::Stop;
 
@@ -114,6 +114,20 @@ pub struct JournalOptions {
     pub keep_released_secs: u64,
     /// Most producers alive at once (one per worker, plus tools).
     pub max_producers: usize,
+    /// Where each record goes once its group is written (and, in durable
+    /// mode, synced): the DDNS side thread.
+    pub tap: Option<Tap>,
+}
+
+/// A copy of every record the journal wrote, for a side service that
+/// follows the leases (DDNS). Records are offered with `try_send`: the
+/// writer never waits for the follower, and what a full channel refuses
+/// is counted in `dropped` (the follower catches up from the journal at
+/// its next start).
+#[derive(Clone, Debug)]
+pub struct Tap {
+    pub tx: Sender<LeaseRecord>,
+    pub dropped: Arc<AtomicU64>,
 }
 
 impl Default for JournalOptions {
@@ -126,6 +140,7 @@ impl Default for JournalOptions {
             compact_after_bytes: 64 << 20,
             keep_released_secs: 0,
             max_producers: 64,
+            tap: None,
         }
     }
 }

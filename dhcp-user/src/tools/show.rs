@@ -204,6 +204,7 @@ mod tests {
             cltt_unix: 1_799_992_800,
             hostname: FixedBytes::new(host.as_bytes()).0,
             agent_info: FixedBytes::new(agent).0,
+            fqdn_flags: 0,
         }
     }
 

@@ -97,13 +97,22 @@ pub struct LeaseRecord {
     pub expires_unix: u64,
     /// Wall-clock seconds of the client's last transaction.
     pub cltt_unix: u64,
-    /// Option 12 / 81 name, cut at 64 bytes.
+    /// The name the client asked for, cut at 64 bytes: option 81's first
+    /// label when it sent one, else option 12. Raw, as sent; DDNS makes a
+    /// DNS label of it.
     pub hostname: FixedBytes<64>,
     /// Option 82's data (the sub-options, without code and length), cut at
     /// 64 bytes: a copy for the operator and for reservations by circuit
     /// id. Replies echo the option from the request itself, never this.
     pub agent_info: FixedBytes<64>,
+    /// Option 81's flags (RFC 4702: S, O, E, N in the low bits) with
+    /// [`FQDN_SENT`] set when the client sent the option; 0 without it.
+    /// DDNS decides from them whether the server writes the A record.
+    pub fqdn_flags: u8,
 }
+
+/// Set in [`LeaseRecord::fqdn_flags`] when the client sent option 81.
+pub const FQDN_SENT: u8 = 0x80;
 
 impl LeaseRecord {
     /// Whether the record still matters at `now`: an unexpired binding or
@@ -153,6 +162,9 @@ pub(crate) fn encode_lease(rec: &LeaseRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(rec.hostname.as_slice());
     out.push(rec.agent_info.len);
     out.extend_from_slice(rec.agent_info.as_slice());
+    // Added with DDNS: a record of an older journal ends before it (and
+    // decodes with 0: no option 81).
+    out.push(rec.fqdn_flags);
     seal(out, start);
 }
 
@@ -206,9 +218,11 @@ pub(crate) fn decode_body(b: &[u8]) -> Option<Body> {
             let cltt_unix = u64::from_le_bytes(r.array()?);
             let hostname = r.fixed()?;
             let agent_info = r.fixed()?;
-            if !r.0.is_empty() {
-                return None;
-            }
+            let fqdn_flags = match r.0 {
+                [] => 0,
+                [f] => *f,
+                _ => return None,
+            };
             Some(Body::Lease(LeaseRecord {
                 subnet,
                 addr,
@@ -224,6 +238,7 @@ pub(crate) fn decode_body(b: &[u8]) -> Option<Body> {
                 cltt_unix,
                 hostname,
                 agent_info,
+                fqdn_flags,
             }))
         }
         KIND_END => {
@@ -286,6 +301,11 @@ pub(crate) mod tests {
             cltt_unix: 1_700_000_000 + u64::from(i),
             hostname: FixedBytes::new(format!("host-{i}").as_bytes()).0,
             agent_info: FixedBytes::new(&[1, 4, 0xaa, 0xbb, 0xcc, (i & 0xff) as u8]).0,
+            fqdn_flags: if i.is_multiple_of(3) {
+                FQDN_SENT | 0x05
+            } else {
+                0
+            },
         }
     }
 

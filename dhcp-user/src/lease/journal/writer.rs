@@ -46,6 +46,8 @@ struct Loop {
     compactor: Option<JoinHandle<io::Result<Compacted>>>,
     compact_asked: bool,
     closing: bool,
+    /// The current group's records, for the tap (empty without one).
+    tapped: Vec<super::LeaseRecord>,
 }
 
 impl Writer {
@@ -60,6 +62,11 @@ impl Writer {
             compactor: None,
             compact_asked: false,
             closing: false,
+            tapped: Vec::with_capacity(if self.opts.tap.is_some() {
+                self.opts.max_group_records
+            } else {
+                0
+            }),
         };
         loop {
             // Wake up for a trailing sync that falls due, and now and then
@@ -132,6 +139,9 @@ impl Writer {
         match m {
             Msg::Rec { producer, seq, rec } => {
                 record::encode_lease(&rec, &mut l.buf);
+                if self.opts.tap.is_some() {
+                    l.tapped.push(rec);
+                }
                 let p = producer as usize;
                 if l.group_max[p] == 0 {
                     l.touched.push(producer);
@@ -193,6 +203,13 @@ impl Writer {
             l.group_max[p] = 0;
         }
         l.touched.clear();
+        if let Some(tap) = &self.opts.tap {
+            for rec in l.tapped.drain(..) {
+                if tap.tx.try_send(rec).is_err() {
+                    tap.dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }
         if matches!(self.mode, Durability::Fast { max_delay } if l.last_sync.elapsed() >= max_delay)
         {
             self.sync(l);

@@ -202,6 +202,7 @@ fn parse_row(
         cltt_unix: cltt,
         hostname,
         agent_info,
+        fqdn_flags: 0,
     }))
 }
 

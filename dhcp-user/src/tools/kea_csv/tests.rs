@@ -128,6 +128,7 @@ fn rec(i: u8, state: RecordState) -> LeaseRecord {
         cltt_unix: 1_799_990_000,
         hostname: FixedBytes::default(),
         agent_info: FixedBytes::default(),
+        fqdn_flags: 0,
     }
 }
 
