@@ -1119,6 +1119,7 @@ fn a_reservation_for_an_address_bound_in_the_journal_is_not_handed_out_twice() {
         cltt_unix: now,
         hostname: FixedBytes::new(&[]).0,
         agent_info: FixedBytes::new(&[]).0,
+        fqdn_flags: 0,
     };
     let clock = xdhcp::engine::Clock::now(&h.engine, std::time::Instant::now());
     h.engine.restore(&[bound(1)], clock);

@@ -424,6 +424,7 @@ fn restored_leases_count_on_their_lines() {
             cltt_unix: clock.unix,
             hostname: FixedBytes::new(&[]).0,
             agent_info: FixedBytes::new(&port).0,
+            fqdn_flags: 0,
         })
         .collect();
     assert_eq!(engine.restore(&records, clock), (2, 0));
