@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use xdhcp::config::{AttachMode, Checked, Config, ConflictCheck, IoKind, JournalMode};
+use xdhcp::ddns::{self, service::DdnsHandle};
 use xdhcp::engine::{Clock, Engine, Handler, JournalLink};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::Steering;
@@ -142,11 +143,14 @@ fn transfer(cli: &Cli, cmd: &Command) -> anyhow::Result<()> {
                     .with_context(|| format!("reading the journal in {}", dir.display()))?;
             leases.retain(|r| filter.matches(r));
             leases.sort_by_key(|r| r.addr);
+            let dns = ddns::store::read(dir).with_context(|| {
+                format!("reading {}", dir.join(ddns::store::FILE_NAME).display())
+            })?;
             let mut out = std::io::stdout().lock();
             if *json {
-                show::write_json(&mut out, &leases)?;
+                show::write_json(&mut out, &leases, &dns)?;
             } else {
-                show::write_table(&mut out, &leases)?;
+                show::write_table(&mut out, &leases, &dns)?;
             }
         }
         Command::CheckConfig { .. } => unreachable!("handled in main"),
@@ -189,6 +193,8 @@ struct Running {
     started: Instant,
     /// The conflict-check service's counters, when it runs.
     probe: Option<Arc<ProbeStats>>,
+    /// The DDNS side thread, when a subnet has DDNS.
+    ddns: Option<DdnsHandle>,
 }
 
 fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
@@ -244,6 +250,14 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             "max_clients is below the pools' addresses: once that many clients hold one, new clients are refused (table_full)"
         );
     }
+    // DDNS follows the journal's records (the config check made sure
+    // there is a journal when a subnet has DDNS).
+    let mut ddns_tap = checked
+        .subnets
+        .iter()
+        .any(|s| s.ddns.is_some())
+        .then(ddns::service::tap);
+    let mut ddns = None;
     let journal = match &cfg.journal {
         Some(j) => {
             let mode = match j.mode {
@@ -255,6 +269,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             let opts = JournalOptions {
                 compact_after_bytes: j.compact_after_mb << 20,
                 keep_released_secs: u64::from(cfg.keep_released),
+                tap: ddns_tap.as_ref().map(|(t, _)| t.clone()),
                 ..JournalOptions::default()
             };
             let started = Instant::now();
@@ -272,6 +287,22 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                 "lease journal recovered"
             );
             warn_reservation_conflicts(&engine);
+            if let Some((tap, rx)) = ddns_tap.take() {
+                let subnets = checked.subnets.iter().map(|s| s.ddns.clone()).collect();
+                ddns = Some(
+                    DdnsHandle::start(
+                        &j.dir,
+                        subnets,
+                        checked.ddns_updates_per_second,
+                        &recovered.leases,
+                        &tap,
+                        rx,
+                    )
+                    .with_context(|| {
+                        format!("starting DDNS (its state is in {})", j.dir.display())
+                    })?,
+                );
+            }
             Some((handle, j.mode == JournalMode::Durable))
         }
         None => {
@@ -346,6 +377,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         engine: cell.clone(),
         started: Instant::now(),
         probe: probe.as_ref().map(ProbeService::stats_handle),
+        ddns,
     };
     let handles = match cfg.io {
         IoKind::Xdp => {
@@ -417,6 +449,11 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     drop(probe);
     if let Some(j) = &running.journal {
         j.close().context("closing the lease journal")?;
+    }
+    // After the journal: its last records reached the thread's channel.
+    // What DNS has not confirmed stays owed and goes after the next start.
+    if let Some(d) = running.ddns.take() {
+        d.stop();
     }
     if let Some(p) = &cli.stats_file {
         write_stats(p, &running)?;
@@ -504,6 +541,16 @@ fn reload_config(
         );
     }
     cell.store(next.clone());
+    match &running.ddns {
+        Some(d) => d.reload(
+            checked.subnets.iter().map(|s| s.ddns.clone()).collect(),
+            checked.ddns_updates_per_second,
+        ),
+        None if checked.subnets.iter().any(|s| s.ddns.is_some()) => tracing::warn!(
+            "DDNS takes a restart when no subnet had it at start: until then no names go to DNS"
+        ),
+        None => {}
+    }
     if let Some(s) = running.steering.as_mut() {
         let mut ids: Vec<Ipv4Addr> = checked.subnets.iter().map(|s| s.server_id).collect();
         ids.sort();
@@ -593,6 +640,17 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
             json!({
                 "sent": l(&p.sent), "send_failed": l(&p.send_failed),
                 "answered": l(&p.answered), "stray": l(&p.stray),
+            })
+        }),
+        "ddns": r.ddns.as_ref().map(|d| {
+            let s = d.stats();
+            let l = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+            json!({
+                "queued": l(&s.queued), "sent": l(&s.sent), "confirmed": l(&s.confirmed),
+                "failed": l(&s.failed), "retried": l(&s.retried),
+                "refused_tsig": l(&s.refused_tsig), "conflicts": l(&s.conflicts),
+                "lost": l(&s.lost), "pending": l(&s.pending),
+                "oldest_pending_ms": l(&s.oldest_pending_ms),
             })
         }),
         "workers": workers,

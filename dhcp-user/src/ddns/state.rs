@@ -206,6 +206,34 @@ impl State {
         ended
     }
 
+    /// Queues the removal of everything held that no lease wants (after
+    /// the start's records were applied: their leases ended while the
+    /// daemon was down). `server_of` says which server a subnet's updates
+    /// go to; `None` (DDNS now off for it) leaves the entry alone.
+    pub fn settle(&mut self, server_of: impl Fn(u16) -> Option<usize>, now: Instant) -> usize {
+        let mut queued = 0;
+        for (k, e) in self.entries.iter_mut() {
+            if e.want.is_none()
+                && e.held.is_some()
+                && e.queued.is_none()
+                && let Some(srv) = server_of(k.0)
+            {
+                e.queued = Some(srv);
+                e.since = Some(now);
+                self.queues[srv].push_back(*k);
+                queued += 1;
+            }
+        }
+        queued
+    }
+
+    /// Makes room for `n` servers' queues (a reload may add servers).
+    pub fn grow(&mut self, n: usize) {
+        if self.queues.len() < n {
+            self.queues.resize(n, VecDeque::new());
+        }
+    }
+
     /// The next job for server `server` that may run at `now`. An entry
     /// whose retry time has not come goes to the back of the queue.
     pub fn next_job(&mut self, server: usize, now: Instant) -> Option<Job> {

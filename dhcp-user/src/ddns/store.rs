@@ -133,6 +133,18 @@ impl Store {
     }
 }
 
+/// What the state file in `dir` says DNS holds, read only (for `xdhcpd
+/// leases`, also while the daemon runs); empty without a file.
+pub fn read(dir: &Path) -> io::Result<HashMap<Key, Held>> {
+    let mut held = HashMap::new();
+    match fs::read(dir.join(FILE_NAME)) {
+        Ok(bytes) => replay(&bytes, &mut held),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(held)
+}
+
 /// Writes `held` to a new file, syncs it, renames it over the old one and
 /// syncs the folder; returns the new file open for appending.
 fn rewrite(path: &Path, held: &HashMap<Key, Held>) -> io::Result<File> {
@@ -317,7 +329,9 @@ mod tests {
         }
         assert!(held[&key(4)].confirmed && held[&key(4)].conflict);
         assert!(held[&key(5)].confirmed && !held[&key(5)].conflict);
-        // The reopen rewrote the file: a third open reads the same.
+        // The reopen rewrote the file: a third open reads the same, and
+        // so does a reader.
+        assert_eq!(read(&d.0).unwrap(), held);
         let (_, again) = Store::open(&d.0).unwrap();
         assert_eq!(again, held);
     }

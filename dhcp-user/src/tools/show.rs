@@ -4,8 +4,11 @@
 //! the in-memory table leaves out (hostname, option 82, last transaction
 //! time), so this is where "who has 100.64.3.17, behind which port" is
 //! answered, also while the daemon runs.
+use crate::ddns::state::Held;
+use crate::ddns::store::Key;
 use crate::lease::journal::{INFINITE, LeaseRecord, RecordState};
 use crate::wire::options::agent_sub_option;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
@@ -112,11 +115,28 @@ fn printable_hex(b: &[u8]) -> String {
     })
 }
 
+/// What DNS holds of ours (`ddns.state`), by address.
+pub type Dns = HashMap<Key, Held>;
+
+/// The lease's DNS name, when DDNS wrote or writes one, and whether DNS
+/// has it: "yes" (the server confirmed it), "sending" (not confirmed yet),
+/// "conflict" (the name is another client's: not written).
+fn dns(r: &LeaseRecord, d: &Dns) -> Option<(String, &'static str)> {
+    let h = d.get(&(r.subnet, r.addr))?;
+    let status = match (h.confirmed, h.conflict) {
+        (_, true) => "conflict",
+        (true, false) => "yes",
+        (false, false) => "sending",
+    };
+    Some((h.binding.fqdn.clone(), status))
+}
+
 /// Writes the leases as an aligned table, in address order.
-pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord]) -> io::Result<()> {
-    let rows: Vec<[String; 9]> = leases
+pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord], d: &Dns) -> io::Result<()> {
+    let rows: Vec<[String; 11]> = leases
         .iter()
         .map(|r| {
+            let (name, status) = dns(r, d).unwrap_or_default();
             [
                 r.addr.to_string(),
                 state(r.state).into(),
@@ -127,6 +147,8 @@ pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord]) -> io::Result<()>
                 agent(r, REMOTE_ID).unwrap_or_default(),
                 time(r.cltt_unix),
                 time(r.expires_unix),
+                name,
+                status.into(),
             ]
         })
         .collect();
@@ -140,6 +162,8 @@ pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord]) -> io::Result<()>
         "remote-id",
         "last seen (UTC)",
         "ends (UTC)",
+        "dns name",
+        "in dns",
     ];
     let mut width = head.map(str::len);
     for row in &rows {
@@ -166,8 +190,9 @@ pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord]) -> io::Result<()>
 }
 
 /// Writes one JSON object per lease and line.
-pub fn write_json(w: &mut impl Write, leases: &[LeaseRecord]) -> io::Result<()> {
+pub fn write_json(w: &mut impl Write, leases: &[LeaseRecord], d: &Dns) -> io::Result<()> {
     for r in leases {
+        let dns = dns(r, d);
         let v = serde_json::json!({
             "address": r.addr.to_string(),
             "state": state(r.state),
@@ -180,6 +205,8 @@ pub fn write_json(w: &mut impl Write, leases: &[LeaseRecord]) -> io::Result<()> 
             "remote_id": agent(r, REMOTE_ID),
             "cltt_unix": r.cltt_unix,
             "expires_unix": (r.expires_unix != INFINITE).then_some(r.expires_unix),
+            "dns_name": dns.as_ref().map(|d| d.0.clone()),
+            "in_dns": dns.map(|d| d.1),
         });
         writeln!(w, "{v}")?;
     }
@@ -287,8 +314,23 @@ mod tests {
             "cpe-1",
             &[1, 6, b'e', b't', b'h', b'0', b'/', b'1', 2, 2, 0xde, 0xad],
         );
+        let mut dns = Dns::new();
+        dns.insert(
+            (0, r.addr),
+            Held {
+                binding: crate::ddns::state::Binding {
+                    fqdn: "cpe-1.lab.example.".into(),
+                    forward: true,
+                    reverse: true,
+                    dhcid: [0; 35],
+                    ttl: 2400,
+                },
+                confirmed: true,
+                conflict: false,
+            },
+        );
         let mut out = Vec::new();
-        write_table(&mut out, &[r]).unwrap();
+        write_table(&mut out, &[r], &dns).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -301,6 +343,8 @@ mod tests {
             "dead",
             "2027-01-15T06:00:00Z",
             "2027-01-15T08:00:00Z",
+            "cpe-1.lab.example.",
+            "yes",
         ] {
             assert!(
                 lines[1].contains(want),
@@ -310,8 +354,10 @@ mod tests {
         }
         r.expires_unix = INFINITE;
         let mut out = Vec::new();
-        write_json(&mut out, &[r]).unwrap();
+        write_json(&mut out, &[r], &dns).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["dns_name"], "cpe-1.lab.example.");
+        assert_eq!(v["in_dns"], "yes");
         assert_eq!(v["address"], "100.64.0.1");
         assert_eq!(v["hostname"], "cpe-1");
         assert_eq!(v["circuit_id"], "eth0/1");
