@@ -1,8 +1,8 @@
 //! The packet path allocates nothing: a counting global allocator sees
 //! zero allocations while the engine answers 100,000 DISCOVER/REQUEST
 //! exchanges (all frames are built before counting starts), while a flood
-//! of distinct MACs runs far past the lease table's bound, and while
-//! OFFERs wait for conflict checks.
+//! of distinct MACs runs far past the lease table's bound, while OFFERs
+//! wait for conflict checks, and while DDNS names are made.
 mod frames;
 
 use dhcproto::v4::{DhcpOption, MessageType};
@@ -375,4 +375,72 @@ conflict_check = "icmp"
         "{sent} sent, {dropped} dropped"
     );
     assert_eq!(ALLOCS.load(Relaxed), 0, "allocations on the worker");
+}
+
+/// The DDNS naming the engine does per packet (option 81 parsed, the
+/// label chosen, the server's part decided, the reply's option 81, the
+/// FQDN and its DHCID) allocates nothing either; the zone and the
+/// pattern are parsed before counting starts, as at config time.
+#[test]
+fn ddns_naming_allocates_nothing_per_packet() {
+    use xdhcp::config::ddns::ReplaceClientName;
+    use xdhcp::ddns::dhcid::{self, Identifier};
+    use xdhcp::ddns::name::{self, ClientFqdn, Pattern};
+
+    let zone = name::zone_wire("lab.example.").unwrap();
+    let pattern = Pattern::parse("cpe-{mac}-{ip}").unwrap();
+    let opt81: [&[u8]; 4] = [
+        b"\x05\x00\x00\x06Laptop\x03lab\x07example\x00",
+        b"\x00\x00\x00Phone.example.com",
+        b"\x04\x00\x00\xc0\x0c",
+        b"\x08\x00\x00",
+    ];
+    let hostnames: [Option<&[u8]>; 3] = [Some(b"Anna's MacBook"), Some(b"..."), None];
+    let policies = [
+        ReplaceClientName::WhenAbsent,
+        ReplaceClientName::Always,
+        ReplaceClientName::Never,
+    ];
+    let mut label = [0u8; name::MAX_LABEL];
+    let mut fqdn = [0u8; name::MAX_NAME];
+    let mut reply = [0u8; 300];
+    let mut named = 0u32;
+    let before = ALLOCS.load(Relaxed);
+
+    COUNTING.with(|c| c.set(true));
+    for i in 0..30_000u32 {
+        let addr = Ipv4Addr::from(0xc612_0000 + i);
+        let chaddr = mac(i);
+        let f = ClientFqdn::parse(opt81[i as usize % 4]);
+        let n = name::choose_label(
+            f.as_ref(),
+            hostnames[i as usize % 3],
+            policies[i as usize % 3],
+            &pattern,
+            addr,
+            &chaddr,
+            &mut label,
+        );
+        let d = name::decide(f.map_or(name::FLAG_S, |f| f.flags), i % 2 == 0, i % 5 == 0);
+        name::encode_reply(d.reply_flags, &label[..n], &zone, &mut reply).expect("fits");
+        if let Some(len) = name::fqdn_wire(&label[..n], &zone, &mut fqdn) {
+            let r = dhcid::rdata(
+                Identifier::Chaddr {
+                    htype: 1,
+                    chaddr: &chaddr,
+                },
+                &fqdn[..len],
+            );
+            assert_eq!(r[..3], [0, 0, 1]);
+            named += 1;
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+
+    assert!(named > 20_000, "only {named} named");
+    assert_eq!(
+        ALLOCS.load(Relaxed) - before,
+        0,
+        "allocations in DDNS naming"
+    );
 }

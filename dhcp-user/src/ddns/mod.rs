@@ -12,5 +12,9 @@
 //!   queue of each DNS server is the difference;
 //! - `store`: what DNS holds, on disk, so that the difference can be
 //!   worked out again after a restart from it and the lease journal.
+//! - `service`: the side thread that runs it.
+pub mod dhcid;
+pub mod name;
+pub mod service;
 pub mod state;
 pub mod store;
