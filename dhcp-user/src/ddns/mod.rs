@@ -8,3 +8,6 @@
 //! - `update`: the RFC 4703 procedures as RFC 2136 messages, per conflict
 //!   mode, signed and checked with hickory-proto's TSIG;
 //! - `transport`: UDP to the DNS server, TCP when the answer is truncated.
+
+pub mod transport;
+pub mod update;
