@@ -227,6 +227,28 @@ impl Lab {
         inner_addr: Option<&str>,
         outer_addr: Option<&str>,
     ) -> Result<Spur> {
+        self.spur_on(&self.cli_ns, suffix, inner_addr, outer_addr)
+    }
+
+    /// As [`Lab::spur`], but joined to the lab's server namespace: a host
+    /// the server reaches beside its DHCP segment (the DNS server taking
+    /// its updates). `NAME-SUFFIXo` is in the server namespace.
+    pub fn server_spur(
+        &self,
+        suffix: &str,
+        inner_addr: Option<&str>,
+        outer_addr: Option<&str>,
+    ) -> Result<Spur> {
+        self.spur_on(&self.srv_ns, suffix, inner_addr, outer_addr)
+    }
+
+    fn spur_on(
+        &self,
+        peer_ns: &str,
+        suffix: &str,
+        inner_addr: Option<&str>,
+        outer_addr: Option<&str>,
+    ) -> Result<Spur> {
         ensure!(self.up, "lab {} is down", self.name);
         let ns = format!("{}-{suffix}", self.name);
         validate_name(&ns)?;
@@ -255,15 +277,11 @@ impl Lab {
         spur.up = true;
         add_netns(&spur.ns)?;
         // Created inside the new namespace, the far end straight in the
-        // lab's client namespace: neither end ever exists in the root one.
-        add_veth(
-            (&spur.ns, &spur.inner_if),
-            (&self.cli_ns, &spur.outer_if),
-            1,
-        )?;
+        // lab's namespace: neither end ever exists in the root one.
+        add_veth((&spur.ns, &spur.inner_if), (peer_ns, &spur.outer_if), 1)?;
         for (ns, ifname, addr) in [
-            (&spur.ns, &spur.inner_if, inner_addr),
-            (&self.cli_ns, &spur.outer_if, outer_addr),
+            (spur.ns.as_str(), &spur.inner_if, inner_addr),
+            (peer_ns, &spur.outer_if, outer_addr),
         ] {
             if let Some(a) = addr {
                 ip(ns, &["addr", "add", a, "dev", ifname])?;
@@ -271,7 +289,7 @@ impl Lab {
             ip(ns, &["link", "set", ifname, "up"])?;
         }
         spur.inner_mac = link_mac(&spur.ns, &spur.inner_if)?;
-        spur.outer_mac = link_mac(&self.cli_ns, &spur.outer_if)?;
+        spur.outer_mac = link_mac(peer_ns, &spur.outer_if)?;
         Ok(spur)
     }
 
@@ -316,7 +334,8 @@ pub struct Spur {
     pub ns: String,
     /// The veth end inside the spur's namespace.
     pub inner_if: String,
-    /// The veth end inside the lab's client namespace.
+    /// The veth end inside the lab's client namespace (server namespace
+    /// for [`Lab::server_spur`]).
     pub outer_if: String,
     pub inner_mac: [u8; 6],
     pub outer_mac: [u8; 6],

@@ -3,7 +3,8 @@
 //! only their command line).
 //!
 //! The lab: network namespaces joined by veth pairs ([`lab`]), a running
-//! daemon inside them ([`daemon`]), Kea beside it ([`kea`]), reading what a
+//! daemon inside them ([`daemon`]), Kea beside it ([`kea`]), a BIND named
+//! taking its DNS updates ([`named`]), reading what a
 //! capture saw ([`capture`]), the processes xtask starts ([`process`]).
 //! The commands: [`setup`], [`lab_cmd`], [`demo`], [`test`] (with
 //! [`fuzz`]), [`bench`] (with [`perfdhcp`]'s report),
@@ -16,6 +17,7 @@ pub mod fuzz;
 pub mod kea;
 pub mod lab;
 pub mod lab_cmd;
+pub mod named;
 pub mod perfdhcp;
 pub mod process;
 pub mod setup;

@@ -41,6 +41,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "dhcpcd-base",
     "busybox",
     "isc-dhcp-relay",
+    // The DNS server of the DDNS tests, and dig / nsupdate to look at it.
+    "bind9",
+    "bind9-dnsutils",
     // The power-cut test runs on an XFS loop device.
     "xfsprogs",
 ];
@@ -122,14 +125,14 @@ fn apt(force: bool) -> Result<bool> {
         );
     }
     run_cmd(apt_get().arg("update"), "apt-get update")?;
-    let kea_before = kea_processes();
+    let daemons_before = package_daemons();
     let guard = ServiceStartGuard::install()?;
     let installed = run_cmd(
         apt_get().args(["install", "-y"]).args(&missing),
         "apt-get install",
     );
     drop(guard);
-    stop_new_kea(&kea_before);
+    stop_new_daemons(&daemons_before);
     installed?;
     let still = missing_packages(APT_PACKAGES)?;
     if !still.is_empty() {
@@ -150,7 +153,7 @@ fn apt_get() -> Command {
     c
 }
 
-/// Debian's kea packages start their service on install. A `policy-rc.d`
+/// Debian's kea and bind9 packages start their service on install. A `policy-rc.d`
 /// that answers 101 ("action forbidden") makes invoke-rc.d skip that; it is
 /// put in place only when the machine has none, and removed again after.
 struct ServiceStartGuard {
@@ -186,8 +189,9 @@ impl Drop for ServiceStartGuard {
     }
 }
 
-/// Pids of running processes whose name is one of Kea's daemons.
-fn kea_processes() -> BTreeSet<i32> {
+/// Pids of running processes whose name is one of Kea's daemons or
+/// named.
+fn package_daemons() -> BTreeSet<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return BTreeSet::new();
     };
@@ -195,21 +199,24 @@ fn kea_processes() -> BTreeSet<i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim_end().starts_with("kea-"))
+                .map(|c| {
+                    let c = c.trim_end();
+                    c.starts_with("kea-") || c == "named"
+                })
                 .unwrap_or(false)
         })
         .collect()
 }
 
-/// Stops the Kea daemons that appeared while the packages were installed
-/// (a service started by the package would hold port 67 in the root
-/// namespace). Kea processes that ran before are someone else's.
-fn stop_new_kea(before: &BTreeSet<i32>) {
-    let new: Vec<i32> = kea_processes().difference(before).copied().collect();
+/// Stops the Kea daemons and the named that appeared while the packages
+/// were installed (a service started by the package would hold port 67 or
+/// 53 in the root namespace). Those that ran before are someone else's.
+fn stop_new_daemons(before: &BTreeSet<i32>) {
+    let new: Vec<i32> = package_daemons().difference(before).copied().collect();
     if new.is_empty() {
         return;
     }
-    println!("setup: stopping Kea daemons the package started: {new:?}");
+    println!("setup: stopping the daemons the packages started: {new:?}");
     for &pid in &new {
         // SAFETY: plain kill(2) on a pid we just read from /proc.
         unsafe { libc::kill(pid, libc::SIGTERM) };

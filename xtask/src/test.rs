@@ -304,6 +304,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_conflict",
     "lab_limits",
     "lab_flood",
+    "lab_ddns_protocol",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

@@ -3,7 +3,6 @@
 //! algorithm. The top-level table holds the defaults of every subnet; a
 //! subnet's table overrides key by key. `check.rs` resolves the two into
 //! one complete setting per subnet.
-use base64::Engine as _;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -415,8 +414,8 @@ fn key(c: &DdnsConfig, at: &Range<usize>) -> Result<TsigKeyConfig, Spot> {
 }
 
 fn decode_secret(b64: &str) -> Result<Vec<u8>, String> {
-    let s = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
+    let s = data_encoding::BASE64
+        .decode(b64.trim().as_bytes())
         .map_err(|e| format!("the TSIG secret is not base64: {e}"))?;
     if s.len() < 16 {
         return Err(format!(

@@ -18,3 +18,5 @@ pub mod name;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod transport;
+pub mod update;
