@@ -305,6 +305,46 @@ fn reply(v: &serde_json::Value) -> Result<Reply> {
     })
 }
 
+/// A scapy DORA with extra `dhcp_lab.py dora` arguments (`--hostname`,
+/// `--fqdn-hex`...): (OFFER, ACK) as dhcp_lab.py prints them.
+pub fn scapy_dora_with(
+    lab: &Lab,
+    chaddr: &str,
+    extra: &[&str],
+) -> Result<(serde_json::Value, serde_json::Value)> {
+    let mut cmd = lab.cli(PYTHON);
+    cmd.arg(fixture("dhcp_lab.py"))
+        .args(["dora", &lab.cli_if, chaddr])
+        .args(extra);
+    let out = output_within(&mut cmd, Duration::from_secs(30))?;
+    ensure!(
+        out.status.success(),
+        "scapy DORA failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim())
+        .with_context(|| format!("dhcp_lab.py printed {line:?}"))?;
+    Ok((v["offer"].clone(), v["ack"].clone()))
+}
+
+/// A DHCPRELEASE of `addr` by `chaddr`, crafted with scapy.
+pub fn scapy_release(lab: &Lab, chaddr: &str, addr: Ipv4Addr) -> Result<()> {
+    let out = output_within(
+        lab.cli(PYTHON).arg(fixture("dhcp_lab.py")).args([
+            "release",
+            &lab.cli_if,
+            chaddr,
+            &addr.to_string(),
+            SERVER_IP,
+        ]),
+        Duration::from_secs(20),
+    )?;
+    ensure!(out.status.success(), "scapy RELEASE failed: {}", text(&out));
+    Ok(())
+}
+
 /// A DORA crafted with scapy on the client's veth end (broadcast flag, so
 /// it needs no address), optionally 802.1Q-tagged: (xid, OFFER, ACK).
 pub fn scapy_dora(lab: &Lab, chaddr: &str, vlan: Option<u16>) -> Result<(u32, Reply, Reply)> {

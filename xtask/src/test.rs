@@ -305,6 +305,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_limits",
     "lab_flood",
     "lab_ddns_protocol",
+    "lab_ddns",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

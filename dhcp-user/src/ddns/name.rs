@@ -603,23 +603,34 @@ pub fn choose_label(
     out: &mut [u8; MAX_LABEL],
 ) -> usize {
     if policy != ReplaceClientName::Always {
-        let from_81 = fqdn
-            .and_then(|f| f.first_label())
-            .map_or(0, |l| sanitise_label(l, out));
-        if from_81 > 0 {
-            return from_81;
-        }
-        let from_12 = hostname
-            .map(|h| &h[..h.iter().position(|&b| b == b'.').unwrap_or(h.len())])
-            .map_or(0, |l| sanitise_label(l, out));
-        if from_12 > 0 {
-            return from_12;
-        }
-        if policy == ReplaceClientName::Never {
-            return 0;
+        let n = client_label(fqdn, hostname, out);
+        if n > 0 || policy == ReplaceClientName::Never {
+            return n;
         }
     }
     pattern.render(addr, chaddr, out)
+}
+
+/// The client's own name as a label (option 81's first label, else option
+/// 12's up to its first '.', sanitised), without any policy; 0 when it
+/// sent none or nothing usable remains. This is what the lease record
+/// keeps as the host name: `choose_label(None, Some(that), ..)` gives the
+/// same label as `choose_label` over the request itself, so the DDNS
+/// thread, which sees only records, names a lease as the reply did.
+pub fn client_label(
+    fqdn: Option<&ClientFqdn>,
+    hostname: Option<&[u8]>,
+    out: &mut [u8; MAX_LABEL],
+) -> usize {
+    let from_81 = fqdn
+        .and_then(|f| f.first_label())
+        .map_or(0, |l| sanitise_label(l, out));
+    if from_81 > 0 {
+        return from_81;
+    }
+    hostname
+        .map(|h| &h[..h.iter().position(|&b| b == b'.').unwrap_or(h.len())])
+        .map_or(0, |l| sanitise_label(l, out))
 }
 
 #[cfg(test)]

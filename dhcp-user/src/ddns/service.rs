@@ -131,8 +131,10 @@ impl DdnsHandle {
         }
         let orphans = {
             let subnets = &t.subnets;
-            t.state
-                .settle(|s| subnets.get(usize::from(s))?.as_ref().map(|r| r.server), now)
+            t.state.settle(
+                |s| subnets.get(usize::from(s))?.as_ref().map(|r| r.server),
+                now,
+            )
         };
         let (pending, _) = t.state.pending();
         tracing::info!(
@@ -281,8 +283,11 @@ impl Thread {
             return None;
         }
         let mut label = [0u8; 63];
+        // The record's host name is the client's label already
+        // (`name::client_label`).
         let n = name::choose_label(
-            r.hostname.as_slice(),
+            None,
+            Some(r.hostname.as_slice()),
             cfg.replace_client_name,
             &rt.pattern,
             r.addr,
@@ -427,7 +432,10 @@ impl Thread {
     /// server within [`LOG_EVERY`]; `f` gets how many were held back.
     fn log(&mut self, server: usize, kind: &'static str, f: impl FnOnce(u64)) {
         let now = Instant::now();
-        let e = self.logs.entry((server, kind)).or_insert((now - LOG_EVERY, 0));
+        let e = self
+            .logs
+            .entry((server, kind))
+            .or_insert((now - LOG_EVERY, 0));
         if now.duration_since(e.0) >= LOG_EVERY {
             f(e.1);
             *e = (now, 0);
@@ -450,8 +458,8 @@ impl Thread {
                 // Bucket: `rate` per second, a tenth of a second's worth
                 // at once.
                 let burst = (rate / 10.0).max(1.0);
-                s.tokens = (s.tokens + now.duration_since(s.refilled).as_secs_f64() * rate)
-                    .min(burst);
+                s.tokens =
+                    (s.tokens + now.duration_since(s.refilled).as_secs_f64() * rate).min(burst);
                 s.refilled = now;
             }
             for _ in 0..256 {
@@ -527,6 +535,12 @@ impl Thread {
                     tracing::warn!(server = %addr, rcode = %e, suppressed, "DDNS: the DNS server refused an update");
                 });
                 Done::Retry(self.refused_delay(key))
+            }
+            Outcome::Invalid(e) => {
+                self.log(srv, "invalid", |suppressed| {
+                    tracing::error!(server = %addr, error = %e, suppressed, "DDNS: an update cannot be built");
+                });
+                Done::Retry(REFUSED_MAX)
             }
             Outcome::Done | Outcome::Conflict => Done::Written,
         }

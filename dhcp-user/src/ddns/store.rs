@@ -288,7 +288,7 @@ mod tests {
     fn binding(i: u8) -> Binding {
         Binding {
             fqdn: format!("host-{i}.lab.example."),
-            forward: i % 2 == 0,
+            forward: i.is_multiple_of(2),
             reverse: true,
             dhcid: [i; 35],
             ttl: 2400 + u32::from(i),

@@ -8,7 +8,8 @@ use super::client::{KEY_CHADDR, KEY_CIRCUIT_ID, KEY_DECLINED, KEY_REMOTE_ID};
 use super::limit::agent_info_trusted;
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
-use crate::lease::journal::{FixedBytes, INFINITE, LeaseRecord, RecordState};
+use crate::ddns::name::{ClientFqdn, MAX_LABEL, client_label};
+use crate::lease::journal::{FQDN_SENT, FixedBytes, INFINITE, LeaseRecord, RecordState};
 use crate::lease::limits::Lines;
 use crate::lease::{ClientKey, Full, Lease, LeaseState};
 use crate::wire::options::{agent, agent_sub_option};
@@ -69,6 +70,11 @@ impl Change {
         } else {
             clock.unix + u64::from(self.expires.saturating_sub(clock.secs))
         };
+        // The client's name as a DNS label: safe to print, and what DDNS
+        // names the lease by (`name::client_label`).
+        let fqdn = req.opts.client_fqdn.and_then(ClientFqdn::parse);
+        let mut label = [0u8; MAX_LABEL];
+        let n = client_label(fqdn.as_ref(), req.opts.hostname, &mut label);
         LeaseRecord {
             subnet: self.subnet,
             addr: self.addr,
@@ -77,7 +83,7 @@ impl Change {
             state: self.state,
             expires_unix,
             cltt_unix: clock.unix,
-            hostname: FixedBytes::new(req.opts.hostname.unwrap_or(&[])).0,
+            hostname: FixedBytes::new(&label[..n]).0,
             // Only what a trusted agent said: the journal's circuit-id
             // and remote-id count the lease on its lines after a restart.
             agent_info: FixedBytes::new(
@@ -87,7 +93,7 @@ impl Change {
                     .unwrap_or(&[]),
             )
             .0,
-            fqdn_flags: 0,
+            fqdn_flags: fqdn.map_or(0, |f| FQDN_SENT | (f.flags & 0x0f)),
         }
     }
 }

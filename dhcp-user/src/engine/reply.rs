@@ -2,6 +2,7 @@
 //! carries (§4.3.1, table 3) and in which order its options stand.
 use super::Request;
 use super::subnet::SubnetRt;
+use crate::ddns::name::{self, ClientFqdn};
 use crate::wire::dhcp::MessageType;
 use crate::wire::emit::{BootpHeader, DhcpWriter, FrameHeaders, emit_headers, headers_len};
 use crate::wire::options::code;
@@ -129,6 +130,9 @@ pub fn write(
             }
         }
         write_subnet_options(&mut w, subnet, req.opts.param_list)?;
+        if reply.times.is_some() {
+            write_client_fqdn(&mut w, req, subnet, reply.yiaddr);
+        }
     }
     w.set_limit(max - IP_UDP + agent);
     // RFC 6842: the client identifier comes back as sent.
@@ -152,6 +156,37 @@ pub fn write(
         dscp: local.dscp,
     };
     emit_headers(tx, &h, len).ok()
+}
+
+/// RFC 4702 §4: a client that sent option 81 learns in the OFFER and ACK
+/// what the server will do with its name (the flags) and under which
+/// name. Left out when DDNS is off for the subnet, or when there is no
+/// name (`replace_client_name = "never"` and none usable sent), or when
+/// it no longer fits.
+fn write_client_fqdn(w: &mut DhcpWriter<'_>, req: &Request<'_>, s: &SubnetRt, yiaddr: Ipv4Addr) {
+    let (Some(d), Some(f)) = (&s.ddns, req.opts.client_fqdn.and_then(ClientFqdn::parse)) else {
+        return;
+    };
+    let decision = name::decide(f.flags, d.override_client_update, d.override_no_update);
+    let mut label = [0u8; name::MAX_LABEL];
+    let n = name::choose_label(
+        Some(&f),
+        req.opts.hostname,
+        d.replace,
+        &d.pattern,
+        yiaddr,
+        &req.chaddr6,
+        &mut label,
+    );
+    if n == 0 {
+        return;
+    }
+    let mut data = [0u8; 3 + name::MAX_NAME];
+    if let Some(len) =
+        name::encode_reply(decision.reply_flags, &label[..n], &d.zone_wire, &mut data)
+    {
+        let _ = w.option(code::CLIENT_FQDN, &data[..len]);
+    }
 }
 
 /// The subnet's options: the mask first (every client needs it), then
