@@ -3,7 +3,7 @@
 //! modes, TSIG both ways, and a server that is gone. The library runs on
 //! a thread moved into the lab's server namespace (setns), where xdhcpd's
 //! DDNS thread would run; named is in its own namespace beside it
-//! (xtask::named). Labs are named `xdt60`..`xdt66`; run them with `cargo
+//! (xtask::named). Labs are named `xdt60`..`xdt67`; run them with `cargo
 //! xtask test` (as root).
 mod common;
 
@@ -199,8 +199,7 @@ fn another_client_is_refused_under_check_and_takes_over_under_no_check() {
     assert_eq!(dig_dhcid(&named, FQDN), vec![dhcid_text(&mine)]);
 
     // check-exists-with-dhcid: a DHCP server's name (it has a DHCID) is
-    // taken; the DHCID stays the first client's, as RFC 4703 §5.3.2 only
-    // replaces the A RRset.
+    // taken, DHCID and all.
     let exists = from_server(&lab, &mut server, |s| {
         s.add_forward(
             &key,
@@ -209,8 +208,18 @@ fn another_client_is_refused_under_check_and_takes_over_under_no_check() {
     });
     assert_eq!(exists, Outcome::Done);
     assert_eq!(dig(&named, FQDN, "A"), vec![ADDR_2.to_string()]);
+    assert_eq!(dig_dhcid(&named, FQDN), vec![dhcid_text(&theirs)]);
 
-    // no-check-with-dhcid: taken over, DHCID and all.
+    // no-check-with-dhcid: whoever holds it, the first client takes it
+    // back.
+    let back = from_server(&lab, &mut server, |s| {
+        s.add_forward(&key, &fwd(ADDR_1, &mine, ConflictMode::NoCheckWithDhcid))
+    });
+    assert_eq!(back, Outcome::Done);
+    assert_eq!(dig(&named, FQDN, "A"), vec![ADDR_1.to_string()]);
+    assert_eq!(dig_dhcid(&named, FQDN), vec![dhcid_text(&mine)]);
+
+    // And the other client takes it again the same way.
     let taken = from_server(&lab, &mut server, |s| {
         s.add_forward(&key, &fwd(ADDR_1, &theirs, ConflictMode::NoCheckWithDhcid))
     });
@@ -452,4 +461,35 @@ fn a_server_that_never_answers_is_unreachable_at_the_timeout() {
         "took {took:?}"
     );
     assert!(dig(&named, FQDN, "A").is_empty());
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and a real named"]
+fn removal_keeps_the_other_addresses_of_the_name_and_its_dhcid() {
+    // The name is ours (our DHCID) and has a second address someone added.
+    let d = dhcid(8);
+    let opts = NamedOptions {
+        forward_records: vec![
+            format!("host IN A {ADDR_1}"),
+            "host IN A 198.18.9.9".into(),
+            format!("host IN TYPE49 {}", dhcid_text(&d)),
+        ],
+    };
+    let (lab, named, key, mut server) = setup("xdt67", &opts);
+    assert_eq!(
+        dig_dhcid(&named, FQDN),
+        vec![dhcid_text(&d)],
+        "the zone as written"
+    );
+    let m = ConflictMode::CheckWithDhcid;
+    let r = from_server(&lab, &mut server, |s| {
+        s.remove_forward(&key, &fwd(ADDR_1, &d, m))
+    });
+    assert_eq!(r, Outcome::Done);
+    assert_eq!(dig(&named, FQDN, "A"), vec!["198.18.9.9".to_string()]);
+    assert_eq!(
+        dig_dhcid(&named, FQDN),
+        vec![dhcid_text(&d)],
+        "the DHCID stays while an address does"
+    );
 }
