@@ -1057,6 +1057,24 @@ mod tests {
             }
         }
         let _ = check(&[], &mut v);
+        // Random records behind a plausible header: an update response
+        // with a few records in each section.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut b = good[..12].to_vec();
+            b[4..12].copy_from_slice(&[0, 1, 0, 1, 0, 1, 0, 2]);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 200) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.push(x as u8);
+            }
+            let _ = check(&b, &mut v);
+        }
     }
 
     #[test]
