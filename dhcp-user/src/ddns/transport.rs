@@ -27,7 +27,9 @@ pub struct Server {
     /// For one whole exchange: the UDP wait, and the TCP retry after a
     /// truncated answer has what is left of it.
     pub timeout: Duration,
-    socket: Option<UdpSocket>,
+    /// Connected to the address it is stored with: a changed `addr` opens
+    /// a new one.
+    socket: Option<(SocketAddr, UdpSocket)>,
 }
 
 /// Why an exchange got no answer.
@@ -93,9 +95,12 @@ impl Server {
         deadline: Instant,
     ) -> Result<Vec<u8>, TransportError> {
         let addr = self.addr;
-        let socket = match &mut self.socket {
+        if self.socket.as_ref().is_some_and(|(a, _)| *a != addr) {
+            self.socket = None;
+        }
+        let (_, socket) = match &mut self.socket {
             Some(s) => s,
-            slot => slot.insert(open_udp(addr).map_err(io_error)?),
+            slot => slot.insert((addr, open_udp(addr).map_err(io_error)?)),
         };
         socket.send(request).map_err(io_error)?;
         let mut buf = vec![0u8; UDP_MAX];

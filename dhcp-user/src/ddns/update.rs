@@ -402,16 +402,24 @@ fn forward_add_first(n: &ForwardNames, f: &Forward) -> Message {
     m
 }
 
-/// RFC 4703 §5.3.2: the name is in use; if its DHCID is ours (or any
-/// DHCID, under check-exists-with-dhcid), our A replaces the A RRset.
-/// The DHCID record stays as it is (it already matches).
+/// RFC 4703 §5.3.2: the name is in use; if its DHCID is ours, our A
+/// replaces the A RRset (the DHCID already matches and stays). Under
+/// check-exists-with-dhcid any DHCID will do, and ours replaces it, so
+/// the name is ours from then on (as Kea does).
 fn forward_add_second(n: &ForwardNames, f: &Forward) -> Message {
     let mut m = update(&n.zone);
     if let Some(p) = ours_prereq(&n.fqdn, f.dhcid, f.mode) {
         m.add_answer(p);
     }
+    let take_dhcid = f.mode == ConflictMode::CheckExistsWithDhcid;
     m.add_authority(empty(&n.fqdn, DNSClass::ANY, RecordType::A));
+    if take_dhcid {
+        m.add_authority(empty(&n.fqdn, DNSClass::ANY, DHCID));
+    }
     m.add_authority(with_data(&n.fqdn, DNSClass::IN, f.ttl, a_data(f.addr)));
+    if take_dhcid {
+        m.add_authority(with_data(&n.fqdn, DNSClass::IN, f.ttl, dhcid_data(f.dhcid)));
+    }
     m
 }
 
@@ -825,7 +833,15 @@ mod tests {
         assert_eq!(pre, vec![(NONE, RecordType::ANY, vec![])]);
         let (pre, upd) = sections(&on_the_wire(forward_add_second(&names(), &f)));
         assert_eq!(pre, vec![(ANY, DHCID, vec![])]);
-        assert_eq!(upd[0], (ANY, RecordType::A, vec![]));
+        assert_eq!(
+            upd,
+            vec![
+                (ANY, RecordType::A, vec![]),
+                (ANY, DHCID, vec![]),
+                (IN, RecordType::A, vec![198, 18, 0, 7]),
+                (IN, DHCID, d.clone()),
+            ]
+        );
     }
 
     #[test]
@@ -1041,6 +1057,24 @@ mod tests {
             }
         }
         let _ = check(&[], &mut v);
+        // Random records behind a plausible header: an update response
+        // with a few records in each section.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut b = good[..12].to_vec();
+            b[4..12].copy_from_slice(&[0, 1, 0, 1, 0, 1, 0, 2]);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 200) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.push(x as u8);
+            }
+            let _ = check(&b, &mut v);
+        }
     }
 
     #[test]
