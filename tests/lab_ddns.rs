@@ -213,7 +213,7 @@ fn updates_wait_for_named_and_survive_a_kill() {
         counter(s, "/ddns/pending") == N as u64
     })
     .unwrap();
-    assert_eq!(counter(&s, "/total/acks"), N as u64, "{s}\n{report}");
+    assert_eq!(counter(&s, "/total/ack"), N as u64, "{s}\n{report}");
     assert_eq!(counter(&s, "/ddns/pending"), N as u64, "{s}");
     named.start_again().expect("named comes back");
     assert!(
@@ -238,11 +238,12 @@ fn updates_wait_for_named_and_survive_a_kill() {
     .unwrap();
     assert_eq!(counter(&s, "/ddns/pending"), N as u64, "{s}\n{report}");
     let pid = d.pid().expect("pid");
+    // SAFETY: kill(2) has no memory-safety preconditions; the daemon is
+    // our child and not yet reaped.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     assert!(
-        eventually(Duration::from_secs(10), || unsafe {
-            libc::kill(pid as i32, 0) != 0
-        }),
+        eventually(Duration::from_secs(10), || proc_state(pid)
+            .is_none_or(|s| s == 'Z')),
         "xdhcpd survived SIGKILL"
     );
     drop(d);
@@ -265,7 +266,7 @@ fn updates_wait_for_named_and_survive_a_kill() {
 fn perfdhcp_leases_more(lab: &Lab, n: usize) -> String {
     let out = output_within(
         lab.cli("perfdhcp")
-            .args(["-4", "-l", &lab.cli_if, "-b", "mac=00:0c:01:02:03:04"])
+            .args(["-4", "-l", &lab.cli_if, "-b", "mac=02:0c:62:00:00:01"])
             .args(["-r", "200", "-R", &n.to_string()])
             .args(["-n", &n.to_string(), "-p", "20", "-W", "2000000"]),
         Duration::from_secs(40),
@@ -292,7 +293,7 @@ fn a_wrong_tsig_secret_is_reported_and_nothing_is_written() {
         counter(s, "/ddns/refused_tsig") >= 1
     })
     .unwrap();
-    assert_eq!(counter(&s, "/total/acks"), N as u64, "{s}\n{report}");
+    assert_eq!(counter(&s, "/total/ack"), N as u64, "{s}\n{report}");
     assert!(counter(&s, "/ddns/refused_tsig") >= 1, "{s}");
     assert_eq!(counter(&s, "/ddns/confirmed"), 0, "{s}");
     assert_eq!(generated_names(&named), 0);

@@ -14,7 +14,7 @@ mod leases;
 
 use common::*;
 use dhcproto::v4::MessageType;
-use leases::{Relay, Xfs, client_mac, msg_type, proc_state};
+use leases::{Relay, Xfs, client_mac, msg_type};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::process::{Child, Stdio};

@@ -318,12 +318,3 @@ pub fn client_mac(group: u8, i: u32) -> [u8; 6] {
     let [_, a, b, c] = i.to_be_bytes();
     [0x02, 0x6c, group, a, b, c]
 }
-
-/// The daemon's process state letter from /proc (`R`, `S`, `Z`, ...), or
-/// `None` once it is gone.
-pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: the state follows
-    // the last ')'.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}

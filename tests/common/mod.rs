@@ -475,3 +475,12 @@ pub fn xdhcpd_leases(config_file: &Path, filter: &[&str]) -> Vec<serde_json::Val
         .map(|l| serde_json::from_str(l).expect("one JSON lease per line"))
         .collect()
 }
+
+/// The daemon's process state letter from /proc (`R`, `S`, `Z`, ...), or
+/// `None` once it is gone.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the state follows
+    // the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}

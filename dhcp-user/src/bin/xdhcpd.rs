@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use xdhcp::config::{AttachMode, Checked, Config, ConflictCheck, IoKind, JournalMode};
-use xdhcp::ddns::{self, service::DdnsHandle};
+use xdhcp::ddns::{
+    self,
+    service::{DdnsHandle, DdnsStats},
+};
 use xdhcp::engine::{Clock, Engine, Handler, JournalLink};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::Steering;
@@ -193,8 +196,10 @@ struct Running {
     started: Instant,
     /// The conflict-check service's counters, when it runs.
     probe: Option<Arc<ProbeStats>>,
-    /// The DDNS side thread, when a subnet has DDNS.
+    /// The DDNS side thread, when a subnet has DDNS, and its counters
+    /// (which outlive it for the last stats).
     ddns: Option<DdnsHandle>,
+    ddns_stats: Option<Arc<DdnsStats>>,
 }
 
 fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
@@ -377,6 +382,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         engine: cell.clone(),
         started: Instant::now(),
         probe: probe.as_ref().map(ProbeService::stats_handle),
+        ddns_stats: ddns.as_ref().map(DdnsHandle::stats_handle),
         ddns,
     };
     let handles = match cfg.io {
@@ -642,8 +648,7 @@ fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
                 "answered": l(&p.answered), "stray": l(&p.stray),
             })
         }),
-        "ddns": r.ddns.as_ref().map(|d| {
-            let s = d.stats();
+        "ddns": r.ddns_stats.as_ref().map(|s| {
             let l = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
             json!({
                 "queued": l(&s.queued), "sent": l(&s.sent), "confirmed": l(&s.confirmed),

@@ -158,6 +158,10 @@ impl DdnsHandle {
         &self.stats
     }
 
+    pub fn stats_handle(&self) -> Arc<DdnsStats> {
+        self.stats.clone()
+    }
+
     /// New settings after a config reload (the thread picks them up
     /// between two updates).
     pub fn reload(&self, subnets: Vec<Option<Arc<SubnetDdns>>>, updates_per_second: u32) {
