@@ -337,6 +337,11 @@ impl Thread {
         if self.state.want((r.subnet, r.addr), want, rt.server, now) {
             self.stats.queued.fetch_add(1, Relaxed);
         }
+        // Stored with `queued`, so that no reader sees a lease queued and
+        // not (yet) pending.
+        self.stats
+            .pending
+            .store(self.state.waiting() as u64, Relaxed);
     }
 
     fn run(mut self) {
@@ -379,6 +384,9 @@ impl Thread {
                 self.publish(now);
             }
             let worked = self.work(now);
+            self.stats
+                .pending
+                .store(self.state.waiting() as u64, Relaxed);
             if now.duration_since(last_sync) >= Duration::from_secs(1) {
                 last_sync = now;
                 self.persist(|s| s.sync());
@@ -418,6 +426,7 @@ impl Thread {
     fn publish(&self, now: Instant) {
         let (n, oldest) = self.state.pending();
         self.stats.pending.store(n as u64, Relaxed);
+        debug_assert_eq!(n, self.state.waiting());
         self.stats.oldest_pending_ms.store(
             oldest.map_or(0, |o| now.duration_since(o).as_millis() as u64),
             Relaxed,

@@ -104,6 +104,22 @@ pub struct State {
     /// (expiry, address), earliest first; stale items are skipped.
     expiries: BinaryHeap<Reverse<(u64, Key)>>,
     queues: Vec<VecDeque<Key>>,
+    /// Entries whose `since` is set: the pending count, kept as they
+    /// change so the stats can read it at any moment.
+    waiting: usize,
+}
+
+fn start(since: &mut Option<Instant>, waiting: &mut usize, now: Instant) {
+    if since.is_none() {
+        *waiting += 1;
+    }
+    *since = Some(now);
+}
+
+fn stop(since: &mut Option<Instant>, waiting: &mut usize) {
+    if since.take().is_some() {
+        *waiting -= 1;
+    }
 }
 
 impl State {
@@ -153,7 +169,6 @@ impl State {
         {
             self.by_client.remove(&old.client);
         }
-        let was = e.pending();
         let changed = e.want.as_ref().map(|w| &w.binding) != want.as_ref().map(|w| &w.binding);
         e.want = want;
         let is = e.pending();
@@ -162,8 +177,8 @@ impl State {
             e.failures = 0;
             e.not_before = None;
         }
-        if is && !was {
-            e.since = Some(now);
+        if is && e.since.is_none() {
+            start(&mut e.since, &mut self.waiting, now);
         }
         if is && e.queued.is_none() {
             e.queued = Some(server);
@@ -171,7 +186,7 @@ impl State {
             return true;
         }
         if !is {
-            e.since = None;
+            stop(&mut e.since, &mut self.waiting);
         }
         if e.want.is_none() && e.held.is_none() && e.queued.is_none() {
             self.entries.remove(&key);
@@ -219,7 +234,7 @@ impl State {
                 && let Some(srv) = server_of(k.0)
             {
                 e.queued = Some(srv);
-                e.since = Some(now);
+                start(&mut e.since, &mut self.waiting, now);
                 self.queues[srv].push_back(*k);
                 queued += 1;
             }
@@ -245,7 +260,7 @@ impl State {
             };
             if !e.pending() {
                 e.queued = None;
-                e.since = None;
+                stop(&mut e.since, &mut self.waiting);
                 continue;
             }
             if e.not_before.is_some_and(|t| t > now) {
@@ -305,7 +320,7 @@ impl State {
                 self.queues[server].push_back(job.key);
             }
         } else {
-            e.since = None;
+            stop(&mut e.since, &mut self.waiting);
             if e.want.is_none() && e.held.is_none() && e.queued.is_none() {
                 self.entries.remove(&job.key);
             }
@@ -318,7 +333,13 @@ impl State {
         self.entries.get(&key).map_or(0, |e| e.failures)
     }
 
-    /// Addresses pending now, and since when the oldest has waited.
+    /// Addresses pending now (kept up to date: cheap to read).
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// Addresses pending now, and since when the oldest has waited (a
+    /// walk over every entry).
     pub fn pending(&self) -> (usize, Option<Instant>) {
         let mut n = 0;
         let mut oldest: Option<Instant> = None;
@@ -461,8 +482,9 @@ mod tests {
         assert_eq!(s.failures(key(1)), 1);
         assert_eq!(s.next_job(0, t), None, "not before 5 s");
         let j = s.next_job(0, t + Duration::from_secs(5)).unwrap();
+        assert_eq!(s.waiting(), 1);
         s.finish(&j, Done::Conflict, 0, t);
-        assert_eq!(s.pending().0, 0);
+        assert_eq!((s.waiting(), s.pending().0), (0, 0));
         assert_eq!(s.next_job(0, t + Duration::from_secs(60)), None);
         let (_, held) = s.lookup(key(1)).unwrap();
         assert!(held.unwrap().conflict);
@@ -501,8 +523,14 @@ mod tests {
         assert!(s.want(key(2), Some(want("b", 2, 100)), 0, t));
         assert!(!s.want(key(3), Some(want("c", 3, 100)), 0, t));
         s.want(key(1), None, 0, t);
+        assert_eq!(s.waiting(), 2);
+        assert_eq!(s.pending().0, 2);
         let jobs: Vec<Job> = std::iter::from_fn(|| s.next_job(0, t)).collect();
         assert_eq!(jobs.len(), 2, "{jobs:?}");
+        for j in &jobs {
+            s.finish(j, Done::Written, 0, t);
+        }
+        assert_eq!((s.waiting(), s.pending().0), (0, 0));
         let j2 = jobs.iter().find(|j| j.key == key(2)).unwrap();
         assert_eq!(j2.remove, None);
         assert_eq!(j2.add, Some(binding("b", 2)));

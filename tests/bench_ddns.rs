@@ -1,0 +1,157 @@
+//! DDNS figures, side by side in one run: xdhcpgen's lease rate against
+//! xdhcpd with DDNS off and on (a real named in the lab), the updates per
+//! second that reached named, and how long named took to hold every name
+//! after the leases. A benchmark, not a pass/fail test: it is not in
+//! `cargo xtask test`. Run it as root after
+//! `cargo build --release -p dhcp-user -p xdhcpgen`:
+//!
+//! XDHCPD_BIN=$PWD/target/release/xdhcpd cargo test -p xdhcpd-suite \
+//!   --test bench_ddns -- --include-ignored --nocapture
+//!
+//! Knobs: `BENCH_DDNS_CLIENTS` (default 100000), `BENCH_DDNS_RATE`
+//! (`max_updates_per_second`, default 20000: the cap, not a target).
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use xtask::daemon::{self, Daemon};
+use xtask::lab::Lab;
+use xtask::named::{Named, NamedOptions};
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn gen_bin() -> PathBuf {
+    daemon::xdhcpd_bin().with_file_name("xdhcpgen")
+}
+
+/// The DDNS fixture with a fast journal (the bench measures DNS, not the
+/// disk), a one-hour lease, and `[ddns]` kept or cut out.
+fn config(lab: &Lab, dir: &TempDir, named: &Named, ddns: bool, rate: u64) -> String {
+    let text = journal_config("lab-ddns.toml", lab, &dir.0)
+        .replace("@TSIG_SECRET@", named.secret_b64())
+        .replace("@LEASE_TIME@", "3600")
+        .replace("mode = \"durable\"", "mode = \"fast\"")
+        .replace(
+            "key_algorithm = \"hmac-sha256\"",
+            &format!("key_algorithm = \"hmac-sha256\"\nmax_updates_per_second = {rate}"),
+        );
+    if ddns {
+        return text;
+    }
+    let start = text.find("[ddns]").unwrap();
+    let end = text.find("[[subnet]]").unwrap();
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+fn names_in_zone(named: &Named) -> usize {
+    named
+        .zone_records("lab.example.")
+        .map(|r| {
+            r.iter()
+                .filter(|l| l.starts_with("dhcp-") && l.contains(" A "))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+struct Run {
+    leases_per_s: f64,
+    completed: u64,
+    catch_up: Option<Duration>,
+    updates_per_s: Option<f64>,
+    stats: serde_json::Value,
+}
+
+fn run(name: &str, ddns: bool, clients: u64, rate: u64) -> Run {
+    let lab = lab(name, false);
+    let named = Named::start(&lab, &NamedOptions::default()).expect("named");
+    let dir = TempDir::new("bench-ddns");
+    let d = Daemon::start(&lab, &bin(), &config(&lab, &dir, &named, ddns, rate)).expect("xdhcpd");
+    let out_dir = TempDir::new("bench-ddns-gen");
+    let json = out_dir.0.join("summary.json");
+    let started = Instant::now();
+    let out = output_within(
+        lab.cli(&gen_bin().to_string_lossy())
+            .args(["--interface", &lab.cli_if, "--no-progress"])
+            .args(["--scenario", "dora", "--clients", &clients.to_string()])
+            .args(["--expect-subnet", "198.18.0.0/15", "--json"])
+            .arg(&json),
+        Duration::from_secs(600),
+    )
+    .expect("xdhcpgen");
+    let gen_done = started.elapsed();
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON ({e}): {}", text(&out))),
+    )
+    .expect("summary");
+    let f = |p: &str| summary.pointer(p).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let (mut catch_up, mut updates_per_s) = (None, None);
+    if ddns {
+        // Until the daemon owes nothing and named holds every name.
+        let deadline = Instant::now() + Duration::from_secs(900);
+        loop {
+            let s = d.fresh_stats().expect("stats");
+            // Every lease was queued (once: they are all new) and nothing
+            // waits. The gauge is published once a second.
+            if counter(&s, "/ddns/pending") == 0
+                && counter(&s, "/ddns/queued") == counter(&s, "/total/ack")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "DDNS did not catch up: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let all = started.elapsed();
+        catch_up = Some(all.saturating_sub(gen_done));
+        let s = d.fresh_stats().expect("stats");
+        updates_per_s = Some(counter(&s, "/ddns/confirmed") as f64 / all.as_secs_f64());
+        let in_zone = names_in_zone(&named);
+        assert_eq!(
+            in_zone as u64,
+            counter(&s, "/total/ack"),
+            "every lease's name is in the zone: {s}"
+        );
+    }
+    let stats = d.stop().expect("xdhcpd stops");
+    Run {
+        leases_per_s: f("/leases_per_sec"),
+        completed: f("/completed") as u64,
+        catch_up,
+        updates_per_s,
+        stats,
+    }
+}
+
+#[test]
+#[ignore = "a benchmark: needs root and the lab, prints figures"]
+fn lease_rate_and_dns_catch_up() {
+    let clients = knob("BENCH_DDNS_CLIENTS", 100_000);
+    let rate = knob("BENCH_DDNS_RATE", 20_000);
+    let off = run("xdtdb1", false, clients, rate);
+    let on = run("xdtdb2", true, clients, rate);
+    println!(
+        "\nDDNS bench: xdhcpgen --scenario dora --clients {clients}, fast journal, named in the lab, max_updates_per_second = {rate}"
+    );
+    println!(
+        "ddns  leases/s  completed  A+PTR procedures/s at named  named caught up after the last lease"
+    );
+    for (label, r) in [("off", &off), ("on", &on)] {
+        println!(
+            "{label:<4}  {:>8.0}  {:>9}  {:>28}  {}",
+            r.leases_per_s,
+            r.completed,
+            r.updates_per_s.map_or("-".into(), |u| format!("{u:.0}")),
+            r.catch_up
+                .map_or("-".into(), |c| format!("{:.1} s", c.as_secs_f64())),
+        );
+    }
+    println!("ddns counters (on): {}", on.stats["ddns"]);
+    assert_eq!(off.completed, clients);
+    assert_eq!(on.completed, clients);
+}
