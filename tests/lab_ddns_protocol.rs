@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-use xdhcp::config::ddns::{ConflictMode, TsigAlgorithm};
+use xdhcp::config::ddns::{ConflictMode, TsigAlgorithm, decode_secret};
 use xdhcp::ddns::update::{Forward, Outcome, Reverse, Server, TsigKey};
 use xtask::lab::Lab;
 use xtask::named::{FORWARD_ZONE, Named, NamedOptions, REVERSE_ZONE};
@@ -40,12 +40,11 @@ fn dhcid_text(d: &[u8]) -> String {
 fn setup(name: &str, opts: &NamedOptions) -> (Lab, Named, TsigKey, Server) {
     let lab = lab(name, false);
     let named = Named::start(&lab, opts).unwrap_or_else(|e| panic!("named starts: {e:#}"));
-    let key = TsigKey::from_base64(
-        named.key_name(),
-        TsigAlgorithm::HmacSha256,
-        named.secret_b64(),
-    )
-    .expect("the key named made");
+    let key = TsigKey {
+        name: named.key_name().into(),
+        algorithm: TsigAlgorithm::HmacSha256,
+        secret: decode_secret(named.secret_b64()).expect("the key named made"),
+    };
     let server = Server::new(named.addr(), TIMEOUT);
     (lab, named, key, server)
 }

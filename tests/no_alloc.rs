@@ -385,9 +385,10 @@ conflict_check = "icmp"
 fn ddns_naming_allocates_nothing_per_packet() {
     use xdhcp::config::ddns::ReplaceClientName;
     use xdhcp::ddns::dhcid::{self, Identifier};
-    use xdhcp::ddns::name::{self, ClientFqdn, Pattern};
+    use xdhcp::ddns::name;
+    use xdhcp::wire::fqdn::{self, ClientFqdn, Pattern};
 
-    let zone = name::zone_wire("lab.example.").unwrap();
+    let zone = fqdn::zone_wire("lab.example.").unwrap();
     let pattern = Pattern::parse("cpe-{mac}-{ip}").unwrap();
     let opt81: [&[u8]; 4] = [
         b"\x05\x00\x00\x06Laptop\x03lab\x07example\x00",
@@ -401,8 +402,8 @@ fn ddns_naming_allocates_nothing_per_packet() {
         ReplaceClientName::Always,
         ReplaceClientName::Never,
     ];
-    let mut label = [0u8; name::MAX_LABEL];
-    let mut fqdn = [0u8; name::MAX_NAME];
+    let mut label = [0u8; fqdn::MAX_LABEL];
+    let mut fqdn = [0u8; fqdn::MAX_NAME];
     let mut reply = [0u8; 300];
     let mut named = 0u32;
     let before = ALLOCS.load(Relaxed);
@@ -421,9 +422,9 @@ fn ddns_naming_allocates_nothing_per_packet() {
             &chaddr,
             &mut label,
         );
-        let d = name::decide(f.map_or(name::FLAG_S, |f| f.flags), i % 2 == 0, i % 5 == 0);
-        name::encode_reply(d.reply_flags, &label[..n], &zone, &mut reply).expect("fits");
-        if let Some(len) = name::fqdn_wire(&label[..n], &zone, &mut fqdn) {
+        let d = name::decide(f.map_or(fqdn::FLAG_S, |f| f.flags), i % 2 == 0, i % 5 == 0);
+        fqdn::encode_reply(d.reply_flags, &label[..n], &zone, &mut reply).expect("fits");
+        if let Some(len) = fqdn::fqdn_wire(&label[..n], &zone, &mut fqdn) {
             let r = dhcid::rdata(
                 Identifier::Chaddr {
                     htype: 1,

@@ -22,7 +22,8 @@ use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 use xdhcp::config::ddns::ReplaceClientName;
 use xdhcp::ddns::dhcid::{self, Identifier};
-use xdhcp::ddns::name::{
+use xdhcp::ddns::name;
+use xdhcp::wire::fqdn::{
     self, ClientFqdn, FLAG_E, FLAG_N, FLAG_O, FLAG_S, MAX_LABEL, MAX_NAME, Pattern,
 };
 
@@ -35,9 +36,9 @@ struct Setup {
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
     S.get_or_init(|| Setup {
-        short_zone: name::zone_wire("Lab.Example.").unwrap(),
+        short_zone: fqdn::zone_wire("Lab.Example.").unwrap(),
         // 191 octets: with a 63-octet label, exactly 255.
-        long_zone: name::zone_wire(&format!(
+        long_zone: fqdn::zone_wire(&format!(
             "{}.{}.{}",
             "a".repeat(63),
             "b".repeat(63),
@@ -53,10 +54,10 @@ fn check_label(label: &[u8], what: &str) {
     if label.is_empty() {
         return;
     }
-    assert!(name::is_label(label), "{what}: {label:?} is not a label");
+    assert!(fqdn::is_label(label), "{what}: {label:?} is not a label");
     assert!(label.len() <= MAX_LABEL);
     let mut again = [0u8; MAX_LABEL];
-    let n = name::sanitise_label(label, &mut again);
+    let n = fqdn::sanitise_label(label, &mut again);
     assert_eq!(
         &again[..n],
         label,
@@ -110,10 +111,10 @@ fuzz_target!(|input: &[u8]| {
         assert!(!first.is_empty());
         // As text, the first label stops at the first dot.
         assert!(f.flags & FLAG_E != 0 || !first.contains(&b'.'));
-        let n = name::sanitise_label(first, &mut label);
+        let n = fqdn::sanitise_label(first, &mut label);
         check_label(&label[..n], "option 81's first label");
     }
-    let n = name::sanitise_label(opt12, &mut label);
+    let n = fqdn::sanitise_label(opt12, &mut label);
     check_label(&label[..n], "option 12");
 
     let n = name::choose_label(
@@ -143,7 +144,7 @@ fuzz_target!(|input: &[u8]| {
 
     let fits = n > 0 && 1 + n + zone.len() <= MAX_NAME;
     let mut wire = [0u8; MAX_NAME];
-    let built = name::fqdn_wire(label, zone, &mut wire);
+    let built = fqdn::fqdn_wire(label, zone, &mut wire);
     assert_eq!(built.is_some(), fits);
     if let Some(len) = built {
         let r = dhcid::rdata(Identifier::Chaddr { htype: 1, chaddr }, &wire[..len]);
@@ -151,7 +152,7 @@ fuzz_target!(|input: &[u8]| {
     }
 
     let mut reply = [0u8; 3 + MAX_NAME];
-    match name::encode_reply(d.reply_flags, label, zone, &mut reply) {
+    match fqdn::encode_reply(d.reply_flags, label, zone, &mut reply) {
         Some(len) => {
             let back = ClientFqdn::parse(&reply[..len]).expect("3 octets at least");
             assert_eq!(back.flags, d.reply_flags);
@@ -167,7 +168,7 @@ fuzz_target!(|input: &[u8]| {
     }
     // Too small a buffer is refused, not overrun.
     assert_eq!(
-        name::encode_reply(d.reply_flags, label, zone, &mut reply[..2]),
+        fqdn::encode_reply(d.reply_flags, label, zone, &mut reply[..2]),
         None
     );
 

@@ -3,6 +3,7 @@
 //! algorithm. The top-level table holds the defaults of every subnet; a
 //! subnet's table overrides key by key. `check.rs` resolves the two into
 //! one complete setting per subnet.
+use crate::wire::fqdn::{Pattern, zone_text, zone_wire};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -11,7 +12,6 @@ use toml::Spanned;
 
 /// Default of `max_updates_per_second`, per DNS server.
 pub const DEFAULT_UPDATES_PER_SECOND: u32 = 2000;
-const DEFAULT_PATTERN: &str = "dhcp-{ip}";
 
 /// One `[ddns]` table. Every key is optional so that a subnet's table
 /// can override only what differs; `check.rs` fills in the defaults.
@@ -138,16 +138,17 @@ impl TsigAlgorithm {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubnetDdns {
     pub server: SocketAddr,
-    /// Lowercase, with the final dot.
+    /// Lowercase, with the final dot, and in wire form (what the option
+    /// 81 reply and the DHCID digest carry).
     pub forward_zone: String,
+    pub forward_zone_wire: Vec<u8>,
     pub reverse_zone: Option<String>,
     pub key: TsigKeyConfig,
     pub ttl: u32,
     pub override_client_update: bool,
     pub override_no_update: bool,
     pub replace_client_name: ReplaceClientName,
-    /// The `generated_name` pattern, its placeholders checked.
-    pub generated_name: String,
+    pub generated_name: Pattern,
     pub conflict_mode: ConflictMode,
 }
 
@@ -236,10 +237,11 @@ pub(super) fn resolve(
         .forward_zone
         .as_ref()
         .ok_or_else(|| need("forward_zone"))?;
-    let forward_zone = zone(fz.get_ref()).map_err(|m| (fz.span(), format!("forward_zone: {m}")))?;
+    let (forward_zone, forward_zone_wire) =
+        zone(fz.get_ref()).map_err(|m| (fz.span(), format!("forward_zone: {m}")))?;
     let reverse_zone = match &c.reverse_zone {
         Some(r) => {
-            let z = zone(r.get_ref()).map_err(|m| (r.span(), format!("reverse_zone: {m}")))?;
+            let (z, _) = zone(r.get_ref()).map_err(|m| (r.span(), format!("reverse_zone: {m}")))?;
             if !z.ends_with(".in-addr.arpa.") {
                 return Err((
                     r.span(),
@@ -260,15 +262,13 @@ pub(super) fn resolve(
         None => (lease_time / 3).max(1),
     };
     let generated_name = match &c.generated_name {
-        Some(p) => {
-            check_pattern(p.get_ref()).map_err(|m| (p.span(), format!("generated_name: {m}")))?;
-            p.get_ref().clone()
-        }
-        None => DEFAULT_PATTERN.to_owned(),
+        Some(p) => Pattern::parse(p.get_ref()).map_err(|m| (p.span(), m))?,
+        None => Pattern::default(),
     };
     Ok(Some(SubnetDdns {
         server,
         forward_zone,
+        forward_zone_wire,
         reverse_zone,
         key,
         ttl,
@@ -307,76 +307,28 @@ fn parse_server(s: &str) -> Result<SocketAddr, String> {
     }
 }
 
-/// A zone name, lowercase with the final dot; each label 1–63 letters,
-/// digits, hyphens (underscores too: zones such as _msdcs exist), not
-/// starting or ending with a hyphen; the whole at most 253 characters.
-pub fn zone(text: &str) -> Result<String, String> {
-    let t = text.trim().trim_end_matches('.').to_ascii_lowercase();
-    if t.is_empty() {
-        return Err("the zone is empty (the root zone cannot be updated)".into());
-    }
-    if t.len() > 253 {
-        return Err(format!("{text:?} is longer than 253 characters"));
-    }
-    for label in t.split('.') {
-        let ok_char = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
-        if label.is_empty() || label.len() > 63 {
-            return Err(format!(
-                "{text:?}: label {label:?} must have 1 to 63 characters"
-            ));
-        }
-        if !label.bytes().all(ok_char) || label.starts_with('-') || label.ends_with('-') {
-            return Err(format!(
-                "{text:?}: label {label:?} may hold only letters, digits, '-' and '_', and not start or end with '-'"
-            ));
-        }
-    }
-    Ok(format!("{t}."))
-}
-
-/// The placeholders of `generated_name` and its literal text (which must
-/// be a valid label piece already).
-fn check_pattern(p: &str) -> Result<(), String> {
-    let mut rest = p;
-    let mut literal = String::new();
-    while let Some(open) = rest.find('{') {
-        literal.push_str(&rest[..open]);
-        let close = rest[open..]
-            .find('}')
-            .ok_or_else(|| format!("{p:?}: '{{' without '}}'"))?;
-        let name = &rest[open + 1..open + close];
-        if !matches!(name, "ip" | "a" | "b" | "c" | "d" | "mac") {
-            return Err(format!(
-                "{p:?}: unknown placeholder {{{name}}} (known: {{ip}} {{a}} {{b}} {{c}} {{d}} {{mac}})"
-            ));
-        }
-        rest = &rest[open + close + 1..];
-    }
-    literal.push_str(rest);
-    if literal.contains('}') {
-        return Err(format!("{p:?}: '}}' without '{{'"));
-    }
-    if !literal
-        .bytes()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-    {
+/// A zone (or key) name checked by `wire::fqdn::zone_wire`, as text
+/// (lowercase, with the final dot) and in wire form. Classless reverse
+/// zones (RFC 2317, "0/25.2.0.192.in-addr.arpa.") are refused: the PTR
+/// of an address is written at d.c.b.a.in-addr.arpa., which is not in
+/// them.
+fn zone(text: &str) -> Result<(String, Vec<u8>), String> {
+    let wire = zone_wire(text.trim())?;
+    if text.contains('/') {
         return Err(format!(
-            "{p:?}: the text around the placeholders may hold only lowercase letters, digits and '-'"
+            "{text:?}: classless reverse zones (RFC 2317) are not supported; give the in-addr.arpa. zone the PTR records are in"
         ));
     }
-    if p.len() > 63 {
-        return Err(format!("{p:?} is longer than a DNS label (63)"));
-    }
-    Ok(())
+    Ok((zone_text(&wire), wire))
 }
 
 fn key(c: &DdnsConfig, at: &Range<usize>) -> Result<TsigKeyConfig, Spot> {
     let mut name = c.key_name.as_ref().map(|n| n.get_ref().clone());
-    let mut alg_text = c
-        .key_algorithm
-        .as_ref()
-        .map(|a| (a.span(), a.get_ref().clone()));
-    let secret = match (&c.key_secret, &c.key_file) {
+    let mut algorithm = match &c.key_algorithm {
+        Some(a) => Some(TsigAlgorithm::parse(a.get_ref()).map_err(|m| (a.span(), m))?),
+        None => None,
+    };
+    let (secret, at_secret) = match (&c.key_secret, &c.key_file) {
         (Some(_), Some(f)) => {
             return Err((
                 f.span(),
@@ -389,82 +341,168 @@ fn key(c: &DdnsConfig, at: &Range<usize>) -> Result<TsigKeyConfig, Spot> {
                 "[ddns]: updates are signed with TSIG: set key_secret or key_file".into(),
             ));
         }
-        (Some(s), None) => decode_secret(s.get_ref()).map_err(|m| (s.span(), m))?,
+        (Some(s), None) => (
+            decode_secret(s.get_ref()).map_err(|m| (s.span(), m))?,
+            s.span(),
+        ),
         (None, Some(f)) => {
-            let text = std::fs::read_to_string(f.get_ref())
-                .map_err(|e| (f.span(), format!("key_file {}: {e}", f.get_ref().display())))?;
-            let k = parse_key_file(&text)
-                .map_err(|m| (f.span(), format!("key_file {}: {m}", f.get_ref().display())))?;
-            name = name.or(k.name);
-            alg_text = alg_text.or(k.algorithm.map(|a| (f.span(), a)));
-            k.secret
+            let in_file =
+                |m: String| (f.span(), format!("key_file {}: {m}", f.get_ref().display()));
+            let text = std::fs::read_to_string(f.get_ref()).map_err(|e| in_file(e.to_string()))?;
+            let (file_name, file_alg, secret) = parse_key_file(&text).map_err(in_file)?;
+            name = name.or(file_name);
+            algorithm = algorithm.or(file_alg);
+            (secret, f.span())
         }
     };
+    if secret.len() < 16 {
+        return Err((
+            at_secret,
+            format!(
+                "the TSIG secret has {} bytes; use at least 16 (tsig-keygen makes 32)",
+                secret.len()
+            ),
+        ));
+    }
     let name = name.ok_or_else(|| (at.clone(), "[ddns]: key_name is not set".to_string()))?;
     zone(&name).map_err(|m| (at.clone(), format!("key_name: {m}")))?;
-    let algorithm = match alg_text {
-        Some((span, a)) => TsigAlgorithm::parse(&a).map_err(|m| (span, m))?,
-        None => TsigAlgorithm::HmacSha256,
-    };
     Ok(TsigKeyConfig {
         name,
-        algorithm,
+        algorithm: algorithm.unwrap_or(TsigAlgorithm::HmacSha256),
         secret,
     })
 }
 
-fn decode_secret(b64: &str) -> Result<Vec<u8>, String> {
-    let s = data_encoding::BASE64
-        .decode(b64.trim().as_bytes())
+/// A TSIG secret from its base64 text (BIND may split it over lines).
+pub fn decode_secret(b64: &str) -> Result<Vec<u8>, String> {
+    // BIND writes long secrets over several lines inside the quotes.
+    let compact: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+    let secret = data_encoding::BASE64
+        .decode(compact.as_bytes())
         .map_err(|e| format!("the TSIG secret is not base64: {e}"))?;
-    if s.len() < 16 {
-        return Err(format!(
-            "the TSIG secret has {} bytes; use at least 16 (tsig-keygen makes 32)",
-            s.len()
-        ));
+    if secret.is_empty() {
+        return Err("the TSIG secret is empty".into());
     }
-    Ok(s)
+    Ok(secret)
 }
 
-struct KeyFile {
-    name: Option<String>,
-    algorithm: Option<String>,
-    secret: Vec<u8>,
+/// The tokens of a BIND named.conf fragment: words, quoted strings, and
+/// `{` `}` `;`; comments (`#`, `//`, `/* */`) dropped.
+fn bind_tokens(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if prev == '*' && c == '/' {
+                        closed = true;
+                        break;
+                    }
+                    prev = c;
+                }
+                if !closed {
+                    return Err("a /* comment is not closed".into());
+                }
+            }
+            '{' | '}' | ';' => out.push(c.to_string()),
+            '"' => {
+                let mut s = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        closed = true;
+                        break;
+                    }
+                    s.push(c);
+                }
+                if !closed {
+                    return Err("a quoted string is not closed".into());
+                }
+                out.push(s);
+            }
+            c => {
+                let mut s = c.to_string();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || matches!(c, '{' | '}' | ';' | '"') {
+                        break;
+                    }
+                    s.push(c);
+                    chars.next();
+                }
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// A BIND key clause as `tsig-keygen` writes it:
-/// `key "name" { algorithm hmac-sha256; secret "base64"; };`, or a file
-/// holding the bare base64 secret.
-fn parse_key_file(text: &str) -> Result<KeyFile, String> {
-    let t = text.trim();
-    if !t.contains('{') {
-        return Ok(KeyFile {
-            name: None,
-            algorithm: None,
-            secret: decode_secret(t)?,
-        });
+/// A BIND key clause as `tsig-keygen` writes it (`key "name" {
+/// algorithm hmac-sha256; secret "base64"; };`, comments allowed), or
+/// the bare base64 secret: (name, algorithm, secret).
+#[allow(clippy::type_complexity)]
+fn parse_key_file(text: &str) -> Result<(Option<String>, Option<TsigAlgorithm>, Vec<u8>), String> {
+    let tokens = bind_tokens(text)?;
+    if !tokens.iter().any(|t| t == "{") {
+        // The bare secret.
+        return Ok((None, None, decode_secret(text.trim())?));
     }
-    let after = |word: &str| -> Option<&str> {
-        let i = t.find(word)?;
-        Some(t[i + word.len()..].trim_start())
+    // key NAME { algorithm ALG; secret "B64"; };
+    let mut it = tokens.iter().map(String::as_str);
+    if it.next() != Some("key") {
+        return Err("expected `key \"name\" { algorithm ...; secret \"...\"; };`".into());
+    }
+    let name = match it.next() {
+        Some(n) if !matches!(n, "{" | "}" | ";") => n.to_string(),
+        _ => return Err("the key clause has no name".into()),
     };
-    let unquote = |s: &str| s.trim().trim_matches('"').to_string();
-    let name = after("key")
-        .and_then(|r| r.split('{').next())
-        .map(unquote)
-        .filter(|n| !n.is_empty());
-    let algorithm = after("algorithm")
-        .and_then(|r| r.split(';').next())
-        .map(unquote);
-    let secret = after("secret")
-        .and_then(|r| r.split(';').next())
-        .map(unquote)
-        .ok_or("no `secret \"...\";` in the key clause")?;
-    Ok(KeyFile {
-        name,
-        algorithm,
-        secret: decode_secret(&secret)?,
-    })
+    if it.next() != Some("{") {
+        return Err(format!("expected `{{` after key {name:?}"));
+    }
+    let (mut algorithm, mut secret) = (None, None);
+    loop {
+        match it.next() {
+            Some("}") => break,
+            Some("algorithm") => {
+                let a = it.next().ok_or("`algorithm` without a value")?;
+                algorithm = Some(TsigAlgorithm::parse(a)?);
+            }
+            Some("secret") => {
+                secret = Some(decode_secret(it.next().ok_or("`secret` without a value")?)?);
+            }
+            Some(other) => return Err(format!("unexpected {other:?} in key {name:?}")),
+            None => return Err(format!("key {name:?} is not closed with `}};`")),
+        }
+        if it.next() != Some(";") {
+            return Err(format!("expected `;` in key {name:?}"));
+        }
+    }
+    if !matches!(it.next(), Some(";") | None) {
+        return Err("the file holds more than one key clause".into());
+    }
+    if it.next().is_some() {
+        return Err("the file holds more than one key clause".into());
+    }
+    let secret = secret.ok_or_else(|| format!("key {name:?} has no secret"))?;
+    Ok((Some(name), algorithm, secret))
 }
 
 #[cfg(test)]
@@ -518,7 +556,8 @@ mod resolve_tests {
         assert_eq!(d.key.algorithm, TsigAlgorithm::HmacSha256);
         assert_eq!(d.conflict_mode, ConflictMode::CheckWithDhcid);
         assert!(d.override_client_update && !d.override_no_update);
-        assert_eq!(d.generated_name, "dhcp-{ip}");
+        assert_eq!(d.generated_name, Pattern::default());
+        assert_eq!(d.forward_zone_wire, b"\x03lab\x07example\x00");
         let s = table(
             "[ddns]\nserver = \"192.0.2.54:5353\"\nreverse_zone = \"18.198.in-addr.arpa\"\nconflict_mode = \"no-check-with-dhcid\"\n",
         );
@@ -548,6 +587,9 @@ mod resolve_tests {
         assert!(err("[ddns]\ngenerated_name = \"H_{ip}\"\n").contains("lowercase"));
         assert!(err("[ddns]\nkey_secret = \"not base64!\"\n").contains("base64"));
         assert!(err("[ddns]\nkey_secret = \"c2hvcnQ=\"\n").contains("at least 16"));
+        assert!(err("[ddns]\nkey_secret = \"\"\n").contains("empty"));
+        assert!(err("[ddns]\nkey_name = \"bad..name\"\n").contains("key_name"));
+        assert!(err("[ddns]\nreverse_zone = \"0/25.2.0.192.in-addr.arpa\"\n").contains("RFC 2317"));
         assert!(err("[ddns]\nmax_updates_per_second = 5\n").contains("top-level"));
         let bare = table("[ddns]\nforward_zone = \"lab.example\"\n");
         assert!(
@@ -560,15 +602,79 @@ mod resolve_tests {
 
     #[test]
     fn key_files_as_tsig_keygen_writes_them() {
-        let k = parse_key_file(&format!(
+        let (name, alg, secret) = parse_key_file(&format!(
             "key \"xdhcpd-key\" {{\n\talgorithm hmac-sha512;\n\tsecret \"{SECRET}\";\n}};\n"
         ))
         .unwrap();
-        assert_eq!(k.name.as_deref(), Some("xdhcpd-key"));
-        assert_eq!(k.algorithm.as_deref(), Some("hmac-sha512"));
-        assert_eq!(k.secret, b"secret-secret-secret-secret!");
-        let bare = parse_key_file(&format!("{SECRET}\n")).unwrap();
-        assert_eq!(bare.secret, k.secret);
+        assert_eq!(name.as_deref(), Some("xdhcpd-key"));
+        assert_eq!(alg, Some(TsigAlgorithm::HmacSha512));
+        assert_eq!(secret, b"secret-secret-secret-secret!");
+        let (_, _, bare) = parse_key_file(&format!("{SECRET}\n")).unwrap();
+        assert_eq!(bare, secret);
         assert!(parse_key_file("key \"k\" { algorithm hmac-sha256; };").is_err());
+    }
+
+    #[test]
+    fn tsig_keygen_files_parse_and_old_algorithms_are_refused() {
+        // As `tsig-keygen -a hmac-sha256 xdhcpd-key` writes it.
+        let text = "key \"xdhcpd-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IG9mIDMyIGJ5dGVzIQ==\";\n};\n";
+        let (name, alg, secret) = parse_key_file(text).unwrap();
+        assert_eq!(name.as_deref(), Some("xdhcpd-key"));
+        assert_eq!(alg, Some(TsigAlgorithm::HmacSha256));
+        assert_eq!(secret, b"this is a test secret of 32 bytes!");
+        // Comments, an unquoted name, a secret split over lines.
+        let text = "# made by hand\nkey k1 { // the key\n algorithm HMAC-SHA512; secret \"dGhpcyBpcyBh\n IHRlc3Q=\"; };";
+        let (name, alg, secret) = parse_key_file(text).unwrap();
+        assert_eq!(
+            (name.as_deref(), alg),
+            (Some("k1"), Some(TsigAlgorithm::HmacSha512))
+        );
+        assert_eq!(secret, b"this is a test");
+        // The bare secret.
+        let (name, alg, secret) = parse_key_file("  b3RoZXIgc2VjcmV0\n").unwrap();
+        assert_eq!((name, alg, secret), (None, None, b"other secret".to_vec()));
+        // hmac-md5 is refused by name; broken files say what is wrong.
+        let e = parse_key_file("key \"k\" { algorithm hmac-md5; secret \"AAAA\"; };").unwrap_err();
+        assert!(e.contains("hmac-md5"), "{e}");
+        assert!(
+            parse_key_file("key \"k\" { algorithm hmac-sha256; };")
+                .unwrap_err()
+                .contains("no secret")
+        );
+        assert!(parse_key_file("key \"k\" { secret \"AAAA\";").is_err());
+        assert!(parse_key_file("not base64 at all!").is_err());
+        assert!(parse_key_file("").is_err());
+    }
+
+    #[test]
+    fn a_key_file_is_read_for_name_algorithm_and_secret() {
+        let dir = std::env::temp_dir().join(format!("xdhcp-tsig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("k.key");
+        std::fs::write(
+            &p,
+            format!("key \"a\" {{ algorithm hmac-sha384; secret \"{SECRET}\"; }};"),
+        )
+        .unwrap();
+        let t = table(&format!(
+            "[ddns]\nserver = \"192.0.2.53\"\nforward_zone = \"lab.example\"\nkey_file = \"{}\"\n",
+            p.display()
+        ));
+        let r = resolve(None, Some(&t), 7200, 0..0);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let k = r.unwrap().unwrap().key;
+        assert_eq!(
+            (k.name.as_str(), k.algorithm, k.secret.as_slice()),
+            (
+                "a",
+                TsigAlgorithm::HmacSha384,
+                &b"secret-secret-secret-secret!"[..]
+            )
+        );
+        let t = table(
+            "[ddns]\nserver = \"192.0.2.53\"\nforward_zone = \"lab.example\"\nkey_file = \"/nonexistent/k.key\"\n",
+        );
+        let e = resolve(None, Some(&t), 7200, 0..0).unwrap_err().1;
+        assert!(e.contains("/nonexistent/k.key"), "{e}");
     }
 }

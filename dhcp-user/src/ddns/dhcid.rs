@@ -75,7 +75,7 @@ pub fn rdata(id: Identifier, fqdn_wire: &[u8]) -> [u8; DHCID_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ddns::name::zone_wire;
+    use crate::wire::fqdn::zone_wire;
     use data_encoding::BASE64;
 
     fn wire(name: &str) -> Vec<u8> {

@@ -13,9 +13,10 @@ use super::dhcid::{self, Identifier};
 use super::name;
 use super::state::{Binding, Done, Job, State, Want};
 use super::store::{Key, Store};
-use super::update::{Forward, Outcome, Reverse, Server, TsigKey};
-use crate::config::ddns::SubnetDdns;
+use super::update::{Forward, Outcome, Reverse, Server};
+use crate::config::ddns::{ConflictMode, SubnetDdns};
 use crate::lease::journal::{FQDN_SENT, LeaseRecord, RecordState, Tap};
+use crate::wire::fqdn;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use std::collections::HashMap;
 use std::io;
@@ -178,12 +179,9 @@ impl DdnsHandle {
     }
 }
 
-/// A subnet's settings with what the thread derives from them once.
+/// A subnet's settings and the DNS server they send to.
 struct SubnetRt {
     cfg: Arc<SubnetDdns>,
-    key: TsigKey,
-    pattern: name::Pattern,
-    zone_wire: Vec<u8>,
     server: usize,
 }
 
@@ -221,31 +219,9 @@ impl Thread {
         self.rate = rate;
         let mut rts = Vec::with_capacity(subnets.len());
         for cfg in subnets {
-            let Some(cfg) = cfg else {
-                rts.push(None);
-                continue;
-            };
-            let server = self.server_for(cfg.server);
-            let key = TsigKey {
-                name: cfg.key.name.clone(),
-                algorithm: cfg.key.algorithm,
-                secret: cfg.key.secret.clone(),
-            };
-            // Both were checked with the config: these cannot fail.
-            let (Ok(pattern), Ok(zone_wire)) = (
-                name::Pattern::parse(&cfg.generated_name),
-                name::zone_wire(&cfg.forward_zone),
-            ) else {
-                tracing::error!(zone = %cfg.forward_zone, "DDNS: a subnet's settings do not check out; DDNS is off for it");
-                rts.push(None);
-                continue;
-            };
-            rts.push(Some(SubnetRt {
+            rts.push(cfg.map(|cfg| SubnetRt {
+                server: self.server_for(cfg.server),
                 cfg,
-                key,
-                pattern,
-                zone_wire,
-                server,
             }));
         }
         self.subnets = rts;
@@ -293,7 +269,7 @@ impl Thread {
             None,
             Some(r.hostname.as_slice()),
             cfg.replace_client_name,
-            &rt.pattern,
+            &cfg.generated_name,
             r.addr,
             &r.hwaddr,
             &mut label,
@@ -302,7 +278,7 @@ impl Thread {
             return None;
         }
         let mut wire = [0u8; 255];
-        let w = name::fqdn_wire(&label[..n], &rt.zone_wire, &mut wire)?;
+        let w = fqdn::fqdn_wire(&label[..n], &cfg.forward_zone_wire, &mut wire)?;
         let id = &r.client.bytes[..usize::from(r.client.len).min(32)];
         let ident = if r.client.kind == 1 {
             Identifier::ClientId(id)
@@ -563,7 +539,7 @@ impl Thread {
         self.subnets
             .get(usize::from(key.0))
             .and_then(|r| r.as_ref())
-            .map_or_else(String::new, |r| r.key.name.clone())
+            .map_or_else(String::new, |r| r.cfg.key.name.clone())
     }
 
     fn refused_delay(&self, key: Key) -> Duration {
@@ -576,44 +552,27 @@ impl Thread {
             // DDNS went off for the subnet: its names stay as they are.
             return Done::Retry(REFUSED_MAX);
         };
-        let key = rt.key.clone();
-        let mode = rt.cfg.conflict_mode;
-        let reverse_zone = rt.cfg.reverse_zone.clone();
+        let cfg = rt.cfg.clone();
+        let key = &cfg.key;
         let addr: Ipv4Addr = job.key.1;
-        if let Some(h) = &job.remove {
+        let mode = cfg.conflict_mode;
+        let reverse_zone = cfg.reverse_zone.as_deref();
+        if let Some(h) = job.remove.as_ref().filter(|h| !h.conflict) {
+            // Conflict on removal: the name is someone else's by now.
             let b = &h.binding;
-            if b.forward && !h.conflict {
-                let f = Forward {
-                    zone: zone_of(&b.fqdn),
-                    fqdn: &b.fqdn,
-                    addr,
-                    ttl: b.ttl,
-                    dhcid: &b.dhcid,
-                    mode,
-                };
-                match self.call(srv, |s| s.remove_forward(&key, &f)) {
-                    // Conflict: the name is someone else's by now.
-                    Outcome::Done | Outcome::Conflict => {}
-                    out => return self.failed(srv, job.key, out),
-                }
-            }
-            if b.reverse
-                && !h.conflict
-                && let Some(zone) = &reverse_zone
+            if b.forward
+                && let Err(out) =
+                    answered(self.call(srv, |s| s.remove_forward(key, &forward(b, addr, mode))))
             {
-                let r = Reverse {
-                    zone,
-                    addr,
-                    fqdn: &b.fqdn,
-                    ttl: b.ttl,
-                    dhcid: &b.dhcid,
-                    mode,
-                };
-                match self.call(srv, |s| s.remove_reverse(&key, &r)) {
-                    Outcome::Done | Outcome::Conflict => {}
-                    out => return self.failed(srv, job.key, out),
-                }
+                return self.failed(srv, job.key, out);
             }
+            if let Some(r) = reverse(reverse_zone, b, addr, mode)
+                && let Err(out) = answered(self.call(srv, |s| s.remove_reverse(key, &r)))
+            {
+                return self.failed(srv, job.key, out);
+            }
+        }
+        if job.remove.is_some() {
             self.state.removed(job.key);
             self.persist(|s| s.gone(job.key));
         }
@@ -622,15 +581,7 @@ impl Thread {
         };
         self.persist(|s| s.sending(job.key, b));
         if b.forward {
-            let f = Forward {
-                zone: zone_of(&b.fqdn),
-                fqdn: &b.fqdn,
-                addr,
-                ttl: b.ttl,
-                dhcid: &b.dhcid,
-                mode,
-            };
-            match self.call(srv, |s| s.add_forward(&key, &f)) {
+            match self.call(srv, |s| s.add_forward(key, &forward(b, addr, mode))) {
                 Outcome::Done => {}
                 Outcome::Conflict => {
                     self.stats.conflicts.fetch_add(1, Relaxed);
@@ -645,24 +596,52 @@ impl Thread {
                 out => return self.failed(srv, job.key, out),
             }
         }
-        if b.reverse
-            && let Some(zone) = &reverse_zone
+        if let Some(r) = reverse(reverse_zone, b, addr, mode)
+            && let Err(out) = answered(self.call(srv, |s| s.add_reverse(key, &r)))
         {
-            let r = Reverse {
-                zone,
-                addr,
-                fqdn: &b.fqdn,
-                ttl: b.ttl,
-                dhcid: &b.dhcid,
-                mode,
-            };
-            match self.call(srv, |s| s.add_reverse(&key, &r)) {
-                Outcome::Done | Outcome::Conflict => {}
-                out => return self.failed(srv, job.key, out),
-            }
+            return self.failed(srv, job.key, out);
         }
         Done::Written
     }
+}
+
+/// Done and Conflict are answers the job goes on from; the rest are
+/// failures for `Thread::failed`.
+fn answered(out: Outcome) -> Result<(), Outcome> {
+    match out {
+        Outcome::Done | Outcome::Conflict => Ok(()),
+        out => Err(out),
+    }
+}
+
+/// The forward records of binding `b` for `addr`.
+fn forward(b: &Binding, addr: Ipv4Addr, mode: ConflictMode) -> Forward<'_> {
+    Forward {
+        zone: zone_of(&b.fqdn),
+        fqdn: &b.fqdn,
+        addr,
+        ttl: b.ttl,
+        dhcid: &b.dhcid,
+        mode,
+    }
+}
+
+/// The PTR record of binding `b`, when it has one and there is a reverse
+/// zone.
+fn reverse<'a>(
+    zone: Option<&'a str>,
+    b: &'a Binding,
+    addr: Ipv4Addr,
+    mode: ConflictMode,
+) -> Option<Reverse<'a>> {
+    Some(Reverse {
+        zone: zone.filter(|_| b.reverse)?,
+        addr,
+        fqdn: &b.fqdn,
+        ttl: b.ttl,
+        dhcid: &b.dhcid,
+        mode,
+    })
 }
 
 /// The zone of a name we made: everything after its one label.

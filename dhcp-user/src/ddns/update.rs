@@ -20,10 +20,8 @@
 //! | delete an RRset                  | ANY   | T    | empty |
 //! | delete one RR from an RRset      | NONE  | T    | value |
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use data_encoding::BASE64;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as HickoryAlg, TsigError};
 use hickory_proto::rr::rdata::{A, NULL, PTR};
@@ -42,53 +40,11 @@ pub const DHCID: RecordType = RecordType::Unknown(49);
 /// server.
 const FUDGE: u16 = 300;
 
-/// A TSIG key as BIND knows it: the key's name, its algorithm and the
-/// shared secret.
-#[derive(Clone)]
-pub struct TsigKey {
-    pub name: String,
-    pub algorithm: TsigAlgorithm,
-    pub secret: Vec<u8>,
-}
-
-// The secret stays out of logs.
-impl std::fmt::Debug for TsigKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TsigKey")
-            .field("name", &self.name)
-            .field("algorithm", &self.algorithm)
-            .field("secret", &format_args!("<{} bytes>", self.secret.len()))
-            .finish()
-    }
-}
+/// A TSIG key as the config check made it: name, algorithm, secret
+/// (kept out of `Debug`).
+pub use crate::config::ddns::TsigKeyConfig as TsigKey;
 
 impl TsigKey {
-    /// The key from its secret as base64 text (what `tsig-keygen` prints
-    /// in the `secret` line).
-    pub fn from_base64(name: &str, algorithm: TsigAlgorithm, b64: &str) -> Result<TsigKey, String> {
-        let secret = decode_secret(b64)?;
-        let key = TsigKey {
-            name: name.to_string(),
-            algorithm,
-            secret,
-        };
-        key.signer()?;
-        Ok(key)
-    }
-
-    /// Reads a key file: a BIND `key "name" { algorithm ...; secret
-    /// "..."; };` clause as `tsig-keygen` writes it (the name and
-    /// algorithm come back too), or the bare base64 secret alone. The
-    /// algorithm is parsed, so an hmac-md5 key is refused here by name.
-    #[allow(clippy::type_complexity)]
-    pub fn secret_from_file(
-        path: &Path,
-    ) -> Result<(Option<String>, Option<TsigAlgorithm>, Vec<u8>), String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the TSIG key file {}: {e}", path.display()))?;
-        parse_key_file(&text).map_err(|e| format!("TSIG key file {}: {e}", path.display()))
-    }
-
     fn signer(&self) -> Result<TSigner, String> {
         let name = Name::from_ascii(&self.name)
             .map_err(|e| format!("TSIG key name {:?}: {e}", self.name))?;
@@ -100,134 +56,6 @@ impl TsigKey {
         TSigner::new(self.secret.clone(), alg, name, FUDGE)
             .map_err(|e| format!("TSIG key {:?}: {e}", self.name))
     }
-}
-
-fn decode_secret(b64: &str) -> Result<Vec<u8>, String> {
-    // BIND writes long secrets over several lines inside the quotes.
-    let compact: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
-    let secret = BASE64
-        .decode(compact.as_bytes())
-        .map_err(|e| format!("the TSIG secret is not base64: {e}"))?;
-    if secret.is_empty() {
-        return Err("the TSIG secret is empty".into());
-    }
-    Ok(secret)
-}
-
-/// The tokens of a BIND named.conf fragment: words, quoted strings, and
-/// `{` `}` `;`; comments (`#`, `//`, `/* */`) dropped.
-fn bind_tokens(text: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {}
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut prev = ' ';
-                let mut closed = false;
-                for c in chars.by_ref() {
-                    if prev == '*' && c == '/' {
-                        closed = true;
-                        break;
-                    }
-                    prev = c;
-                }
-                if !closed {
-                    return Err("a /* comment is not closed".into());
-                }
-            }
-            '{' | '}' | ';' => out.push(c.to_string()),
-            '"' => {
-                let mut s = String::new();
-                let mut closed = false;
-                for c in chars.by_ref() {
-                    if c == '"' {
-                        closed = true;
-                        break;
-                    }
-                    s.push(c);
-                }
-                if !closed {
-                    return Err("a quoted string is not closed".into());
-                }
-                out.push(s);
-            }
-            c => {
-                let mut s = c.to_string();
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() || matches!(c, '{' | '}' | ';' | '"') {
-                        break;
-                    }
-                    s.push(c);
-                    chars.next();
-                }
-                out.push(s);
-            }
-        }
-    }
-    Ok(out)
-}
-
-#[allow(clippy::type_complexity)]
-fn parse_key_file(text: &str) -> Result<(Option<String>, Option<TsigAlgorithm>, Vec<u8>), String> {
-    let tokens = bind_tokens(text)?;
-    if !tokens.iter().any(|t| t == "{") {
-        // The bare secret.
-        return Ok((None, None, decode_secret(text.trim())?));
-    }
-    // key NAME { algorithm ALG; secret "B64"; };
-    let mut it = tokens.iter().map(String::as_str);
-    if it.next() != Some("key") {
-        return Err("expected `key \"name\" { algorithm ...; secret \"...\"; };`".into());
-    }
-    let name = match it.next() {
-        Some(n) if !matches!(n, "{" | "}" | ";") => n.to_string(),
-        _ => return Err("the key clause has no name".into()),
-    };
-    if it.next() != Some("{") {
-        return Err(format!("expected `{{` after key {name:?}"));
-    }
-    let (mut algorithm, mut secret) = (None, None);
-    loop {
-        match it.next() {
-            Some("}") => break,
-            Some("algorithm") => {
-                let a = it.next().ok_or("`algorithm` without a value")?;
-                algorithm = Some(TsigAlgorithm::parse(a)?);
-            }
-            Some("secret") => {
-                secret = Some(decode_secret(it.next().ok_or("`secret` without a value")?)?);
-            }
-            Some(other) => return Err(format!("unexpected {other:?} in key {name:?}")),
-            None => return Err(format!("key {name:?} is not closed with `}};`")),
-        }
-        if it.next() != Some(";") {
-            return Err(format!("expected `;` in key {name:?}"));
-        }
-    }
-    if !matches!(it.next(), Some(";") | None) {
-        return Err("the file holds more than one key clause".into());
-    }
-    if it.next().is_some() {
-        return Err("the file holds more than one key clause".into());
-    }
-    let secret = secret.ok_or_else(|| format!("key {name:?} has no secret"))?;
-    Ok((Some(name), algorithm, secret))
 }
 
 /// What became of one procedure.
@@ -706,6 +534,7 @@ fn check_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use data_encoding::BASE64;
     use hickory_proto::rr::TSigResponseContext;
 
     const ZONE: &str = "lab.example.";
@@ -718,13 +547,20 @@ mod tests {
         d
     }
 
+    /// A key as the config check makes them (`config::ddns`).
+    fn key_of(name: &str, b64: &str) -> TsigKey {
+        TsigKey {
+            name: name.into(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: BASE64.decode(b64.as_bytes()).unwrap(),
+        }
+    }
+
     fn key() -> TsigKey {
-        TsigKey::from_base64(
+        key_of(
             "xdhcpd-key",
-            TsigAlgorithm::HmacSha256,
             "dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IG9mIDMyIGJ5dGVzIQ==",
         )
-        .unwrap()
     }
 
     fn fwd(d: &[u8], mode: ConflictMode) -> Forward<'_> {
@@ -1022,11 +858,7 @@ mod tests {
             "{r:?}"
         );
         // Signed with another secret.
-        let other =
-            TsigKey::from_base64("xdhcpd-key", TsigAlgorithm::HmacSha256, "b3RoZXIgc2VjcmV0")
-                .unwrap()
-                .signer()
-                .unwrap();
+        let other = key_of("xdhcpd-key", "b3RoZXIgc2VjcmV0").signer().unwrap();
         let bytes = answer_to(&req, &other, ResponseCode::NoError, None);
         let r = check(&bytes, &mut v);
         assert!(
@@ -1078,69 +910,10 @@ mod tests {
     }
 
     #[test]
-    fn tsig_keygen_files_parse_and_old_algorithms_are_refused() {
-        // As `tsig-keygen -a hmac-sha256 xdhcpd-key` writes it.
-        let text = "key \"xdhcpd-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IG9mIDMyIGJ5dGVzIQ==\";\n};\n";
-        let (name, alg, secret) = parse_key_file(text).unwrap();
-        assert_eq!(name.as_deref(), Some("xdhcpd-key"));
-        assert_eq!(alg, Some(TsigAlgorithm::HmacSha256));
-        assert_eq!(secret, b"this is a test secret of 32 bytes!");
-        // Comments, an unquoted name, a secret split over lines.
-        let text = "# made by hand\nkey k1 { // the key\n algorithm HMAC-SHA512; secret \"dGhpcyBpcyBh\n IHRlc3Q=\"; };";
-        let (name, alg, secret) = parse_key_file(text).unwrap();
-        assert_eq!(
-            (name.as_deref(), alg),
-            (Some("k1"), Some(TsigAlgorithm::HmacSha512))
-        );
-        assert_eq!(secret, b"this is a test");
-        // The bare secret.
-        let (name, alg, secret) = parse_key_file("  b3RoZXIgc2VjcmV0\n").unwrap();
-        assert_eq!((name, alg, secret), (None, None, b"other secret".to_vec()));
-        // hmac-md5 is refused by name; broken files say what is wrong.
-        let e = parse_key_file("key \"k\" { algorithm hmac-md5; secret \"AAAA\"; };").unwrap_err();
-        assert!(e.contains("hmac-md5"), "{e}");
+    fn the_secret_stays_out_of_debug() {
+        let k = key_of("k", "AAAA");
         assert!(
-            parse_key_file("key \"k\" { algorithm hmac-sha256; };")
-                .unwrap_err()
-                .contains("no secret")
-        );
-        assert!(parse_key_file("key \"k\" { secret \"AAAA\";").is_err());
-        assert!(parse_key_file("not base64 at all!").is_err());
-        assert!(parse_key_file("").is_err());
-    }
-
-    #[test]
-    fn a_key_file_reads_from_disk() {
-        let dir = std::env::temp_dir().join(format!("xdhcp-tsig-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("k.key");
-        std::fs::write(
-            &p,
-            "key \"a\" { algorithm hmac-sha384; secret \"AAECAw==\"; };",
-        )
-        .unwrap();
-        let r = TsigKey::secret_from_file(&p);
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            r.unwrap(),
-            (
-                Some("a".into()),
-                Some(TsigAlgorithm::HmacSha384),
-                vec![0, 1, 2, 3]
-            )
-        );
-        let e = TsigKey::secret_from_file(Path::new("/nonexistent/k.key")).unwrap_err();
-        assert!(e.contains("/nonexistent/k.key"));
-    }
-
-    #[test]
-    fn bad_secrets_are_refused() {
-        assert!(TsigKey::from_base64("k", TsigAlgorithm::HmacSha256, "not base64!").is_err());
-        assert!(TsigKey::from_base64("k", TsigAlgorithm::HmacSha256, "").is_err());
-        assert!(TsigKey::from_base64("bad..name", TsigAlgorithm::HmacSha256, "AAAA").is_err());
-        let k = TsigKey::from_base64("k", TsigAlgorithm::HmacSha256, "AAAA").unwrap();
-        assert!(
-            !format!("{k:?}").contains("AAAA"),
+            !format!("{k:?}").contains("AAAA") && !format!("{k:?}").contains("[0, 0, 0]"),
             "the secret stays out of Debug"
         );
     }

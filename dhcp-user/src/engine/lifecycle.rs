@@ -8,10 +8,10 @@ use super::client::{KEY_CHADDR, KEY_CIRCUIT_ID, KEY_DECLINED, KEY_REMOTE_ID};
 use super::limit::agent_info_trusted;
 use super::subnet::SubnetRt;
 use super::{Engine, Request};
-use crate::ddns::name::{ClientFqdn, MAX_LABEL, client_label};
 use crate::lease::journal::{FQDN_SENT, FixedBytes, INFINITE, LeaseRecord, RecordState};
 use crate::lease::limits::Lines;
 use crate::lease::{ClientKey, Full, Lease, LeaseState};
+use crate::wire::fqdn::{ClientFqdn, MAX_LABEL, client_label};
 use crate::wire::options::{agent, agent_sub_option};
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -71,7 +71,7 @@ impl Change {
             clock.unix + u64::from(self.expires.saturating_sub(clock.secs))
         };
         // The client's name as a DNS label: safe to print, and what DDNS
-        // names the lease by (`name::client_label`).
+        // names the lease by (`fqdn::client_label`).
         let fqdn = req.opts.client_fqdn.and_then(ClientFqdn::parse);
         let mut label = [0u8; MAX_LABEL];
         let n = client_label(fqdn.as_ref(), req.opts.hostname, &mut label);

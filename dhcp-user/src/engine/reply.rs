@@ -2,9 +2,10 @@
 //! carries (§4.3.1, table 3) and in which order its options stand.
 use super::Request;
 use super::subnet::SubnetRt;
-use crate::ddns::name::{self, ClientFqdn};
+use crate::ddns::name;
 use crate::wire::dhcp::MessageType;
 use crate::wire::emit::{BootpHeader, DhcpWriter, FrameHeaders, emit_headers, headers_len};
+use crate::wire::fqdn::{self, ClientFqdn};
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
 
@@ -168,12 +169,12 @@ fn write_client_fqdn(w: &mut DhcpWriter<'_>, req: &Request<'_>, s: &SubnetRt, yi
         return;
     };
     let decision = name::decide(f.flags, d.override_client_update, d.override_no_update);
-    let mut label = [0u8; name::MAX_LABEL];
+    let mut label = [0u8; fqdn::MAX_LABEL];
     let n = name::choose_label(
         Some(&f),
         req.opts.hostname,
-        d.replace,
-        &d.pattern,
+        d.replace_client_name,
+        &d.generated_name,
         yiaddr,
         &req.chaddr6,
         &mut label,
@@ -181,10 +182,13 @@ fn write_client_fqdn(w: &mut DhcpWriter<'_>, req: &Request<'_>, s: &SubnetRt, yi
     if n == 0 {
         return;
     }
-    let mut data = [0u8; 3 + name::MAX_NAME];
-    if let Some(len) =
-        name::encode_reply(decision.reply_flags, &label[..n], &d.zone_wire, &mut data)
-    {
+    let mut data = [0u8; 3 + fqdn::MAX_NAME];
+    if let Some(len) = fqdn::encode_reply(
+        decision.reply_flags,
+        &label[..n],
+        &d.forward_zone_wire,
+        &mut data,
+    ) {
         let _ = w.option(code::CLIENT_FQDN, &data[..len]);
     }
 }

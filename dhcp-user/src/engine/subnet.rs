@@ -1,9 +1,8 @@
 //! A configured subnet as the engine uses it: its pool, its timers, and
 //! its options already encoded, so a reply copies bytes instead of
 //! formatting them.
-use crate::config::ddns::{ReplaceClientName, SubnetDdns};
+use crate::config::ddns::SubnetDdns;
 use crate::config::{Limits, Subnet};
-use crate::ddns::name::{Pattern, zone_wire};
 use crate::lease::{ClientKey, Pool};
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
@@ -97,29 +96,6 @@ impl Reserved {
     }
 }
 
-/// A subnet's DDNS settings as the reply's option 81 uses them: the
-/// server's decision on the client's flags, and the name it will write.
-pub struct ReplyName {
-    pub override_client_update: bool,
-    pub override_no_update: bool,
-    pub replace: ReplaceClientName,
-    pub pattern: Pattern,
-    pub zone_wire: Vec<u8>,
-}
-
-impl ReplyName {
-    /// None only for settings the config check would have refused.
-    fn new(d: &SubnetDdns) -> Option<ReplyName> {
-        Some(ReplyName {
-            override_client_update: d.override_client_update,
-            override_no_update: d.override_no_update,
-            replace: d.replace_client_name,
-            pattern: Pattern::parse(&d.generated_name).ok()?,
-            zone_wire: zone_wire(&d.forward_zone).ok()?,
-        })
-    }
-}
-
 /// A subnet with its pool, ready for the packet path.
 pub struct SubnetRt {
     pub id: u16,
@@ -145,9 +121,9 @@ pub struct SubnetRt {
     pub trust_agent_info: bool,
     /// RFC 4039 rapid commit for DISCOVERs with option 80.
     pub rapid_commit: bool,
-    /// What option 81 in a reply needs of the subnet's DDNS; `None`: DDNS
+    /// The subnet's DDNS settings, for option 81 in replies; `None`: DDNS
     /// is off and option 81 is not answered.
-    pub ddns: Option<ReplyName>,
+    pub ddns: Option<Arc<SubnetDdns>>,
     /// How many addresses of the pool may be in probation at once.
     pub probation_cap: u32,
     /// How many are, shared with the pool across a reload (a quarantine
@@ -237,7 +213,7 @@ impl SubnetRt {
         SubnetRt {
             shape,
             rapid_commit: s.rapid_commit,
-            ddns: s.ddns.as_deref().and_then(ReplyName::new),
+            ddns: s.ddns.clone(),
             probation_cap,
             probation,
             probation_new: prev.is_some() && same.is_none(),

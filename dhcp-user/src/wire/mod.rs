@@ -2,8 +2,9 @@
 //!
 //! The views follow smoltcp's `wire` style: `new_checked` validates every
 //! length once, so the getters that follow index only inside checked
-//! bounds and cannot panic. Nothing here allocates: it runs per packet, on
-//! frames that lie in the UMEM.
+//! bounds and cannot panic. Nothing on the packet path here allocates: it
+//! runs per packet, on frames that lie in the UMEM (`fqdn`'s zone and
+//! pattern parsers, which do, run at config time).
 //!
 //! The slice getters (`payload()`, `options()`, ...) live on the views over
 //! `&'a T` and return `&'a [u8]`, so the view of the next layer and the
@@ -13,6 +14,7 @@ pub mod checksum;
 pub mod dhcp;
 pub mod emit;
 pub mod ethernet;
+pub mod fqdn;
 pub mod frame;
 pub mod ipv4;
 pub mod options;
