@@ -23,23 +23,9 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Duration;
-use xtask::daemon::{self, Daemon};
+use xtask::daemon::Daemon;
 use xtask::lab::format_mac;
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn gen_bin() -> PathBuf {
-    let bin = daemon::xdhcpd_bin().with_file_name("xdhcpgen");
-    assert!(bin.exists(), "{} is not built", bin.display());
-    bin
-}
 
 /// The reservation's circuit-id and address, and the relay-only subnet
 /// (lab-attacks.toml).
@@ -86,33 +72,35 @@ fn run(name: &'static str, lab_name: &str, attack: &[&str]) -> Row {
     let lab = lab(lab_name, true);
     let cfg = journal_config("lab-attacks.toml", &lab, &jdir.0);
     let d = Daemon::start(&lab, &bin(), &cfg).expect("xdhcpd starts");
-    let json = jdir.0.with_extension("gen.json");
-    let out = output_within(
-        lab.cli(&gen_bin().to_string_lossy())
-            .args(["--interface", &lab.cli_if, "--no-progress"])
-            .args(["--xdp-mode", "driver", "--bind", "copy"])
-            .args(["--scenario", "relay", "--clients", &clients.to_string()])
-            .args(["--relay", LEGIT_RELAY, "--server", SERVER_IP])
-            .args(["--server-mac", &format_mac(&lab.srv_mac)])
-            .args(["--expect-subnet", "198.18.0.0/15", "--json"])
-            .arg(&json)
-            .args(attack),
-        Duration::from_secs(300),
-    )
-    .expect("xdhcpgen runs");
+    let clients = clients.to_string();
+    let server_mac = format_mac(&lab.srv_mac);
+    let mut args = vec![
+        "--xdp-mode",
+        "driver",
+        "--bind",
+        "copy",
+        "--scenario",
+        "relay",
+        "--clients",
+        &clients,
+        "--relay",
+        LEGIT_RELAY,
+        "--server",
+        SERVER_IP,
+        "--server-mac",
+        &server_mac,
+        "--expect-subnet",
+        "198.18.0.0/15",
+    ];
+    args.extend_from_slice(attack);
+    let (summary, table): (Value, String) = xdhcpgen_run(&lab, &args, Duration::from_secs(300));
+    eprintln!("{name}:\n{table}");
     std::thread::sleep(Duration::from_millis(300));
     let stats = d.stop().expect("xdhcpd stops");
-    assert!(out.status.success(), "xdhcpgen {attack:?}: {}", text(&out));
-    eprintln!("{name}:\n{}", String::from_utf8_lossy(&out.stdout));
-    let summary: Value = serde_json::from_slice(
-        &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON ({e}): {}", text(&out))),
-    )
-    .expect("summary");
     let cfg_file = jdir.0.with_extension("toml");
     std::fs::write(&cfg_file, &cfg).expect("config copy");
     let leases = xdhcpd_leases(&cfg_file, &[]);
     let _ = std::fs::remove_file(&cfg_file);
-    let _ = std::fs::remove_file(&json);
     let attack: Vec<&Value> = leases
         .iter()
         .filter(|l| {

@@ -18,23 +18,9 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use std::time::Duration;
-use xtask::daemon::{self, Daemon};
+use xtask::daemon::Daemon;
 use xtask::lab::Lab;
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn gen_bin() -> PathBuf {
-    let bin = daemon::xdhcpd_bin().with_file_name("xdhcpgen");
-    assert!(bin.exists(), "{} is not built", bin.display());
-    bin
-}
 
 fn start(lab: &Lab, check: bool) -> Daemon {
     let mut cfg = config("lab-xdp.toml", lab);
@@ -119,23 +105,20 @@ fn xdhcpgen(check: bool, name: &str) -> Row {
     let clients = knob("BENCH_GEN_CLIENTS", 20000);
     let lab = lab(name, false);
     let d = start(&lab, check);
-    let dir = daemon::temp_dir("bench-conflict").expect("temp dir");
-    let json = dir.join("summary.json");
-    let out = output_within(
-        lab.cli(&gen_bin().to_string_lossy())
-            .args(["--interface", &lab.cli_if, "--no-progress"])
-            .args(["--scenario", "dora", "--clients", &clients.to_string()])
-            .args(["--expect-subnet", "198.18.0.0/15", "--json"])
-            .arg(&json),
+    let clients = clients.to_string();
+    let (summary, _) = xdhcpgen_run(
+        &lab,
+        &[
+            "--scenario",
+            "dora",
+            "--clients",
+            &clients,
+            "--expect-subnet",
+            "198.18.0.0/15",
+        ],
         Duration::from_secs(300),
-    )
-    .expect("xdhcpgen");
+    );
     let stats = d.stop().expect("xdhcpd stops");
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON ({e}): {}", text(&out))),
-    )
-    .expect("summary");
-    let _ = std::fs::remove_dir_all(&dir);
     let (probed, skipped, queue_full) = counters(&stats);
     let f = |p: &str| summary.pointer(p).and_then(|v| v.as_f64()).unwrap_or(0.0);
     Row {

@@ -13,22 +13,10 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use xtask::daemon::{self, Daemon};
+use xtask::daemon::Daemon;
 use xtask::lab::Lab;
 use xtask::named::{Named, NamedOptions};
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn gen_bin() -> PathBuf {
-    daemon::xdhcpd_bin().with_file_name("xdhcpgen")
-}
 
 /// The DDNS fixture with a fast journal (the bench measures DNS, not the
 /// disk), a one-hour lease, and `[ddns]` kept or cut out.
@@ -73,23 +61,21 @@ fn run(name: &str, ddns: bool, clients: u64, rate: u64) -> Run {
     let named = Named::start(&lab, &NamedOptions::default()).expect("named");
     let dir = TempDir::new("bench-ddns");
     let d = Daemon::start(&lab, &bin(), &config(&lab, &dir, &named, ddns, rate)).expect("xdhcpd");
-    let out_dir = TempDir::new("bench-ddns-gen");
-    let json = out_dir.0.join("summary.json");
     let started = Instant::now();
-    let out = output_within(
-        lab.cli(&gen_bin().to_string_lossy())
-            .args(["--interface", &lab.cli_if, "--no-progress"])
-            .args(["--scenario", "dora", "--clients", &clients.to_string()])
-            .args(["--expect-subnet", "198.18.0.0/15", "--json"])
-            .arg(&json),
+    let clients = clients.to_string();
+    let (summary, _) = xdhcpgen_run(
+        &lab,
+        &[
+            "--scenario",
+            "dora",
+            "--clients",
+            &clients,
+            "--expect-subnet",
+            "198.18.0.0/15",
+        ],
         Duration::from_secs(600),
-    )
-    .expect("xdhcpgen");
+    );
     let gen_done = started.elapsed();
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON ({e}): {}", text(&out))),
-    )
-    .expect("summary");
     let f = |p: &str| summary.pointer(p).and_then(|v| v.as_f64()).unwrap_or(0.0);
     let (mut catch_up, mut updates_per_s) = (None, None);
     if ddns {

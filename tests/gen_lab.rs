@@ -15,25 +15,13 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use xtask::daemon::{self, Daemon};
+use xtask::daemon::Daemon;
 use xtask::kea::Kea;
 use xtask::lab::{Lab, format_mac};
 
 const EXPECT: &str = "198.18.0.0/15";
-
-/// xdhcpgen, built next to the daemon under test.
-fn gen_bin() -> PathBuf {
-    let bin = daemon::xdhcpd_bin().with_file_name("xdhcpgen");
-    assert!(
-        bin.exists(),
-        "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first (cargo xtask test does)",
-        bin.display()
-    );
-    bin
-}
 
 /// Runs xdhcpgen in the lab's client namespace with `args` and returns its
 /// JSON summary; a non-zero exit fails the test with its output.
@@ -43,28 +31,9 @@ fn xdhcpgen(lab: &Lab, args: &[&str]) -> Value {
 
 /// As [`xdhcpgen`], and the table it printed.
 fn xdhcpgen_and_table(lab: &Lab, args: &[&str]) -> (Value, String) {
-    let dir = daemon::temp_dir("xdhcpgen").expect("temp dir");
-    let json = dir.join("summary.json");
-    let out = output_within(
-        lab.cli(&gen_bin().to_string_lossy())
-            .args(["--interface", &lab.cli_if, "--no-progress"])
-            .args(["--expect-subnet", EXPECT])
-            .arg("--json")
-            .arg(&json)
-            .args(args),
-        Duration::from_secs(120),
-    )
-    .expect("xdhcpgen runs");
-    let report = text(&out);
-    let table = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "xdhcpgen {args:?} failed:\n{report}");
-    let summary: Value = serde_json::from_slice(
-        &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON ({e}):\n{report}")),
-    )
-    .expect("the JSON summary parses");
-    let _ = std::fs::remove_dir_all(&dir);
-    eprintln!("{report}");
-    (summary, table)
+    let mut all = vec!["--expect-subnet", EXPECT];
+    all.extend_from_slice(args);
+    xdhcpgen_run(lab, &all, Duration::from_secs(120))
 }
 
 fn num(v: &Value, pointer: &str) -> u64 {

@@ -484,3 +484,50 @@ pub fn proc_state(pid: u32) -> Option<char> {
     // the last ')'.
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
+
+/// A benchmark's knob: the environment variable `name` as a number, or
+/// `default`.
+pub fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The generator built beside the daemon under test.
+pub fn gen_bin() -> PathBuf {
+    let bin = daemon::xdhcpd_bin().with_file_name("xdhcpgen");
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs xdhcpgen in the lab's client namespace with `args` (beside
+/// `--interface`, `--no-progress` and `--json`), for at most `limit`;
+/// returns its JSON summary and the table it printed. A non-zero exit
+/// fails the test with its output.
+pub fn xdhcpgen_run(lab: &Lab, args: &[&str], limit: Duration) -> (serde_json::Value, String) {
+    let dir = TempDir::new("xdhcpgen");
+    let json = dir.0.join("summary.json");
+    let out = output_within(
+        lab.cli(&gen_bin().to_string_lossy())
+            .args(["--interface", &lab.cli_if, "--no-progress"])
+            .arg("--json")
+            .arg(&json)
+            .args(args),
+        limit,
+    )
+    .expect("xdhcpgen runs");
+    let report = text(&out);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "xdhcpgen {args:?} failed:\n{report}");
+    let summary = serde_json::from_slice(
+        &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON ({e}):\n{report}")),
+    )
+    .expect("the JSON summary parses");
+    eprintln!("{report}");
+    (summary, table)
+}
