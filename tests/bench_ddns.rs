@@ -9,10 +9,15 @@
 //!   --test bench_ddns -- --include-ignored --nocapture
 //!
 //! Knobs: `BENCH_DDNS_CLIENTS` (default 100000), `BENCH_DDNS_RATE`
-//! (`max_updates_per_second`, default 20000: the cap, not a target).
+//! (`max_updates_per_second`, default 20000: the cap, not a target),
+//! `BENCH_DDNS_BASELINE`: the path of an xdhcpd built from an earlier
+//! commit (one without DDNS works: the "off" config has no `[ddns]`); its
+//! rows and the "off" rows alternate, twice each, so the cost of the
+//! change with DDNS off is read side by side.
 mod common;
 
 use common::*;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xtask::daemon::Daemon;
 use xtask::lab::Lab;
@@ -56,11 +61,11 @@ struct Run {
     stats: serde_json::Value,
 }
 
-fn run(name: &str, ddns: bool, clients: u64, rate: u64) -> Run {
+fn run(name: &str, xdhcpd: &Path, ddns: bool, clients: u64, rate: u64) -> Run {
     let lab = lab(name, false);
     let named = Named::start(&lab, &NamedOptions::default()).expect("named");
     let dir = TempDir::new("bench-ddns");
-    let d = Daemon::start(&lab, &bin(), &config(&lab, &dir, &named, ddns, rate)).expect("xdhcpd");
+    let d = Daemon::start(&lab, xdhcpd, &config(&lab, &dir, &named, ddns, rate)).expect("xdhcpd");
     let started = Instant::now();
     let clients = clients.to_string();
     let (summary, _) = xdhcpgen_run(
@@ -119,17 +124,31 @@ fn run(name: &str, ddns: bool, clients: u64, rate: u64) -> Run {
 fn lease_rate_and_dns_catch_up() {
     let clients = knob("BENCH_DDNS_CLIENTS", 100_000);
     let rate = knob("BENCH_DDNS_RATE", 20_000);
-    let off = run("xdtdb1", false, clients, rate);
-    let on = run("xdtdb2", true, clients, rate);
+    let this = bin();
+    let baseline = std::env::var_os("BENCH_DDNS_BASELINE").map(PathBuf::from);
+    let mut rows: Vec<(&str, Run)> = Vec::new();
+    match &baseline {
+        Some(before) => {
+            for _ in 0..2 {
+                rows.push(("before", run("xdtdb1", before, false, clients, rate)));
+                rows.push(("off", run("xdtdb1", &this, false, clients, rate)));
+            }
+        }
+        None => rows.push(("off", run("xdtdb1", &this, false, clients, rate))),
+    }
+    let on = run("xdtdb2", &this, true, clients, rate);
     println!(
         "\nDDNS bench: xdhcpgen --scenario dora --clients {clients}, fast journal, named in the lab, max_updates_per_second = {rate}"
     );
+    if let Some(b) = &baseline {
+        println!("before: {} (DDNS off)", b.display());
+    }
     println!(
-        "ddns  leases/s  completed  A+PTR procedures/s at named  named caught up after the last lease"
+        "ddns    leases/s  completed  A+PTR procedures/s at named  named caught up after the last lease"
     );
-    for (label, r) in [("off", &off), ("on", &on)] {
+    for (label, r) in rows.iter().map(|(l, r)| (*l, r)).chain([("on", &on)]) {
         println!(
-            "{label:<4}  {:>8.0}  {:>9}  {:>28}  {}",
+            "{label:<6}  {:>8.0}  {:>9}  {:>28}  {}",
             r.leases_per_s,
             r.completed,
             r.updates_per_s.map_or("-".into(), |u| format!("{u:.0}")),
@@ -138,6 +157,8 @@ fn lease_rate_and_dns_catch_up() {
         );
     }
     println!("ddns counters (on): {}", on.stats["ddns"]);
-    assert_eq!(off.completed, clients);
+    for (_, r) in &rows {
+        assert_eq!(r.completed, clients);
+    }
     assert_eq!(on.completed, clients);
 }
