@@ -155,10 +155,6 @@ impl DdnsHandle {
         })
     }
 
-    pub fn stats(&self) -> &DdnsStats {
-        &self.stats
-    }
-
     pub fn stats_handle(&self) -> Arc<DdnsStats> {
         self.stats.clone()
     }

@@ -364,13 +364,6 @@ impl State {
             .filter_map(|(k, e)| e.held.clone().map(|h| (*k, h)))
             .collect()
     }
-
-    /// The name DNS should hold for `key` and whether it does.
-    pub fn lookup(&self, key: Key) -> Option<(Option<&Want>, Option<&Held>)> {
-        self.entries
-            .get(&key)
-            .map(|e| (e.want.as_ref(), e.held.as_ref()))
-    }
 }
 
 #[cfg(test)]
@@ -486,8 +479,7 @@ mod tests {
         s.finish(&j, Done::Conflict, 0, t);
         assert_eq!((s.waiting(), s.pending().0), (0, 0));
         assert_eq!(s.next_job(0, t + Duration::from_secs(60)), None);
-        let (_, held) = s.lookup(key(1)).unwrap();
-        assert!(held.unwrap().conflict);
+        assert!(s.held_map()[&key(1)].conflict);
     }
 
     #[test]
