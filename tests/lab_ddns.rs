@@ -213,7 +213,10 @@ fn updates_wait_for_named_and_survive_a_kill() {
         counter(s, "/ddns/pending") == N as u64
     })
     .unwrap();
-    assert_eq!(counter(&s, "/total/ack"), N as u64, "{s}\n{report}");
+    // perfdhcp may run an exchange or two past -n; with -R N they reuse
+    // one of its N clients, so the leases are what counts.
+    assert_eq!(counter(&s, "/table_used"), N as u64, "{s}\n{report}");
+    assert!(counter(&s, "/total/ack") >= N as u64, "{s}\n{report}");
     assert_eq!(counter(&s, "/ddns/pending"), N as u64, "{s}");
     named.start_again().expect("named comes back");
     assert!(
@@ -293,7 +296,10 @@ fn a_wrong_tsig_secret_is_reported_and_nothing_is_written() {
         counter(s, "/ddns/refused_tsig") >= 1
     })
     .unwrap();
-    assert_eq!(counter(&s, "/total/ack"), N as u64, "{s}\n{report}");
+    // perfdhcp may run an exchange or two past -n; with -R N they reuse
+    // one of its N clients, so the leases are what counts.
+    assert_eq!(counter(&s, "/table_used"), N as u64, "{s}\n{report}");
+    assert!(counter(&s, "/total/ack") >= N as u64, "{s}\n{report}");
     assert!(counter(&s, "/ddns/refused_tsig") >= 1, "{s}");
     assert_eq!(counter(&s, "/ddns/confirmed"), 0, "{s}");
     assert_eq!(generated_names(&named), 0);
