@@ -13,7 +13,9 @@
 //! reads), [`os`] (the eventfd, poll and interface system calls, for the
 //! workers and the journal alike; it imports nothing of the crate),
 //! [`probe`] (the side thread that pings an address before it is offered,
-//! `conflict_check`; it imports only `os`).
+//! `conflict_check`; it imports only `os`), [`status`] (the snapshot of
+//! every counter that the stats file, the control API and the metrics
+//! endpoint read).
 //!
 //! Nothing in an earlier stage reaches into a later one: the engine never
 //! touches rings, the wire views never know about leases.
@@ -26,5 +28,6 @@ pub mod lease;
 pub mod os;
 pub mod probe;
 pub mod stats;
+pub mod status;
 pub mod tools;
 pub mod wire;

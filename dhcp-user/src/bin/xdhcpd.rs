@@ -3,7 +3,6 @@
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
-use serde_json::json;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +21,7 @@ use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, 
 use xdhcp::probe::icmp::IcmpProber;
 use xdhcp::probe::{ProbeService, ProbeStats};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
+use xdhcp::status::{Board, DdnsStatus, JournalStatus, ProbeStatus, Status, SubnetStatus};
 use xdhcp::tools::kea_csv::KeaVersion;
 use xdhcp::tools::{show, transfer};
 
@@ -432,15 +432,15 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         "xdhcpd ready"
     );
     let interval = Duration::from_millis(cli.stats_interval_ms.max(10));
+    // The newest snapshot, for whoever reads it between two intervals.
+    let board = Arc::new(Board::default());
     let mut next = Instant::now();
     while !stop.is_set() {
         if reload.swap(false, Relaxed) {
             reload_config(cli, &iface.name, cfg, &cell, &mut running);
         }
         if Instant::now() >= next {
-            if let Some(p) = &cli.stats_file {
-                write_stats(p, &running)?;
-            }
+            report(cli, &running, &board)?;
             next += interval;
         }
         std::thread::sleep(Duration::from_millis(10).min(interval));
@@ -461,9 +461,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     if let Some(d) = running.ddns.take() {
         d.stop();
     }
-    if let Some(p) = &cli.stats_file {
-        write_stats(p, &running)?;
-    }
+    report(cli, &running, &board)?;
     let total = total(&running);
     tracing::info!(?total, "final counters");
     if let Some(s) = running.steering.take() {
@@ -604,66 +602,78 @@ fn total(r: &Running) -> WorkerSnapshot {
     t
 }
 
-fn write_stats(path: &Path, r: &Running) -> anyhow::Result<()> {
-    let workers: Vec<_> = r
-        .workers
-        .iter()
-        .map(|(q, w)| {
-            let mut v = serde_json::to_value(w.snapshot()).unwrap_or_default();
-            v["queue"] = json!(q);
-            v
-        })
-        .collect();
+/// What is counted now, for the board and the stats file.
+fn snapshot(r: &Running) -> anyhow::Result<Status> {
     let engine = r.engine.load();
     let table = engine.leases();
-    let xdp = match &r.steering {
-        Some(s) => Some(s.counters()?),
-        None => None,
-    };
-    let doc = json!({
-        "uptime_s": r.started.elapsed().as_secs_f64(),
-        "io": match r.io { IoKind::Xdp => "xdp", IoKind::Packet => "packet" },
-        "xdp_mode": r.steering.as_ref().map(|s| match s.mode() {
+    let l = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+    Ok(Status {
+        uptime_s: r.started.elapsed().as_secs_f64(),
+        io: match r.io {
+            IoKind::Xdp => "xdp",
+            IoKind::Packet => "packet",
+        },
+        xdp_mode: r.steering.as_ref().map(|s| match s.mode() {
             AttachMode::Generic => "generic",
             _ => "driver",
         }),
-        "bind": r.bind,
-        "xdp": xdp,
-        "journal": r.journal.as_ref().map(|j| {
-            let s = j.stats();
-            json!({
-                "records": s.records, "groups": s.groups, "bytes": s.bytes, "fsyncs": s.fsyncs,
-                "fsync_p50_us": s.fsync_p50_us, "fsync_p99_us": s.fsync_p99_us,
-                "fsync_max_us": s.fsync_max_us, "full": s.full,
-                "io_errors": s.io_errors, "compactions": s.compactions,
-            })
+        bind: r.bind,
+        xdp: match &r.steering {
+            Some(s) => Some(s.counters()?),
+            None => None,
+        },
+        journal: r.journal.as_ref().map(|j| JournalStatus::from(&j.stats())),
+        table_used: table.len(),
+        table_capacity: table.capacity(),
+        table_evicted: table.evicted(),
+        probe: r.probe.as_ref().map(|p| ProbeStatus {
+            sent: l(&p.sent),
+            send_failed: l(&p.send_failed),
+            answered: l(&p.answered),
+            stray: l(&p.stray),
         }),
-        "table_used": table.len(),
-        "table_capacity": table.capacity(),
-        "table_evicted": table.evicted(),
-        "probe": r.probe.as_ref().map(|p| {
-            let l = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
-            json!({
-                "sent": l(&p.sent), "send_failed": l(&p.send_failed),
-                "answered": l(&p.answered), "stray": l(&p.stray),
-            })
+        ddns: r.ddns_stats.as_ref().map(|s| DdnsStatus {
+            queued: l(&s.queued),
+            sent: l(&s.sent),
+            confirmed: l(&s.confirmed),
+            failed: l(&s.failed),
+            retried: l(&s.retried),
+            refused_tsig: l(&s.refused_tsig),
+            conflicts: l(&s.conflicts),
+            lost: l(&s.lost),
+            pending: l(&s.pending),
+            oldest_pending_ms: l(&s.oldest_pending_ms),
         }),
-        "ddns": r.ddns_stats.as_ref().map(|s| {
-            let l = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
-            json!({
-                "queued": l(&s.queued), "sent": l(&s.sent), "confirmed": l(&s.confirmed),
-                "failed": l(&s.failed), "retried": l(&s.retried),
-                "refused_tsig": l(&s.refused_tsig), "conflicts": l(&s.conflicts),
-                "lost": l(&s.lost), "pending": l(&s.pending),
-                "oldest_pending_ms": l(&s.oldest_pending_ms),
+        subnets: engine
+            .subnets()
+            .iter()
+            .map(|s| {
+                let network = Ipv4Addr::from(s.network);
+                let prefix_len = s.mask.count_ones() as u8;
+                SubnetStatus {
+                    subnet: format!("{network}/{prefix_len}"),
+                    network,
+                    prefix_len,
+                    size: s.pool.size(),
+                    used: s.pool.taken(),
+                    in_probation: s.in_probation(),
+                }
             })
-        }),
-        "workers": workers,
-        "total": total(r),
-    });
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+            .collect(),
+        workers: r.workers.iter().map(|(q, w)| (*q, w.snapshot())).collect(),
+        total: total(r),
+    })
+}
+
+/// Takes a snapshot, publishes it on the board and writes the stats file.
+fn report(cli: &Cli, r: &Running, board: &Board) -> anyhow::Result<()> {
+    let status = snapshot(r)?;
+    if let Some(path) = &cli.stats_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&status.to_json())?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    }
+    board.publish(status);
     Ok(())
 }
