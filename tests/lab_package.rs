@@ -8,8 +8,9 @@
 //! exactly those capabilities, the journal in a directory that user owns.
 //! With them a client gets a lease; without any one of them, or with none,
 //! the daemon does not start. That is the measurement behind the unit's
-//! capability list. Labs are named `xdt7…`; run them with `cargo xtask
-//! test` (as root).
+//! capability list. Beside it, the package's maintainer scripts run
+//! against overlays of /etc and /var/lib. Labs are named `xdt7…`; run
+//! them with `cargo xtask test` (as root).
 mod common;
 
 use common::*;
@@ -317,5 +318,86 @@ fn unit_files_parse_as_systemd_reads_them() {
 fn a_bounding_set_wider_than_the_ambient_one_is_refused() {
     parse_unit(
         "User=x\nAmbientCapabilities=CAP_BPF\nCapabilityBoundingSet=CAP_BPF CAP_SYS_ADMIN\n",
+    );
+}
+
+/// The maintainer scripts as dpkg runs them, in a mount namespace whose
+/// /etc and /var/lib are overlays of the host's (so the user they make
+/// and the files they write vanish with it): postinst makes the user and
+/// the key and gives it the directory, a second run changes nothing, the
+/// installed sample passes `xdhcpd check-config` as that user (the unit's
+/// ExecStartPre), remove keeps everything and purge takes it all away.
+/// The scripts from the source tree: `#DEBHELPER#`, which cargo-deb fills
+/// in, is a comment to sh.
+#[test]
+#[ignore = "needs root (a mount namespace): run with cargo xtask test"]
+fn maintainer_scripts_are_idempotent_and_purge_cleans_up() {
+    let scratch = TempDir::new("maintscripts");
+    let pkg = Path::new(env!("CARGO_MANIFEST_DIR")).join("dhcp-user/packaging");
+    for d in ["etc-up", "etc-work", "var-up", "var-work"] {
+        std::fs::create_dir(scratch.0.join(d)).unwrap();
+    }
+    let script = format!(
+        r#"set -e
+s={scratch}
+mount -t overlay overlay -o lowerdir=/etc,upperdir=$s/etc-up,workdir=$s/etc-work /etc
+mount -t overlay overlay -o lowerdir=/var/lib,upperdir=$s/var-up,workdir=$s/var-work /var/lib
+if getent passwd xdhcpd >/dev/null; then echo "host-has-user"; exit 1; fi
+# What dpkg unpacked before postinst runs.
+mkdir -p /etc/xdhcpd /var/lib/xdhcpd
+cp {pkg}/city.toml /etc/xdhcpd/xdhcpd.toml
+sh {pkg}/debian/postinst configure
+echo "user=$(getent passwd xdhcpd | cut -d: -f1,6,7)"
+echo "dir=$(stat -c '%U:%G %a' /var/lib/xdhcpd)"
+echo "key=$(stat -c '%U:%G %a' /etc/xdhcpd/ddns.key) $(base64 -d /etc/xdhcpd/ddns.key | wc -c)"
+k1=$(md5sum < /etc/xdhcpd/ddns.key)
+echo "check=$(setpriv --reuid=xdhcpd --regid=xdhcpd --clear-groups {bin} check-config /etc/xdhcpd/xdhcpd.toml 2>&1)"
+sh {pkg}/debian/postinst configure 0.1.0-1
+echo "again=$(getent passwd xdhcpd | wc -l) $(stat -c '%U:%G %a' /var/lib/xdhcpd) $([ "$k1" = "$(md5sum < /etc/xdhcpd/ddns.key)" ] && echo same-key || echo new-key)"
+sh {pkg}/debian/postrm remove
+echo "removed=$(getent passwd xdhcpd >/dev/null && echo user || echo no-user) $([ -e /etc/xdhcpd/ddns.key ] && echo key || echo no-key)"
+# dpkg deletes the conffiles before postrm purge.
+rm /etc/xdhcpd/xdhcpd.toml
+sh {pkg}/debian/postrm purge >/dev/null 2>&1
+echo "purged=$(getent passwd xdhcpd >/dev/null && echo user || echo no-user) $(getent group xdhcpd >/dev/null && echo group || echo no-group) $([ -e /var/lib/xdhcpd ] && echo dir || echo no-dir) $([ -e /etc/xdhcpd ] && echo etc || echo no-etc)"
+"#,
+        scratch = scratch.0.display(),
+        pkg = pkg.display(),
+        bin = bin().display(),
+    );
+    let out = output_within(
+        std::process::Command::new("unshare").args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    let fact = |key: &str| -> String {
+        said.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key}= in:\n{said}"))
+            .to_owned()
+    };
+    assert_eq!(fact("user"), "xdhcpd:/var/lib/xdhcpd:/usr/sbin/nologin");
+    assert_eq!(fact("dir"), "xdhcpd:xdhcpd 750");
+    assert_eq!(fact("key"), "root:xdhcpd 640 32");
+    assert!(fact("check").ends_with("ok, 2 subnet(s)"), "{said}");
+    assert_eq!(fact("again"), "1 xdhcpd:xdhcpd 750 same-key");
+    assert_eq!(fact("removed"), "user key");
+    assert_eq!(fact("purged"), "no-user no-group no-dir no-etc");
+    // The host was never touched.
+    assert!(
+        !std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("xdhcpd:")),
+        "the host's /etc/passwd has an xdhcpd user"
     );
 }
