@@ -27,12 +27,29 @@ pub struct Daemon {
     log_file: PathBuf,
 }
 
+/// How a daemon is started beyond its config: for one that does not run
+/// as root (tests/lab_package.rs runs it as the systemd unit would).
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// A command that runs the daemon as its last argument, by exec (so
+    /// the pid stays the daemon's): `setpriv ...`, `prlimit ...`.
+    pub prefix: Vec<String>,
+    /// The uid and gid the prefix runs the daemon as: its directory (the
+    /// config, the stats file) is given to them.
+    pub owner: Option<(u32, u32)>,
+}
+
 impl Daemon {
     /// Writes `config_toml`, starts `bin` in the lab's server namespace and
     /// waits until it has written its stats file (it is serving then). If
     /// the daemon exits first, the error carries its stderr.
     /// Also serves `xdhcpecho`, which takes the same flags.
     pub fn start(lab: &Lab, bin: &Path, config_toml: &str) -> Result<Daemon> {
+        Self::start_with(lab, bin, config_toml, &Launch::default())
+    }
+
+    /// [`Daemon::start`] through `launch`'s prefix, as its owner.
+    pub fn start_with(lab: &Lab, bin: &Path, config_toml: &str, launch: &Launch) -> Result<Daemon> {
         if !bin.exists() {
             bail!(
                 "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first",
@@ -45,7 +62,18 @@ impl Daemon {
         let stats_file = dir.join("stats.json");
         let log_file = dir.join("xdhcpd.log");
         let log = File::create(&log_file).context("creating the daemon's log")?;
-        let mut cmd = lab.srv(&bin.to_string_lossy());
+        if let Some((uid, gid)) = launch.owner {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .with_context(|| format!("giving {} to {uid}:{gid}", dir.display()))?;
+        }
+        let mut cmd = match launch.prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = lab.srv(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => lab.srv(&bin.to_string_lossy()),
+        };
         cmd.arg("--config")
             .arg(&config)
             .arg("--stats-file")
@@ -59,8 +87,8 @@ impl Daemon {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
-        // `ip netns exec` execs the program, so this pid is xdhcpd's own and
-        // signals reach it directly.
+        // `ip netns exec` execs the program (and a prefix execs the daemon),
+        // so this pid is xdhcpd's own and signals reach it directly.
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;

@@ -7,11 +7,12 @@
 //! taking its DNS updates ([`named`]), reading what a
 //! capture saw ([`capture`]), the processes xtask starts ([`process`]).
 //! The commands: [`setup`], [`lab_cmd`], [`demo`], [`test`] (with
-//! [`fuzz`]), [`bench`] (with [`perfdhcp`]'s report),
+//! [`fuzz`]), [`bench`] (with [`perfdhcp`]'s report), [`deb`],
 //! all run in the [`workspace`].
 pub mod bench;
 pub mod capture;
 pub mod daemon;
+pub mod deb;
 pub mod demo;
 pub mod fuzz;
 pub mod kea;

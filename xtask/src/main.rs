@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use xtask::lab::{CLIENT_ADDR, LabOptions, SERVER_ADDR};
 use xtask::process::require_root;
 use xtask::workspace::{cargo, target_dir};
-use xtask::{demo, lab_cmd, setup, test};
+use xtask::{deb, demo, lab_cmd, setup, test};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,13 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// fmt, clippy, build, unit and conformance tests, then the lab tests.
     Test(test::TestArgs),
+    /// Build the Debian package (release build, man pages, cargo deb),
+    /// check what it holds and print its path.
+    Deb {
+        /// Package the release binaries already built.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// End-to-end measurements in the lab (root; prints tables). Without a
     /// subcommand: `all`.
     #[command(args_conflicts_with_subcommands = true)]
@@ -100,6 +107,7 @@ fn main() {
         Cmd::Lab { action } => lab(action),
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Test(args) => test::run(&args),
+        Cmd::Deb { no_build } => deb::run(no_build).map(|_| ()),
         Cmd::Bench { what, args } => match what {
             None => bench_all(&args),
             Some(BenchCmd::All(args)) => bench_all(&args),

@@ -1,6 +1,7 @@
 //! Installs what building and testing xdhcpd need on a fresh Debian 12
 //! machine: Debian packages, the nightly `rust-src` the eBPF build uses, and
-//! a `bpf-linker` built against the same LLVM major as rustc (22).
+//! a `bpf-linker` built against the same LLVM major as rustc (22), and
+//! cargo-deb for the Debian package.
 //!
 //! Every step first checks whether its part is already there, so a machine
 //! that has everything is done in well under a second.
@@ -66,6 +67,9 @@ pub fn run(force: bool) -> Result<()> {
     }
     if bpf_linker(force)? {
         did.push("bpf-linker");
+    }
+    if cargo_deb(force)? {
+        did.push("cargo-deb");
     }
     let took = started.elapsed().as_secs_f64();
     if did.is_empty() {
@@ -386,6 +390,31 @@ fn bpf_linker(force: bool) -> Result<bool> {
             cargo_bin_dir().display()
         ),
     }
+}
+
+/// cargo-deb (`cargo deb`, for `cargo xtask deb`), installed from
+/// crates.io with its own lock file when `cargo deb --version` fails.
+pub fn cargo_deb(force: bool) -> Result<bool> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let present = Command::new(&cargo)
+        .args(["deb", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present && !force {
+        return Ok(false);
+    }
+    println!("setup: installing cargo-deb (cargo install cargo-deb --locked, about two minutes)");
+    let mut cmd = Command::new(&cargo);
+    cmd.args(["install", "cargo-deb", "--locked"])
+        // Not the workspace's target folder: this is a tool, not the project.
+        .env_remove("CARGO_TARGET_DIR");
+    if force {
+        cmd.arg("--force");
+    }
+    run_cmd(&mut cmd, "cargo install cargo-deb")?;
+    Ok(true)
 }
 
 /// Runs a command with inherited stdio and fails with its name on a

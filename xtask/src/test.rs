@@ -1,11 +1,12 @@
 //! `cargo xtask test`: every check in one run (fmt, clippy for the host
-//! and the eBPF target, the release build, `cargo test`, a bounded fuzz
+//! and the eBPF target, the release build, the Debian package of it
+//! (built and checked), `cargo test`, a bounded fuzz
 //! run, the privileged lab tests), each step recorded, a summary line at
 //! the end. A `cargo test` step has a time limit; past it the whole
 //! process tree is killed, so a hung test cannot hide the summary.
 use crate::process::is_root;
 use crate::workspace::{self, cargo, target_dir};
-use crate::{lab, setup};
+use crate::{deb, lab, setup};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::collections::HashMap;
@@ -235,6 +236,26 @@ pub fn run(args: &TestArgs) -> Result<()> {
     record("build", built, if built { "ok" } else { "FAILED" }.into());
     let bin = target_dir().join("release").join("xdhcpd");
 
+    // The package of what was just built: it must hold the daemon, the
+    // unit, the conffile, the man pages and the state directory.
+    banner("Debian package (cargo deb --no-build, dpkg-deb -c / -I, systemd-analyze verify)");
+    if built {
+        let started = Instant::now();
+        match deb::build(&target_dir()).and_then(|d| deb::check(&d).map(|_| d)) {
+            Ok(d) => {
+                let took = started.elapsed().as_secs_f64();
+                println!("deb: {} ({took:.1} s)", d.display());
+                record("deb", true, format!("ok ({took:.1} s)"));
+            }
+            Err(e) => {
+                eprintln!("deb: {e:#}");
+                record("deb", false, "FAILED".into());
+            }
+        }
+    } else {
+        record("deb", false, "not run: the release build failed".into());
+    }
+
     banner("cargo test");
     let run = cargo_test(
         cargo()
@@ -308,6 +329,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_flood",
     "lab_ddns_protocol",
     "lab_ddns",
+    "lab_package",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

@@ -24,6 +24,22 @@ pub fn target_dir() -> PathBuf {
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root());
+    // `cargo run` gave xtask its own package's variables; a build script
+    // that watches one (ring's CARGO_MANIFEST_DIR) would otherwise see it
+    // change between `cargo build` and `cargo xtask ...` and rebuild ring
+    // and everything above it each time one follows the other.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                &*k,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            c.env_remove(&*k);
+        }
+    }
     // The eBPF build runs bpf-linker by name; setup installs it into cargo's
     // bin folder, which a CI shell may not have on PATH.
     let bin = setup::cargo_bin_dir();

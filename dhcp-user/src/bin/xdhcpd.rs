@@ -2,7 +2,7 @@
 //! one pinned worker per queue, and reports counters until SIGINT/SIGTERM.
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +30,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
+    name = "xdhcpd",
     version,
     about = "DHCPv4 server answering from user space through XDP and AF_XDP"
 )]
@@ -42,6 +43,9 @@ struct Cli {
     stats_file: Option<PathBuf>,
     #[arg(long, default_value_t = 1000)]
     stats_interval_ms: u64,
+    /// Log lines as text or as one JSON object each (for log collectors).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -82,6 +86,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the man pages (xdhcpd.1 and one per subcommand) into DIR: the
+    /// Debian package's, built by `cargo xtask deb`.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The journal directory a subcommand works on.
@@ -156,29 +170,38 @@ fn transfer(cli: &Cli, cmd: &Command) -> anyhow::Result<()> {
                 show::write_table(&mut out, &leases, &dns)?;
             }
         }
-        Command::CheckConfig { .. } => unreachable!("handled in main"),
+        Command::CheckConfig { .. } | Command::Man { .. } => unreachable!("handled in main"),
     }
     Ok(())
 }
 
 fn main() {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let cli = Cli::parse();
+        );
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = match (&cli.command, &cli.config) {
         (Some(Command::CheckConfig { file }), _) => Config::load(file).map(|c| {
             println!("{}: ok, {} subnet(s)", file.display(), c.subnets.len());
         }),
+        (Some(Command::Man { dir }), _) => write_man_pages(dir),
         (Some(cmd), _) => transfer(&cli, cmd),
         (None, Some(path)) => Config::load(path).and_then(|c| serve(&cli, c)),
         (None, None) => Err(anyhow::anyhow!("--config FILE is required")),
     };
     if let Err(e) = result {
-        eprintln!("xdhcpd: {e:#}");
+        match cli.log_format {
+            LogFormat::Text => eprintln!("xdhcpd: {e:#}"),
+            // A collector reading JSON lines would drop a bare text line:
+            // the reason the daemon stopped goes as a log record.
+            LogFormat::Json => tracing::error!(error = format!("{e:#}"), "xdhcpd exits"),
+        }
         std::process::exit(1);
     }
 }
@@ -676,4 +699,13 @@ fn report(cli: &Cli, r: &Running, board: &Board) -> anyhow::Result<()> {
     }
     board.publish(status);
     Ok(())
+}
+
+/// `xdhcpd man DIR`: xdhcpd.1 and xdhcpd-SUBCOMMAND.1 for each visible
+/// subcommand, rendered by clap_mangen from the definitions above, so the
+/// pages say what --help says.
+fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing the man pages into {}", dir.display()))
 }

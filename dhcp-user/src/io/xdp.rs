@@ -316,9 +316,13 @@ fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
 }
 
 const NOT_PERMITTED: &str = "the kernel refused to load the XDP program (EPERM): xdhcpd needs \
-     root, or the capabilities CAP_BPF and CAP_NET_ADMIN (and CAP_NET_RAW for the AF_XDP \
-     sockets); run it as root or grant them, e.g. \
-     `setcap cap_bpf,cap_net_admin,cap_net_raw+ep xdhcpd`";
+     root, or the capabilities CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (and CAP_NET_RAW and \
+     CAP_IPC_LOCK for the AF_XDP sockets), as packaging/xdhcpd.service grants them";
+
+/// What the verifier says when the loader lacks CAP_PERFMON: the
+/// program's packet-pointer arithmetic is allowed only to a
+/// "perfmon-capable" loader (the kernel's `allow_ptr_leaks`).
+const NEEDS_PERFMON: &str = "prohibited for !root";
 
 fn explain_load(err: ProgramError, iface: &str) -> anyhow::Error {
     let errno = match &err {
@@ -327,6 +331,13 @@ fn explain_load(err: ProgramError, iface: &str) -> anyhow::Error {
     };
     match (&err, errno) {
         (_, Some(Errno::PERM)) => anyhow!(err).context(NOT_PERMITTED),
+        (ProgramError::LoadError { .. }, _) if err.to_string().contains(NEEDS_PERFMON) => {
+            anyhow!(err).context(format!(
+                "the kernel verifier refused the XDP program {SERVER_PROG} to a loader without \
+                 CAP_PERFMON: without root xdhcpd needs it beside CAP_BPF and CAP_NET_ADMIN \
+                 (see packaging/xdhcpd.service)"
+            ))
+        }
         (ProgramError::LoadError { .. }, _) => anyhow!(err).context(format!(
             "the kernel verifier rejected the XDP program {SERVER_PROG} meant for {iface}; \
              this kernel ({}) and the program do not agree, please report it with the \

@@ -105,8 +105,16 @@ fn open(iface: &str, queue: u32, o: &XskOptions, bind: BindFlags) -> anyhow::Res
         .build()
         .context("UMEM config")?;
     let frames = NonZeroU32::new(o.frames).context("frames must not be 0")?;
-    let (umem, descs) = Umem::new(umem_cfg, frames, false)
-        .map_err(|e| anyhow::anyhow!("creating the UMEM of queue {queue}: {e}"))?;
+    let (umem, descs) = Umem::new(umem_cfg, frames, false).map_err(|e| {
+        // libxdp gives no errno here; these are the two causes seen
+        // when xdhcpd runs without root (tests/lab_package.rs).
+        anyhow::anyhow!(
+            "creating the UMEM of queue {queue} ({} MiB): {e}; without root it takes \
+                 CAP_NET_RAW (the AF_XDP socket), and CAP_IPC_LOCK or an RLIMIT_MEMLOCK \
+                 (LimitMEMLOCK=) above the UMEM's size",
+            (u64::from(o.frames) * 4096) >> 20
+        )
+    })?;
     let sock_cfg = SocketConfig::builder()
         .rx_queue_size(ring)
         .tx_queue_size(ring)
