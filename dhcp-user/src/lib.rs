@@ -24,6 +24,7 @@ pub mod ddns;
 pub mod engine;
 pub mod handler;
 pub mod io;
+pub mod latency;
 pub mod lease;
 pub mod os;
 pub mod probe;
