@@ -26,6 +26,7 @@ pub mod handler;
 pub mod io;
 pub mod latency;
 pub mod lease;
+pub mod metrics;
 pub mod os;
 pub mod probe;
 pub mod stats;

@@ -166,12 +166,7 @@ impl Collector {
             for _ in 1..SETS_PER_WORKER {
                 let _ = empty_tx.try_send(Box::new(Set::new()));
             }
-            recorders.push(Recorder::new(
-                Box::new(Set::new()),
-                full_tx,
-                empty_rx,
-                interval,
-            ));
+            recorders.push(Recorder::new(Box::default(), full_tx, empty_rx, interval));
             sources.push(Source {
                 queue,
                 full: full_rx,
