@@ -374,3 +374,23 @@ fn durable_journal_waits_are_counted_once_per_parked_reply() {
     assert!(sum(&m, "xdhcpd_journal_fsyncs_total", &[]) > 0);
     d.stop().expect("xdhcpd stops cleanly");
 }
+
+/// The AF_PACKET workers record the same way: one latency per reply,
+/// one journal wait per parked reply (the whole batch waits there).
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn af_packet_workers_record_latency_too() {
+    let lab = lab("xdt83", false);
+    let dir = TempDir::new("lab-metrics-packet");
+    let text = journal_config("lab-journal-durable.toml", &lab, &dir.0)
+        .replace("io = \"xdp\"", "io = \"packet\"");
+    assert!(text.contains("io = \"packet\""));
+    let d = Daemon::start(&lab, &bin(), &with_metrics(text)).expect("xdhcpd starts");
+    let (m, stats, _) = load_and_check(&lab, &d, 2000);
+    assert_eq!(stats["io"], "packet");
+    assert!(!m.iter().any(|s| s.name.starts_with("xdhcpd_xsk_")));
+    let parked = num(&stats, "/total/parked");
+    assert!(parked > 0, "{stats}");
+    assert_eq!(num(&stats, "/latency/total/journal_wait/count"), parked);
+    d.stop().expect("xdhcpd stops cleanly");
+}

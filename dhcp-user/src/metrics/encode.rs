@@ -128,7 +128,7 @@ fn encode_status(s: &Status, mut enc: DescriptorEncoder<'_>) -> Result<(), Error
         "Seconds since the daemon started, as of the last stats interval.",
         Some(&Unit::Seconds),
         MetricType::Gauge,
-        |m| gauge(m, &NoLabelSet::default_set(), s.uptime_s),
+        |m| m.encode_gauge(&s.uptime_s),
     )?;
     family(
         e,
@@ -296,15 +296,6 @@ fn encode_status(s: &Status, mut enc: DescriptorEncoder<'_>) -> Result<(), Error
     latency(e, s)
 }
 
-trait DefaultSet {
-    fn default_set() -> [(&'static str, &'static str); 0];
-}
-impl DefaultSet for NoLabelSet {
-    fn default_set() -> [(&'static str, &'static str); 0] {
-        []
-    }
-}
-
 fn pools(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
     type Get = fn(&crate::status::SubnetStatus) -> u32;
     let rows: [(&str, &str, Get); 3] = [
@@ -362,7 +353,7 @@ fn leases(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         "Records in the lease table.",
         None,
         MetricType::Gauge,
-        |m| gauge(m, &NoLabelSet::default_set(), s.table_used as u64),
+        |m| m.encode_gauge(&(s.table_used as u64)),
     )?;
     family(
         e,
@@ -370,7 +361,7 @@ fn leases(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         "Records the lease table holds at most (max_clients).",
         None,
         MetricType::Gauge,
-        |m| gauge(m, &NoLabelSet::default_set(), s.table_capacity as u64),
+        |m| m.encode_gauge(&(s.table_capacity as u64)),
     )?;
     family(
         e,
@@ -378,7 +369,7 @@ fn leases(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         "Records evicted to make room for new clients.",
         None,
         MetricType::Counter,
-        |m| counter(m, &NoLabelSet::default_set(), s.table_evicted),
+        |m| m.encode_counter::<NoLabelSet, u64, f64>(&s.table_evicted, None),
     )
 }
 
@@ -420,22 +411,22 @@ fn journal(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         ),
     ] {
         family(e, name, help, None, MetricType::Counter, |m| {
-            counter(m, &NoLabelSet::default_set(), v)
+            m.encode_counter::<NoLabelSet, u64, f64>(&v, None)
         })?;
     }
     family(
         e,
         "xdhcpd_journal_fsync",
-        "Journal sync latency as the journal reports it: p50, p99 and max.",
+        "Journal sync latency as the journal reports it, by percentile (50, 99, max). Not `quantile`: that label belongs to summaries.",
         Some(&Unit::Seconds),
         MetricType::Gauge,
         |m| {
-            for (q, us) in [
-                ("0.5", j.fsync_p50_us),
-                ("0.99", j.fsync_p99_us),
-                ("1", j.fsync_max_us),
+            for (p, us) in [
+                ("50", j.fsync_p50_us),
+                ("99", j.fsync_p99_us),
+                ("max", j.fsync_max_us),
             ] {
-                gauge(m, &[("quantile", q)], secs(us))?;
+                gauge(m, &[("percentile", p)], secs(us))?;
             }
             Ok(())
         },
@@ -472,7 +463,7 @@ fn side_services(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error>
             "DNS updates owed and not yet confirmed.",
             None,
             MetricType::Gauge,
-            |m| gauge(m, &NoLabelSet::default_set(), d.pending),
+            |m| m.encode_gauge(&d.pending),
         )?;
         family(
             e,
@@ -480,13 +471,7 @@ fn side_services(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error>
             "Age of the oldest DNS update owed.",
             Some(&Unit::Seconds),
             MetricType::Gauge,
-            |m| {
-                gauge(
-                    m,
-                    &NoLabelSet::default_set(),
-                    d.oldest_pending_ms as f64 / 1e3,
-                )
-            },
+            |m| m.encode_gauge(&(d.oldest_pending_ms as f64 / 1e3)),
         )?;
     }
     if let Some(p) = &s.probe {
@@ -565,8 +550,8 @@ fn latency(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         |m| {
             for kind in Kind::ALL {
                 let k = l.recent.get(kind);
-                for (q, us) in [("0.5", k.p50_us), ("0.99", k.p99_us), ("0.999", k.p999_us)] {
-                    gauge(m, &[("kind", kind.name()), ("quantile", q)], secs(us))?;
+                for (p, us) in [("50", k.p50_us), ("99", k.p99_us), ("99.9", k.p999_us)] {
+                    gauge(m, &[("kind", kind.name()), ("percentile", p)], secs(us))?;
                 }
             }
             Ok(())
@@ -574,18 +559,171 @@ fn latency(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
     )?;
     family(
         e,
-        "xdhcpd_reply_latency_total_quantile",
+        "xdhcpd_reply_latency_since_start",
         "Percentiles of every latency since start, all workers, by kind.",
         Some(&Unit::Seconds),
         MetricType::Gauge,
         |m| {
             for kind in Kind::ALL {
                 let k = l.total.get(kind);
-                for (q, us) in [("0.5", k.p50_us), ("0.99", k.p99_us), ("0.999", k.p999_us)] {
-                    gauge(m, &[("kind", kind.name()), ("quantile", q)], secs(us))?;
+                for (p, us) in [("50", k.p50_us), ("99", k.p99_us), ("99.9", k.p999_us)] {
+                    gauge(m, &[("kind", kind.name()), ("percentile", p)], secs(us))?;
                 }
             }
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::xdp::XdpCounters;
+    use crate::latency::Collector;
+    use crate::status::{DdnsStatus, JournalStatus, ProbeStatus, SubnetStatus};
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    /// A status with every optional part present.
+    fn full() -> Status {
+        let (mut c, mut recs) = Collector::new(&[0, 1], Duration::from_millis(1));
+        let t0 = Instant::now();
+        for (i, r) in recs.iter_mut().enumerate() {
+            for n in 0..100u64 {
+                r.record(
+                    Kind::Offer,
+                    t0,
+                    t0 + Duration::from_micros(10 + n + i as u64),
+                );
+                r.record(Kind::Ack, t0, t0 + Duration::from_micros(20 + n));
+            }
+            r.record(Kind::JournalWait, t0, t0 + Duration::from_millis(3));
+        }
+        for r in recs {
+            r.finish();
+        }
+        c.collect();
+        let mut s = Status {
+            io: "xdp",
+            xdp_mode: Some("driver"),
+            bind: Some("copy"),
+            xdp: Some(XdpCounters {
+                seen: 10,
+                redirected: 9,
+                malformed: 1,
+                ..XdpCounters::default()
+            }),
+            journal: Some(JournalStatus {
+                records: 200,
+                fsyncs: 3,
+                fsync_p50_us: 800,
+                ..JournalStatus::default()
+            }),
+            probe: Some(ProbeStatus::default()),
+            ddns: Some(DdnsStatus::default()),
+            subnets: vec![SubnetStatus {
+                subnet: "198.18.0.0/15".into(),
+                network: "198.18.0.0".parse().unwrap(),
+                prefix_len: 15,
+                size: 1000,
+                used: 200,
+                in_probation: 1,
+            }],
+            latency: Some(Arc::new(c.status())),
+            ..Status::default()
+        };
+        s.leases.bound = 200;
+        s.total.discover = 200;
+        s.total.offer = 200;
+        s.workers = vec![(0, s.total), (1, WorkerSnapshot::default())];
+        s
+    }
+
+    fn sample_names(text: &str) -> BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_exposition_has_every_family_in_openmetrics_form() {
+        let text = render(&full());
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        let names = sample_names(&text);
+        for n in [
+            "xdhcpd_requests_total",
+            "xdhcpd_replies_total",
+            "xdhcpd_drops_total",
+            "xdhcpd_xsk_ring_total",
+            "xdhcpd_xdp_frames_total",
+            "xdhcpd_pool_used",
+            "xdhcpd_leases",
+            "xdhcpd_journal_groups_total",
+            "xdhcpd_journal_fsync_seconds",
+            "xdhcpd_ddns_updates_total",
+            "xdhcpd_probes_total",
+            "xdhcpd_reply_latency_seconds_bucket",
+            "xdhcpd_reply_latency_seconds_sum",
+            "xdhcpd_reply_latency_seconds_count",
+            "xdhcpd_reply_latency_recent_seconds",
+            "xdhcpd_build_info",
+        ] {
+            assert!(names.contains(n), "{n} missing:\n{text}");
+        }
+        assert!(text.contains("# TYPE xdhcpd_reply_latency_seconds histogram"));
+        assert!(text.contains("# UNIT xdhcpd_reply_latency_seconds seconds"));
+        assert!(text.contains("xdhcpd_requests_total{worker=\"0\",type=\"discover\"} 200"));
+        assert!(text.contains("xdhcpd_leases{state=\"bound\"} 200"));
+        // Cumulative buckets, ending in +Inf at the count, per worker.
+        let w0: Vec<u64> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("xdhcpd_reply_latency_seconds_bucket{")
+                    && l.contains("worker=\"0\",kind=\"offer\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(w0.len(), crate::latency::BUCKET_BOUNDS_NS.len() + 1);
+        assert!(w0.windows(2).all(|p| p[0] <= p[1]), "{w0:?}");
+        assert_eq!(*w0.last().unwrap(), 100);
+        assert!(text.contains(
+            "xdhcpd_reply_latency_seconds_bucket{le=\"+Inf\",worker=\"1\",kind=\"journal_wait\"} 1"
+        ));
+        assert!(text.contains("xdhcpd_reply_latency_seconds_count{worker=\"0\",kind=\"ack\"} 100"));
+    }
+
+    #[test]
+    fn latency_off_and_no_journal_leave_their_families_out() {
+        let mut s = full();
+        s.latency = None;
+        s.journal = None;
+        let names = sample_names(&render(&s));
+        assert!(!names.iter().any(|n| n.starts_with("xdhcpd_reply_latency")));
+        assert!(!names.iter().any(|n| n.starts_with("xdhcpd_journal")));
+    }
+
+    /// The Grafana dashboard is JSON, and every metric it queries is one
+    /// this exposition has.
+    #[test]
+    fn the_dashboard_queries_only_exported_metrics() {
+        let dash = include_str!("../../packaging/grafana/xdhcpd.json");
+        let v: serde_json::Value = serde_json::from_str(dash).expect("the dashboard is JSON");
+        assert!(v["panels"].as_array().is_some_and(|p| p.len() >= 7));
+        let names = sample_names(&render(&full()));
+        let mut queried = BTreeSet::new();
+        let mut rest = dash;
+        while let Some(at) = rest.find("xdhcpd_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(tail.len());
+            queried.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+        assert!(queried.len() > 10, "{queried:?}");
+        for q in &queried {
+            assert!(names.contains(q), "the dashboard queries {q}, not exported");
+        }
+    }
 }
