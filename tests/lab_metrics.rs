@@ -194,6 +194,14 @@ fn load_and_check(lab: &Lab, d: &Daemon, clients: u32) -> (Vec<Sample>, Value, V
             && sum(s, "xdhcpd_reply_latency_seconds_count", &[("kind", "ack")]) == acks
             && sum(s, "xdhcpd_leases", &[("state", "bound")]) == acks
     });
+    for x in m.iter().filter(|x| {
+        x.name == "xdhcpd_replies_total"
+            || x.name == "xdhcpd_reply_latency_seconds_count"
+            || x.name == "xdhcpd_reply_latency_recent_seconds"
+            || x.name == "xdhcpd_leases"
+    }) {
+        eprintln!("{} {:?} {}", x.name, x.labels, x.value);
+    }
     let stats = d.fresh_stats().expect("stats");
     let req = |t| sum(&m, "xdhcpd_requests_total", &[("type", t)]);
     let rep = |t| sum(&m, "xdhcpd_replies_total", &[("type", t)]);
@@ -247,6 +255,7 @@ fn load_and_check(lab: &Lab, d: &Daemon, clients: u32) -> (Vec<Sample>, Value, V
         sum(&m, "xdhcpd_reply_latency_seconds_count", &[("kind", "nak")]),
         0
     );
+    eprintln!("stats file latency: {}", stats["latency"]);
     eprintln!(
         "daemon latency (us): offer p50 {} p99 {} max {}; ack p50 {} p99 {} max {}; \
          journal_wait p50 {} p99 {}",
