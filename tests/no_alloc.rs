@@ -445,3 +445,40 @@ fn ddns_naming_allocates_nothing_per_packet() {
         "allocations in DDNS naming"
     );
 }
+
+/// A worker's latency recording and its hand-overs to the collector
+/// allocate nothing: the sets circulate between the two.
+#[test]
+fn latency_recording_and_hand_over_allocate_nothing() {
+    use std::time::Duration;
+    use xdhcp::latency::{Collector, Flush, Kind};
+    let (mut c, mut recs) = Collector::new(&[0], Duration::from_millis(1));
+    let mut r = recs.remove(0);
+    let t0 = Instant::now();
+    let mut when = t0;
+    let mut sent = 0;
+    ALLOCS.store(0, Relaxed);
+    COUNTING.with(|c| c.set(true));
+    for i in 0..200_000u64 {
+        let kind = [Kind::Offer, Kind::Ack, Kind::Nak, Kind::JournalWait][(i % 4) as usize];
+        // Up to 60 s and beyond (saturated), never resized.
+        r.record(kind, t0, t0 + Duration::from_nanos(i * i));
+        if i % 1000 == 0 {
+            when += Duration::from_millis(2);
+            if r.tick(when) == Flush::Sent {
+                sent += 1;
+            }
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+    let during = ALLOCS.load(Relaxed);
+    // The collector allocates (side thread); the worker's side did not.
+    c.collect();
+    assert!(sent >= 2, "some sets went over");
+    assert_eq!(during, 0, "recording allocated {during} times");
+    r.finish();
+    c.collect();
+    let s = c.status();
+    let all: u64 = Kind::ALL.iter().map(|&k| s.total.get(k).count).sum();
+    assert_eq!(all, 200_000, "every latency recorded reached the collector");
+}

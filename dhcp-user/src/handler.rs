@@ -9,6 +9,17 @@ use std::time::Instant;
 /// tags at the largest DHCP message we ever build.
 pub const TX_FRAME_CAPACITY: usize = 2048;
 
+/// What the reply a handler just wrote is, for the worker's latency
+/// histograms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyKind {
+    Offer,
+    Ack,
+    Nak,
+    /// Anything else (or a handler that does not say).
+    Other,
+}
+
 /// What a worker does with each received frame.
 pub trait FrameHandler: Send {
     /// Called once per batch before its frames, with the batch's clock.
@@ -17,6 +28,10 @@ pub trait FrameHandler: Send {
     /// the start of `tx` (at least [`TX_FRAME_CAPACITY`] bytes), returning
     /// its length. Must not allocate, block, or panic on any input.
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize>;
+    /// What the reply `handle` just wrote is.
+    fn reply_kind(&self) -> ReplyKind {
+        ReplyKind::Other
+    }
     /// The journal ticket the reply `handle` just wrote must wait for
     /// before it may be sent; 0 when it may leave at once.
     fn hold_for(&self) -> u64 {

@@ -75,6 +75,7 @@ worker_counters! {
     conflict_skipped: "OFFERs of a checked subnet sent without a probe: the address was leased or probed within conflict_skip_recent.",
     conflict_found: "Probes answered: the address is in use by someone else, went into probation (decline_probation) and its OFFER was dropped.",
     conflict_queue_full: "Probes the probe service could not take (its queue or this worker's share of it full): the OFFER left unprobed.",
+    latency_held: "Latency: times the worker found no empty histogram set to swap in at its interval (the collector behind) and kept recording into the one it had.",
     xsk_rx_dropped: "AF_XDP: frames the kernel dropped for this socket (as the kernel last reported; read about once a second).",
     xsk_rx_ring_full: "AF_XDP: frames dropped because the RX ring was full.",
     xsk_fill_ring_empty: "AF_XDP: times the fill ring was empty when a frame arrived.",

@@ -6,6 +6,8 @@
 //! all read that one snapshot, so they never disagree and none of them
 //! reads a worker's counters or a BPF map on its own schedule.
 use crate::io::xdp::XdpCounters;
+use crate::latency::LatencyStatus;
+use crate::lease::StateCounts;
 use crate::lease::journal::JournalStats;
 use crate::stats::WorkerSnapshot;
 use serde::Serialize;
@@ -28,12 +30,17 @@ pub struct Status {
     pub table_used: usize,
     pub table_capacity: usize,
     pub table_evicted: u64,
+    /// The lease table's records by state.
+    pub leases: StateCounts,
     pub probe: Option<ProbeStatus>,
     pub ddns: Option<DdnsStatus>,
     pub subnets: Vec<SubnetStatus>,
     /// Per worker, by queue.
     pub workers: Vec<(u32, WorkerSnapshot)>,
     pub total: WorkerSnapshot,
+    /// The latency histograms' figures; `None` with `latency = false`.
+    #[serde(skip)]
+    pub latency: Option<Arc<LatencyStatus>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -127,11 +134,13 @@ impl Status {
             "table_used": self.table_used,
             "table_capacity": self.table_capacity,
             "table_evicted": self.table_evicted,
+            "leases": self.leases,
             "probe": self.probe,
             "ddns": self.ddns,
             "subnets": self.subnets,
             "workers": workers,
             "total": self.total,
+            "latency": self.latency.as_ref().map(|l| l.to_json()),
         })
     }
 }
@@ -178,6 +187,11 @@ mod tests {
         assert_eq!(v["workers"][0]["queue"], 0);
         assert_eq!(v["workers"][0]["ack"], 3);
         assert!(v["journal"].is_null());
+        assert!(v["latency"].is_null(), "latency off: null");
+        assert_eq!(v["leases"]["bound"], 0);
+        for k in ["offered", "bound", "released", "expired", "declined"] {
+            assert!(v["leases"][k].is_u64(), "{k}");
+        }
         let b = Board::default();
         b.publish(s);
         assert_eq!(b.latest().total.ack, 3);

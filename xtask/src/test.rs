@@ -330,6 +330,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_ddns_protocol",
     "lab_ddns",
     "lab_package",
+    "lab_metrics",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

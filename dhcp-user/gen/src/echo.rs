@@ -177,6 +177,7 @@ pub fn serve(
             queue: *q,
             handler: Echo::new(iface.mac, own_ip, stats.clone()),
             stats: stats.clone(),
+            latency: None,
         })
         .collect();
     let mut steering = None;

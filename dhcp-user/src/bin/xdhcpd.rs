@@ -17,7 +17,9 @@ use xdhcp::engine::{Clock, Engine, Handler, JournalLink};
 use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::Steering;
 use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
+use xdhcp::latency::{Collector, CollectorHandle};
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
+use xdhcp::metrics::MetricsServer;
 use xdhcp::probe::icmp::IcmpProber;
 use xdhcp::probe::{ProbeService, ProbeStats};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
@@ -223,6 +225,8 @@ struct Running {
     /// (which outlive it for the last stats).
     ddns: Option<DdnsHandle>,
     ddns_stats: Option<Arc<DdnsStats>>,
+    /// The latency collector, unless `latency = false`.
+    latency: Option<CollectorHandle>,
 }
 
 fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
@@ -372,6 +376,16 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     } else {
         (None, Vec::new())
     };
+    let interval = Duration::from_millis(cli.stats_interval_ms.max(10));
+    // Latency histograms: one recorder per worker, merged at the stats
+    // interval by a side thread.
+    let (collector, mut recorders) = if cfg.latency {
+        let qs: Vec<u32> = (0..queues).collect();
+        let (c, r) = Collector::new(&qs, interval);
+        (Some(c), r.into_iter().map(Some).collect())
+    } else {
+        (None, Vec::new())
+    };
     let mut workers = Vec::new();
     let slots: Vec<_> = (0..queues)
         .map(|q| {
@@ -392,6 +406,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                 queue: q,
                 handler,
                 stats,
+                latency: recorders.get_mut(q as usize).and_then(Option::take),
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -407,6 +422,17 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         probe: probe.as_ref().map(ProbeService::stats_handle),
         ddns_stats: ddns.as_ref().map(DdnsHandle::stats_handle),
         ddns,
+        latency: match collector {
+            Some(c) => Some(c.start().context("starting the latency collector")?),
+            None => None,
+        },
+    };
+    // The newest snapshot, for whoever reads it between two intervals:
+    // the metrics endpoint (and the control API).
+    let board = Arc::new(Board::default());
+    let metrics = match checked.metrics_listen {
+        Some(addr) => Some(MetricsServer::start(addr, board.clone())?),
+        None => None,
     };
     let handles = match cfg.io {
         IoKind::Xdp => {
@@ -454,9 +480,6 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         bind = ?running.bind,
         "xdhcpd ready"
     );
-    let interval = Duration::from_millis(cli.stats_interval_ms.max(10));
-    // The newest snapshot, for whoever reads it between two intervals.
-    let board = Arc::new(Board::default());
     let mut next = Instant::now();
     while !stop.is_set() {
         if reload.swap(false, Relaxed) {
@@ -474,8 +497,12 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         let _ = h.join();
     }
     let _ = expiry.join();
-    // The workers are gone; so are the probes' links.
+    // The workers are gone; so are the probes' links. Their last
+    // histograms are with the collector: merge them for the last report.
     drop(probe);
+    if let Some(c) = running.latency.as_mut() {
+        c.stop();
+    }
     if let Some(j) = &running.journal {
         j.close().context("closing the lease journal")?;
     }
@@ -485,6 +512,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         d.stop();
     }
     report(cli, &running, &board)?;
+    drop(metrics);
     let total = total(&running);
     tracing::info!(?total, "final counters");
     if let Some(s) = running.steering.take() {
@@ -649,6 +677,7 @@ fn snapshot(r: &Running) -> anyhow::Result<Status> {
         table_used: table.len(),
         table_capacity: table.capacity(),
         table_evicted: table.evicted(),
+        leases: table.count_by_state(),
         probe: r.probe.as_ref().map(|p| ProbeStatus {
             sent: l(&p.sent),
             send_failed: l(&p.send_failed),
@@ -685,6 +714,7 @@ fn snapshot(r: &Running) -> anyhow::Result<Status> {
             .collect(),
         workers: r.workers.iter().map(|(q, w)| (*q, w.snapshot())).collect(),
         total: total(r),
+        latency: r.latency.as_ref().map(CollectorHandle::latest),
     })
 }
 

@@ -254,6 +254,8 @@ pub struct Checked {
     pub trusted_relays: Vec<(Ipv4Addr, u8)>,
     /// `[ddns] max_updates_per_second`.
     pub ddns_updates_per_second: u32,
+    /// `[metrics] listen`: where the metrics endpoint listens, if any.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Checked {
@@ -312,6 +314,7 @@ impl Config {
                 line: Some(line_of(text, sp.start)),
                 message: format!("[ddns]: {m}"),
             })?;
+        let metrics_listen = metrics_listen(&file, text)?;
         if file.journal.is_none()
             && let Some(i) = subnets.iter().position(|s| s.ddns.is_some())
         {
@@ -326,6 +329,7 @@ impl Config {
             xdp_mac_rate,
             trusted_relays,
             ddns_updates_per_second,
+            metrics_listen,
         })
     }
 
@@ -683,6 +687,34 @@ impl Config {
     }
 }
 
+/// `[metrics] listen`, checked: an `address:port` (IPv4 or `[IPv6]`).
+fn metrics_listen(file: &Config, text: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let Some(m) = &file.metrics else {
+        return Ok(None);
+    };
+    let Some(l) = &m.get_ref().listen else {
+        return Ok(Some(
+            super::file::DEFAULT_METRICS_LISTEN
+                .parse()
+                .expect("a valid default"),
+        ));
+    };
+    let v = l.get_ref();
+    match v.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => Ok(Some(a)),
+        Ok(_) => Err(ConfigError {
+            line: Some(line_of(text, l.span().start)),
+            message: format!("[metrics] listen = {v:?}: port 0 is not a port to scrape"),
+        }),
+        Err(_) => Err(ConfigError {
+            line: Some(line_of(text, l.span().start)),
+            message: format!(
+                "[metrics] listen = {v:?} is not an address:port (like \"127.0.0.1:9267\" or \"[::1]:9267\")"
+            ),
+        }),
+    }
+}
+
 /// The line of a top-level `key = ...`, for errors about keys serde does
 /// not keep a position of.
 fn key_line(text: &str, key: &str) -> Option<usize> {
@@ -830,6 +862,36 @@ lease_time = 7200
             assert_eq!(e.line, Some(3), "{bad}: {e}");
         }
         assert!(err(&with("10")).message.contains("max_clients"));
+    }
+
+    #[test]
+    fn latency_and_metrics_parse_and_a_bad_listen_names_its_line() {
+        let c = Config::parse(GOOD).unwrap();
+        assert!(c.file.latency, "on by default");
+        assert_eq!(c.metrics_listen, None);
+        let off = GOOD.replace("server_id", "latency = false\nserver_id");
+        assert!(!Config::parse(&off).unwrap().file.latency);
+        let e = err(&GOOD.replace("server_id", "latency = \"no\"\nserver_id"));
+        assert_eq!(e.line, Some(3), "{e}");
+        let with = |m: &str| format!("{GOOD}\n[metrics]\n{m}\n");
+        let c = Config::parse(&with("")).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9267".parse().unwrap()));
+        let c = Config::parse(&with("listen = \"[::1]:9100\"")).unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9100".parse().unwrap()));
+        let line = with("").lines().count();
+        for bad in [
+            "9267",
+            "localhost:9267",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "1.2.3.4:70000",
+        ] {
+            let e = err(&with(&format!("listen = \"{bad}\"")));
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+            assert!(e.message.contains("[metrics] listen"), "{e}");
+        }
+        let e = err(&with("port = 9267"));
+        assert!(e.message.contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -143,9 +143,31 @@ pub struct Config {
     /// `[ddns]`: DNS updates for every subnet (each may override or turn
     /// them off in `[subnet.ddns]`).
     pub ddns: Option<Spanned<super::ddns::DdnsConfig>>,
+    /// Reply latency histograms in the workers (the stats file's
+    /// "latency", the metrics); `false` records nothing, so their cost can
+    /// be measured.
+    #[serde(default = "default_latency")]
+    pub latency: bool,
+    /// `[metrics]`: the OpenMetrics endpoint; without it, none.
+    pub metrics: Option<Spanned<MetricsConfig>>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
 }
+
+fn default_latency() -> bool {
+    true
+}
+
+/// `[metrics]`: where the OpenMetrics (Prometheus) endpoint listens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `address:port`; default [`DEFAULT_METRICS_LISTEN`].
+    pub listen: Option<Spanned<String>>,
+}
+
+/// Local only: the endpoint has no authentication.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9267";
 
 /// `[xdp]`: a request rate per source MAC enforced inside the XDP program,
 /// so that a flood is dropped before it costs a ring slot. Off unless set.

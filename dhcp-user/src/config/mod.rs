@@ -21,8 +21,9 @@ pub use check::{
     Checked, ConfigError, Identity, LIMIT_KINDS, Limits, Rate, Reservation, Subnet, prefix_mask,
 };
 pub use file::{
-    Config, ConflictCheck, DEFAULT_CONFLICT_SKIP_RECENT, DEFAULT_CONFLICT_WAIT_MS, JournalConfig,
-    JournalMode, LimitsConfig, ReservationConfig, SubnetConfig, UntrustedAgentInfo,
+    Config, ConflictCheck, DEFAULT_CONFLICT_SKIP_RECENT, DEFAULT_CONFLICT_WAIT_MS,
+    DEFAULT_METRICS_LISTEN, JournalConfig, JournalMode, LimitsConfig, MetricsConfig,
+    ReservationConfig, SubnetConfig, UntrustedAgentInfo,
 };
 pub use modes::{AttachMode, BindMode, IoKind, PollMode};
 pub use options::{NamedOptions, RawOption};

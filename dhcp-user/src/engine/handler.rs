@@ -14,7 +14,7 @@ use super::journal_link::{Appended, JournalLink};
 use super::lifecycle::Clock;
 use super::reply::Local;
 use super::{Engine, Limited, Note, Notes, Silence, Verdict};
-use crate::handler::FrameHandler;
+use crate::handler::{FrameHandler, ReplyKind};
 use crate::probe::ProbeLink;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
@@ -55,6 +55,8 @@ pub struct Handler {
     journal: Option<JournalLink>,
     /// The ticket the reply just written waits for (0: none).
     hold: u64,
+    /// What the reply just written is.
+    kind: ReplyKind,
     probing: Option<Probing>,
 }
 
@@ -76,6 +78,7 @@ impl Handler {
             clock: Clock::default(),
             journal: None,
             hold: 0,
+            kind: ReplyKind::Other,
             probing: None,
         }
     }
@@ -214,12 +217,21 @@ impl FrameHandler for Handler {
         if (req, kind) == (MessageType::Discover, MessageType::Ack) {
             bump(&s.rapid_commit);
         }
-        match kind {
-            MessageType::Offer => bump(&s.offer),
-            MessageType::Ack => bump(&s.ack),
-            MessageType::Nak => bump(&s.nak),
-            _ => {}
-        }
+        self.kind = match kind {
+            MessageType::Offer => {
+                bump(&s.offer);
+                ReplyKind::Offer
+            }
+            MessageType::Ack => {
+                bump(&s.ack);
+                ReplyKind::Ack
+            }
+            MessageType::Nak => {
+                bump(&s.nak);
+                ReplyKind::Nak
+            }
+            _ => ReplyKind::Other,
+        };
         if kind == MessageType::Offer {
             match notes.probe {
                 Probe::Needed(ask) => self.ask_probe(ask),
@@ -298,6 +310,11 @@ impl FrameHandler for Handler {
     #[inline]
     fn hold_for(&self) -> u64 {
         self.hold
+    }
+
+    #[inline]
+    fn reply_kind(&self) -> ReplyKind {
+        self.kind
     }
 
     #[inline]

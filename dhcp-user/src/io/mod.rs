@@ -17,6 +17,8 @@ pub mod xdp;
 pub mod xsk;
 
 use crate::config::PollMode;
+use crate::handler::ReplyKind;
+use crate::latency::{self, Flush, Recorder};
 use crate::os::{self, EventFd};
 use crate::stats::WorkerStats;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -133,11 +135,35 @@ impl Default for WorkerOptions {
     }
 }
 
-/// One worker's share: its queue, its handler, its counters.
+/// One worker's share: its queue, its handler, its counters, and its
+/// latency recorder when latency is measured.
 pub struct WorkerSlot<H> {
     pub queue: u32,
     pub handler: H,
     pub stats: Arc<WorkerStats>,
+    pub latency: Option<Recorder>,
+}
+
+/// The histogram a reply's latency goes to (none for other replies).
+#[inline]
+fn latency_kind(k: ReplyKind) -> Option<latency::Kind> {
+    match k {
+        ReplyKind::Offer => Some(latency::Kind::Offer),
+        ReplyKind::Ack => Some(latency::Kind::Ack),
+        ReplyKind::Nak => Some(latency::Kind::Nak),
+        ReplyKind::Other => None,
+    }
+}
+
+/// Hands the worker's histograms over when due; counts a hand-over that
+/// found no empty set.
+#[inline]
+fn latency_tick(rec: &mut Option<Recorder>, now: std::time::Instant, stats: &WorkerStats) {
+    if let Some(r) = rec
+        && r.tick(now) == Flush::Held
+    {
+        crate::stats::bump(&stats.latency_held);
+    }
 }
 
 /// Pins the calling thread to the core chosen for `index`.

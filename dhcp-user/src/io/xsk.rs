@@ -8,9 +8,10 @@
 //! kernel put it and the reply is written once, into a TX frame.
 use super::iface::Interface;
 use super::xdp::Steering;
-use super::{StopFlag, WorkerOptions, WorkerSlot, pin_worker};
+use super::{StopFlag, WorkerOptions, WorkerSlot, latency_kind, latency_tick, pin_worker};
 use crate::config::{BindMode, PollMode};
 use crate::handler::{FrameHandler, TX_FRAME_CAPACITY};
+use crate::latency::Kind;
 use crate::stats::{WorkerStats, add, bump};
 use anyhow::{Context, bail};
 use std::collections::VecDeque;
@@ -186,6 +187,14 @@ pub fn spawn_workers<H: FrameHandler + 'static>(
     Ok((mode, handles))
 }
 
+/// What the latency histograms need of a reply on its way to TX: its
+/// kind and when its batch came off the RX ring.
+#[derive(Clone, Copy)]
+struct Meta {
+    kind: Option<Kind>,
+    at: Instant,
+}
+
 /// The worker loop: completions back to the free list, a batch from RX,
 /// one engine call per frame, the batch to TX, the RX frames back to the
 /// fill ring. At most one syscall per batch (the TX kick), none when the
@@ -212,9 +221,12 @@ fn run<H: FrameHandler>(
     let mut rx_descs = vec![FrameDesc::default(); batch];
     let mut comp_descs = vec![FrameDesc::default(); batch];
     let mut tx_out: Vec<FrameDesc> = Vec::with_capacity(half);
-    let mut parked: VecDeque<(u64, FrameDesc)> = VecDeque::with_capacity(half);
+    // Beside each of tx_out, in the same order.
+    let mut tx_meta: Vec<Meta> = Vec::with_capacity(half);
+    let mut parked: VecDeque<(u64, FrameDesc, Meta)> = VecDeque::with_capacity(half);
     // (probe ticket, journal ticket, frame).
-    let mut probing: VecDeque<(u64, u64, FrameDesc)> = VecDeque::with_capacity(half);
+    let mut probing: VecDeque<(u64, u64, FrameDesc, Meta)> = VecDeque::with_capacity(half);
+    let mut latency = slot.latency.take();
     let mut scratch = vec![0u8; TX_FRAME_CAPACITY];
     let mut idle: u32 = 0;
     let mut next_report = Instant::now();
@@ -239,6 +251,7 @@ fn run<H: FrameHandler>(
             idle = 0;
             let now = Instant::now();
             slot.handler.begin_batch(now);
+            latency_tick(&mut latency, now, stats);
             // The kernel's own drop counters, one getsockopt a second.
             if now >= next_report {
                 report_kernel_stats(&s.rx, stats);
@@ -256,13 +269,20 @@ fn run<H: FrameHandler>(
                             Some(len) => {
                                 out.cursor().set_pos(len);
                                 let journal = slot.handler.hold_for();
+                                let meta = Meta {
+                                    kind: latency_kind(slot.handler.reply_kind()),
+                                    at: now,
+                                };
                                 match (slot.handler.probe_for(), journal) {
-                                    (0, 0) => tx_out.push(t),
+                                    (0, 0) => {
+                                        tx_out.push(t);
+                                        tx_meta.push(meta);
+                                    }
                                     (0, ticket) => {
                                         bump(&stats.parked);
-                                        parked.push_back((ticket, t));
+                                        parked.push_back((ticket, t, meta));
                                     }
-                                    (probe, _) => probing.push_back((probe, journal, t)),
+                                    (probe, _) => probing.push_back((probe, journal, t, meta)),
                                 }
                             }
                             None => free_tx.push(t),
@@ -290,7 +310,7 @@ fn run<H: FrameHandler>(
         // completed probes here (probation, stamps) also for replies that
         // found no TX frame. Without probes in use it is a constant.
         let probed = slot.handler.probed();
-        while let Some(&(ticket, journal, t)) = probing.front() {
+        while let Some(&(ticket, journal, t, meta)) = probing.front() {
             if ticket > probed {
                 break;
             }
@@ -300,20 +320,28 @@ fn run<H: FrameHandler>(
                 free_tx.push(t);
             } else if journal == 0 {
                 tx_out.push(t);
+                tx_meta.push(meta);
             } else {
                 // Behind later tickets it leaves no earlier than they do.
                 bump(&stats.parked);
-                parked.push_back((journal, t));
+                parked.push_back((journal, t, meta));
             }
         }
         if !parked.is_empty() || slot.handler.backlog() {
             let safe = slot.handler.durable();
-            while let Some(&(ticket, t)) = parked.front() {
+            // One clock read for all the replies the journal released.
+            let mut synced = None;
+            while let Some(&(ticket, t, meta)) = parked.front() {
                 if ticket > safe {
                     break;
                 }
                 parked.pop_front();
                 tx_out.push(t);
+                tx_meta.push(meta);
+                if let Some(r) = latency.as_mut() {
+                    let now = *synced.get_or_insert_with(Instant::now);
+                    r.record(Kind::JournalWait, meta.at, now);
+                }
             }
         }
         let replied = !tx_out.is_empty();
@@ -322,6 +350,15 @@ fn run<H: FrameHandler>(
             if sent == tx_out.len() {
                 add(&stats.tx, sent as u64);
                 tx_out.clear();
+                if let Some(r) = latency.as_mut() {
+                    let now = Instant::now();
+                    for m in &tx_meta {
+                        if let Some(k) = m.kind {
+                            r.record(k, m.at, now);
+                        }
+                    }
+                }
+                tx_meta.clear();
             } else {
                 // The ring takes all or nothing. Keep them, in order, for
                 // the next round, once the kernel has completed some: a
@@ -357,6 +394,11 @@ fn run<H: FrameHandler>(
             let waiting = !parked.is_empty() || !probing.is_empty();
             let sleep =
                 opts.poll == PollMode::Adaptive && (idle > opts.idle_spins || waiting) && !draining;
+            // An idle worker hands its histograms over too (a clock read
+            // beside a poll(2), or once per `idle_spins` empty loops).
+            if latency.is_some() && (sleep || idle.is_multiple_of(opts.idle_spins.max(1))) {
+                latency_tick(&mut latency, Instant::now(), stats);
+            }
             if sleep || s.fq.needs_wakeup() {
                 let timeout = if sleep { opts.poll_timeout_ms } else { 0 };
                 // Replies parked for the journal: the writer's eventfd
@@ -398,6 +440,9 @@ fn run<H: FrameHandler>(
         }
     }
     report_kernel_stats(&s.rx, stats);
+    if let Some(r) = latency {
+        r.finish();
+    }
     tracing::info!(
         queue = slot.queue,
         parked = parked.len(),

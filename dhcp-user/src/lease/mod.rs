@@ -13,4 +13,4 @@ pub mod pool;
 pub mod table;
 
 pub use pool::Pool;
-pub use table::{ClientKey, Full, Lease, LeaseState, LeaseTable};
+pub use table::{ClientKey, Full, Lease, LeaseState, LeaseTable, StateCounts};

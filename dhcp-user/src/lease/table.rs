@@ -92,6 +92,16 @@ impl LeaseState {
     }
 }
 
+/// Records of the table by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateCounts {
+    pub offered: u64,
+    pub bound: u64,
+    pub released: u64,
+    pub expired: u64,
+    pub declined: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
     pub addr: Ipv4Addr,
@@ -555,6 +565,26 @@ impl LeaseTable {
         }
     }
 
+    /// Counts the records by state, shard by shard, each shard's lock held
+    /// only while that shard is read. For side threads (the stats
+    /// interval), never the packet path: it reads every record.
+    pub fn count_by_state(&self) -> StateCounts {
+        let mut c = StateCounts::default();
+        for p in self.shards.iter() {
+            let s = p.lock();
+            for r in s.records.iter().filter(|r| r.prev != FREE) {
+                *match r.lease.state {
+                    LeaseState::Offered => &mut c.offered,
+                    LeaseState::Bound => &mut c.bound,
+                    LeaseState::Released => &mut c.released,
+                    LeaseState::Expired => &mut c.expired,
+                    LeaseState::Declined => &mut c.declined,
+                } += 1;
+            }
+        }
+        c
+    }
+
     /// Records in the table (read without locks: a moment late at most).
     pub fn len(&self) -> usize {
         self.shards
@@ -594,6 +624,38 @@ impl LeaseTable {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn count_by_state_counts_every_record_once() {
+        let t = LeaseTable::with_shards(64, 4);
+        let states = [
+            LeaseState::Offered,
+            LeaseState::Bound,
+            LeaseState::Bound,
+            LeaseState::Released,
+            LeaseState::Expired,
+            LeaseState::Declined,
+            LeaseState::Bound,
+        ];
+        for (i, st) in states.iter().enumerate() {
+            put(&t, key(i as u32), lease(i as u32, *st)).0.unwrap();
+        }
+        let c = t.count_by_state();
+        assert_eq!(
+            c,
+            StateCounts {
+                offered: 1,
+                bound: 3,
+                released: 1,
+                expired: 1,
+                declined: 1
+            }
+        );
+        // A removed record is counted no more.
+        t.retain(|_, l| l.state != LeaseState::Bound);
+        assert_eq!(t.count_by_state().bound, 0);
+        assert_eq!(t.count_by_state().offered, 1);
+    }
 
     fn key(i: u32) -> ClientKey {
         let mut mac = [0x02, 0, 0, 0, 0, 0];

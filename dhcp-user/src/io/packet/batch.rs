@@ -13,6 +13,8 @@
 use super::ETH_P_ALL_BE;
 use super::bpf::ETH_P_8021Q;
 use crate::handler::{FrameHandler, TX_FRAME_CAPACITY};
+use crate::io::latency_kind;
+use crate::latency::{Kind, Recorder};
 use crate::stats::{WorkerStats, add, bump};
 use std::io;
 use std::mem::size_of;
@@ -32,6 +34,10 @@ pub(super) const MAX_BATCH: usize = 1024;
 /// only control message enabled is PACKET_AUXDATA (40 bytes with header).
 const CMSG_WORDS: usize = 8;
 
+/// A reply's kind and its request batch's arrival, for the latency
+/// histograms.
+type Meta = (Option<Kind>, Instant);
+
 pub(super) struct Batch {
     len: usize,
     /// `len` RX slots of RX_STRIDE bytes, the frame at VLAN_HEADROOM.
@@ -43,6 +49,11 @@ pub(super) struct Batch {
     tx_buf: Vec<u8>,
     /// Length of the reply in each TX slot.
     tx_len: Vec<usize>,
+    /// Each TX slot's reply kind and the arrival of its request's batch,
+    /// for the latency histograms.
+    tx_meta: Vec<Meta>,
+    /// When the last batch was received.
+    arrived: Instant,
     tx_iov: Vec<libc::iovec>,
     tx_msgs: Vec<libc::mmsghdr>,
     tx_dest: libc::sockaddr_ll,
@@ -51,8 +62,9 @@ pub(super) struct Batch {
     /// TX_FRAME_CAPACITY bytes (none when the handler probes nothing).
     park_buf: Vec<u8>,
     park_free: Vec<u16>,
-    /// (probe ticket, journal ticket, slot, length), in probe-ticket order.
-    parked: std::collections::VecDeque<(u64, u64, u16, u16)>,
+    /// (probe ticket, journal ticket, slot, length, kind and arrival), in
+    /// probe-ticket order.
+    parked: std::collections::VecDeque<(u64, u64, u16, u16, Meta)>,
 }
 
 fn empty_iovec() -> libc::iovec {
@@ -85,6 +97,8 @@ impl Batch {
             rx_msgs: vec![empty_mmsghdr(); len],
             tx_buf: vec![0; len * TX_FRAME_CAPACITY],
             tx_len: vec![0; len],
+            tx_meta: vec![(None, Instant::now()); len],
+            arrived: Instant::now(),
             tx_iov: vec![empty_iovec(); len],
             tx_msgs: vec![empty_mmsghdr(); len],
             tx_dest: dest,
@@ -150,7 +164,8 @@ impl Batch {
         stats: &WorkerStats,
     ) -> (usize, u64) {
         add(&stats.rx, n as u64);
-        handler.begin_batch(Instant::now());
+        self.arrived = Instant::now();
+        handler.begin_batch(self.arrived);
         let mut replies = 0;
         let mut hold = 0;
         for i in 0..n {
@@ -179,6 +194,7 @@ impl Batch {
                 Some(l) if l <= TX_FRAME_CAPACITY => match handler.probe_for() {
                     0 => {
                         self.tx_len[replies] = l;
+                        self.tx_meta[replies] = (latency_kind(handler.reply_kind()), self.arrived);
                         replies += 1;
                         hold = hold.max(handler.hold_for());
                     }
@@ -188,8 +204,9 @@ impl Batch {
                         Some(p) => {
                             let at = usize::from(p) * TX_FRAME_CAPACITY;
                             self.park_buf[at..at + l].copy_from_slice(&tx[..l]);
+                            let meta = (latency_kind(handler.reply_kind()), self.arrived);
                             self.parked
-                                .push_back((probe, handler.hold_for(), p, l as u16));
+                                .push_back((probe, handler.hold_for(), p, l as u16, meta));
                         }
                         None => bump(&stats.tx_dropped),
                     },
@@ -198,6 +215,22 @@ impl Batch {
             }
         }
         (replies, hold)
+    }
+
+    /// When the last batch was received.
+    pub(super) fn arrived(&self) -> Instant {
+        self.arrived
+    }
+
+    /// Records the journal's wait for the first `count` replies, synced
+    /// by now.
+    pub(super) fn journal_waited(&self, count: usize, rec: &mut Option<Recorder>) {
+        if let Some(r) = rec {
+            let now = Instant::now();
+            for &(_, at) in &self.tx_meta[..count] {
+                r.record(Kind::JournalWait, at, now);
+            }
+        }
     }
 
     /// OFFERs waiting for their conflict probe.
@@ -216,7 +249,7 @@ impl Batch {
     ) -> (usize, u64) {
         let (mut count, mut hold) = (0, 0);
         while count < self.len {
-            let Some(&(ticket, journal, p, l)) = self.parked.front() else {
+            let Some(&(ticket, journal, p, l, meta)) = self.parked.front() else {
                 break;
             };
             if ticket > probed {
@@ -231,6 +264,7 @@ impl Batch {
             self.tx_buf[count * TX_FRAME_CAPACITY..][..l]
                 .copy_from_slice(&self.park_buf[at..at + l]);
             self.tx_len[count] = l;
+            self.tx_meta[count] = meta;
             hold = hold.max(journal);
             count += 1;
         }
@@ -241,7 +275,14 @@ impl Batch {
     /// errors allow: a frame the kernel refuses is dropped, and when the
     /// socket refuses outright (buffer full, device down) the rest of the
     /// batch is dropped rather than retried, so the worker never stalls.
-    pub(super) fn send(&mut self, fd: RawFd, count: usize, stats: &WorkerStats) {
+    /// The latency of each frame the kernel took goes to `rec`.
+    pub(super) fn send(
+        &mut self,
+        fd: RawFd,
+        count: usize,
+        stats: &WorkerStats,
+        rec: &mut Option<Recorder>,
+    ) {
         let buf = self.tx_buf.as_mut_ptr();
         for (i, (iov, &len)) in self.tx_iov.iter_mut().zip(&self.tx_len).enumerate() {
             *iov = libc::iovec {
@@ -274,6 +315,14 @@ impl Batch {
             if r > 0 {
                 let r = r as usize;
                 add(&stats.tx, r as u64);
+                if let Some(rec) = rec.as_mut() {
+                    let now = Instant::now();
+                    for &(kind, at) in &self.tx_meta[done..done + r] {
+                        if let Some(k) = kind {
+                            rec.record(k, at, now);
+                        }
+                    }
+                }
                 done += r;
                 if done < count {
                     // sendmmsg stopped at a frame it could not send.

@@ -5,7 +5,8 @@ use super::socket::{join_fanout, open_socket, udp_port_guard};
 use crate::config::PollMode;
 use crate::handler::FrameHandler;
 use crate::io::iface::Interface;
-use crate::io::{Stop, StopFlag, WorkerOptions, WorkerSlot, pin_worker};
+use crate::io::{Stop, StopFlag, WorkerOptions, WorkerSlot, latency_tick, pin_worker};
+use crate::latency::Recorder;
 use crate::stats::{WorkerStats, add};
 use anyhow::{Context, Result, bail};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -89,7 +90,9 @@ fn run_worker<H: FrameHandler>(
     };
     let mut batch = Batch::new(opts.batch.clamp(1, MAX_BATCH), ifindex, park);
     let stats: &WorkerStats = &slot.stats;
+    let mut latency = slot.latency.take();
     let mut idle = 0u32;
+    let mut spins = 0u32;
     let mut last_errno = 0;
     while !stop.is_set() {
         // OFFERs whose conflict probe completed leave first (and the
@@ -101,15 +104,22 @@ fn run_worker<H: FrameHandler>(
                 break;
             }
             wait_durable(&mut slot.handler, hold, ready, stop, stats);
-            batch.send(fd, ready, stats);
+            if hold != 0 {
+                batch.journal_waited(ready, &mut latency);
+            }
+            batch.send(fd, ready, stats, &mut latency);
         }
         match batch.receive(fd) {
             Ok(0) => {}
             Ok(n) => {
                 idle = 0;
                 let (replies, hold) = batch.serve(n, &mut slot.handler, stats);
+                latency_tick(&mut latency, batch.arrived(), stats);
                 wait_durable(&mut slot.handler, hold, replies, stop, stats);
-                batch.send(fd, replies, stats);
+                if hold != 0 {
+                    batch.journal_waited(replies, &mut latency);
+                }
+                batch.send(fd, replies, stats, &mut latency);
                 continue;
             }
             Err(e) => match e.raw_os_error() {
@@ -128,6 +138,9 @@ fn run_worker<H: FrameHandler>(
                 }
             },
         }
+        // An idle worker hands its histograms over too: a clock read
+        // beside each poll(2), or once per `idle_spins` empty loops.
+        idle_latency_tick(&mut latency, opts, idle, &mut spins, stats);
         match opts.poll {
             PollMode::Spin => std::hint::spin_loop(),
             PollMode::Adaptive if batch.parked() > 0 => {
@@ -148,11 +161,36 @@ fn run_worker<H: FrameHandler>(
             PollMode::Adaptive => idle += 1,
         }
     }
+    if let Some(r) = latency {
+        r.finish();
+    }
     tracing::debug!(
         queue = slot.queue,
         probing = batch.parked(),
         "AF_PACKET worker stopped"
     );
+}
+
+fn idle_latency_tick(
+    rec: &mut Option<Recorder>,
+    opts: &WorkerOptions,
+    idle: u32,
+    spins: &mut u32,
+    stats: &WorkerStats,
+) {
+    if rec.is_none() {
+        return;
+    }
+    let due = match opts.poll {
+        PollMode::Adaptive => idle >= opts.idle_spins,
+        PollMode::Spin => {
+            *spins = spins.wrapping_add(1);
+            spins.is_multiple_of(opts.idle_spins.max(1))
+        }
+    };
+    if due {
+        latency_tick(rec, std::time::Instant::now(), stats);
+    }
 }
 
 /// OFFERs a worker keeps parked for conflict probes at most (2 KiB each,
