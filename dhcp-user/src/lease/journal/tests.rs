@@ -704,3 +704,35 @@ fn read_live_beside_a_running_writer_and_across_a_compaction() {
     assert_eq!(live.len(), 99);
     h.close().unwrap();
 }
+
+#[test]
+fn every_tap_gets_every_record_and_a_full_one_counts_alone() {
+    let dir = TempDir::new("taps");
+    let (roomy_tx, roomy_rx) = crossbeam_channel::bounded(16);
+    let (tight_tx, tight_rx) = crossbeam_channel::bounded(1);
+    let roomy = Tap {
+        tx: roomy_tx,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    let tight = Tap {
+        tx: tight_tx,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    let opts = JournalOptions {
+        taps: vec![roomy.clone(), tight.clone()],
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&dir.0, Durability::Durable, opts).unwrap();
+    let mut p = h.producer().unwrap();
+    for i in 0..3 {
+        p.append(&sample(i)).unwrap();
+    }
+    h.close().unwrap();
+    let got: Vec<_> = roomy_rx.try_iter().map(|r| r.addr).collect();
+    let want: Vec<_> = (0..3).map(|i| sample(i).addr).collect();
+    assert_eq!(got, want);
+    assert_eq!(roomy.dropped.load(Relaxed), 0);
+    // The tight one held the first; the two after it were counted.
+    assert_eq!(tight_rx.try_iter().count(), 1);
+    assert_eq!(tight.dropped.load(Relaxed), 2);
+}
