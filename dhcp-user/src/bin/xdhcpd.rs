@@ -274,7 +274,7 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             let opts = JournalOptions {
                 compact_after_bytes: j.compact_after_mb << 20,
                 keep_released_secs: u64::from(cfg.keep_released),
-                tap: ddns_tap.as_ref().map(|(t, _)| t.clone()),
+                taps: ddns_tap.iter().map(|(t, _)| t.clone()).collect(),
                 ..JournalOptions::default()
             };
             let started = Instant::now();

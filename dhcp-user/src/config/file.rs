@@ -143,6 +143,8 @@ pub struct Config {
     /// `[ddns]`: DNS updates for every subnet (each may override or turn
     /// them off in `[subnet.ddns]`).
     pub ddns: Option<Spanned<super::ddns::DdnsConfig>>,
+    /// `[control]`: the control API's socket (xdhcpctl); off without it.
+    pub control: Option<Spanned<super::control::ControlConfig>>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
 }
