@@ -182,7 +182,9 @@ pub fn write_value_table(w: &mut impl Write, leases: &[serde_json::Value]) -> io
                 text(v, "circuit_id", ""),
                 text(v, "remote_id", ""),
                 v["cltt_unix"].as_u64().map_or_else(|| "-".into(), time),
-                v["expires_unix"].as_u64().map_or_else(|| "never".into(), time),
+                v["expires_unix"]
+                    .as_u64()
+                    .map_or_else(|| "never".into(), time),
                 text(v, "dns_name", ""),
                 text(v, "in_dns", ""),
             ]
