@@ -102,7 +102,7 @@ impl Row<'_> {
     }
 }
 
-fn client_id<'a>(kind: u8, k: &'a crate::lease::ClientKey) -> Option<&'a [u8]> {
+fn client_id(kind: u8, k: &crate::lease::ClientKey) -> Option<&[u8]> {
     // Identifiers over 32 bytes keep a hash of their tail: not comparable.
     (kind == KEY_CLIENT_ID && k.len <= 32).then(|| &k.bytes[..usize::from(k.len)])
 }
