@@ -308,6 +308,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_flood",
     "lab_ddns_protocol",
     "lab_ddns",
+    "lab_control",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

@@ -219,6 +219,15 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // The control socket first: a second daemon on the same socket is
+    // refused before it touches the interface.
+    let control_listener = match &checked.control {
+        Some(c) => Some(
+            control::listen(c)
+                .with_context(|| format!("opening the control socket {}", c.socket.display()))?,
+        ),
+        None => None,
+    };
     let cfg = &checked.file;
     let iface = Interface::lookup(&cfg.interface)?;
     let server_ids: Vec<Ipv4Addr> = {
@@ -477,8 +486,8 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
     let board = Arc::new(Board::default());
     report(cli, &running, &board)?;
     // The control API; what it asks of the engine as a whole comes here.
-    let (control, asks) = match &checked.control {
-        Some(c) => {
+    let (control, asks) = match (&checked.control, control_listener) {
+        (Some(c), Some(listener)) => {
             let (main, asks) = crossbeam_channel::bounded(4);
             let ctx = control::Context {
                 board: board.clone(),
@@ -487,11 +496,11 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                 main,
             };
             let tap = control_tap.take().map(|(t, rx)| (rx, t.dropped));
-            let svc = ControlService::start(c, ctx, tap)
+            let svc = ControlService::start(c, listener, ctx, tap)
                 .with_context(|| format!("starting the control API on {}", c.socket.display()))?;
             (Some(svc), Some(asks))
         }
-        None => (None, None),
+        _ => (None, None),
     };
     let mut next = Instant::now();
     while !stop.is_set() {

@@ -168,22 +168,29 @@ pub fn bind(path: &Path, group: Option<u32>) -> io::Result<UnixListener> {
     result
 }
 
+/// Binds the socket of `cfg` ([`bind`], with its group's id): done first
+/// at start, so that a second daemon is refused before it touches the
+/// interface.
+pub fn listen(cfg: &Control) -> io::Result<UnixListener> {
+    let gid = match &cfg.group {
+        Some(g) => Some(
+            crate::os::group::gid(g)
+                .map_err(|e| io::Error::new(e.kind(), format!("[control] group {g:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    bind(&cfg.socket, gid)
+}
+
 impl ControlService {
-    /// Binds `cfg.socket` and starts the threads; `tap` is the index's
-    /// receiver (with a journal).
+    /// Starts the threads on `listener` (from [`listen`]); `tap` is the
+    /// index's receiver and its loss counter (with a journal).
     pub fn start(
         cfg: &Control,
+        listener: UnixListener,
         ctx: Context,
         tap: Option<(Receiver<LeaseRecord>, Arc<AtomicU64>)>,
     ) -> io::Result<ControlService> {
-        let gid = match &cfg.group {
-            Some(g) => Some(
-                crate::os::group::gid(g)
-                    .map_err(|e| io::Error::new(e.kind(), format!("[control] group {g:?}: {e}")))?,
-            ),
-            None => None,
-        };
-        let listener = bind(&cfg.socket, gid)?;
         listener.set_nonblocking(true)?;
         let (index, producer) = match ctx.journal {
             Some(j) => (
@@ -526,8 +533,9 @@ pools = ["192.0.2.10-192.0.2.20"]
             socket: path.clone(),
             group: None,
         };
+        let l = listen(&cfg).unwrap();
         (
-            ControlService::start(&cfg, ctx, None).unwrap(),
+            ControlService::start(&cfg, l, ctx, None).unwrap(),
             path,
             main_rx,
         )
@@ -678,7 +686,9 @@ pools = ["192.0.2.10-192.0.2.20"]
             socket: d.0.join("ctl.sock"),
             group: None,
         };
-        let svc = ControlService::start(&cfg, ctx, Some((tap_rx, tap_tx.dropped.clone()))).unwrap();
+        let l = listen(&cfg).unwrap();
+        let svc =
+            ControlService::start(&cfg, l, ctx, Some((tap_rx, tap_tx.dropped.clone()))).unwrap();
         crate::lease::journal::tests::wait_until("the index has the binding", || {
             let got = ask(&cfg.socket, &[r#"{"cmd":"lease","addr":"192.0.2.10"}"#]);
             got[0]["leases"]
