@@ -36,6 +36,10 @@ pub const DROPS: [&str; 16] = [
     "xsk_rx_ring_full",
 ];
 
+/// What the XDP program dropped, from `xdp` (the rest of its counters,
+/// seen, redirected and passed, is traffic, not loss).
+pub const XDP_DROPS: [&str; 3] = ["malformed", "no_socket", "rate_limited"];
+
 /// Percentile columns of the latency document, with their headings.
 const PCTS: [(&str, &str); 6] = [
     ("count", "count"),
@@ -189,13 +193,12 @@ impl Frame {
             .iter()
             .map(|k| (k.to_string(), n(&cur["total"][*k]), rate(k)))
             .collect();
-        if let Some(x) = cur["xdp"].as_object() {
-            for (k, v) in x {
-                if let Some(v) = v.as_u64() {
-                    let before = prev.map_or(v, |p| n(&p["xdp"][k.as_str()]));
-                    let r = dt.map_or(0.0, |dt| v.saturating_sub(before) as f64 / dt);
-                    drops.push((format!("xdp.{k}"), v, r));
-                }
+        if cur["xdp"].is_object() {
+            for k in XDP_DROPS {
+                let v = n(&cur["xdp"][k]);
+                let before = prev.map_or(v, |p| n(&p["xdp"][k]));
+                let r = dt.map_or(0.0, |dt| v.saturating_sub(before) as f64 / dt);
+                drops.push((format!("xdp.{k}"), v, r));
             }
         }
         drops.retain(|(_, total, _)| *total > 0);
@@ -359,7 +362,7 @@ mod tests {
             "io": "xdp",
             "xdp_mode": "driver",
             "table_used": 12, "table_capacity": 1024,
-            "xdp": {"passed": 3, "redirected": 0},
+            "xdp": {"passed": 3, "redirected": 9, "no_socket": 4},
             "subnets": [{"subnet": "10.0.0.0/24", "network": "10.0.0.0", "prefix_len": 24,
                           "size": 200, "used": 50, "in_probation": 1}],
             "workers": [{"queue": 0, "discover": discover}],
@@ -400,7 +403,7 @@ mod tests {
             f.drops,
             vec![
                 ("malformed".to_string(), 2, 0.0),
-                ("xdp.passed".into(), 3, 0.0)
+                ("xdp.no_socket".into(), 4, 0.0)
             ]
         );
         assert_eq!(f.pools[0], ["10.0.0.0/24", "200", "50", "25.0%", "1"]);
