@@ -152,6 +152,10 @@ fn lease_release_leases_top_and_reload() {
         "the next client is offered the freed address"
     );
     let (_, c) = dora(&lab, "02:00:00:00:75:03");
+    println!(
+        "xdhcpctl lease {c}:\n{}",
+        ok(&s.socket, &["lease", &c.to_string()])
+    );
 
     // One per page: b's, then c's, the last.
     let p = json(&s.socket, &["leases", "--state", "bound", "--limit", "1"]);
