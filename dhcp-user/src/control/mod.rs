@@ -21,8 +21,4 @@ pub mod runtime;
 pub mod server;
 pub mod view;
 
-pub use config_default::DEFAULT_SOCKET;
-
-mod config_default {
-    pub use crate::config::control::DEFAULT_SOCKET;
-}
+pub use crate::config::control::DEFAULT_SOCKET;
