@@ -15,11 +15,13 @@
 //! [`probe`] (the side thread that pings an address before it is offered,
 //! `conflict_check`; it imports only `os`), [`status`] (the snapshot of
 //! every counter that the stats file, the control API and the metrics
-//! endpoint read).
+//! endpoint read), [`control`] (the control API's socket and side threads,
+//! and what xdhcpctl prints of its answers).
 //!
 //! Nothing in an earlier stage reaches into a later one: the engine never
 //! touches rings, the wire views never know about leases.
 pub mod config;
+pub mod control;
 pub mod ddns;
 pub mod engine;
 pub mod handler;

@@ -117,6 +117,12 @@ impl Daemon {
         }
     }
 
+    /// The config file the daemon was started with (a test may change it
+    /// and have the daemon reload it).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("xdhcpd.toml")
+    }
+
     /// The process id of the daemon, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -331,6 +331,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_ddns",
     "lab_package",
     "lab_metrics",
+    "lab_control",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

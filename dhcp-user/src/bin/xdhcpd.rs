@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-use xdhcp::config::{AttachMode, Checked, Config, ConflictCheck, IoKind, JournalMode};
+use xdhcp::config::{AttachMode, Checked, Config, ConflictCheck, IoKind, JournalMode, Reservation};
+use xdhcp::control::runtime::{self, RuntimeSet};
+use xdhcp::control::server::{self as control, Ask, ControlService};
 use xdhcp::ddns::{
     self,
     service::{DdnsHandle, DdnsStats},
@@ -227,9 +229,32 @@ struct Running {
     ddns_stats: Option<Arc<DdnsStats>>,
     /// The latency collector, unless `latency = false`.
     latency: Option<CollectorHandle>,
+    /// Reservations made with `xdhcpctl reserve` (with a journal: they
+    /// are kept in its directory), and those of the file as last loaded.
+    runtime: Option<RuntimeSet>,
+    file_reservations: Vec<Reservation>,
 }
 
-fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
+fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
+    // Runtime reservations join the file's before anything is built.
+    let file_reservations = file_reservations(&checked);
+    let runtime = match &checked.file.journal {
+        Some(j) => {
+            let mut set = RuntimeSet::load(&j.dir).map_err(anyhow::Error::msg)?;
+            merge_runtime(&mut set, &mut checked);
+            Some(set)
+        }
+        None => None,
+    };
+    // The control socket first: a second daemon on the same socket is
+    // refused before it touches the interface.
+    let control_listener = match &checked.control {
+        Some(c) => Some(
+            control::listen(c)
+                .with_context(|| format!("opening the control socket {}", c.socket.display()))?,
+        ),
+        None => None,
+    };
     let cfg = &checked.file;
     let iface = Interface::lookup(&cfg.interface)?;
     let server_ids: Vec<Ipv4Addr> = {
@@ -290,6 +315,13 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         .any(|s| s.ddns.is_some())
         .then(ddns::service::tap);
     let mut ddns = None;
+    // The control API's address index follows the journal too.
+    let mut control_tap = checked
+        .control
+        .as_ref()
+        .and(cfg.journal.as_ref())
+        .map(|_| control::tap());
+    let mut control_journal = None;
     let journal = match &cfg.journal {
         Some(j) => {
             let mode = match j.mode {
@@ -301,7 +333,11 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             let opts = JournalOptions {
                 compact_after_bytes: j.compact_after_mb << 20,
                 keep_released_secs: u64::from(cfg.keep_released),
-                tap: ddns_tap.as_ref().map(|(t, _)| t.clone()),
+                taps: ddns_tap
+                    .iter()
+                    .chain(&control_tap)
+                    .map(|(t, _)| t.clone())
+                    .collect(),
                 ..JournalOptions::default()
             };
             let started = Instant::now();
@@ -319,6 +355,18 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
                 "lease journal recovered"
             );
             warn_reservation_conflicts(&engine);
+            if control_tap.is_some() {
+                control_journal = Some(control::JournalSide {
+                    producer: handle.producer().map_err(|_| {
+                        anyhow::anyhow!("no journal producer slot for the control API")
+                    })?,
+                    durable: j.mode == JournalMode::Durable,
+                    index: xdhcp::control::index::Index::new(
+                        &recovered.leases,
+                        u64::from(cfg.keep_released),
+                    ),
+                });
+            }
             if let Some((tap, rx)) = ddns_tap.take() {
                 let subnets = checked.subnets.iter().map(|s| s.ddns.clone()).collect();
                 ddns = Some(
@@ -426,6 +474,8 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
             Some(c) => Some(c.start().context("starting the latency collector")?),
             None => None,
         },
+        runtime,
+        file_reservations,
     };
     // The newest snapshot, for whoever reads it between two intervals:
     // the metrics endpoint (and the control API).
@@ -480,10 +530,33 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         bind = ?running.bind,
         "xdhcpd ready"
     );
+    // A first snapshot before the control API answers.
+    report(cli, &running, &board)?;
+    // The control API; what it asks of the engine as a whole comes here.
+    let (control, asks) = match (&checked.control, control_listener) {
+        (Some(c), Some(listener)) => {
+            let (main, asks) = crossbeam_channel::bounded(4);
+            let ctx = control::Context {
+                board: board.clone(),
+                engine: cell.clone(),
+                journal: control_journal.take(),
+                main,
+            };
+            let tap = control_tap.take().map(|(t, rx)| (rx, t.dropped));
+            let svc = ControlService::start(c, listener, ctx, tap)
+                .with_context(|| format!("starting the control API on {}", c.socket.display()))?;
+            (Some(svc), Some(asks))
+        }
+        _ => (None, None),
+    };
     let mut next = Instant::now();
     while !stop.is_set() {
         if reload.swap(false, Relaxed) {
-            reload_config(cli, &iface.name, cfg, &cell, &mut running);
+            let _ = reload_config(cli, &iface.name, cfg, &cell, &mut running);
+        }
+        while let Some(a) = asks.as_ref().and_then(|r| r.try_recv().ok()) {
+            let answer = control_ask(cli, &iface.name, cfg, &cell, &mut running, a.ask);
+            let _ = a.reply.send(answer);
         }
         if Instant::now() >= next {
             report(cli, &running, &board)?;
@@ -492,6 +565,9 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(10).min(interval));
     }
     tracing::info!("stopping");
+    if let Some(c) = control {
+        c.stop();
+    }
     stop.wake_all();
     for h in handles {
         let _ = h.join();
@@ -521,25 +597,33 @@ fn serve(cli: &Cli, checked: Checked) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGHUP: read the config again; if it is valid, swap in an engine that
-/// keeps every lease, pool and held offer of the running one; if not, say
-/// why and keep serving with the old one. What needs sockets anew
-/// (interface, io, queues, rings) takes a restart and is left as it was.
+/// SIGHUP (and the control API's `reload`): read the config again; if it
+/// is valid, merge the runtime reservations into it and swap in an engine
+/// that keeps every lease, pool and held offer of the running one; if
+/// not, say why (the error: the line and the reason) and keep serving
+/// with the old one. What needs sockets anew (interface, io, queues,
+/// rings) takes a restart and is left as it was. Ok: the subnets now.
 fn reload_config(
     cli: &Cli,
     iface: &str,
     old: &Config,
     cell: &ArcSwap<Engine>,
     running: &mut Running,
-) {
-    let Some(path) = &cli.config else { return };
-    let checked = match Config::load(path) {
+) -> Result<usize, String> {
+    let Some(path) = &cli.config else {
+        return Err("no --config file to reload".into());
+    };
+    let mut checked = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("reload refused, keeping the running config: {e:#}");
-            return;
+            return Err(format!("{e:#}"));
         }
     };
+    running.file_reservations = file_reservations(&checked);
+    if let Some(set) = running.runtime.as_mut() {
+        merge_runtime(set, &mut checked);
+    }
     let c = &checked.file;
     // The workers' sockets and loops are built once, at start.
     if c.interface != iface
@@ -620,6 +704,136 @@ fn reload_config(
     next.reclaim();
     tracing::info!(subnets = checked.subnets.len(), "configuration reloaded");
     warn_reservation_conflicts(&next);
+    Ok(checked.subnets.len())
+}
+
+/// The reservations of a configuration as loaded from its file.
+fn file_reservations(c: &Checked) -> Vec<Reservation> {
+    c.subnets
+        .iter()
+        .flat_map(|s| s.reservations.iter().cloned())
+        .collect()
+}
+
+/// Merges the runtime reservations into `checked` (just loaded from its
+/// file), saying what was dropped and saving the set when it changed.
+fn merge_runtime(set: &mut RuntimeSet, checked: &mut Checked) {
+    let notes = set.merge(checked);
+    for n in &notes {
+        tracing::warn!("{n}");
+    }
+    if !notes.is_empty()
+        && let Err(e) = set.save()
+    {
+        tracing::error!("writing {}: {e}", set.path().display());
+    }
+    if !set.entries.is_empty() {
+        tracing::info!(
+            reservations = set.entries.len(),
+            file = %set.path().display(),
+            "runtime reservations merged into the configuration"
+        );
+    }
+}
+
+/// What the control API asks of the main thread, which owns the engine
+/// swap: a reload, a runtime reservation added or removed (each applied
+/// by a reload), or the list of reservations.
+fn control_ask(
+    cli: &Cli,
+    iface: &str,
+    old: &Config,
+    cell: &ArcSwap<Engine>,
+    running: &mut Running,
+    ask: Ask,
+) -> serde_json::Value {
+    use serde_json::json;
+    let err = |m: String| json!({ "error": m });
+    let reload = |running: &mut Running| reload_config(cli, iface, old, cell, running);
+    match ask {
+        Ask::Reload => match reload(running) {
+            Ok(n) => json!({ "reloaded": true, "subnets": n }),
+            Err(e) => json!({ "reloaded": false, "error": e }),
+        },
+        Ask::Reservations => {
+            let on_disk = cli.config.as_deref().and_then(|p| Config::load(p).ok());
+            let mut list: Vec<_> = running
+                .file_reservations
+                .iter()
+                .map(runtime::file_json)
+                .collect();
+            for r in running.runtime.iter().flat_map(|s| &s.entries) {
+                let in_file = on_disk
+                    .as_ref()
+                    .is_some_and(|f| runtime::against(f, r).0 == runtime::Against::InFile);
+                list.push(r.json(if in_file {
+                    "runtime, also in file"
+                } else {
+                    "runtime"
+                }));
+            }
+            json!({ "reservations": list })
+        }
+        Ask::Reserve(r) => {
+            let Some(path) = &cli.config else {
+                return err("no --config file".into());
+            };
+            let file = match Config::load(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    return err(format!(
+                        "the config file does not load (fix it first): {e:#}"
+                    ));
+                }
+            };
+            let Some(set) = running.runtime.as_mut() else {
+                return err(
+                    "runtime reservations are kept in the journal's directory: the config has no [journal]".into(),
+                );
+            };
+            match set.check_new(&file, &r) {
+                Err(e) => return err(e),
+                Ok(false) => return json!({ "reserved": r.address.to_string(), "already": true }),
+                Ok(true) => {}
+            }
+            set.entries.push(r.clone());
+            if let Err(e) = set.save() {
+                set.entries.pop();
+                return err(format!("writing {}: {e}", set.path().display()));
+            }
+            tracing::info!(address = %r.address, identity = ?r.identity, "runtime reservation added");
+            match reload(running) {
+                Ok(_) => json!({ "reserved": r.address.to_string() }),
+                Err(e) => err(format!("saved, but the reload that applies it failed: {e}")),
+            }
+        }
+        Ask::Unreserve(addr) => {
+            let Some(set) = running.runtime.as_mut() else {
+                return err("the config has no [journal], so no runtime reservations".into());
+            };
+            let Some(i) = set.entries.iter().position(|r| r.address == addr) else {
+                return if running.file_reservations.iter().any(|r| r.address == addr) {
+                    err(format!(
+                        "{addr} is reserved in the config file: remove it there and reload"
+                    ))
+                } else {
+                    err(format!("{addr} has no runtime reservation"))
+                };
+            };
+            let gone = set.entries.remove(i);
+            if let Err(e) = set.save() {
+                set.entries.insert(i, gone);
+                return err(format!("writing {}: {e}", set.path().display()));
+            }
+            tracing::info!(address = %addr, "runtime reservation removed");
+            match reload(running) {
+                Ok(_) => json!({ "unreserved": addr.to_string() }),
+                Err(e) => err(format!(
+                    "removed, but the reload that applies it failed: {e}"
+                )),
+            }
+        }
+    }
 }
 
 /// Reserved addresses that another client holds (the reservation is newer

@@ -256,6 +256,8 @@ pub struct Checked {
     pub ddns_updates_per_second: u32,
     /// `[metrics] listen`: where the metrics endpoint listens, if any.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[control]`: the control API's socket; `None`: no control API.
+    pub control: Option<super::Control>,
 }
 
 impl Checked {
@@ -323,6 +325,13 @@ impl Config {
                 message: "DDNS needs a [journal]: the updates still owed to DNS are worked out from it after a restart".into(),
             });
         }
+        let control = match &file.control {
+            Some(c) => Some(super::control::check(c).map_err(|(sp, m)| ConfigError {
+                line: Some(line_of(text, sp.start)),
+                message: format!("[control]: {m}"),
+            })?),
+            None => None,
+        };
         Ok(Checked {
             file,
             subnets,
@@ -330,6 +339,7 @@ impl Config {
             trusted_relays,
             ddns_updates_per_second,
             metrics_listen,
+            control,
         })
     }
 
@@ -846,6 +856,34 @@ lease_time = 7200
 
     fn err(text: &str) -> ConfigError {
         Config::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn control_section_defaults_its_socket_and_checks_with_the_line() {
+        assert!(Config::parse(GOOD).unwrap().control.is_none());
+        let with = |body: &str| format!("{GOOD}\n[control]\n{body}");
+        let c = Config::parse(&with("")).unwrap().control.unwrap();
+        assert_eq!(c.socket, std::path::Path::new("/run/xdhcpd/control.sock"));
+        assert_eq!(c.group, None);
+        let c = Config::parse(&with("socket = \"/tmp/x.sock\"\ngroup = \"adm\""))
+            .unwrap()
+            .control
+            .unwrap();
+        assert_eq!(c.socket, std::path::Path::new("/tmp/x.sock"));
+        assert_eq!(c.group.as_deref(), Some("adm"));
+        let line = GOOD.lines().count() + 3;
+        for (bad, why) in [
+            ("socket = \"run/x.sock\"", "absolute"),
+            ("socket = \"/run/\"", "directory"),
+            (&format!("socket = \"/{}\"", "a".repeat(120)), "at most 107"),
+            ("group = \"no such\"", "not a group name"),
+        ] {
+            let e = err(&with(bad));
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        let e = err(&with("sock = \"/x\""));
+        assert!(e.message.contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -150,6 +150,8 @@ pub struct Config {
     pub latency: bool,
     /// `[metrics]`: the OpenMetrics endpoint; without it, none.
     pub metrics: Option<Spanned<MetricsConfig>>,
+    /// `[control]`: the control API's socket (xdhcpctl); off without it.
+    pub control: Option<Spanned<super::control::ControlConfig>>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
 }

@@ -33,7 +33,9 @@
 //!
 //! Leases also change without a request: `lifecycle.rs` expires them,
 //! restores them from the journal at start and reclaims them in the pools
-//! of a reloaded engine; it also holds the engine's [`Clock`].
+//! of a reloaded engine; it also holds the engine's [`Clock`]. And the
+//! operator changes them: `operator.rs` force-frees an address and lists
+//! the table for the control API.
 //!
 //! [`Reply`]: reply::Reply
 #[cfg(test)]
@@ -46,6 +48,7 @@ mod handler;
 mod journal_link;
 mod lifecycle;
 mod limit;
+mod operator;
 pub mod reply;
 mod request;
 mod select;
@@ -59,6 +62,7 @@ pub use handler::Handler;
 pub use journal_link::{Appended, JournalLink};
 pub use lifecycle::{Change, Clock};
 pub use limit::Limited;
+pub use operator::TableLease;
 pub use request::{AgentTrust, Request, parse};
 
 use crate::config::{Checked, ConflictCheck, UntrustedAgentInfo};

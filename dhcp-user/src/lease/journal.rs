@@ -115,12 +115,14 @@ pub struct JournalOptions {
     /// Most producers alive at once (one per worker, plus tools).
     pub max_producers: usize,
     /// Where each record goes once its group is written (and, in durable
-    /// mode, synced): the DDNS side thread.
-    pub tap: Option<Tap>,
+    /// mode, synced): the side threads that follow the leases (DDNS, the
+    /// control API's address index). Each is offered every record; one
+    /// that is full loses it alone (its own `dropped`).
+    pub taps: Vec<Tap>,
 }
 
 /// A copy of every record the journal wrote, for a side service that
-/// follows the leases (DDNS). Records are offered with `try_send`: the
+/// follows the leases (DDNS, the control API). Records are offered with `try_send`: the
 /// writer never waits for the follower, and what a full channel refuses
 /// is counted in `dropped` (the follower catches up from the journal at
 /// its next start).
@@ -140,7 +142,7 @@ impl Default for JournalOptions {
             compact_after_bytes: 64 << 20,
             keep_released_secs: 0,
             max_producers: 64,
-            tap: None,
+            taps: Vec::new(),
         }
     }
 }

@@ -15,8 +15,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Relay agent sub-options (RFC 3046).
-const CIRCUIT_ID: u8 = 1;
-const REMOTE_ID: u8 = 2;
+pub const CIRCUIT_ID: u8 = 1;
+pub const REMOTE_ID: u8 = 2;
 
 /// Which leases to show; every given field must match.
 #[derive(Debug, Default)]
@@ -54,7 +54,8 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
-fn mac(m: &[u8; 6]) -> String {
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac(m: &[u8; 6]) -> String {
     let mut s = String::with_capacity(17);
     for (i, b) in m.iter().enumerate() {
         if i > 0 {
@@ -67,7 +68,7 @@ fn mac(m: &[u8; 6]) -> String {
 
 /// Text when every byte is printable ASCII, else hex: circuit-ids are
 /// often "eth0/1/2:100" but just as often binary.
-fn printable(b: &[u8]) -> String {
+pub fn printable(b: &[u8]) -> String {
     if !b.is_empty() && b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
         String::from_utf8_lossy(b).into_owned()
     } else {
@@ -78,11 +79,12 @@ fn printable(b: &[u8]) -> String {
     }
 }
 
-fn agent(r: &LeaseRecord, sub: u8) -> Option<String> {
+/// Relay sub-option `sub` of the record's option 82, as printed.
+pub fn agent(r: &LeaseRecord, sub: u8) -> Option<String> {
     agent_sub_option(r.agent_info.as_slice(), sub).map(printable)
 }
 
-fn state(s: RecordState) -> &'static str {
+pub fn state(s: RecordState) -> &'static str {
     match s {
         RecordState::Bound => "bound",
         RecordState::Released => "released",
@@ -131,42 +133,91 @@ fn dns(r: &LeaseRecord, d: &Dns) -> Option<(String, &'static str)> {
     Some((h.binding.fqdn.clone(), status))
 }
 
-/// Writes the leases as an aligned table, in address order.
+/// One lease as JSON: what `xdhcpd leases --json` prints per line and
+/// what the control API answers (`xdhcpctl lease`). `null` where a field
+/// is unknown; `expires_unix` is `null` for a lease that never ends.
+pub fn lease_json(r: &LeaseRecord, d: &Dns) -> serde_json::Value {
+    let dns = dns(r, d);
+    serde_json::json!({
+        "address": r.addr.to_string(),
+        "state": state(r.state),
+        "subnet": r.subnet,
+        "hwaddr": mac(&r.hwaddr),
+        "client_id": (r.client.kind == 1).then(|| client_id(r)),
+        "hostname": (!r.hostname.is_empty())
+            .then(|| String::from_utf8_lossy(r.hostname.as_slice()).into_owned()),
+        "circuit_id": agent(r, CIRCUIT_ID),
+        "remote_id": agent(r, REMOTE_ID),
+        "cltt_unix": r.cltt_unix,
+        "expires_unix": (r.expires_unix != INFINITE).then_some(r.expires_unix),
+        "dns_name": dns.as_ref().map(|d| d.0.clone()),
+        "in_dns": dns.map(|d| d.1),
+    })
+}
+
+/// Writes the leases as an aligned table, in the order given.
 pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord], d: &Dns) -> io::Result<()> {
+    let values: Vec<_> = leases.iter().map(|r| lease_json(r, d)).collect();
+    write_value_table(w, &values)
+}
+
+/// Writes leases in the shape of [`lease_json`] as an aligned table: the
+/// same table whether the leases come from the journal (`xdhcpd leases`)
+/// or from the control API (`xdhcpctl leases`).
+pub fn write_value_table(w: &mut impl Write, leases: &[serde_json::Value]) -> io::Result<()> {
+    let text = |v: &serde_json::Value, k: &str, none: &str| match &v[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => none.to_string(),
+        other => other.to_string(),
+    };
     let rows: Vec<[String; 11]> = leases
         .iter()
-        .map(|r| {
-            let (name, status) = dns(r, d).unwrap_or_default();
+        .map(|v| {
             [
-                r.addr.to_string(),
-                state(r.state).into(),
-                mac(&r.hwaddr),
-                client_id(r),
-                String::from_utf8_lossy(r.hostname.as_slice()).into_owned(),
-                agent(r, CIRCUIT_ID).unwrap_or_default(),
-                agent(r, REMOTE_ID).unwrap_or_default(),
-                time(r.cltt_unix),
-                time(r.expires_unix),
-                name,
-                status.into(),
+                text(v, "address", "-"),
+                text(v, "state", "-"),
+                text(v, "hwaddr", "-"),
+                text(v, "client_id", "-"),
+                text(v, "hostname", ""),
+                text(v, "circuit_id", ""),
+                text(v, "remote_id", ""),
+                v["cltt_unix"].as_u64().map_or_else(|| "-".into(), time),
+                v["expires_unix"]
+                    .as_u64()
+                    .map_or_else(|| "never".into(), time),
+                text(v, "dns_name", ""),
+                text(v, "in_dns", ""),
             ]
         })
         .collect();
-    let head = [
-        "address",
-        "state",
-        "hwaddr",
-        "client-id",
-        "hostname",
-        "circuit-id",
-        "remote-id",
-        "last seen (UTC)",
-        "ends (UTC)",
-        "dns name",
-        "in dns",
-    ];
+    write_aligned(
+        w,
+        &[
+            "address",
+            "state",
+            "hwaddr",
+            "client-id",
+            "hostname",
+            "circuit-id",
+            "remote-id",
+            "last seen (UTC)",
+            "ends (UTC)",
+            "dns name",
+            "in dns",
+        ],
+        &rows,
+    )
+}
+
+/// Writes `rows` under `head`, each column as wide as its widest cell,
+/// two spaces apart, without trailing blanks.
+pub fn write_aligned<const N: usize>(
+    w: &mut dyn Write,
+    head: &[&str; N],
+    rows: &[[String; N]],
+) -> io::Result<()> {
     let mut width = head.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -182,8 +233,8 @@ pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord], d: &Dns) -> io::R
         }
         writeln!(w, "{}", out.trim_end())
     };
-    line(w, &head)?;
-    for row in &rows {
+    line(w, head)?;
+    for row in rows {
         line(w, &row.each_ref().map(String::as_str))?;
     }
     Ok(())
@@ -192,23 +243,7 @@ pub fn write_table(w: &mut impl Write, leases: &[LeaseRecord], d: &Dns) -> io::R
 /// Writes one JSON object per lease and line.
 pub fn write_json(w: &mut impl Write, leases: &[LeaseRecord], d: &Dns) -> io::Result<()> {
     for r in leases {
-        let dns = dns(r, d);
-        let v = serde_json::json!({
-            "address": r.addr.to_string(),
-            "state": state(r.state),
-            "subnet": r.subnet,
-            "hwaddr": mac(&r.hwaddr),
-            "client_id": (r.client.kind == 1).then(|| client_id(r)),
-            "hostname": (!r.hostname.is_empty())
-                .then(|| String::from_utf8_lossy(r.hostname.as_slice()).into_owned()),
-            "circuit_id": agent(r, CIRCUIT_ID),
-            "remote_id": agent(r, REMOTE_ID),
-            "cltt_unix": r.cltt_unix,
-            "expires_unix": (r.expires_unix != INFINITE).then_some(r.expires_unix),
-            "dns_name": dns.as_ref().map(|d| d.0.clone()),
-            "in_dns": dns.map(|d| d.1),
-        });
-        writeln!(w, "{v}")?;
+        writeln!(w, "{}", lease_json(r, d))?;
     }
     Ok(())
 }

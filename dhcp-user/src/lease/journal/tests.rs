@@ -704,3 +704,102 @@ fn read_live_beside_a_running_writer_and_across_a_compaction() {
     assert_eq!(live.len(), 99);
     h.close().unwrap();
 }
+
+#[test]
+fn every_tap_gets_every_record_and_a_full_one_counts_alone() {
+    let dir = TempDir::new("taps");
+    let (roomy_tx, roomy_rx) = crossbeam_channel::bounded(16);
+    let (tight_tx, tight_rx) = crossbeam_channel::bounded(1);
+    let roomy = Tap {
+        tx: roomy_tx,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    let tight = Tap {
+        tx: tight_tx,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    let opts = JournalOptions {
+        taps: vec![roomy.clone(), tight.clone()],
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&dir.0, Durability::Durable, opts).unwrap();
+    let mut p = h.producer().unwrap();
+    for i in 0..3 {
+        p.append(&sample(i)).unwrap();
+    }
+    h.close().unwrap();
+    let got: Vec<_> = roomy_rx.try_iter().map(|r| r.addr).collect();
+    let want: Vec<_> = (0..3).map(|i| sample(i).addr).collect();
+    assert_eq!(got, want);
+    assert_eq!(roomy.dropped.load(Relaxed), 0);
+    // The tight one held the first; the two after it were counted.
+    assert_eq!(tight_rx.try_iter().count(), 1);
+    assert_eq!(tight.dropped.load(Relaxed), 2);
+}
+
+/// What one more tap costs the writer: records through a fast-mode
+/// journal with 0, 1 and 2 taps (each drained by a thread of its own),
+/// alternating, three rounds. Not a pass/fail test: run it in release
+/// with `cargo test --release -p dhcp-user --lib -- --ignored tap_cost
+/// --nocapture`.
+#[test]
+#[ignore = "a measurement: run in release, by hand"]
+fn tap_cost() {
+    const N: u32 = 200_000;
+    let mut results: Vec<(usize, f64)> = Vec::new();
+    for round in 0..3 {
+        for taps in [0usize, 1, 2] {
+            let dir = TempDir::new(&format!("tap-cost-{round}-{taps}"));
+            let mut drains = Vec::new();
+            let mut list = Vec::new();
+            for _ in 0..taps {
+                let (tx, rx) = crossbeam_channel::bounded::<LeaseRecord>(64 * 1024);
+                list.push(Tap {
+                    tx,
+                    dropped: Arc::new(AtomicU64::new(0)),
+                });
+                drains.push(std::thread::spawn(move || rx.iter().count()));
+            }
+            let opts = JournalOptions {
+                taps: list.clone(),
+                ..JournalOptions::default()
+            };
+            let (h, _) = Journal::open(
+                &dir.0,
+                Durability::Fast {
+                    max_delay: Duration::from_secs(1),
+                },
+                opts,
+            )
+            .unwrap();
+            let mut p = h.producer().unwrap();
+            let t = Instant::now();
+            for i in 0..N {
+                let r = sample(i);
+                while p.append(&r).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+            h.close().unwrap();
+            let ns = t.elapsed().as_nanos() as f64 / f64::from(N);
+            let dropped: u64 = list.iter().map(|t| t.dropped.load(Relaxed)).sum();
+            drop(list);
+            drop(p);
+            drop(h);
+            let got: Vec<usize> = drains.into_iter().map(|d| d.join().unwrap()).collect();
+            println!(
+                "round {round}, {taps} tap(s): {ns:.0} ns/record through the writer, delivered {got:?}, dropped {dropped}"
+            );
+            results.push((taps, ns));
+        }
+    }
+    for taps in [0, 1, 2] {
+        let mut v: Vec<f64> = results
+            .iter()
+            .filter(|r| r.0 == taps)
+            .map(|r| r.1)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        println!("{taps} tap(s): median {:.0} ns/record", v[1]);
+    }
+}

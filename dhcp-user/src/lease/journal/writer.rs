@@ -46,7 +46,7 @@ struct Loop {
     compactor: Option<JoinHandle<io::Result<Compacted>>>,
     compact_asked: bool,
     closing: bool,
-    /// The current group's records, for the tap (empty without one).
+    /// The current group's records, for the taps (empty without one).
     tapped: Vec<super::LeaseRecord>,
 }
 
@@ -62,7 +62,7 @@ impl Writer {
             compactor: None,
             compact_asked: false,
             closing: false,
-            tapped: Vec::with_capacity(if self.opts.tap.is_some() {
+            tapped: Vec::with_capacity(if !self.opts.taps.is_empty() {
                 self.opts.max_group_records
             } else {
                 0
@@ -139,7 +139,7 @@ impl Writer {
         match m {
             Msg::Rec { producer, seq, rec } => {
                 record::encode_lease(&rec, &mut l.buf);
-                if self.opts.tap.is_some() {
+                if !self.opts.taps.is_empty() {
                     l.tapped.push(rec);
                 }
                 let p = producer as usize;
@@ -203,8 +203,10 @@ impl Writer {
             l.group_max[p] = 0;
         }
         l.touched.clear();
-        if let Some(tap) = &self.opts.tap {
-            for rec in l.tapped.drain(..) {
+        // One try_send per record and tap: the writer never waits for a
+        // follower.
+        for rec in l.tapped.drain(..) {
+            for tap in &self.opts.taps {
                 if tap.tx.try_send(rec).is_err() {
                     tap.dropped.fetch_add(1, Relaxed);
                 }
