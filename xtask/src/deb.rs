@@ -20,12 +20,15 @@ fn man_dir(target: &Path) -> PathBuf {
 /// (cargo-deb versions differ), hence the alternatives.
 const CONTENTS: &[&[&str]] = &[
     &["./usr/sbin/xdhcpd"],
+    &["./usr/bin/xdhcpctl"],
     &[
         "./usr/lib/systemd/system/xdhcpd.service",
         "./lib/systemd/system/xdhcpd.service",
     ],
     &["./etc/xdhcpd/xdhcpd.toml"],
     &["./usr/share/man/man1/xdhcpd.1.gz"],
+    &["./usr/share/man/man1/xdhcpctl.1.gz"],
+    &["./usr/share/doc/xdhcpd/grafana-dashboard.json"],
     &["./var/lib/xdhcpd/"],
 ];
 
@@ -66,6 +69,13 @@ pub fn build(target: &Path) -> Result<PathBuf> {
         std::fs::remove_dir_all(&man).with_context(|| format!("clearing {}", man.display()))?;
     }
     output(Command::new(&bin).arg("man").arg(&man), "xdhcpd man")?;
+    let ctl = target.join("release").join("xdhcpctl");
+    ensure!(
+        ctl.exists(),
+        "{} does not exist: build it first (cargo build --release -p dhcp-user)",
+        ctl.display()
+    );
+    output(Command::new(&ctl).arg("man").arg(&man), "xdhcpctl man")?;
     let written = std::fs::read_dir(&man)?.count();
     ensure!(
         written > 0,
