@@ -4,13 +4,16 @@
 //! once the generator has finished, the endpoint's request, reply and
 //! lease counts equal the generator's and the stats file's exactly, and
 //! the latency histograms hold one sample per reply sent (and, with a
-//! durable journal, one journal wait per parked reply). Labs `xdt80`,
+//! durable journal, one journal wait per parked reply); `xdhcpctl stats`
+//! answers during the run and agrees after it. Labs `xdt80`,
 //! `xdt81`; run with `cargo xtask test` (as root).
 mod common;
 
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use xtask::daemon::Daemon;
 use xtask::lab::Lab;
@@ -147,7 +150,28 @@ fn scrape_until(lab: &Lab, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
 
 /// Runs xdhcpgen against `d` and checks the endpoint during and after.
 /// Returns the final scrape and the stats file.
-fn load_and_check(lab: &Lab, d: &Daemon, clients: u32) -> (Vec<Sample>, Value, Value) {
+/// `xdhcpctl --json stats` against `socket`: the control API's snapshot.
+fn ctl_stats(socket: &Path) -> Value {
+    let out = output_within(
+        Command::new(bin().with_file_name("xdhcpctl"))
+            .arg("--socket")
+            .arg(socket)
+            .args(["--json", "stats"]),
+        Duration::from_secs(30),
+    )
+    .expect("xdhcpctl runs");
+    assert!(out.status.success(), "xdhcpctl stats: {}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("xdhcpctl --json stats is JSON")
+}
+
+/// Loads xdhcpd with `clients` DORAs of xdhcpgen and checks the endpoint
+/// (and, given its socket, `xdhcpctl stats`) during and after the run.
+fn load_and_check(
+    lab: &Lab,
+    d: &Daemon,
+    clients: u32,
+    ctl: Option<&Path>,
+) -> (Vec<Sample>, Value, Value) {
     let clients_s = clients.to_string();
     let (g, during) = std::thread::scope(|sc| {
         let generator = sc.spawn(|| {
@@ -179,6 +203,10 @@ fn load_and_check(lab: &Lab, d: &Daemon, clients: u32) -> (Vec<Sample>, Value, V
                 "{head}"
             );
             assert!(!samples.is_empty());
+            if let Some(socket) = ctl {
+                let v = ctl_stats(socket);
+                assert!(v["total"]["rx"].is_u64(), "{v}");
+            }
             during += 1;
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -255,6 +283,18 @@ fn load_and_check(lab: &Lab, d: &Daemon, clients: u32) -> (Vec<Sample>, Value, V
         sum(&m, "xdhcpd_reply_latency_seconds_count", &[("kind", "nak")]),
         0
     );
+    // The control API answers from the same snapshot, so xdhcpctl's
+    // counts are the generator's too.
+    if let Some(socket) = ctl {
+        let c = stats_agreeing(socket, acks);
+        assert_eq!(num(&c, "/total/discover"), req("discover"), "{c}");
+        assert_eq!(num(&c, "/total/request"), req("request"), "{c}");
+        assert_eq!(num(&c, "/total/offer"), offers, "{c}");
+        assert_eq!(num(&c, "/total/ack"), acks, "{c}");
+        assert_eq!(num(&c, "/leases/bound"), acks, "{c}");
+        assert_eq!(num(&c, "/latency/total/offer/count"), offers, "{c}");
+        assert_eq!(num(&c, "/latency/total/ack/count"), acks, "{c}");
+    }
     eprintln!("stats file latency: {}", stats["latency"]);
     eprintln!(
         "daemon latency (us): offer p50 {} p99 {} max {}; ack p50 {} p99 {} max {}; \
@@ -282,9 +322,15 @@ fn load_and_check(lab: &Lab, d: &Daemon, clients: u32) -> (Vec<Sample>, Value, V
 #[ignore = "needs root and the lab: run with cargo xtask test"]
 fn metrics_agree_with_the_generator_and_the_stats_file() {
     let lab = lab("xdt80", false);
-    let d = Daemon::start(&lab, &bin(), &with_metrics(config("lab-xdp.toml", &lab)))
-        .expect("xdhcpd starts");
-    let (m, _, _) = load_and_check(&lab, &d, 5000);
+    let dir = TempDir::new("metrics-control");
+    let socket = dir.0.join("control.sock");
+    let text = format!(
+        "{}\n[control]\nsocket = \"{}\"\n",
+        with_metrics(config("lab-xdp.toml", &lab)),
+        socket.display()
+    );
+    let d = Daemon::start(&lab, &bin(), &text).expect("xdhcpd starts");
+    let (m, _, _) = load_and_check(&lab, &d, 5000, Some(&socket));
     // No journal: no journal waits, no journal metrics.
     assert_eq!(
         sum(
@@ -312,6 +358,21 @@ fn metrics_agree_with_the_generator_and_the_stats_file() {
     }
     assert!(queried > 5, "the dashboard queries metrics");
     d.stop().expect("xdhcpd stops cleanly");
+}
+
+/// `xdhcpctl stats` once its snapshot holds `acks` ACKs and as many ACK
+/// latencies (the board is published once an interval).
+fn stats_agreeing(socket: &Path, acks: u64) -> Value {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = ctl_stats(socket);
+        if num(&c, "/total/ack") == acks && num(&c, "/latency/total/ack/count") == acks
+            || Instant::now() > until
+        {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Every `xdhcpd_…` name in a text (journal metrics aside when the run
@@ -346,7 +407,7 @@ fn durable_journal_waits_are_counted_once_per_parked_reply() {
     let dir = TempDir::new("lab-metrics");
     let text = with_metrics(journal_config("lab-journal-durable.toml", &lab, &dir.0));
     let d = Daemon::start(&lab, &bin(), &text).expect("xdhcpd starts");
-    let (m, stats, _) = load_and_check(&lab, &d, 3000);
+    let (m, stats, _) = load_and_check(&lab, &d, 3000, None);
     let parked = num(&stats, "/total/parked");
     assert!(parked > 0, "durable: replies were parked: {stats}");
     let m = if sum(
@@ -395,7 +456,7 @@ fn af_packet_workers_record_latency_too() {
         .replace("io = \"xdp\"", "io = \"packet\"");
     assert!(text.contains("io = \"packet\""));
     let d = Daemon::start(&lab, &bin(), &with_metrics(text)).expect("xdhcpd starts");
-    let (m, stats, _) = load_and_check(&lab, &d, 2000);
+    let (m, stats, _) = load_and_check(&lab, &d, 2000, None);
     assert_eq!(stats["io"], "packet");
     assert!(!m.iter().any(|s| s.name.starts_with("xdhcpd_xsk_")));
     let parked = num(&stats, "/total/parked");
