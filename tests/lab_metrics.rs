@@ -150,18 +150,24 @@ fn scrape_until(lab: &Lab, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
 
 /// Runs xdhcpgen against `d` and checks the endpoint during and after.
 /// Returns the final scrape and the stats file.
-/// `xdhcpctl --json stats` against `socket`: the control API's snapshot.
-fn ctl_stats(socket: &Path) -> Value {
+/// What `xdhcpctl ARGS` against `socket` prints, which must succeed.
+fn ctl_out(socket: &Path, args: &[&str]) -> String {
     let out = output_within(
         Command::new(bin().with_file_name("xdhcpctl"))
             .arg("--socket")
             .arg(socket)
-            .args(["--json", "stats"]),
+            .args(args),
         Duration::from_secs(30),
     )
     .expect("xdhcpctl runs");
-    assert!(out.status.success(), "xdhcpctl stats: {}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("xdhcpctl --json stats is JSON")
+    assert!(out.status.success(), "xdhcpctl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `xdhcpctl --json stats` against `socket`: the control API's snapshot.
+fn ctl_stats(socket: &Path) -> Value {
+    serde_json::from_str(&ctl_out(socket, &["--json", "stats"]))
+        .expect("xdhcpctl --json stats is JSON")
 }
 
 /// Loads xdhcpd with `clients` DORAs of xdhcpgen and checks the endpoint
@@ -206,6 +212,12 @@ fn load_and_check(
             if let Some(socket) = ctl {
                 let v = ctl_stats(socket);
                 assert!(v["total"]["rx"].is_u64(), "{v}");
+                if during == 3 {
+                    // One live frame of `top`, under load.
+                    let top = ctl_out(socket, &["top", "--once"]);
+                    assert!(top.contains("rates") && top.contains("latency"), "{top}");
+                    eprintln!("$ xdhcpctl top --once\n{top}");
+                }
             }
             during += 1;
             std::thread::sleep(Duration::from_millis(100));
@@ -294,6 +306,14 @@ fn load_and_check(
         assert_eq!(num(&c, "/leases/bound"), acks, "{c}");
         assert_eq!(num(&c, "/latency/total/offer/count"), offers, "{c}");
         assert_eq!(num(&c, "/latency/total/ack/count"), acks, "{c}");
+        let table = ctl_out(socket, &["latency"]);
+        for kind in ["offer", "ack"] {
+            assert!(
+                table.contains(kind),
+                "xdhcpctl latency shows {kind}:\n{table}"
+            );
+        }
+        eprintln!("$ xdhcpctl latency\n{table}");
     }
     eprintln!("stats file latency: {}", stats["latency"]);
     eprintln!(
