@@ -16,15 +16,13 @@ use common::*;
 use serde_json::Value;
 use std::time::Duration;
 use xtask::daemon::Daemon;
+use xtask::lab::Lab;
 
-fn run(latency: bool, clients: u64) -> (f64, Value, Value) {
+/// One DORA run of xdhcpgen at its maximum rate against xdhcpd with the
+/// config `text(lab)`: leases/s, the generator's result, the last stats.
+fn run(text: impl Fn(&Lab) -> String, clients: u64) -> (f64, Value, Value) {
     let lab = lab("xdt82", false);
-    let text = config("lab-xdp.toml", &lab).replacen(
-        "server_id",
-        &format!("latency = {latency}\nserver_id"),
-        1,
-    );
-    let d = Daemon::start(&lab, &bin(), &text).expect("xdhcpd starts");
+    let d = Daemon::start(&lab, &bin(), &text(&lab)).expect("xdhcpd starts");
     let clients = clients.to_string();
     let (g, _) = xdhcpgen_run(
         &lab,
@@ -57,7 +55,14 @@ fn lease_rate_with_and_without_latency_histograms() {
     let mut rows = Vec::new();
     for _ in 0..rounds {
         for on in [true, false] {
-            rows.push((on, run(on, clients)));
+            let text = |lab: &Lab| {
+                config("lab-xdp.toml", lab).replacen(
+                    "server_id",
+                    &format!("latency = {on}\nserver_id"),
+                    1,
+                )
+            };
+            rows.push((on, run(text, clients)));
         }
     }
     println!("\nlatency histograms, {clients} clients, xdhcpgen dora at max rate:");
@@ -99,5 +104,46 @@ fn lease_rate_with_and_without_latency_histograms() {
         } else {
             assert!(s["latency"].is_null());
         }
+    }
+}
+
+/// The cost of the control API's address index, side by side: a
+/// fast-mode journal with and without `[control]` (whose index is a
+/// second tap on the journal's writer: one more `try_send` a record),
+/// alternating, at xdhcpgen's maximum rate.
+#[test]
+#[ignore = "a benchmark: needs root and the lab, prints figures"]
+fn lease_rate_with_and_without_the_address_index() {
+    let clients = knob("BENCH_LATENCY_CLIENTS", 100_000);
+    let rounds = knob("BENCH_LATENCY_ROUNDS", 2);
+    let mut rows = Vec::new();
+    for _ in 0..rounds {
+        for on in [true, false] {
+            let dir = TempDir::new("bench-index");
+            let socket = dir.0.join("control.sock");
+            let text = |lab: &Lab| {
+                let t = journal_config("lab-journal-fast.toml", lab, &dir.0);
+                if on {
+                    format!("{t}\n[control]\nsocket = \"{}\"\n", socket.display())
+                } else {
+                    t
+                }
+            };
+            let (rate, _, stats) = run(text, clients);
+            rows.push((on, rate, stats["journal"]["records"].clone()));
+        }
+    }
+    println!("\naddress index, {clients} clients, fast journal, xdhcpgen dora at max rate:");
+    println!(
+        "{:<8} {:>10} {:>16}",
+        "index", "leases/s", "journal records"
+    );
+    for (on, rate, records) in &rows {
+        println!(
+            "{:<8} {:>10.0} {:>16}",
+            if *on { "on" } else { "off" },
+            rate,
+            records
+        );
     }
 }
