@@ -47,6 +47,16 @@ pub const APT_PACKAGES: &[&str] = &[
     "bind9-dnsutils",
     // The power-cut test runs on an XFS loop device.
     "xfsprogs",
+    // lab_metrics scrapes with curl; lab_package and lab_control run as
+    // nobody with setpriv and prlimit (util-linux); the deb step verifies
+    // the unit with systemd-analyze and gzips the man pages; the maintainer
+    // scripts' test runs adduser / useradd.
+    "curl",
+    "util-linux",
+    "systemd",
+    "gzip",
+    "adduser",
+    "passwd",
 ];
 
 /// The Rust toolchain the eBPF crate is built with (aya-build's default).
