@@ -214,3 +214,79 @@ fn leasequery_by_address_mac_and_client_id() {
     assert_eq!(counter(&stats, "/leasequery/unanswerable"), 0, "{stats}");
     assert_eq!(counter(&stats, "/leasequery/send_failed"), 0, "{stats}");
 }
+
+/// Bulk leasequery (RFC 6926) by remote-id returns exactly the bound
+/// leases of that remote-id: not another one's, not a released one.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn bulk_leasequery_by_remote_id_returns_exactly_its_active_leases() {
+    let lab = lab("xdt86", true);
+    let dir = TempDir::new("bulk-leasequery");
+    let cfg = journal_config("lab-leasequery.toml", &lab, &dir.0.join("journal")).replace(
+        "[leasequery]\n",
+        "[leasequery]\nbulk_listen = \"198.18.0.1:67\"\n",
+    );
+    let d = xtask::daemon::Daemon::start(&lab, &bin(), &cfg)
+        .unwrap_or_else(|e| panic!("starting xdhcpd: {e:#}"));
+    let q = Asker {
+        lab: &lab,
+        sent: Cell::new(0),
+    };
+    // Option 82 of a snooping switch: circuit-id, remote-id "olt-a" or
+    // "olt-b" (hex 6f6c742d61 / 6f6c742d62).
+    let agent = |port: u8, olt: &str| format!("010270{port:02x}02056f6c742d{olt}");
+    let mut a_leases = Vec::new();
+    for (i, olt) in ["61", "61", "62", "61"].iter().enumerate() {
+        let mac = format!("02:00:00:00:86:0{i}");
+        let (_, ack) =
+            scapy_dora_with(&lab, &mac, &["--agent-hex", &agent(i as u8, olt)]).expect("DORA");
+        let addr: Ipv4Addr = ack["yiaddr"].as_str().unwrap().parse().unwrap();
+        if *olt == "61" {
+            a_leases.push((addr, mac));
+        }
+    }
+    // The last of olt-a's clients leaves.
+    let (gone, gone_mac) = a_leases.pop().unwrap();
+    q.ask_until("active", &["--addr", &gone.to_string()]);
+    scapy_release(&lab, &gone_mac, gone).expect("RELEASE");
+    q.ask_until("unassigned", &["--addr", &gone.to_string()]);
+
+    let out = output_within(
+        lab.cli(PYTHON).arg(fixture("dhcp_lab.py")).args([
+            "bulk",
+            SERVER_IP,
+            "--remote-id-hex",
+            "6f6c742d61",
+            "--want-agent-info",
+        ]),
+        Duration::from_secs(30),
+    )
+    .expect("dhcp_lab.py bulk");
+    assert!(out.status.success(), "bulk: {}", text(&out));
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    println!("bulk leasequery by remote-id olt-a: {v}");
+    let answers = v["answers"].as_array().unwrap();
+    let got: Vec<(String, String)> = answers
+        .iter()
+        .map(|a| {
+            assert_eq!(a["type"], 13, "DHCPLEASEACTIVE: {a}");
+            assert_eq!(a["xid_ok"], true, "{a}");
+            assert_eq!(opt(a, 54), Some(SERVER_ID_HEX), "{a}");
+            assert_eq!(opt(a, 156), Some("02"), "dhcp-state ACTIVE: {a}");
+            assert!(opt(a, 82).unwrap().contains("6f6c742d61"), "{a}");
+            assert!(opt(a, 152).is_some() && opt(a, 51).is_some(), "{a}");
+            (
+                a["ciaddr"].as_str().unwrap().to_string(),
+                a["chaddr"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = a_leases
+        .iter()
+        .map(|(a, m)| (a.to_string(), m.clone()))
+        .collect();
+    assert_eq!(got, want, "exactly olt-a's bound leases: {v}");
+    assert_eq!(v["done"]["xid_ok"], true, "{v}");
+    assert_eq!(opt(&v["done"], 151), Some("00"), "status Success: {v}");
+    d.stop().expect("xdhcpd stops cleanly");
+}

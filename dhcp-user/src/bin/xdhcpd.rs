@@ -438,6 +438,31 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         }
         _ => (None, None),
     };
+    // Bulk leasequery (RFC 6926): TCP, on a thread of its own.
+    let bulk_at = checked
+        .leasequery
+        .as_ref()
+        .and_then(|lq| Some((lq, lq.bulk_listen?)));
+    let bulk = match (bulk_at, &index) {
+        (Some((lq, at)), Some(i)) => {
+            let svc = leasequery::bulk::BulkService::start(
+                at,
+                leasequery::bulk::Bulk {
+                    index: i.clone(),
+                    served: Served::new(&checked),
+                    allowed: lq.clone(),
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "bulk leasequery: listening on {at} (TCP; port 67 needs CAP_NET_BIND_SERVICE)"
+                )
+            })?;
+            tracing::info!(listen = %svc.addr, "bulk leasequery (RFC 6926) listening");
+            Some(svc)
+        }
+        _ => None,
+    };
     let stop = Stop::on_signals()?;
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
@@ -626,6 +651,9 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
     let _ = expiry.join();
     if let Some(lq) = leasequery {
         lq.join();
+    }
+    if let Some(b) = bulk {
+        b.stop();
     }
     // The workers are gone; so are the probes' links. Their last
     // histograms are with the collector: merge them for the last report.

@@ -736,12 +736,24 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let bulk_listen = match &lq.get_ref().bulk_listen {
+            None => None,
+            Some(l) => Some(l.get_ref().parse().map_err(|e| {
+                at(
+                    l.span(),
+                    format!("bulk_listen {:?}: {e} (expected address:port)", l.get_ref()),
+                )
+            })?),
+        };
         if requesters.is_empty() {
             tracing::warn!(
                 "[leasequery] has no requesters and there are no trusted_relays: every leasequery is refused"
             );
         }
-        Ok(Some(super::LeaseQuery { requesters }))
+        Ok(Some(super::LeaseQuery {
+            requesters,
+            bulk_listen,
+        }))
     }
 }
 
@@ -970,6 +982,15 @@ lease_time = 7200
                 .leasequery
                 .is_none()
         );
+        let lq = Config::parse(&with("", "bulk_listen = \"198.18.0.1:67\""))
+            .unwrap()
+            .leasequery
+            .unwrap();
+        assert_eq!(lq.bulk_listen, Some("198.18.0.1:67".parse().unwrap()));
+        let text = with("", "bulk_listen = \"198.18.0.1\"");
+        let e = err(&text);
+        assert_eq!(e.line, Some(text.lines().count()), "{e}");
+        assert!(e.message.contains("address:port"), "{e}");
         // A bad prefix names its line.
         let text = with("", "requesters = [\"10.9.0.1/24\"]");
         let e = err(&text);

@@ -19,6 +19,9 @@ pub struct LeaseQueryConfig {
     pub enable: bool,
     /// Prefixes a query's giaddr must be in; default `trusted_relays`.
     pub requesters: Option<Vec<Spanned<String>>>,
+    /// `address:port` of the bulk leasequery listener (RFC 6926, TCP;
+    /// the RFC's port is 67); without it, none.
+    pub bulk_listen: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -31,6 +34,8 @@ pub struct LeaseQuery {
     /// (network, prefix length) a query's giaddr must be in; empty:
     /// every query is refused.
     pub requesters: Vec<(Ipv4Addr, u8)>,
+    /// Where bulk leasequery (TCP) listens; `None`: no bulk leasequery.
+    pub bulk_listen: Option<std::net::SocketAddr>,
 }
 
 impl LeaseQuery {

@@ -19,8 +19,11 @@
 //! - `answer.rs`: which answer and which fields, from the query and the
 //!   index (a pure function, tested without sockets);
 //! - `reply.rs`: the answer's frame (to the relay: giaddr, port 67);
-//! - `service.rs`: the thread, and the socket it sends on.
+//! - `service.rs`: the thread, and the socket it sends on;
+//! - `bulk.rs`: bulk leasequery (RFC 6926) over TCP, on a thread of its
+//!   own (`bulk_listen`).
 pub mod answer;
+pub mod bulk;
 pub mod link;
 pub mod reply;
 pub mod service;
