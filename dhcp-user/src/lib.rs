@@ -16,7 +16,10 @@
 //! `conflict_check`; it imports only `os`), [`status`] (the snapshot of
 //! every counter that the stats file, the control API and the metrics
 //! endpoint read), [`control`] (the control API's socket and side threads,
-//! and what xdhcpctl prints of its answers).
+//! and what xdhcpctl prints of its answers), [`leasequery`] (RFC 4388
+//! answers on a side thread, from the control API's address index; the
+//! engine's handler reaches it only through its queue link, which holds
+//! nothing of the crate).
 //!
 //! Nothing in an earlier stage reaches into a later one: the engine never
 //! touches rings, the wire views never know about leases.
@@ -28,6 +31,7 @@ pub mod handler;
 pub mod io;
 pub mod latency;
 pub mod lease;
+pub mod leasequery;
 pub mod metrics;
 pub mod os;
 pub mod probe;

@@ -34,6 +34,7 @@ pub struct Status {
     pub leases: StateCounts,
     pub probe: Option<ProbeStatus>,
     pub ddns: Option<DdnsStatus>,
+    pub leasequery: Option<LeaseQueryStatus>,
     pub subnets: Vec<SubnetStatus>,
     /// Per worker, by queue.
     pub workers: Vec<(u32, WorkerSnapshot)>,
@@ -81,6 +82,17 @@ pub struct ProbeStatus {
     pub send_failed: u64,
     pub answered: u64,
     pub stray: u64,
+}
+
+/// The leasequery service's answers (the workers count the queries).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct LeaseQueryStatus {
+    pub active: u64,
+    pub unassigned: u64,
+    pub unknown: u64,
+    /// Queries naming no address, client-id or MAC: not answered.
+    pub unanswerable: u64,
+    pub send_failed: u64,
 }
 
 /// The DDNS thread's counters.
@@ -137,6 +149,7 @@ impl Status {
             "leases": self.leases,
             "probe": self.probe,
             "ddns": self.ddns,
+            "leasequery": self.leasequery,
             "subnets": self.subnets,
             "workers": workers,
             "total": self.total,

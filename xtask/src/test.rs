@@ -332,6 +332,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_package",
     "lab_metrics",
     "lab_control",
+    "lab_leasequery",
 ];
 
 fn lab_tests(bin: &Path) -> Result<(bool, String)> {

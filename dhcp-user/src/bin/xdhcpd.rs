@@ -5,10 +5,11 @@ use arc_swap::ArcSwap;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xdhcp::config::{AttachMode, Checked, Config, ConflictCheck, IoKind, JournalMode, Reservation};
+use xdhcp::control::index::{Index, Keeper};
 use xdhcp::control::runtime::{self, RuntimeSet};
 use xdhcp::control::server::{self as control, Ask, ControlService};
 use xdhcp::ddns::{
@@ -21,11 +22,16 @@ use xdhcp::io::xdp::Steering;
 use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::latency::{Collector, CollectorHandle};
 use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
+use xdhcp::leasequery::answer::Served;
+use xdhcp::leasequery::service::{Answering, PacketSink};
+use xdhcp::leasequery::{self, LeaseQueryService};
 use xdhcp::metrics::MetricsServer;
 use xdhcp::probe::icmp::IcmpProber;
 use xdhcp::probe::{ProbeService, ProbeStats};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
-use xdhcp::status::{Board, DdnsStatus, JournalStatus, ProbeStatus, Status, SubnetStatus};
+use xdhcp::status::{
+    Board, DdnsStatus, JournalStatus, LeaseQueryStatus, ProbeStatus, Status, SubnetStatus,
+};
 use xdhcp::tools::kea_csv::KeaVersion;
 use xdhcp::tools::{show, transfer};
 
@@ -223,6 +229,8 @@ struct Running {
     started: Instant,
     /// The conflict-check service's counters, when it runs.
     probe: Option<Arc<ProbeStats>>,
+    /// The leasequery service's counters, when it runs.
+    leasequery: Option<Arc<leasequery::LeaseQueryStats>>,
     /// The DDNS side thread, when a subnet has DDNS, and its counters
     /// (which outlive it for the last stats).
     ddns: Option<DdnsHandle>,
@@ -315,12 +323,13 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         .any(|s| s.ddns.is_some())
         .then(ddns::service::tap);
     let mut ddns = None;
-    // The control API's address index follows the journal too.
-    let mut control_tap = checked
-        .control
-        .as_ref()
-        .and(cfg.journal.as_ref())
+    // The address index follows the journal too, for the control API and
+    // leasequery (the config check made sure leasequery has a journal).
+    let mut index_tap = (checked.control.is_some() || checked.leasequery.is_some())
+        .then_some(cfg.journal.as_ref())
+        .flatten()
         .map(|_| control::tap());
+    let mut index = None;
     let mut control_journal = None;
     let journal = match &cfg.journal {
         Some(j) => {
@@ -335,7 +344,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                 keep_released_secs: u64::from(cfg.keep_released),
                 taps: ddns_tap
                     .iter()
-                    .chain(&control_tap)
+                    .chain(&index_tap)
                     .map(|(t, _)| t.clone())
                     .collect(),
                 ..JournalOptions::default()
@@ -355,17 +364,21 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                 "lease journal recovered"
             );
             warn_reservation_conflicts(&engine);
-            if control_tap.is_some() {
-                control_journal = Some(control::JournalSide {
-                    producer: handle.producer().map_err(|_| {
-                        anyhow::anyhow!("no journal producer slot for the control API")
-                    })?,
-                    durable: j.mode == JournalMode::Durable,
-                    index: xdhcp::control::index::Index::new(
-                        &recovered.leases,
-                        u64::from(cfg.keep_released),
-                    ),
-                });
+            if index_tap.is_some() {
+                let shared = Arc::new(Mutex::new(Index::new(
+                    &recovered.leases,
+                    u64::from(cfg.keep_released),
+                )));
+                if checked.control.is_some() {
+                    control_journal = Some(control::JournalSide {
+                        producer: handle.producer().map_err(|_| {
+                            anyhow::anyhow!("no journal producer slot for the control API")
+                        })?,
+                        durable: j.mode == JournalMode::Durable,
+                        index: shared.clone(),
+                    });
+                }
+                index = Some(shared);
             }
             if let Some((tap, rx)) = ddns_tap.take() {
                 let subnets = checked.subnets.iter().map(|s| s.ddns.clone()).collect();
@@ -391,6 +404,64 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
             );
             None
         }
+    };
+    // One thread keeps the index from the journal's tap; what the tap
+    // could not take is counted (the control API shows it).
+    let (keeper, index_lost) = match (&index, index_tap.take()) {
+        (Some(i), Some((tap, rx))) => (
+            Some(Keeper::start(i.clone(), rx).context("starting the address index thread")?),
+            Some(tap.dropped),
+        ),
+        _ => (None, None),
+    };
+    // Leasequery: answered on a side thread from the index; the workers
+    // only hand it the query frames.
+    let (leasequery, mut leasequery_link) = match (&checked.leasequery, &index) {
+        (Some(lq), Some(i)) => {
+            let (link, rx) = leasequery::queue(leasequery::QUEUE);
+            let sink = PacketSink::open(iface.index).with_context(|| {
+                format!(
+                    "opening the leasequery answer socket (AF_PACKET) on {}",
+                    iface.name
+                )
+            })?;
+            let with = Answering {
+                index: i.clone(),
+                served: Served::new(&checked),
+                mac: iface.mac,
+                dscp: cfg.dscp,
+            };
+            let svc = LeaseQueryService::start(rx, with, sink)
+                .context("starting the leasequery service")?;
+            tracing::info!(requesters = ?lq.requesters, "leasequery (RFC 4388) answered");
+            (Some(svc), Some(link))
+        }
+        _ => (None, None),
+    };
+    // Bulk leasequery (RFC 6926): TCP, on a thread of its own.
+    let bulk_at = checked
+        .leasequery
+        .as_ref()
+        .and_then(|lq| Some((lq, lq.bulk_listen?)));
+    let bulk = match (bulk_at, &index) {
+        (Some((lq, at)), Some(i)) => {
+            let svc = leasequery::bulk::BulkService::start(
+                at,
+                leasequery::bulk::Bulk {
+                    index: i.clone(),
+                    served: Served::new(&checked),
+                    allowed: lq.clone(),
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "bulk leasequery: listening on {at} (TCP; port 67 needs CAP_NET_BIND_SERVICE)"
+                )
+            })?;
+            tracing::info!(listen = %svc.addr, "bulk leasequery (RFC 6926) listening");
+            Some(svc)
+        }
+        _ => None,
     };
     let stop = Stop::on_signals()?;
     let reload = Arc::new(AtomicBool::new(false));
@@ -450,6 +521,9 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
             if let Some(link) = probe_links.get_mut(q as usize).and_then(Option::take) {
                 handler = handler.with_probe(link);
             }
+            if let Some(link) = &leasequery_link {
+                handler = handler.with_leasequery(link.clone());
+            }
             Ok(WorkerSlot {
                 queue: q,
                 handler,
@@ -458,6 +532,8 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
+    // The workers hold the service's links now; it ends when they do.
+    leasequery_link.take();
 
     let mut running = Running {
         journal: journal.as_ref().map(|(j, _)| j.clone()),
@@ -468,6 +544,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         engine: cell.clone(),
         started: Instant::now(),
         probe: probe.as_ref().map(ProbeService::stats_handle),
+        leasequery: leasequery.as_ref().map(LeaseQueryService::stats_handle),
         ddns_stats: ddns.as_ref().map(DdnsHandle::stats_handle),
         ddns,
         latency: match collector {
@@ -542,8 +619,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                 journal: control_journal.take(),
                 main,
             };
-            let tap = control_tap.take().map(|(t, rx)| (rx, t.dropped));
-            let svc = ControlService::start(c, listener, ctx, tap)
+            let svc = ControlService::start(c, listener, ctx, index_lost.clone())
                 .with_context(|| format!("starting the control API on {}", c.socket.display()))?;
             (Some(svc), Some(asks))
         }
@@ -573,6 +649,12 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         let _ = h.join();
     }
     let _ = expiry.join();
+    if let Some(lq) = leasequery {
+        lq.join();
+    }
+    if let Some(b) = bulk {
+        b.stop();
+    }
     // The workers are gone; so are the probes' links. Their last
     // histograms are with the collector: merge them for the last report.
     drop(probe);
@@ -581,6 +663,9 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
     }
     if let Some(j) = &running.journal {
         j.close().context("closing the lease journal")?;
+    }
+    if let Some(k) = keeper {
+        k.stop();
     }
     // After the journal: its last records reached the thread's channel.
     // What DNS has not confirmed stays owed and goes after the next start.
@@ -892,6 +977,13 @@ fn snapshot(r: &Running) -> anyhow::Result<Status> {
         table_capacity: table.capacity(),
         table_evicted: table.evicted(),
         leases: table.count_by_state(),
+        leasequery: r.leasequery.as_ref().map(|s| LeaseQueryStatus {
+            active: l(&s.active),
+            unassigned: l(&s.unassigned),
+            unknown: l(&s.unknown),
+            unanswerable: l(&s.unanswerable),
+            send_failed: l(&s.send_failed),
+        }),
         probe: r.probe.as_ref().map(|p| ProbeStatus {
             sent: l(&p.sent),
             send_failed: l(&p.send_failed),

@@ -258,6 +258,8 @@ pub struct Checked {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[control]`: the control API's socket; `None`: no control API.
     pub control: Option<super::Control>,
+    /// `[leasequery]` with `enable`: who is answered; `None`: nobody.
+    pub leasequery: Option<super::LeaseQuery>,
 }
 
 impl Checked {
@@ -332,6 +334,7 @@ impl Config {
             })?),
             None => None,
         };
+        let leasequery = file.check_leasequery(text, &trusted_relays)?;
         Ok(Checked {
             file,
             subnets,
@@ -340,6 +343,7 @@ impl Config {
             ddns_updates_per_second,
             metrics_listen,
             control,
+            leasequery,
         })
     }
 
@@ -697,6 +701,62 @@ impl Config {
     }
 }
 
+impl Config {
+    /// `[leasequery]`: its requesters (default `trusted_relays`), each a
+    /// prefix; it answers from the address index, which the journal
+    /// keeps, so it needs a `[journal]`.
+    fn check_leasequery(
+        &self,
+        text: &str,
+        trusted_relays: &[(Ipv4Addr, u8)],
+    ) -> Result<Option<super::LeaseQuery>, ConfigError> {
+        let Some(lq) = &self.leasequery else {
+            return Ok(None);
+        };
+        let at = |sp: Range<usize>, message: String| ConfigError {
+            line: Some(line_of(text, sp.start)),
+            message: format!("[leasequery]: {message}"),
+        };
+        if !lq.get_ref().enable {
+            return Ok(None);
+        }
+        if self.journal.is_none() {
+            return Err(at(
+                lq.span(),
+                "leasequery needs a [journal]: it answers from the address index the journal's records keep (hardware address, client-id, option 82, last transaction)".into(),
+            ));
+        }
+        let requesters = match &lq.get_ref().requesters {
+            None => trusted_relays.to_vec(),
+            Some(list) => list
+                .iter()
+                .map(|r| {
+                    parse_prefix_any(r.get_ref())
+                        .map_err(|m| at(r.span(), format!("requesters {:?}: {m}", r.get_ref())))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let bulk_listen = match &lq.get_ref().bulk_listen {
+            None => None,
+            Some(l) => Some(l.get_ref().parse().map_err(|e| {
+                at(
+                    l.span(),
+                    format!("bulk_listen {:?}: {e} (expected address:port)", l.get_ref()),
+                )
+            })?),
+        };
+        if requesters.is_empty() {
+            tracing::warn!(
+                "[leasequery] has no requesters and there are no trusted_relays: every leasequery is refused"
+            );
+        }
+        Ok(Some(super::LeaseQuery {
+            requesters,
+            bulk_listen,
+        }))
+    }
+}
+
 /// `[metrics] listen`, checked: an `address:port` (IPv4 or `[IPv6]`).
 fn metrics_listen(file: &Config, text: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
     let Some(m) = &file.metrics else {
@@ -884,6 +944,63 @@ lease_time = 7200
         }
         let e = err(&with("sock = \"/x\""));
         assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn leasequery_needs_a_journal_and_defaults_to_the_trusted_relays() {
+        let with = |top: &str, body: &str| {
+            format!("{top}\n{GOOD}\n[journal]\ndir = \"/tmp/j\"\n[leasequery]\n{body}")
+        };
+        assert!(Config::parse(GOOD).unwrap().leasequery.is_none());
+        // Neither requesters nor trusted_relays: on, but nobody answered.
+        let lq = Config::parse(&with("", "")).unwrap().leasequery.unwrap();
+        assert!(lq.requesters.is_empty());
+        assert!(!lq.allows(Ipv4Addr::new(198, 18, 0, 1)));
+        let lq = Config::parse(&with("trusted_relays = [\"10.1.0.0/16\"]", ""))
+            .unwrap()
+            .leasequery
+            .unwrap();
+        assert_eq!(lq.requesters, [(Ipv4Addr::new(10, 1, 0, 0), 16)]);
+        assert!(lq.allows(Ipv4Addr::new(10, 1, 2, 3)));
+        assert!(!lq.allows(Ipv4Addr::new(10, 2, 0, 1)));
+        assert!(!lq.allows(Ipv4Addr::UNSPECIFIED));
+        // Its own list replaces the default.
+        let lq = Config::parse(&with(
+            "trusted_relays = [\"10.1.0.0/16\"]",
+            "requesters = [\"192.0.2.7\", \"10.9.0.0/24\"]",
+        ))
+        .unwrap()
+        .leasequery
+        .unwrap();
+        assert!(lq.allows(Ipv4Addr::new(192, 0, 2, 7)));
+        assert!(!lq.allows(Ipv4Addr::new(192, 0, 2, 8)));
+        assert!(lq.allows(Ipv4Addr::new(10, 9, 0, 200)));
+        assert!(!lq.allows(Ipv4Addr::new(10, 1, 2, 3)));
+        assert!(
+            Config::parse(&with("", "enable = false"))
+                .unwrap()
+                .leasequery
+                .is_none()
+        );
+        let lq = Config::parse(&with("", "bulk_listen = \"198.18.0.1:67\""))
+            .unwrap()
+            .leasequery
+            .unwrap();
+        assert_eq!(lq.bulk_listen, Some("198.18.0.1:67".parse().unwrap()));
+        let text = with("", "bulk_listen = \"198.18.0.1\"");
+        let e = err(&text);
+        assert_eq!(e.line, Some(text.lines().count()), "{e}");
+        assert!(e.message.contains("address:port"), "{e}");
+        // A bad prefix names its line.
+        let text = with("", "requesters = [\"10.9.0.1/24\"]");
+        let e = err(&text);
+        assert_eq!(e.line, Some(text.lines().count()), "{e}");
+        assert!(e.message.contains("host bits"), "{e}");
+        // Without a journal: refused, on the section's line.
+        let text = format!("{GOOD}\n[leasequery]\n");
+        let e = err(&text);
+        assert_eq!(e.line, Some(GOOD.lines().count() + 2), "{e}");
+        assert!(e.message.contains("needs a [journal]"), "{e}");
     }
 
     #[test]

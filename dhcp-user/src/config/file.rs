@@ -152,6 +152,8 @@ pub struct Config {
     pub metrics: Option<Spanned<MetricsConfig>>,
     /// `[control]`: the control API's socket (xdhcpctl); off without it.
     pub control: Option<Spanned<super::control::ControlConfig>>,
+    /// `[leasequery]`: RFC 4388 answers to the listed relays; off without it.
+    pub leasequery: Option<Spanned<super::leasequery::LeaseQueryConfig>>,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Spanned<SubnetConfig>>,
 }

@@ -15,6 +15,7 @@ mod check;
 pub mod control;
 pub mod ddns;
 mod file;
+pub mod leasequery;
 pub mod modes;
 pub mod options;
 
@@ -27,5 +28,6 @@ pub use file::{
     DEFAULT_METRICS_LISTEN, JournalConfig, JournalMode, LimitsConfig, MetricsConfig,
     ReservationConfig, SubnetConfig, UntrustedAgentInfo,
 };
+pub use leasequery::LeaseQuery;
 pub use modes::{AttachMode, BindMode, IoKind, PollMode};
 pub use options::{NamedOptions, RawOption};

@@ -10,18 +10,28 @@
 //! past its end is shown as expired, and records past `keep_released` are
 //! forgotten by [`Index::prune`].
 //!
-//! Lookups by anything but the address walk the index (one comparison a
-//! record): for an operator's question, not for a load.
+//! Lookups by hardware address and by client identifier go through two
+//! small secondary maps kept beside it (O(log n), as leasequery needs:
+//! a relay asks per packet it cannot place, not an operator per hour);
+//! by circuit-id and in listings the index is walked.
+//!
+//! The index is shared (`Arc<Mutex<Index>>`) by the control API and the
+//! leasequery service; one [`Keeper`] thread applies the journal's tap.
 use super::proto::{Filter, LookupBy};
 use crate::engine::TableLease;
 use crate::lease::LeaseState;
 use crate::lease::journal::{INFINITE, LeaseRecord, RecordState};
 use crate::tools::show::{self, CIRCUIT_ID, Dns, REMOTE_ID};
 use crate::wire::options::agent_sub_option;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Client key kinds (see `engine/client.rs`): 0 the hardware address,
 /// 1 option 61.
@@ -33,6 +43,13 @@ const KEY_CLIENT_ID: u8 = 1;
 #[derive(Default)]
 pub struct Index {
     by_addr: BTreeMap<(Ipv4Addr, u16), LeaseRecord>,
+    /// (hardware address, address, subnet) of every record in `by_addr`
+    /// with a hardware address.
+    by_hwaddr: BTreeSet<([u8; 6], Ipv4Addr, u16)>,
+    /// (client identifier, address, subnet) of every record in `by_addr`
+    /// whose client is keyed by option 61 (of at most 32 bytes: longer
+    /// ones keep only a hash and cannot be compared).
+    by_client_id: BTreeSet<(Vec<u8>, Ipv4Addr, u16)>,
     keep_released: u64,
     /// Records applied from the tap since start.
     pub applied: u64,
@@ -100,6 +117,12 @@ impl Row<'_> {
                 .is_some_and(|v| v == *c),
         }
     }
+}
+
+/// The client identifier (option 61) `r`'s client is keyed by, if it is
+/// keyed by one of at most 32 bytes.
+pub fn record_client_id(r: &LeaseRecord) -> Option<&[u8]> {
+    client_id(r.client.kind, &r.client)
 }
 
 fn client_id(kind: u8, k: &crate::lease::ClientKey) -> Option<&[u8]> {
@@ -178,15 +201,64 @@ impl Index {
             ..Index::default()
         };
         for r in recovered {
-            i.by_addr.insert((r.addr, r.subnet), *r);
+            i.put(r);
         }
         i
     }
 
     /// A record the journal wrote.
     pub fn apply(&mut self, r: &LeaseRecord) {
-        self.by_addr.insert((r.addr, r.subnet), *r);
+        self.put(r);
         self.applied += 1;
+    }
+
+    /// `r` replaces the record of its address, in the secondary maps too.
+    fn put(&mut self, r: &LeaseRecord) {
+        if let Some(old) = self.by_addr.insert((r.addr, r.subnet), *r) {
+            self.unlink(&old);
+        }
+        if r.hwaddr != [0; 6] {
+            self.by_hwaddr.insert((r.hwaddr, r.addr, r.subnet));
+        }
+        if let Some(id) = client_id(r.client.kind, &r.client) {
+            self.by_client_id.insert((id.to_vec(), r.addr, r.subnet));
+        }
+    }
+
+    fn unlink(&mut self, r: &LeaseRecord) {
+        self.by_hwaddr.remove(&(r.hwaddr, r.addr, r.subnet));
+        if let Some(id) = client_id(r.client.kind, &r.client) {
+            self.by_client_id.remove(&(id.to_vec(), r.addr, r.subnet));
+        }
+    }
+
+    /// Every record, in address order.
+    pub fn records(&self) -> impl Iterator<Item = &LeaseRecord> {
+        self.by_addr.values()
+    }
+
+    /// The records of hardware address `hw`, in address order.
+    pub fn of_hwaddr(&self, hw: &[u8; 6]) -> impl Iterator<Item = &LeaseRecord> {
+        self.by_hwaddr
+            .range((*hw, Ipv4Addr::UNSPECIFIED, 0)..=(*hw, Ipv4Addr::BROADCAST, u16::MAX))
+            .filter_map(|(_, a, s)| self.by_addr.get(&(*a, *s)))
+    }
+
+    /// The records of client identifier `id`, in address order.
+    pub fn of_client_id(&self, id: &[u8]) -> impl Iterator<Item = &LeaseRecord> {
+        self.by_client_id
+            .range(
+                (id.to_vec(), Ipv4Addr::UNSPECIFIED, 0)
+                    ..=(id.to_vec(), Ipv4Addr::BROADCAST, u16::MAX),
+            )
+            .filter_map(|(_, a, s)| self.by_addr.get(&(*a, *s)))
+    }
+
+    /// Entries of the secondary maps (by hardware address, by client
+    /// identifier), for the tests.
+    #[cfg(test)]
+    fn secondary_len(&self) -> (usize, usize) {
+        (self.by_hwaddr.len(), self.by_client_id.len())
     }
 
     pub fn len(&self) -> usize {
@@ -200,13 +272,22 @@ impl Index {
     /// Forgets what the journal itself would no longer recover at `now`.
     pub fn prune(&mut self, now: u64) {
         let keep = self.keep_released;
-        self.by_addr.retain(|_, r| {
-            r.is_live(now, keep)
-                // An expired binding is kept like a release.
-                || (r.state == RecordState::Bound
-                    && keep > 0
-                    && r.expires_unix.saturating_add(keep) > now)
-        });
+        let gone: Vec<LeaseRecord> = self
+            .by_addr
+            .values()
+            .filter(|r| {
+                !(r.is_live(now, keep)
+                    // An expired binding is kept like a release.
+                    || (r.state == RecordState::Bound
+                        && keep > 0
+                        && r.expires_unix.saturating_add(keep) > now))
+            })
+            .copied()
+            .collect();
+        for r in &gone {
+            self.by_addr.remove(&(r.addr, r.subnet));
+            self.unlink(r);
+        }
     }
 
     /// The newest record of `addr` (of any subnet holding it).
@@ -228,7 +309,9 @@ impl Index {
                 .filter(hits)
                 .map(|r| record_json(r, now))
                 .collect(),
-            _ => self
+            LookupBy::Mac(m) => self.of_hwaddr(m).map(|r| record_json(r, now)).collect(),
+            LookupBy::ClientId(c) => self.of_client_id(c).map(|r| record_json(r, now)).collect(),
+            LookupBy::CircuitId(_) => self
                 .by_addr
                 .values()
                 .filter(hits)
@@ -250,6 +333,55 @@ impl Index {
             .map(|((a, _), r)| (*a, r))
             .filter(|(_, r)| Row::of_record(r, now).matches(f));
         page(rows, f.limit, |r| record_json(r, now))
+    }
+}
+
+/// The thread that keeps an index from the journal's tap: applies what
+/// the journal wrote, and forgets what it would no longer recover, once
+/// a minute.
+pub struct Keeper {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Keeper {
+    pub fn start(index: Arc<Mutex<Index>>, rx: Receiver<LeaseRecord>) -> std::io::Result<Keeper> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("xdhcp-index".into())
+            .spawn(move || feed(&index, &rx, &s))?;
+        Ok(Keeper { stop, thread })
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+fn feed(index: &Mutex<Index>, rx: &Receiver<LeaseRecord>, stop: &AtomicBool) {
+    let mut pruned = Instant::now();
+    while !stop.load(Relaxed) {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(r) => {
+                let mut i = index.lock().unwrap_or_else(|p| p.into_inner());
+                i.apply(&r);
+                // Whatever else is queued, under the same lock.
+                for r in rx.try_iter().take(4096) {
+                    i.apply(&r);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if pruned.elapsed() >= Duration::from_secs(60) {
+            index
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .prune(crate::lease::journal::now_unix());
+            pruned = Instant::now();
+        }
     }
 }
 
@@ -377,6 +509,49 @@ mod tests {
             ["10.0.0.1"]
         );
         assert!(i.lookup(&LookupBy::Mac([2, 0, 0, 0, 0, 9]), NOW).is_empty());
+    }
+
+    #[test]
+    fn the_secondary_maps_follow_every_change() {
+        let mut with_id = rec(3, RecordState::Bound, NOW + 60);
+        with_id.client = ClientKey::new(0, KEY_CLIENT_ID, &[1, 2, 3]);
+        let mut i = Index::new(&[rec(1, RecordState::Bound, NOW + 60), with_id], 60);
+        assert_eq!(i.secondary_len(), (2, 1));
+        let hw1 = [2, 0, 0, 0, 0, 1];
+        // The same client moves to a second address: both are found.
+        let mut moved = rec(1, RecordState::Bound, NOW + 60);
+        moved.addr = Ipv4Addr::new(10, 0, 0, 9);
+        i.apply(&moved);
+        let got: Vec<_> = i.of_hwaddr(&hw1).map(|r| r.addr).collect();
+        assert_eq!(
+            got,
+            [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 9)]
+        );
+        // Another client takes 10.0.0.1: it leaves the first one's entry.
+        let mut other = rec(7, RecordState::Bound, NOW + 60);
+        other.addr = Ipv4Addr::new(10, 0, 0, 1);
+        i.apply(&other);
+        let got: Vec<_> = i.of_hwaddr(&hw1).map(|r| r.addr).collect();
+        assert_eq!(got, [Ipv4Addr::new(10, 0, 0, 9)]);
+        assert_eq!(
+            i.of_hwaddr(&[2, 0, 0, 0, 0, 7])
+                .map(|r| r.addr)
+                .collect::<Vec<_>>(),
+            [Ipv4Addr::new(10, 0, 0, 1)]
+        );
+        assert_eq!(
+            i.of_client_id(&[1, 2, 3])
+                .map(|r| r.addr)
+                .collect::<Vec<_>>(),
+            [Ipv4Addr::new(10, 0, 0, 3)]
+        );
+        assert_eq!(i.of_client_id(&[1, 2]).count(), 0);
+        assert_eq!(i.secondary_len(), (3, 1));
+        // Pruned records leave the maps with them.
+        i.prune(NOW + 61 + 60);
+        assert!(i.is_empty());
+        assert_eq!(i.secondary_len(), (0, 0));
+        assert_eq!(i.of_hwaddr(&hw1).count(), 0);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! - `proto.rs`: the requests and how their arguments are checked (shared
 //!   by the daemon and xdhcpctl);
-//! - `index.rs`: the address index the lease lookups answer from, kept by
-//!   the control thread from the journal's tap: the packet path pays
+//! - `index.rs`: the address index the lease lookups (and leasequery)
+//!   answer from, kept by its own thread from the journal's tap: the packet path pays
 //!   nothing for it (the journal's writer offers each written record to
 //!   one more channel, a `try_send`);
 //! - `runtime.rs`: reservations added at runtime, kept in a file of their

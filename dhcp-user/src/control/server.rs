@@ -5,8 +5,9 @@
 //! one request per line, at most [`MAX_LINE`] bytes, one answer per line.
 //! A connection idle for [`IDLE_TIMEOUT`], or whose reader does not take
 //! an answer within [`WRITE_TIMEOUT`], is closed, so a stuck client holds
-//! one of the slots for a while and never the daemon. One more thread
-//! keeps the address index from the journal's tap.
+//! one of the slots for a while and never the daemon. The address index
+//! is kept from the journal's tap by an [`index::Keeper`] the daemon
+//! starts (the leasequery service reads the same index).
 //!
 //! What changes the configuration as a whole (reload, runtime
 //! reservations) goes to the main thread, which owns the engine swap, as
@@ -20,7 +21,7 @@ use crate::engine::{Clock, Engine};
 use crate::lease::journal::{LeaseRecord, Producer, Tap, now_unix};
 use crate::status::Board;
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
@@ -68,7 +69,8 @@ pub enum Ask {
 pub struct JournalSide {
     pub producer: Producer,
     pub durable: bool,
-    pub index: Index,
+    /// Shared with the leasequery service; kept by an [`index::Keeper`].
+    pub index: Arc<Mutex<Index>>,
 }
 
 /// What the control threads read and change.
@@ -84,7 +86,7 @@ struct Shared {
     engine: Arc<ArcSwap<Engine>>,
     main: Sender<MainAsk>,
     /// `None` without a journal: lookups scan the lease table.
-    index: Option<Mutex<Index>>,
+    index: Option<Arc<Mutex<Index>>>,
     producer: Option<Mutex<(Producer, bool)>>,
     /// Records the tap could not take (the index misses them).
     index_lost: Arc<AtomicU64>,
@@ -183,20 +185,17 @@ pub fn listen(cfg: &Control) -> io::Result<UnixListener> {
 }
 
 impl ControlService {
-    /// Starts the threads on `listener` (from [`listen`]); `tap` is the
-    /// index's receiver and its loss counter (with a journal).
+    /// Starts the threads on `listener` (from [`listen`]); `index_lost`
+    /// is the loss counter of the index's tap (with a journal).
     pub fn start(
         cfg: &Control,
         listener: UnixListener,
         ctx: Context,
-        tap: Option<(Receiver<LeaseRecord>, Arc<AtomicU64>)>,
+        index_lost: Option<Arc<AtomicU64>>,
     ) -> io::Result<ControlService> {
         listener.set_nonblocking(true)?;
         let (index, producer) = match ctx.journal {
-            Some(j) => (
-                Some(Mutex::new(j.index)),
-                Some(Mutex::new((j.producer, j.durable))),
-            ),
+            Some(j) => (Some(j.index), Some(Mutex::new((j.producer, j.durable)))),
             None => (None, None),
         };
         let shared = Arc::new(Shared {
@@ -205,21 +204,11 @@ impl ControlService {
             main: ctx.main,
             index,
             producer,
-            index_lost: tap
-                .as_ref()
-                .map_or_else(|| Arc::new(AtomicU64::new(0)), |(_, d)| d.clone()),
+            index_lost: index_lost.unwrap_or_else(|| Arc::new(AtomicU64::new(0))),
             stop: AtomicBool::new(false),
             conns: AtomicUsize::new(0),
         });
         let mut threads = Vec::new();
-        if let Some((rx, _)) = tap {
-            let s = shared.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("xdhcp-ctl-index".into())
-                    .spawn(move || feed(&s, &rx))?,
-            );
-        }
         let s = shared.clone();
         threads.push(
             std::thread::Builder::new()
@@ -246,34 +235,6 @@ impl ControlService {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// The index thread: applies what the journal wrote, and forgets what
-/// it would no longer recover, once a minute.
-fn feed(s: &Shared, rx: &Receiver<LeaseRecord>) {
-    let Some(index) = &s.index else { return };
-    let mut pruned = Instant::now();
-    while !s.stop.load(Relaxed) {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(r) => {
-                let mut i = index.lock().unwrap_or_else(|p| p.into_inner());
-                i.apply(&r);
-                // Whatever else is queued, under the same lock.
-                for r in rx.try_iter().take(4096) {
-                    i.apply(&r);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if pruned.elapsed() >= Duration::from_secs(60) {
-            index
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .prune(now_unix());
-            pruned = Instant::now();
-        }
     }
 }
 
@@ -651,6 +612,8 @@ pools = ["192.0.2.10-192.0.2.20"]
             },
         )
         .unwrap();
+        let shared = Arc::new(Mutex::new(Index::new(&recovered.leases, 3600)));
+        let keeper = index::Keeper::start(shared.clone(), tap_rx).unwrap();
         let engine = Arc::new(Engine::new(&Config::parse(CONFIG).unwrap()));
         // A client bound to .10, as the journal would restore it.
         let a = Ipv4Addr::new(192, 0, 2, 10);
@@ -678,7 +641,7 @@ pools = ["192.0.2.10-192.0.2.20"]
             journal: Some(JournalSide {
                 producer: h.producer().unwrap(),
                 durable: true,
-                index: Index::new(&recovered.leases, 3600),
+                index: shared,
             }),
             main,
         };
@@ -687,8 +650,7 @@ pools = ["192.0.2.10-192.0.2.20"]
             group: None,
         };
         let l = listen(&cfg).unwrap();
-        let svc =
-            ControlService::start(&cfg, l, ctx, Some((tap_rx, tap_tx.dropped.clone()))).unwrap();
+        let svc = ControlService::start(&cfg, l, ctx, Some(tap_tx.dropped.clone())).unwrap();
         crate::lease::journal::tests::wait_until("the index has the binding", || {
             let got = ask(&cfg.socket, &[r#"{"cmd":"lease","addr":"192.0.2.10"}"#]);
             got[0]["leases"]
@@ -706,6 +668,7 @@ pools = ["192.0.2.10-192.0.2.20"]
         assert_eq!(got[0]["leases"][0]["address"], "192.0.2.10");
         assert_eq!(got[0]["source"], "journal");
         svc.stop();
+        keeper.stop();
         drop(worker);
         h.close().unwrap();
         // Durable: the journal recovers the release.

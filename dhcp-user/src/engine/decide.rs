@@ -90,6 +90,10 @@ pub enum Verdict {
     /// A REQUEST that would have made a line exceed its lease limit,
     /// answered by a NAK of `len` bytes.
     Refused(Limited, usize),
+    /// A DHCPLEASEQUERY (RFC 4388): answered by the leasequery service
+    /// off the packet path if `allowed` (relayed, by a listed requester),
+    /// else dropped.
+    LeaseQuery { allowed: bool },
 }
 
 impl Engine {
@@ -112,6 +116,22 @@ impl Engine {
         let Ok(mut req) = parse(rx, &mut join) else {
             return Verdict::Malformed;
         };
+        match req.kind {
+            MessageType::LeaseQuery => {
+                return match &self.leasequery {
+                    // RFC 4388 §6.3: a query without giaddr is dropped.
+                    Some(lq) => Verdict::LeaseQuery {
+                        allowed: lq.allows(req.giaddr),
+                    },
+                    None => Verdict::Silent(req.kind, Silence::Ignored),
+                };
+            }
+            // Answers to leasequeries are not ours to take.
+            MessageType::LeaseUnassigned | MessageType::LeaseUnknown | MessageType::LeaseActive => {
+                return Verdict::Silent(req.kind, Silence::Ignored);
+            }
+            _ => {}
+        }
         let judged = self.judge_agent_info(&mut req);
         notes.untrusted_agent_info = req.agent == AgentTrust::Ignored;
         if let Err(why) = judged {

@@ -15,6 +15,7 @@ use super::lifecycle::Clock;
 use super::reply::Local;
 use super::{Engine, Limited, Note, Notes, Silence, Verdict};
 use crate::handler::{FrameHandler, ReplyKind};
+use crate::leasequery::link::LeaseQueryLink;
 use crate::probe::ProbeLink;
 use crate::stats::{WorkerStats, bump};
 use crate::wire::dhcp::MessageType;
@@ -58,6 +59,8 @@ pub struct Handler {
     /// What the reply just written is.
     kind: ReplyKind,
     probing: Option<Probing>,
+    /// Where allowed DHCPLEASEQUERYs go (`[leasequery]`).
+    leasequery: Option<LeaseQueryLink>,
 }
 
 impl Handler {
@@ -80,6 +83,7 @@ impl Handler {
             hold: 0,
             kind: ReplyKind::Other,
             probing: None,
+            leasequery: None,
         }
     }
 
@@ -111,6 +115,13 @@ impl Handler {
             refused: VecDeque::with_capacity(cap),
             hold: 0,
         });
+        self
+    }
+
+    /// Hands allowed DHCPLEASEQUERYs to the leasequery service through
+    /// `link` (without it they are counted and dropped).
+    pub fn with_leasequery(mut self, link: LeaseQueryLink) -> Handler {
+        self.leasequery = Some(link);
         self
     }
 
@@ -189,6 +200,17 @@ impl FrameHandler for Handler {
             Verdict::Refused(why, len) => {
                 bump(limited(s, why));
                 (MessageType::Request, Some((MessageType::Nak, len)))
+            }
+            // Answered off the packet path: a copy of the frame goes to
+            // the leasequery service, nothing is written here.
+            Verdict::LeaseQuery { allowed } => {
+                bump(&s.leasequery);
+                match (&self.leasequery, allowed) {
+                    (_, false) => bump(&s.leasequery_refused),
+                    (Some(link), true) if link.submit(rx) => {}
+                    _ => bump(&s.leasequery_dropped),
+                }
+                return None;
             }
         };
         count_request(s, req);
@@ -497,6 +519,82 @@ mod tests {
             r.go.send(()).unwrap();
             assert_ne!(offer(&mut r.h, c).0, A10);
         }
+    }
+
+    /// A DHCPLEASEQUERY by address relayed by `giaddr`.
+    fn leasequery(giaddr: Ipv4Addr) -> Vec<u8> {
+        let mut b = crate::wire::testutil::bootp(&[53, 1, 10, 255]);
+        b[0] = 1;
+        b[12..16].copy_from_slice(&A10.octets());
+        b[24..28].copy_from_slice(&giaddr.octets());
+        crate::wire::testutil::udp_frame(
+            &[],
+            [2, 0, 0, 0, 0, 0xee],
+            giaddr,
+            Ipv4Addr::new(192, 0, 2, 1),
+            67,
+            67,
+            &b,
+        )
+    }
+
+    const WITH_LEASEQUERY: &str = r#"
+interface = "test0"
+server_id = "192.0.2.1"
+
+[journal]
+dir = "/nonexistent"
+
+[leasequery]
+requesters = ["198.51.100.0/24"]
+
+[[subnet]]
+prefix = "192.0.2.0/24"
+pools = ["192.0.2.10-192.0.2.20"]
+"#;
+
+    #[test]
+    fn a_leasequery_goes_to_the_service_as_a_copy_refused_or_counted_when_full() {
+        let e = Arc::new(Engine::new(&Config::parse(WITH_LEASEQUERY).unwrap()));
+        let stats = Arc::new(WorkerStats::default());
+        let (link, rx) = crate::leasequery::queue(1);
+        let mut h = e
+            .handler([2, 0, 0, 0, 0, 1], stats.clone())
+            .with_leasequery(link);
+        h.begin_batch(Instant::now());
+        let mut tx = vec![0u8; 2048];
+        let allowed = leasequery(Ipv4Addr::new(198, 51, 100, 7));
+        assert_eq!(
+            h.handle(&allowed, &mut tx),
+            None,
+            "the worker writes nothing"
+        );
+        assert_eq!(rx.try_recv().unwrap().frame(), &allowed[..]);
+        // Another relay, and no relay at all: refused.
+        for g in [Ipv4Addr::new(203, 0, 113, 1), Ipv4Addr::UNSPECIFIED] {
+            assert_eq!(h.handle(&leasequery(g), &mut tx), None);
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing refused reaches the service"
+        );
+        // The queue holds one: the second is dropped, counted.
+        assert_eq!(h.handle(&allowed, &mut tx), None);
+        assert_eq!(h.handle(&allowed, &mut tx), None);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.leasequery, s.leasequery_refused, s.leasequery_dropped),
+            (5, 2, 1)
+        );
+        assert_eq!((s.ignored, s.malformed), (0, 0));
+        // Without [leasequery] it is one more request we ignore.
+        let e = Arc::new(Engine::new(&Config::parse(CHECKED).unwrap()));
+        let stats = Arc::new(WorkerStats::default());
+        let mut h = e.handler([2, 0, 0, 0, 0, 1], stats.clone());
+        h.begin_batch(Instant::now());
+        assert_eq!(h.handle(&allowed, &mut tx), None);
+        let s = stats.snapshot();
+        assert_eq!((s.leasequery, s.ignored), (0, 1));
     }
 
     #[test]

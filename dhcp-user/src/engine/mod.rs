@@ -124,6 +124,8 @@ pub struct Engine {
     /// The IPv4 addresses of the served interface, as the daemon listed
     /// them; `None` for an engine built without one (tests, tools).
     iface_addrs: Option<Box<[(Ipv4Addr, u8)]>>,
+    /// `[leasequery]`: who may ask; `None`: DHCPLEASEQUERY is ignored.
+    leasequery: Option<crate::config::LeaseQuery>,
 }
 
 /// Which subnets serve direct clients (giaddr 0): those with `direct =
@@ -296,6 +298,7 @@ impl Engine {
                 .collect(),
             drop_untrusted: cfg.file.untrusted_agent_info == UntrustedAgentInfo::Drop,
             iface_addrs,
+            leasequery: cfg.leasequery.clone(),
         }
     }
 

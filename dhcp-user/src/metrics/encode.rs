@@ -231,6 +231,15 @@ fn encode_status(s: &Status, mut enc: DescriptorEncoder<'_>) -> Result<(), Error
     per_worker(
         e,
         s,
+        "xdhcpd_leasequery",
+        "DHCPLEASEQUERYs (RFC 4388) received, of those refused (no giaddr, or not an allowed \
+         requester) and dropped (the leasequery service's queue full), by worker.",
+        Some("counter"),
+        fields!(leasequery, leasequery_refused, leasequery_dropped),
+    )?;
+    per_worker(
+        e,
+        s,
         "xdhcpd_parked",
         "Replies that waited for their lease record to be synced (durable journal), by worker.",
         None,

@@ -55,6 +55,14 @@ pub enum MessageType {
     Nak = 6,
     Release = 7,
     Inform = 8,
+    /// RFC 4388: a relay or access concentrator asks about a lease.
+    LeaseQuery = 10,
+    /// RFC 4388 answers: the address is ours and not leased, ...
+    LeaseUnassigned = 11,
+    /// ... we know nothing of it (or of the client asked about), ...
+    LeaseUnknown = 12,
+    /// ... or it is bound.
+    LeaseActive = 13,
 }
 
 impl MessageType {
@@ -69,6 +77,10 @@ impl MessageType {
             6 => MessageType::Nak,
             7 => MessageType::Release,
             8 => MessageType::Inform,
+            10 => MessageType::LeaseQuery,
+            11 => MessageType::LeaseUnassigned,
+            12 => MessageType::LeaseUnknown,
+            13 => MessageType::LeaseActive,
             _ => return None,
         })
     }
@@ -303,10 +315,11 @@ mod tests {
 
     #[test]
     fn message_types() {
-        for v in 1..=8u8 {
+        for v in (1..=8u8).chain(10..=13) {
             assert_eq!(MessageType::from_u8(v).unwrap().as_u8(), v);
         }
-        assert_eq!(MessageType::from_u8(0), None);
-        assert_eq!(MessageType::from_u8(9), None);
+        for v in [0, 9, 14] {
+            assert_eq!(MessageType::from_u8(v), None);
+        }
     }
 }

@@ -37,6 +37,10 @@ pub mod code {
     pub const RAPID_COMMIT: u8 = 80;
     pub const CLIENT_FQDN: u8 = 81;
     pub const AGENT_INFO: u8 = 82;
+    /// RFC 4388: seconds since the client's last transaction.
+    pub const CLIENT_LAST_TRANSACTION_TIME: u8 = 91;
+    /// RFC 4388: every address the client asked about holds.
+    pub const ASSOCIATED_IP: u8 = 92;
     pub const SUBNET_SELECTION: u8 = 118;
     pub const DOMAIN_SEARCH: u8 = 119;
     pub const CLASSLESS_STATIC_ROUTE: u8 = 121;
