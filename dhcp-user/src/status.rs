@@ -26,7 +26,7 @@ pub struct Status {
     /// `copy` or `zerocopy` (XDP only).
     pub bind: Option<&'static str>,
     pub xdp: Option<XdpCounters>,
-    pub journal: Option<JournalStatus>,
+    pub journal: Option<JournalStats>,
     pub table_used: usize,
     pub table_capacity: usize,
     pub table_evicted: u64,
@@ -42,37 +42,6 @@ pub struct Status {
     /// The latency histograms' figures; `None` with `latency = false`.
     #[serde(skip)]
     pub latency: Option<Arc<LatencyStatus>>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct JournalStatus {
-    pub records: u64,
-    pub groups: u64,
-    pub bytes: u64,
-    pub fsyncs: u64,
-    pub fsync_p50_us: u64,
-    pub fsync_p99_us: u64,
-    pub fsync_max_us: u64,
-    pub full: u64,
-    pub io_errors: u64,
-    pub compactions: u64,
-}
-
-impl From<&JournalStats> for JournalStatus {
-    fn from(s: &JournalStats) -> Self {
-        JournalStatus {
-            records: s.records,
-            groups: s.groups,
-            bytes: s.bytes,
-            fsyncs: s.fsyncs,
-            fsync_p50_us: s.fsync_p50_us,
-            fsync_p99_us: s.fsync_p99_us,
-            fsync_max_us: s.fsync_max_us,
-            full: s.full,
-            io_errors: s.io_errors,
-            compactions: s.compactions,
-        }
-    }
 }
 
 /// The conflict-check service's counters.

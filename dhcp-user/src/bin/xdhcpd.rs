@@ -29,9 +29,7 @@ use xdhcp::metrics::MetricsServer;
 use xdhcp::probe::icmp::IcmpProber;
 use xdhcp::probe::{ProbeService, ProbeStats};
 use xdhcp::stats::{WorkerSnapshot, WorkerStats};
-use xdhcp::status::{
-    Board, DdnsStatus, JournalStatus, LeaseQueryStatus, ProbeStatus, Status, SubnetStatus,
-};
+use xdhcp::status::{Board, DdnsStatus, LeaseQueryStatus, ProbeStatus, Status, SubnetStatus};
 use xdhcp::tools::kea_csv::KeaVersion;
 use xdhcp::tools::{show, transfer};
 
@@ -972,7 +970,7 @@ fn snapshot(r: &Running) -> anyhow::Result<Status> {
             Some(s) => Some(s.counters()?),
             None => None,
         },
-        journal: r.journal.as_ref().map(|j| JournalStatus::from(&j.stats())),
+        journal: r.journal.as_ref().map(JournalHandle::stats),
         table_used: table.len(),
         table_capacity: table.capacity(),
         table_evicted: table.evicted(),

@@ -170,7 +170,9 @@ pub struct Recovered {
     pub stats: RecoveryStats,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The journal's counters; serialized as the stats file's `journal`
+/// object (the bookkeeping fields left out).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JournalStats {
     pub records: u64,
     pub groups: u64,
@@ -183,10 +185,13 @@ pub struct JournalStats {
     pub full: u64,
     pub io_errors: u64,
     pub compactions: u64,
+    #[serde(skip)]
     pub compaction_errors: u64,
     /// Generation of the file appended to now.
+    #[serde(skip)]
     pub generation: u64,
     /// Leases in the last snapshot written.
+    #[serde(skip)]
     pub snapshot_leases: u64,
 }
 

@@ -589,7 +589,8 @@ mod tests {
     use super::*;
     use crate::io::xdp::XdpCounters;
     use crate::latency::Collector;
-    use crate::status::{DdnsStatus, JournalStatus, ProbeStatus, SubnetStatus};
+    use crate::lease::journal::JournalStats;
+    use crate::status::{DdnsStatus, ProbeStatus, SubnetStatus};
     use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
 
@@ -622,11 +623,11 @@ mod tests {
                 malformed: 1,
                 ..XdpCounters::default()
             }),
-            journal: Some(JournalStatus {
+            journal: Some(JournalStats {
                 records: 200,
                 fsyncs: 3,
                 fsync_p50_us: 800,
-                ..JournalStatus::default()
+                ..JournalStats::default()
             }),
             probe: Some(ProbeStatus::default()),
             ddns: Some(DdnsStatus::default()),
