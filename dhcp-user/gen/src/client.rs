@@ -23,6 +23,9 @@ pub enum Phase {
     Renewing,
     /// Broadcast REQUEST with ciaddr sent, waiting for the ACK.
     Rebinding,
+    /// INIT-REBOOT: broadcast REQUEST for the address held (option 50, no
+    /// server identifier, ciaddr 0) sent, waiting for the ACK.
+    Rebooting,
     /// Bound and about to send its RELEASE (no reply comes).
     Releasing,
     /// Offered or bound and about to DECLINE the address (no reply comes).
@@ -35,7 +38,11 @@ impl Phase {
     pub fn awaits_reply(self) -> bool {
         matches!(
             self,
-            Phase::Selecting | Phase::Requesting | Phase::Renewing | Phase::Rebinding
+            Phase::Selecting
+                | Phase::Requesting
+                | Phase::Renewing
+                | Phase::Rebinding
+                | Phase::Rebooting
         )
     }
 }

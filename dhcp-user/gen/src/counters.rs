@@ -67,6 +67,13 @@ gen_counters! {
     // so a run without it reports what it always did.
     #[serde(skip_serializing_if = "is_zero")]
     sent_decline: "DHCPDECLINE sent (the decline attack).",
+    // Only the reboot scenario and --rebind-on-timeout make these.
+    #[serde(skip_serializing_if = "is_zero")]
+    reboots: "INIT-REBOOT REQUESTs answered with an ACK (reboot scenario).",
+    #[serde(skip_serializing_if = "is_zero")]
+    moved: "ACKs in INIT-REBOOT, RENEWING or REBINDING of an address other than the one the client held.",
+    #[serde(skip_serializing_if = "is_zero")]
+    fell_back: "Renewals that went unanswered and were sent again broadcast, REBINDING (--rebind-on-timeout).",
 }
 
 fn is_zero(v: &u64) -> bool {

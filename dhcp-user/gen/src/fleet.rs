@@ -3,6 +3,7 @@
 //! send. Everything is allocated when the fleet is made; nothing on the
 //! per-packet path allocates or takes a lock.
 use super::attack::DeclineWhen;
+use super::bindings::Binding;
 use super::check::{AddressBook, Claim, Prefix};
 use super::client::{Client, MAX_CLIENTS, Phase, client_mac, xid_epoch, xid_index};
 use super::counters::{GenCounters, add, bump};
@@ -54,6 +55,15 @@ pub struct Plan {
     /// Added to client indices in the shared address book, so that two
     /// fleets of one run have distinct owners there.
     pub owner_base: u32,
+    /// Reboot scenario: the leases the clients start with (every worker's;
+    /// each takes its own). Only these clients run.
+    pub preload: Option<Arc<[Binding]>>,
+    /// A renewal that ran out of retransmissions goes on as a rebinding
+    /// (broadcast, fresh retries), as a client does at T2 when its server
+    /// has gone, instead of timing out.
+    pub rebind_fallback: bool,
+    /// Hand back, at the end, every client's lease ([`FleetResult::bindings`]).
+    pub report_bindings: bool,
 }
 
 /// Replies for another worker's clients go to its inbox.
@@ -97,6 +107,9 @@ pub struct FleetResult {
     /// When the worker stopped (ns since run start); set by the I/O loop's
     /// thread.
     pub ended_ns: u64,
+    /// With [`Plan::report_bindings`]: the clients holding an address at
+    /// the end, their address and the server of the last ACK.
+    pub bindings: Vec<Binding>,
 }
 
 impl Fleet {
@@ -113,14 +126,36 @@ impl Fleet {
             .saturating_sub(plan.worker)
             .div_ceil(plan.workers) as usize;
         let mut idle = Ring::with_capacity(local);
-        for l in 0..local as u32 {
-            idle.push(l);
+        let mut clients = vec![Client::default(); local];
+        match &plan.preload {
+            None => {
+                for l in 0..local as u32 {
+                    idle.push(l);
+                }
+            }
+            Some(leases) => {
+                for b in leases.iter() {
+                    if b.index >= plan.clients || b.index % plan.workers != plan.worker {
+                        continue;
+                    }
+                    let l = b.index / plan.workers;
+                    let c = &mut clients[l as usize];
+                    if !c.held.is_unspecified() {
+                        // Listed twice: asked for once.
+                        continue;
+                    }
+                    c.held = b.address;
+                    c.offered = b.address;
+                    c.server_id = b.server_id;
+                    idle.push(l);
+                }
+            }
         }
         Fleet {
             pacer: Pacer::new(plan.rate, plan.batch),
             quota: plan.quota,
             rng: plan.seed | 1,
-            clients: vec![Client::default(); local],
+            clients,
             timers: TimerWheel::new(local),
             fired: Vec::with_capacity(local),
             ready: Ring::with_capacity(local),
@@ -226,9 +261,11 @@ impl Fleet {
             (Phase::Renewing | Phase::Rebinding, Some(MessageType::Ack)) => {
                 self.on_renew_ack(l, g, &r)
             }
-            (Phase::Requesting | Phase::Renewing | Phase::Rebinding, Some(MessageType::Nak)) => {
-                self.on_nak(l, g, &r)
-            }
+            (Phase::Rebooting, Some(MessageType::Ack)) => self.on_reboot_ack(l, g, &r),
+            (
+                Phase::Requesting | Phase::Renewing | Phase::Rebinding | Phase::Rebooting,
+                Some(MessageType::Nak),
+            ) => self.on_nak(l, g, &r),
             _ => bump(&self.counters.unexpected),
         }
     }
@@ -321,11 +358,38 @@ impl Fleet {
         self.enqueue(l);
     }
 
+    /// INIT-REBOOT answered: the address must be the one held; then the
+    /// client renews at the server that answered.
+    fn on_reboot_ack(&mut self, l: u32, g: u32, r: &Reply) {
+        bump(&self.counters.acks);
+        bump(&self.counters.reboots);
+        self.check_lease(r);
+        self.timers.cancel(l);
+        let c = &mut self.clients[l as usize];
+        if r.yiaddr != c.held {
+            bump(&self.counters.moved);
+        }
+        self.lat.record(Kind::Ack, r.at_ns.saturating_sub(c.msg_ns));
+        if let Some(id) = r.server_id {
+            c.server_id = id;
+        }
+        c.server_mac = r.src_mac;
+        self.bind(l, g, r.yiaddr);
+        let c = &mut self.clients[l as usize];
+        c.phase = Phase::Renewing;
+        c.tries = 0;
+        new_transaction(c);
+        self.enqueue(l);
+    }
+
     fn on_renew_ack(&mut self, l: u32, g: u32, r: &Reply) {
         bump(&self.counters.acks);
         self.check_lease(r);
         self.timers.cancel(l);
         let c = self.clients[l as usize];
+        if r.yiaddr != c.held {
+            bump(&self.counters.moved);
+        }
         self.lat
             .record(Kind::Renew, r.at_ns.saturating_sub(c.msg_ns));
         if c.phase == Phase::Renewing {
@@ -413,7 +477,16 @@ impl Fleet {
             if !c.phase.awaits_reply() {
                 continue;
             }
-            if c.tries > self.plan.retries {
+            if c.tries > self.plan.retries
+                && c.phase == Phase::Renewing
+                && self.plan.rebind_fallback
+            {
+                bump(&self.counters.fell_back);
+                let c = &mut self.clients[l as usize];
+                c.phase = Phase::Rebinding;
+                c.tries = 0;
+                self.enqueue(l);
+            } else if c.tries > self.plan.retries {
                 bump(&self.counters.timeouts);
                 self.finish(l, false, now_ns);
             } else {
@@ -438,6 +511,7 @@ impl Fleet {
                 Phase::Requesting => Request::Select,
                 Phase::Renewing => Request::Renew,
                 Phase::Rebinding => Request::Rebind,
+                Phase::Rebooting => Request::Reboot,
                 Phase::Releasing => Request::Release,
                 Phase::Declining => Request::Decline,
                 // The exchange ended while the client waited in the queue.
@@ -467,16 +541,14 @@ impl Fleet {
             new_transaction(c);
             c.started_ns = now_ns;
             c.tries = 0;
-            c.phase = if renew {
-                Phase::Renewing
+            let (phase, req) = if renew {
+                (Phase::Renewing, Request::Renew)
+            } else if self.plan.scenario == Scenario::Reboot {
+                (Phase::Rebooting, Request::Reboot)
             } else {
-                Phase::Selecting
+                (Phase::Selecting, Request::Discover)
             };
-            let req = if renew {
-                Request::Renew
-            } else {
-                Request::Discover
-            };
+            c.phase = phase;
             if let Some(n) = self.send(l, req, now_ns, buf) {
                 return Some(n);
             }
@@ -516,7 +588,9 @@ impl Fleet {
         add(&self.counters.sent, 1);
         match req {
             Request::Discover => bump(&self.counters.sent_discover),
-            Request::Select | Request::Renew | Request::Rebind => bump(&self.counters.sent_request),
+            Request::Select | Request::Renew | Request::Rebind | Request::Reboot => {
+                bump(&self.counters.sent_request)
+            }
             Request::Release => bump(&self.counters.sent_release),
             Request::Decline => bump(&self.counters.sent_decline),
         }
@@ -544,11 +618,26 @@ impl Fleet {
     }
 
     pub fn into_result(self) -> FleetResult {
+        let bindings = if self.plan.report_bindings {
+            self.clients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.held.is_unspecified())
+                .map(|(l, c)| Binding {
+                    index: self.global(l as u32),
+                    address: c.held,
+                    server_id: c.server_id,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         FleetResult {
             latencies: self.lat,
             last_completion_ns: self.last_completion_ns,
             unfinished: self.in_flight,
             ended_ns: 0,
+            bindings,
         }
     }
 
@@ -606,6 +695,9 @@ mod tests {
             start_ns: 0,
             decline: None,
             owner_base: 0,
+            preload: None,
+            rebind_fallback: false,
+            report_bindings: false,
         }
     }
 
@@ -752,6 +844,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_unanswered_renewal_falls_back_to_rebinding() {
+        // The server ignores unicast: the renewals go unanswered, as when
+        // the server a client renews at has died.
+        let serve = |req: &[u8], out: &mut [u8]| {
+            let f = DhcpFrame::parse(req).unwrap();
+            (f.ip.dst() == Ipv4Addr::BROADCAST)
+                .then(|| answer(req, out, None, 0))
+                .flatten()
+        };
+        let mut p = plan(Scenario::Renew, 8, 8);
+        p.rebind_fallback = true;
+        let (mut f, c) = fleet(p);
+        drive(&mut f, serve);
+        let s = c.snapshot();
+        assert_eq!(
+            (s.completed, s.fell_back, s.rebinds, s.timeouts),
+            (8, 8, 8, 0),
+            "{s:?}"
+        );
+        assert_eq!(s.renewals + s.moved, 0, "{s:?}");
+        // Without the fallback they time out.
+        let (mut f, c) = fleet(plan(Scenario::Renew, 8, 8));
+        drive(&mut f, serve);
+        let s = c.snapshot();
+        assert_eq!((s.completed, s.timeouts, s.fell_back), (0, 8, 0), "{s:?}");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   a reply where it lies;
 //! - [`steer`] loads the XDP program, [`afxdp`] and [`afpacket`] are the
 //!   worker loops;
-//! - [`counters`], [`latency`] and [`report`] say what happened;
+//! - [`counters`], [`latency`] and [`report`] say what happened, and
+//!   [`bindings`] which client ended with which lease (`--leases-out`), for
+//!   a later run to ask for again (`--leases-in`, the reboot scenario);
 //! - [`attack`]: a second fleet beside the first, playing an attacker
 //!   (`--attack`), and the pair the worker loops drive.
 //!
@@ -26,6 +28,7 @@
 pub mod afpacket;
 pub mod afxdp;
 pub mod attack;
+pub mod bindings;
 pub mod check;
 pub mod client;
 pub mod counters;
@@ -47,6 +50,7 @@ pub use scenario::Scenario;
 
 use anyhow::{Context, Result, bail, ensure};
 use attack::Fleets;
+use bindings::Binding;
 use check::AddressBook;
 use client::MAX_CLIENTS;
 use counters::{GenCounters, GenSnapshot};
@@ -113,6 +117,12 @@ pub struct Options {
     pub seed: u64,
     /// An attack fleet beside the scenario's.
     pub attack: Option<AttackOptions>,
+    /// The reboot scenario's leases (`--leases-in`).
+    pub leases_in: Option<Arc<[Binding]>>,
+    /// Renewals that go unanswered go on as rebindings (`--rebind-on-timeout`).
+    pub rebind_fallback: bool,
+    /// Hand back every client's lease at the end ([`Outcome::bindings`]).
+    pub leases_out: bool,
 }
 
 /// A finished run.
@@ -121,6 +131,9 @@ pub struct Outcome {
     pub latencies: Latencies,
     /// The latency the scenario is mostly about (for `--hgrm`).
     pub main_latency: Kind,
+    /// With [`Options::leases_out`]: the normal fleet's clients holding an
+    /// address at the end, in index order.
+    pub bindings: Vec<Binding>,
 }
 
 struct Worker {
@@ -158,6 +171,25 @@ fn proportional(total: u64, clients: u32, workers: u32, worker: u32) -> u64 {
 /// set) and reports.
 pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let iface = Interface::lookup(&o.iface)?;
+    // The reboot scenario runs the clients its leases name, whatever
+    // --clients says.
+    let preload = match (o.scenario, &o.leases_in) {
+        (Scenario::Reboot, Some(l)) => {
+            ensure!(!l.is_empty(), "--leases-in lists no lease");
+            Some(l.clone())
+        }
+        (Scenario::Reboot, None) => bail!("the reboot scenario needs --leases-in FILE"),
+        (_, Some(_)) => bail!("--leases-in is for --scenario reboot"),
+        (_, None) => None,
+    };
+    let mut o = o.clone();
+    if let Some(l) = &preload {
+        ensure!(o.attack.is_none(), "the reboot scenario runs no attack");
+        o.clients = l.iter().map(|b| b.index + 1).max().unwrap_or(1);
+        o.count = None;
+        o.duration = None;
+    }
+    let o = &o;
     ensure!(
         (1..=MAX_CLIENTS).contains(&o.clients),
         "--clients must be 1 to {MAX_CLIENTS}"
@@ -289,12 +321,26 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
         let share = |total: u64| {
             total / u64::from(workers) + u64::from(u64::from(w) < total % u64::from(workers))
         };
+        // The reboot scenario: each worker runs exactly its listed clients.
+        let quota = match &preload {
+            Some(l) => {
+                let mut mine: Vec<u32> = l
+                    .iter()
+                    .map(|b| b.index)
+                    .filter(|i| i % workers == w)
+                    .collect();
+                mine.sort_unstable();
+                mine.dedup();
+                Some(mine.len() as u64)
+            }
+            None => count.map(share),
+        };
         let plan = Plan {
             scenario: o.scenario,
             clients: o.clients,
             workers,
             worker: w,
-            quota: count.map(share),
+            quota,
             start_ns: lead_ns,
             deadline_ns: duration.map(|d| lead_ns + d.as_nanos() as u64),
             rate: rate / f64::from(workers),
@@ -308,6 +354,9 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
             seed: o.seed ^ (u64::from(w) << 32),
             decline: None,
             owner_base: 0,
+            preload: preload.clone(),
+            rebind_fallback: o.rebind_fallback,
+            report_bindings: o.leases_out,
         };
         let counters = Arc::new(GenCounters::default());
         let mail = Mailboxes {
@@ -341,6 +390,9 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
                     seed: !o.seed ^ (u64::from(w) << 32),
                     decline: (a.attack == Attack::Decline).then_some(a.decline),
                     owner_base: o.clients,
+                    preload: None,
+                    rebind_fallback: false,
+                    report_bindings: false,
                 };
                 let c = Arc::new(GenCounters::default());
                 attack_counters.push(c.clone());
@@ -456,10 +508,12 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let mut ended_ns = 0;
     let mut attack_latencies = Latencies::new();
     let mut attack_unfinished = 0u64;
+    let mut bindings = Vec::new();
     for h in handles {
-        let (r, a) = h
+        let (mut r, a) = h
             .join()
             .map_err(|_| anyhow::anyhow!("a generator worker panicked"))?;
+        bindings.append(&mut r.bindings);
         latencies.merge(&r.latencies);
         last_ns = last_ns.max(r.last_completion_ns);
         unfinished += u64::from(r.unfinished);
@@ -549,13 +603,15 @@ pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<Outcome> {
     drop(steering);
     let main_latency = match o.scenario {
         Scenario::Flood | Scenario::Echo => Kind::Offer,
-        Scenario::Renew | Scenario::Rebind => Kind::Renew,
+        Scenario::Renew | Scenario::Rebind | Scenario::Reboot => Kind::Renew,
         _ => Kind::Dora,
     };
+    bindings.sort_unstable_by_key(|b| b.index);
     Ok(Outcome {
         summary,
         latencies,
         main_latency,
+        bindings,
     })
 }
 

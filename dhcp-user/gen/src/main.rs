@@ -116,6 +116,18 @@ struct Cli {
     /// No live progress line (it is off anyway when stderr is no terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Write every client's lease at the end (JSON: chaddr, address,
+    /// server_id), for a later `--scenario reboot --leases-in`.
+    #[arg(long)]
+    leases_out: Option<PathBuf>,
+    /// The reboot scenario's leases: a file `--leases-out` wrote (with the
+    /// same --mac-prefix).
+    #[arg(long)]
+    leases_in: Option<PathBuf>,
+    /// A renewal that goes unanswered is sent again broadcast (REBINDING)
+    /// instead of timing out, as a client does when its server is gone.
+    #[arg(long)]
+    rebind_on_timeout: bool,
     /// Exit with status 2 when any check failed (timeouts, NAKs,
     /// duplicates, wrong xids, ...).
     #[arg(long)]
@@ -287,6 +299,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         progress: !cli.no_progress,
         seed: cli.seed,
         attack: cli.attack.options(),
+        leases_in: match &cli.leases_in {
+            Some(p) => Some(xdhcpgen::bindings::read(p, cli.mac_prefix)?.into()),
+            None => None,
+        },
+        rebind_fallback: cli.rebind_on_timeout,
+        leases_out: cli.leases_out.is_some(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -296,6 +314,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     print!("{}", out.summary.table());
     if let Some(p) = &cli.json {
         report::write_json(p, &out.summary)?;
+    }
+    if let Some(p) = &cli.leases_out {
+        xdhcpgen::bindings::write(p, cli.mac_prefix, &out.bindings)?;
     }
     if let Some(p) = &cli.hgrm {
         report::write_hgrm(p, &out.latencies, out.main_latency)?;

@@ -36,6 +36,9 @@ pub enum Request {
     Renew,
     /// REQUEST in REBINDING: broadcast, ciaddr set.
     Rebind,
+    /// REQUEST in INIT-REBOOT: broadcast, ciaddr 0, option 50 the address
+    /// held (`Client::offered`), no server identifier.
+    Reboot,
     Release,
     /// DECLINE of the address in `Client::offered` (options 50 and 54,
     /// ciaddr 0, broadcast as the client holds no address; relayed like a
@@ -169,7 +172,9 @@ pub fn build(
     let relayed = relay.filter(|_| broadcast_kind(req));
     let ciaddr = match req {
         Request::Renew | Request::Rebind | Request::Release => c.held,
-        Request::Discover | Request::Select | Request::Decline => Ipv4Addr::UNSPECIFIED,
+        Request::Discover | Request::Select | Request::Decline | Request::Reboot => {
+            Ipv4Addr::UNSPECIFIED
+        }
     };
     let mut chaddr = [0u8; 16];
     chaddr[..6].copy_from_slice(&mac);
@@ -212,19 +217,24 @@ pub fn build(
                 dscp: 0,
             }
         }
-        (Request::Discover | Request::Select | Request::Rebind | Request::Decline, None) => {
-            FrameHeaders {
-                src_mac,
-                dst_mac: BROADCAST,
-                vlans: id.vlans,
-                src_ip: ciaddr,
-                dst_ip: Ipv4Addr::BROADCAST,
-                src_port: CLIENT_PORT,
-                dst_port: SERVER_PORT,
-                ttl: 64,
-                dscp: 0,
-            }
-        }
+        (
+            Request::Discover
+            | Request::Select
+            | Request::Rebind
+            | Request::Decline
+            | Request::Reboot,
+            None,
+        ) => FrameHeaders {
+            src_mac,
+            dst_mac: BROADCAST,
+            vlans: id.vlans,
+            src_ip: ciaddr,
+            dst_ip: Ipv4Addr::BROADCAST,
+            src_port: CLIENT_PORT,
+            dst_port: SERVER_PORT,
+            ttl: 64,
+            dscp: 0,
+        },
         (Request::Renew | Request::Release, None) => FrameHeaders {
             src_mac,
             dst_mac: c.server_mac,
@@ -255,7 +265,7 @@ pub fn build(
         })
         .ok()?;
     }
-    if matches!(req, Request::Select | Request::Decline) {
+    if matches!(req, Request::Select | Request::Decline | Request::Reboot) {
         w.option_ip(code::REQUESTED_IP, c.offered).ok()?;
     }
     if matches!(req, Request::Select | Request::Release | Request::Decline) {
@@ -284,7 +294,7 @@ pub fn build(
 fn broadcast_kind(req: Request) -> bool {
     matches!(
         req,
-        Request::Discover | Request::Select | Request::Rebind | Request::Decline
+        Request::Discover | Request::Select | Request::Rebind | Request::Decline | Request::Reboot
     )
 }
 
@@ -557,6 +567,40 @@ mod tests {
             Some(&b"gen-00000003"[..])
         );
         assert_eq!(option_codes(&buf[..n]).last(), Some(&code::AGENT_INFO));
+    }
+
+    #[test]
+    fn init_reboot_asks_for_the_held_address_from_anyone() {
+        let mut buf = [0u8; 2048];
+        let n = build(&mut buf, &identity(), 4, &bound(), Request::Reboot, None, 0).unwrap();
+        let mut j = None;
+        let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+        assert_eq!(r.kind, MessageType::Request);
+        // RFC 2131 4.3.2: INIT-REBOOT has option 50, no server identifier,
+        // ciaddr 0; the client has no address yet, so it broadcasts.
+        assert_eq!(r.ciaddr, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(r.opts.requested_ip, Some(Ipv4Addr::new(10, 0, 0, 50)));
+        assert_eq!(r.opts.server_id, None);
+        let f = DhcpFrame::parse(&buf[..n]).unwrap();
+        assert_eq!(
+            (f.eth.dst(), f.ip.src(), f.ip.dst()),
+            (BROADCAST, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST)
+        );
+        // A relay relays it, as a DISCOVER.
+        let relay = Ipv4Addr::new(10, 0, 0, 2);
+        let n = build(
+            &mut buf,
+            &identity(),
+            4,
+            &bound(),
+            Request::Reboot,
+            Some(relay),
+            0,
+        )
+        .unwrap();
+        let mut j = None;
+        let r = xdhcp::engine::parse(&buf[..n], &mut j).unwrap();
+        assert_eq!(r.giaddr, relay);
     }
 
     #[test]

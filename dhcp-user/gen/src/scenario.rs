@@ -26,6 +26,12 @@ pub enum Scenario {
     Reconnect,
     /// DISCOVERs only, to see what the server sheds. Completed: the OFFER.
     Flood,
+    /// The clients of `--leases-in` (leases an earlier run was ACKed, e.g.
+    /// by a server that has died since) ask for them again: a REQUEST in
+    /// INIT-REBOOT (broadcast, option 50, no server identifier), then one
+    /// in RENEWING (unicast to whoever ACKed the first). Completed: the
+    /// renewal's ACK; an ACK of another address counts as `moved`.
+    Reboot,
     /// DISCOVERs against an echo (`xdhcpecho`), which sends each one
     /// back with its addresses swapped. Completed: a frame back with the
     /// client's xid and chaddr, one round trip (its latency is the
@@ -56,6 +62,7 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::Reconnect => "reconnect",
             Scenario::Flood => "flood",
+            Scenario::Reboot => "reboot",
             Scenario::Echo => "echo",
         }
     }
@@ -70,6 +77,7 @@ impl Scenario {
             | Scenario::Relay
             | Scenario::Reconnect
             | Scenario::Flood
+            | Scenario::Reboot
             | Scenario::Echo => AfterDora::Done,
         }
     }

@@ -91,6 +91,9 @@ fn plan(clients: u32, relays: Vec<Ipv4Addr>) -> Plan {
         seed: 1,
         decline: None,
         owner_base: 0,
+        preload: None,
+        rebind_fallback: false,
+        report_bindings: false,
     }
 }
 
