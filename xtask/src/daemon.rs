@@ -50,6 +50,12 @@ impl Daemon {
 
     /// [`Daemon::start`] through `launch`'s prefix, as its owner.
     pub fn start_with(lab: &Lab, bin: &Path, config_toml: &str, launch: &Launch) -> Result<Daemon> {
+        Self::start_in(&lab.srv_ns, bin, config_toml, launch)
+    }
+
+    /// [`Daemon::start_with`] in network namespace `ns` (one of the HA
+    /// lab's server namespaces).
+    pub fn start_in(ns: &str, bin: &Path, config_toml: &str, launch: &Launch) -> Result<Daemon> {
         if !bin.exists() {
             bail!(
                 "{} does not exist: run `cargo build --release -p dhcp-user -p xdhcpgen` first",
@@ -68,11 +74,11 @@ impl Daemon {
         }
         let mut cmd = match launch.prefix.split_first() {
             Some((program, args)) => {
-                let mut c = lab.srv(program);
+                let mut c = crate::lab::netns_command(ns, program);
                 c.args(args).arg(bin);
                 c
             }
-            None => lab.srv(&bin.to_string_lossy()),
+            None => crate::lab::netns_command(ns, &bin.to_string_lossy()),
         };
         cmd.arg("--config")
             .arg(&config)

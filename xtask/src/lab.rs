@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod ha;
+
 /// The lab's addressing: RFC 2544's benchmarking range, never routed.
 pub const SERVER_ADDR: &str = "198.18.0.1/15";
 pub const CLIENT_ADDR: &str = "198.18.0.2/15";
@@ -428,7 +430,8 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn netns_command(ns: &str, program: &str) -> Command {
+/// `ip netns exec NS program`.
+pub fn netns_command(ns: &str, program: &str) -> Command {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns, program]);
     c

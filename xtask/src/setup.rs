@@ -47,6 +47,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "bind9-dnsutils",
     // The power-cut test runs on an XFS loop device.
     "xfsprogs",
+    // The HA lab's cluster: three JetStream nodes (tests/lab_ha.rs).
+    "nats-server",
     // lab_metrics scrapes with curl; lab_package and lab_control run as
     // nobody with setpriv and prlimit (util-linux); the deb step verifies
     // the unit with systemd-analyze and gzips the man pages; the maintainer
