@@ -638,10 +638,10 @@ fn partition_of_one_server_gives_no_address_twice() {
 }
 
 /// NATS nodes killed: with one of three gone nothing stops; with all
-/// three gone both servers are cut off and, as configured, silent for
-/// new clients (they may not hand out what a peer could also give) and
-/// for renewals; when the nodes return, both catch up, take their shares
-/// again and every lease is still there.
+/// three gone both servers are cut off and, as configured (durable mode),
+/// silent for new clients (they may not hand out what a peer could also
+/// give) but renewing the leases they hold; when the nodes return, both
+/// catch up, take their shares again and every lease is still there.
 #[test]
 #[ignore = "needs root and the lab: run with cargo xtask test"]
 fn nats_nodes_killed() {
@@ -709,6 +709,25 @@ fn nats_nodes_killed() {
         (0, 0),
         "a cut-off server answered a new client\n{}",
         dark.report
+    );
+
+    // What they still do in durable mode: renew the leases they hold, for
+    // the time those have left (README, HA: cut off).
+    let renewed = reboot(&lab, &first.leases, &[]);
+    eprintln!(
+        "ALL NATS DOWN: of {} leases asked for again, {} renewed ({} moved, {} NAKs, {} timeouts, {} second answers)",
+        first.leases.len(),
+        renewed.counter("completed"),
+        renewed.counter("moved"),
+        renewed.counter("naks"),
+        renewed.counter("timeouts"),
+        renewed.counter("unexpected")
+    );
+    assert_eq!(
+        (renewed.counter("completed"), renewed.counter("moved")),
+        (first.leases.len() as u64, 0),
+        "a cut-off server in durable mode renews what it holds\n{}",
+        renewed.report
     );
 
     for j in 0..3 {
