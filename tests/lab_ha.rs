@@ -303,8 +303,29 @@ fn the_ha_lab_itself() {
     // (The second OFFER of each client, which xdhcpgen counts as
     // unexpected, may come after it has exited: the servers' counters
     // above are what shows that both heard every DISCOVER.)
-    d0.stop().expect("server 0 stops cleanly");
+    // One server alone: the probe port and the reboot scenario against
+    // it, over AF_PACKET as the failover probe runs.
     d1.stop().expect("server 1 stops cleanly");
+    let run = dora(&lab, "02:74:30", 100);
+    assert_clean(&run, 100, "DORA against one plain server");
+    let again = reboot_on(
+        &lab,
+        &lab.cli_ns,
+        &lab.probe_if,
+        &run.leases,
+        &["--io", "packet"],
+    );
+    assert_eq!(
+        (
+            again.counter("completed"),
+            again.counter("reboots"),
+            again.counter("moved")
+        ),
+        (100, 100, 0),
+        "{}",
+        again.report
+    );
+    d0.stop().expect("server 0 stops cleanly");
 
     // The management link of server 0 alone.
     assert!(reaches_nats(&lab, 0, 1) && reaches_nats(&lab, 1, 1));
