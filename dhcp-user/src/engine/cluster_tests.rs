@@ -163,9 +163,79 @@ fn a_requested_address_of_the_other_share_is_not_taken() {
     // 192.0.2.74), asked for by a client of a's share.
     let theirs = Ipv4Addr::new(192, 0, 2, 80);
     assert_eq!(a.subnets()[0].pool.share_of(theirs), Some(1));
-    let last = (0..=255u8).find(|l| bucket_of(&mac(*l)).is_multiple_of(2)).unwrap();
+    let last = (0..=255u8)
+        .find(|l| bucket_of(&mac(*l)).is_multiple_of(2))
+        .unwrap();
     let (v, _, _, y) = run(&a, &request(last, &[53, 1, 1, 50, 4, 192, 0, 2, 80]), 1);
     assert!(offered(v));
     assert_ne!(y, theirs);
     assert!(!a.subnets()[0].pool.is_taken(theirs));
+}
+
+/// Option 51 (lease time) of the reply `e` gives to `frame` at `secs`.
+fn lease_time_of_reply(e: &Engine, frame: &[u8], secs: u32) -> Option<u32> {
+    let mut tx = vec![0u8; 2048];
+    let local = super::reply::Local {
+        mac: [2, 0, 0, 0, 0, 1],
+        dscp: 0,
+        home: 0,
+    };
+    let clock = Clock {
+        secs,
+        unix: 0,
+        micros: u64::from(secs) * 1_000_000,
+    };
+    let (mut record, mut notes) = (None, super::Notes::default());
+    let v = e.process(frame, &mut tx, clock, &local, &mut record, &mut notes);
+    assert!(record.is_none(), "a renewal while cut off changes nothing");
+    let Verdict::Reply(_, MessageType::Ack, len) = v else {
+        return None;
+    };
+    let mut i = 14 + 20 + 8 + 240;
+    while i + 1 < len && tx[i] != 255 {
+        if tx[i] == 51 {
+            return Some(u32::from_be_bytes(tx[i + 2..i + 6].try_into().unwrap()));
+        }
+        i += 2 + usize::from(tx[i + 1]);
+    }
+    None
+}
+
+#[test]
+fn cut_off_it_renews_what_it_holds_for_the_time_left_and_nothing_else() {
+    let a = member("a", 0b01);
+    let last = (0..=255u8)
+        .find(|l| bucket_of(&mac(*l)).is_multiple_of(2))
+        .unwrap();
+    let (_, _, _, y) = run(&a, &request(last, &[53, 1, 1]), 1);
+    let o = y.octets();
+    let sel = [53, 1, 3, 54, 4, 192, 0, 2, 1, 50, 4, o[0], o[1], o[2], o[3]];
+    let (v, _, _, _) = run(&a, &request(last, &sel), 100);
+    assert!(acked(v));
+    // Lost the cluster: share 0 is no longer owned, only renewed.
+    a.ownership().set_owned(0);
+    a.ownership().set_renewing(0b01);
+    assert_eq!(
+        lease_time_of_reply(&a, &rebind(last, y), 1100),
+        Some(3600 - 1000)
+    );
+    let reboot = [53, 1, 3, 50, 4, o[0], o[1], o[2], o[3]];
+    assert_eq!(
+        lease_time_of_reply(&a, &request(last, &reboot), 1200),
+        Some(3600 - 1100)
+    );
+    // Nothing new: no offer, no other address, no SELECTING.
+    let (v, rec, _, _) = run(&a, &request(last, &[53, 1, 1]), 1200);
+    assert_eq!(v, Verdict::Silent(MessageType::Discover, Silence::NotOwned));
+    assert!(rec.is_none());
+    let other = [53, 1, 3, 50, 4, o[0], o[1], o[2], o[3].wrapping_add(1)];
+    assert_eq!(lease_time_of_reply(&a, &request(last, &other), 1200), None);
+    assert_eq!(lease_time_of_reply(&a, &request(last, &sel), 1200), None);
+    // Near its end it is left to a server that owns it.
+    assert_eq!(lease_time_of_reply(&a, &rebind(last, y), 3690), None);
+    // Back in the cluster: a renewal extends it again, with a record.
+    a.ownership().set_renewing(0);
+    a.ownership().set_owned(0b01);
+    let (v, rec, _, _) = run(&a, &rebind(last, y), 3000);
+    assert!(acked(v) && rec.is_some());
 }

@@ -177,7 +177,11 @@ impl Engine {
         // One load for the whole decision: a share that changes hands in
         // the middle of it takes effect at the next request.
         let owned = self.owner.owned();
-        if owned & (1 << self.owner.share_of_key(&key)) == 0 {
+        let share = 1 << self.owner.share_of_key(&key);
+        if owned & share == 0 {
+            if self.owner.renewing() & share != 0 && req.kind == MessageType::Request {
+                return self.renew_known(selected, &key, req, now);
+            }
             return Err(Silence::NotOwned);
         }
         let mut reserved = self.reservation(selected, req);

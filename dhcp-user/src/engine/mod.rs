@@ -49,6 +49,7 @@ mod client;
 #[cfg(test)]
 mod cluster_tests;
 mod conflict;
+mod cut_off;
 mod decide;
 mod decline;
 mod handler;
