@@ -160,11 +160,12 @@ impl SubnetRt {
         owners: &[ClientKey],
         prev: Option<&[SubnetRt]>,
         workers: usize,
+        shares: u8,
     ) -> SubnetRt {
         let shape = Self::shape_of(s);
         let same = prev.and_then(|p| p.iter().find(|o| o.shape == shape));
         let pool = same.map_or_else(
-            || Arc::new(Pool::new(&s.pools, workers)),
+            || Arc::new(Pool::split(&s.pools, workers, shares)),
             |o| o.pool.clone(),
         );
         let probation = same.map_or_else(|| Arc::new(AtomicU32::new(0)), |o| o.probation.clone());

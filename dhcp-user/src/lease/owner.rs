@@ -76,6 +76,10 @@ pub fn bucket_of_key(key: &ClientKey) -> u8 {
 pub struct Ownership {
     shares: u8,
     owned: AtomicU32,
+    /// Shares this server owned until it lost the cluster (durable mode):
+    /// their clients' renewals of leases it holds are answered, without
+    /// extending them (see `engine/cut_off.rs`); nothing else is.
+    renewing: AtomicU32,
 }
 
 impl Ownership {
@@ -84,6 +88,7 @@ impl Ownership {
         Ownership {
             shares: 1,
             owned: AtomicU32::new(1),
+            renewing: AtomicU32::new(0),
         }
     }
 
@@ -93,6 +98,7 @@ impl Ownership {
         Ownership {
             shares: shares.clamp(1, MAX_SHARES),
             owned: AtomicU32::new(0),
+            renewing: AtomicU32::new(0),
         }
     }
 
@@ -108,6 +114,23 @@ impl Ownership {
 
     pub fn set_owned(&self, mask: u32) {
         self.owned.store(mask & self.all_mask(), Relaxed);
+    }
+
+    /// The shares whose known leases are renewed without being extended
+    /// (cut off from the cluster; see [`Ownership::set_renewing`]).
+    #[inline]
+    pub fn renewing(&self) -> u32 {
+        self.renewing.load(Relaxed)
+    }
+
+    /// Cut off from the cluster in durable mode: the shares in `mask`
+    /// are no longer owned, but a client of theirs that renews a lease
+    /// this server holds gets an ACK for the same address until the end
+    /// the lease already had. No address changes hands and no lease grows,
+    /// so whoever takes the shares over meanwhile (and knows the leases
+    /// from the stream) can never be contradicted by it. 0 ends it.
+    pub fn set_renewing(&self, mask: u32) {
+        self.renewing.store(mask & self.all_mask(), Relaxed);
     }
 
     pub fn grant(&self, share: u8) {
