@@ -614,7 +614,6 @@ fn partition_of_one_server_gives_no_address_twice() {
     );
     std::thread::sleep(Duration::from_secs(3));
     ctx(lab.cut_mgmt(1), "cutting b's management link");
-    let cut = Instant::now();
     let (ok, took) = wait_members(&[&a, &b], WITHIN, |s| {
         owned_shares(&s[0]) == [0, 1] && owned_shares(&s[1]).is_empty()
     });
@@ -631,7 +630,7 @@ fn partition_of_one_server_gives_no_address_twice() {
     let sb = ctx(b.d().stats(), "stats");
     assert_eq!(cluster_state(&sb), "cut-off", "{}", cluster(&sb));
     // Let a serve both shares for a while under load.
-    std::thread::sleep(Duration::from_secs(3).saturating_sub(cut.elapsed().saturating_sub(took)));
+    std::thread::sleep(Duration::from_secs(2));
     ctx(lab.restore_mgmt(1), "restoring b's management link");
     let back = wait_home_shares(&[&a, &b], WITHIN);
     eprintln!(
@@ -815,7 +814,6 @@ fn power_cut_in_replicated_mode_loses_no_acked_lease() {
     std::thread::sleep(Duration::from_secs(3));
     ctx(xfs.shutdown(), "xfs shutdown");
     let (b_stats, _) = b.kill();
-    let cut = Instant::now();
     let (ok, took) = wait_members(&[&a], WITHIN, |s| owned_shares(&s[0]) == [0, 1]);
     assert!(ok, "a did not take b's share:\n{}", describe(&[&a]));
     eprintln!(
@@ -845,5 +843,4 @@ fn power_cut_in_replicated_mode_loses_no_acked_lease() {
     assert_new_clients_miss(&lab, &held, "02:70:64", "new clients after the power cut");
     let now = assert_kept(&lab, &by_b, "b's leases after the power cut");
     assert!(now.iter().all(|l| server_of(l.server_id) == Some(0)));
-    let _ = cut;
 }
