@@ -349,8 +349,8 @@ fn the_ha_lab_itself() {
 fn load_balancing_pair_serves_each_client_once_from_its_owner() {
     let lab = ha_lab("xdt91", 2, true);
     let spec = ClusterSpec::pair("durable");
-    let a = Member::start(&lab, 0, spec);
-    let b = Member::start(&lab, 1, spec);
+    let mut a = Member::start(&lab, 0, spec);
+    let mut b = Member::start(&lab, 1, spec);
     let took = wait_home_shares(&[&a, &b], WITHIN);
     eprintln!(
         "both servers own their home shares {:.1} s after start",
@@ -418,11 +418,7 @@ fn load_balancing_pair_serves_each_client_once_from_its_owner() {
     assert!(per.iter().all(|&n| n > 0), "{per:?}");
     drop(relay);
 
-    for mut m in [a, b] {
-        let d = m.daemon.take().expect("runs");
-        d.stop()
-            .unwrap_or_else(|e| panic!("server {} does not stop cleanly: {e:#}", m.k));
-    }
+    stop_all(&mut [&mut a, &mut b]);
 }
 
 /// Failover and rejoin: server b is SIGKILLed under a mixed load (new
@@ -439,7 +435,7 @@ fn load_balancing_pair_serves_each_client_once_from_its_owner() {
 fn failover_after_sigkill_and_rejoin() {
     let lab = ha_lab("xdt92", 2, false);
     let spec = ClusterSpec::pair("durable");
-    let a = Member::start(&lab, 0, spec);
+    let mut a = Member::start(&lab, 0, spec);
     let mut b = Member::start(&lab, 1, spec);
     wait_home_shares(&[&a, &b], WITHIN);
 
@@ -572,6 +568,7 @@ fn failover_after_sigkill_and_rejoin() {
         };
         assert_from_owners(&run, 2, &format!("{what} leases after the rejoin"));
     }
+    stop_all(&mut [&mut a, &mut b]);
 }
 
 /// A partition: server b's management link is cut under load (it still
@@ -583,8 +580,8 @@ fn failover_after_sigkill_and_rejoin() {
 fn partition_of_one_server_gives_no_address_twice() {
     let lab = ha_lab("xdt93", 2, false);
     let spec = ClusterSpec::pair("durable");
-    let a = Member::start(&lab, 0, spec);
-    let b = Member::start(&lab, 1, spec);
+    let mut a = Member::start(&lab, 0, spec);
+    let mut b = Member::start(&lab, 1, spec);
     wait_home_shares(&[&a, &b], WITHIN);
     let load = BgGen::start(
         &lab,
@@ -655,6 +652,7 @@ fn partition_of_one_server_gives_no_address_twice() {
     let (sa, sb) = (ctx(a.d().fresh_stats(), "a"), ctx(b.d().fresh_stats(), "b"));
     assert!(cluster_counter(&sa, "takeovers") >= 1, "{}", cluster(&sa));
     assert!(cluster_counter(&sb, "cut_offs") >= 1, "{}", cluster(&sb));
+    stop_all(&mut [&mut a, &mut b]);
 }
 
 /// NATS nodes killed: with one of three gone nothing stops; with all
@@ -670,8 +668,8 @@ fn nats_nodes_killed() {
         failover_after: "3s",
         ..ClusterSpec::pair("durable")
     };
-    let a = Member::start(&lab, 0, spec);
-    let b = Member::start(&lab, 1, spec);
+    let mut a = Member::start(&lab, 0, spec);
+    let mut b = Member::start(&lab, 1, spec);
     wait_home_shares(&[&a, &b], WITHIN);
     let first = dora(&lab, "02:6e:31", 300);
     assert_clean(&first, 300, "before any NATS node died");
@@ -772,6 +770,7 @@ fn nats_nodes_killed() {
     );
     assert_kept(&lab, &first.leases, "leases from before the outage");
     assert_kept(&lab, &second.leases, "leases made with one node down");
+    stop_all(&mut [&mut a, &mut b]);
 }
 
 /// A power cut of b in `replicated` mode: b's journal is on an XFS whose
@@ -787,7 +786,7 @@ fn power_cut_in_replicated_mode_loses_no_acked_lease() {
     std::fs::create_dir(&jdir).expect("journal dir");
     let lab = ha_lab("xdt95", 2, false);
     let spec = ClusterSpec::pair("replicated");
-    let a = Member::start(&lab, 0, spec);
+    let mut a = Member::start(&lab, 0, spec);
     let mut b = Member::start_on(&lab, 1, spec, &jdir);
     wait_home_shares(&[&a, &b], WITHIN);
     let load = BgGen::start(
@@ -843,4 +842,5 @@ fn power_cut_in_replicated_mode_loses_no_acked_lease() {
     assert_new_clients_miss(&lab, &held, "02:70:64", "new clients after the power cut");
     let now = assert_kept(&lab, &by_b, "b's leases after the power cut");
     assert!(now.iter().all(|l| server_of(l.server_id) == Some(0)));
+    stop_all(&mut [&mut a, &mut b]);
 }

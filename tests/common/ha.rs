@@ -176,6 +176,21 @@ impl Member {
     pub fn name(&self) -> &'static str {
         PEERS[self.k]
     }
+
+    /// SIGTERM: the daemon (and its cluster thread) must exit cleanly.
+    pub fn stop(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.stop()
+                .unwrap_or_else(|e| panic!("server {} does not stop cleanly: {e:#}", self.name()));
+        }
+    }
+}
+
+/// Stops every member that still runs, each exiting cleanly.
+pub fn stop_all(members: &mut [&mut Member]) {
+    for m in members {
+        m.stop();
+    }
 }
 
 /// The `cluster` object of a daemon's stats file.
