@@ -343,7 +343,8 @@ fn the_ha_lab_itself() {
 
 /// load-balancing: DORA through the pair, direct and through dhcrelay
 /// (which relays to both): every client gets exactly one lease, from the
-/// server owning its bucket, and no address twice.
+/// server owning its bucket, and no address twice. Then hot-standby: the
+/// primary alone answers, and the standby takes over when it dies.
 #[test]
 #[ignore = "needs root and the lab: run with cargo xtask test"]
 fn load_balancing_pair_serves_each_client_once_from_its_owner() {
@@ -418,6 +419,58 @@ fn load_balancing_pair_serves_each_client_once_from_its_owner() {
     assert!(per.iter().all(|&n| n > 0), "{per:?}");
     drop(relay);
 
+    stop_all(&mut [&mut a, &mut b]);
+
+    // hot-standby, a second cluster on the same NATS: the primary serves
+    // everyone, the standby only follows; when the primary dies the
+    // standby takes over and knows every lease.
+    let hs = ClusterSpec {
+        mode: "hot-standby",
+        names: Some(("XDHCPHS", "xdhcphs")),
+        ..ClusterSpec::pair("durable")
+    };
+    let mut a = Member::start(&lab, 0, hs);
+    let mut b = Member::start(&lab, 1, hs);
+    let (ok, _) = wait_members(&[&a, &b], WITHIN, |s| {
+        owned_shares(&s[0]) == [0] && owned_shares(&s[1]).is_empty()
+    });
+    assert!(
+        ok,
+        "hot-standby: the primary did not take the one share:\n{}",
+        describe(&[&a, &b])
+    );
+    let run = dora(&lab, "02:68:73", 300);
+    assert_clean(&run, 300, "hot-standby DORA");
+    assert!(
+        run.leases.iter().all(|l| server_of(l.server_id) == Some(0)),
+        "hot-standby: the standby answered\n{}",
+        run.report
+    );
+    let (_, _) = a.kill();
+    let (ok, took) = wait_members(&[&b], WITHIN, |s| owned_shares(&s[0]) == [0]);
+    assert!(
+        ok,
+        "hot-standby: the standby did not take over:\n{}",
+        describe(&[&b])
+    );
+    eprintln!(
+        "HOT-STANDBY: the standby owned the share {:.1} s after the primary died",
+        took.as_secs_f64()
+    );
+    let held = addresses(&[&run.leases]);
+    let fresh = assert_new_clients_miss(
+        &lab,
+        &held,
+        "02:68:74",
+        "hot-standby, new clients after the failover",
+    );
+    assert!(
+        fresh
+            .leases
+            .iter()
+            .all(|l| server_of(l.server_id) == Some(1))
+    );
+    assert_kept(&lab, &run.leases, "hot-standby leases after the failover");
     stop_all(&mut [&mut a, &mut b]);
 }
 

@@ -39,6 +39,9 @@ pub struct ClusterSpec {
     pub mode: &'static str,
     pub durability: &'static str,
     pub failover_after: &'static str,
+    /// `[cluster] stream` and `bucket`, when not the defaults (a second
+    /// cluster on the same NATS).
+    pub names: Option<(&'static str, &'static str)>,
 }
 
 impl ClusterSpec {
@@ -48,6 +51,7 @@ impl ClusterSpec {
             mode: "load-balancing",
             durability,
             failover_after: "2s",
+            names: None,
         }
     }
 }
@@ -81,7 +85,7 @@ nats = [{nats}]
 mode = "{mode}"
 durability = "{durability}"
 failover_after = "{failover}"
-
+{names}
 [[subnet]]
 prefix = "198.18.0.0/15"
 pools = ["198.18.0.10-198.19.255.254"]
@@ -103,6 +107,10 @@ lease_time = 3600
         mode = spec.mode,
         durability = spec.durability,
         failover = spec.failover_after,
+        names = spec
+            .names
+            .map(|(st, b)| format!("stream = \"{st}\"\nbucket = \"{b}\"\n"))
+            .unwrap_or_default(),
     )
 }
 
