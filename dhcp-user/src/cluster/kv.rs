@@ -43,6 +43,7 @@ pub async fn control(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = shared.kick.notified() => {}
             _ = stop.changed() => return,
         }
         // Heartbeat. The claims stay valid until the time it was *sent*
@@ -66,10 +67,7 @@ pub async fn control(
                     if was_cut {
                         tracing::info!(name = %shared.name, "cluster: heartbeats stored again: back");
                     }
-                    super::service::set_state(
-                        &shared,
-                        if ready { "connected" } else { "starting" },
-                    );
+                    super::service::set_state(&shared);
                 }
             }
             Ok(Err(e)) => {
@@ -315,4 +313,5 @@ fn views(shared: &Shared, roles: &Roles) {
         v.shares = shares;
         v.peers = peers;
     }
+    super::service::set_state(shared);
 }

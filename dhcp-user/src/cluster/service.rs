@@ -103,6 +103,9 @@ pub(crate) struct Shared {
     pub ownership: Arc<Ownership>,
     pub stats: Arc<ClusterStats>,
     pub control: Mutex<Control>,
+    /// Wakes the control task before its next period (the stream was just
+    /// caught up: the shares can be acquired now).
+    pub kick: tokio::sync::Notify,
     /// Tells apart this process's publishes from a previous one's in the
     /// stream's duplicate window (publishes are retried with the same id).
     pub boot: u64,
@@ -197,6 +200,7 @@ impl ClusterService {
                 epoch: 0,
                 caught_up: false,
             }),
+            kick: tokio::sync::Notify::new(),
             boot: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
@@ -305,7 +309,7 @@ async fn run(
     apply: Apply,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    set_state(&shared, "starting");
+    set_state(&shared);
     let Some(conn) = stream::Conn::open(&shared, &mut stop).await else {
         return;
     };
@@ -366,7 +370,7 @@ async fn watchdog(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bo
                     shared.fence_all(&mut c);
                     shared.stats.cut_offs.fetch_add(1, Relaxed);
                     drop(c);
-                    set_state(&shared, "cut-off");
+                    set_state(&shared);
                     tracing::warn!(
                         name = %shared.name,
                         "cluster: no heartbeat stored for failover_after/2: cut off, \
@@ -385,7 +389,20 @@ async fn watchdog(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bo
     }
 }
 
-pub(crate) fn set_state(shared: &Shared, state: &'static str) {
+/// Puts the state the shared control says into the stats: `starting`
+/// until the stream was caught up once, `cut-off` while the heartbeats do
+/// not get through after they once did, else `connected`.
+pub(crate) fn set_state(shared: &Shared) {
+    let state = {
+        let c = shared.lock();
+        if !c.serving && c.epoch > 0 {
+            "cut-off"
+        } else if !c.caught_up || !c.serving {
+            "starting"
+        } else {
+            "connected"
+        }
+    };
     if let Ok(mut v) = shared.stats.views.lock() {
         v.state = state;
     }

@@ -111,20 +111,24 @@ async fn setup(
             ..Default::default()
         })
         .await?;
-    let kv = match js
-        .create_key_value(kv::Config {
-            bucket: shared.bucket.clone(),
-            history: 1,
-            storage: js_stream::StorageType::File,
-            num_replicas: shared.replicas,
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(kv) => kv,
-        // Made by a peer with other settings (history, replicas): use it.
-        Err(_) => js.get_key_value(shared.bucket.clone()).await?,
-    };
+    // The bucket's stream is made here with the settings async-nats's
+    // `create_key_value` would give it, because that call first asks for
+    // the account's info, whose answer from nats-server 2.9 this client
+    // version does not parse. Same config again: no change.
+    js.get_or_create_stream(js_stream::Config {
+        name: format!("KV_{}", shared.bucket),
+        subjects: vec![format!("$KV.{}.>", shared.bucket)],
+        max_messages_per_subject: 1,
+        storage: js_stream::StorageType::File,
+        num_replicas: shared.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: js_stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await?;
+    let kv = js.get_key_value(shared.bucket.clone()).await?;
     Ok((stream, kv))
 }
 
@@ -229,6 +233,7 @@ impl Worker {
 
     fn caught_up(&mut self, target: u64) {
         self.shared.lock().caught_up = true;
+        self.shared.kick.notify_one();
         tracing::info!(
             name = %self.shared.name,
             stream_seq = target,
@@ -236,7 +241,7 @@ impl Worker {
             fenced = self.shared.stats.fenced.load(Relaxed),
             "cluster: stream caught up"
         );
-        set_state(&self.shared, "connected");
+        set_state(&self.shared);
     }
 
     /// An ordered consumer over the whole stream from `start`; retried
