@@ -49,6 +49,7 @@ worker_counters! {
     ack: "DHCPACK sent.",
     nak: "DHCPNAK sent.",
     ignored: "Well-formed requests that got no reply by the protocol's rules (not for us, other server chosen, RELEASE, ...).",
+    not_owned: "Requests of clients whose bucket another cluster member owns now ([cluster]): left to it, no reply.",
     no_address: "DISCOVERs that found no free address.",
     no_subnet: "Requests for which no configured subnet matched.",
     table_full: "Requests of new clients refused (no reply) because their shard of the lease table was at its bound (`max_clients`) with nothing to evict: every record in it bound or declined.",

@@ -258,6 +258,8 @@ pub struct Checked {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[control]`: the control API's socket; `None`: no control API.
     pub control: Option<super::Control>,
+    /// `[cluster]`; `None`: a server of its own.
+    pub cluster: Option<super::Cluster>,
     /// `[leasequery]` with `enable`: who is answered; `None`: nobody.
     pub leasequery: Option<super::LeaseQuery>,
 }
@@ -335,6 +337,23 @@ impl Config {
             None => None,
         };
         let leasequery = file.check_leasequery(text, &trusted_relays)?;
+        let cluster = match &file.cluster {
+            Some(c) => {
+                let at = |sp: std::ops::Range<usize>, m: String| ConfigError {
+                    line: Some(line_of(text, sp.start)),
+                    message: format!("[cluster]: {m}"),
+                };
+                let checked = super::cluster::check(c).map_err(|(sp, m)| at(sp, m))?;
+                if file.journal.is_none() {
+                    return Err(at(
+                        c.span(),
+                        "a cluster needs a [journal]: it is what each server replicates, and what it restarts from before it catches up with the stream".into(),
+                    ));
+                }
+                Some(checked)
+            }
+            None => None,
+        };
         Ok(Checked {
             file,
             subnets,
@@ -344,6 +363,7 @@ impl Config {
             metrics_listen,
             control,
             leasequery,
+            cluster,
         })
     }
 
@@ -944,6 +964,62 @@ lease_time = 7200
         }
         let e = err(&with("sock = \"/x\""));
         assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn cluster_section_is_checked_with_the_line() {
+        assert!(Config::parse(GOOD).unwrap().cluster.is_none());
+        let j = "[journal]\ndir = \"/tmp/j\"\n";
+        let base = "name = \"b\"\npeers = [\"a\", \"b\"]\nnats = [\"nats://10.99.0.11:4222\"]\n";
+        let with = |body: &str| format!("{GOOD}\n{j}[cluster]\n{body}");
+        let c = Config::parse(&with(base)).unwrap().cluster.unwrap();
+        assert_eq!((c.index, c.shares(), c.replicas), (1, 2, 3));
+        assert_eq!(c.mode, super::super::ClusterMode::LoadBalancing);
+        assert_eq!(c.durability, super::super::ClusterDurability::Durable);
+        assert_eq!(c.failover_after, std::time::Duration::from_secs(3));
+        assert_eq!((c.stream.as_str(), c.bucket.as_str()), ("XDHCPD", "xdhcpd"));
+        let c = Config::parse(&with(&format!(
+            "{base}mode = \"hot-standby\"\ndurability = \"replicated\"\nfailover_after = \"1500ms\"\nreplicas = 1\n"
+        )))
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!((c.shares(), c.replicas), (1, 1));
+        assert_eq!(c.durability, super::super::ClusterDurability::Replicated);
+        assert_eq!(c.failover_after, std::time::Duration::from_millis(1500));
+        let first = GOOD.lines().count() + 5;
+        for (bad, line, why) in [
+            ("name = \"c\"", first, "not one of the peers"),
+            ("peers = [\"a\"]", first + 1, "2 to 3 servers"),
+            ("peers = [\"a\", \"a\"]", first + 1, "named twice"),
+            ("peers = [\"a\", \"b.c\"]", first + 1, "not a name"),
+            ("nats = []", first + 2, "no server"),
+            ("nats = [\"nats://x\"]", first + 2, "not nats://host:port"),
+        ] {
+            let key = bad.split(' ').next().unwrap();
+            let body: String = base
+                .lines()
+                .map(|l| if l.starts_with(key) { bad } else { l })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let e = err(&with(&body));
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        for (extra, why) in [
+            ("mode = \"active\"", "load-balancing"),
+            ("durability = \"fast\"", "replicated"),
+            ("failover_after = \"200ms\"", "outside 1s..60s"),
+            ("failover_after = \"3\"", "not a duration"),
+            ("replicas = 7", "outside 1..=5"),
+            ("stream = \"a.b\"", "not a name"),
+        ] {
+            let e = err(&with(&format!("{base}{extra}\n")));
+            assert_eq!(e.line, Some(first + 3), "{extra}: {e}");
+            assert!(e.message.contains(why), "{extra}: {e}");
+        }
+        let e = err(&format!("{GOOD}\n[cluster]\n{base}"));
+        assert!(e.message.contains("needs a [journal]"), "{e}");
     }
 
     #[test]

@@ -152,6 +152,9 @@ pub struct Config {
     pub metrics: Option<Spanned<MetricsConfig>>,
     /// `[control]`: the control API's socket (xdhcpctl); off without it.
     pub control: Option<Spanned<super::control::ControlConfig>>,
+    /// `[cluster]`: several servers sharing the network through NATS
+    /// JetStream; a server of its own without it.
+    pub cluster: Option<Spanned<super::cluster::ClusterConfig>>,
     /// `[leasequery]`: RFC 4388 answers to the listed relays; off without it.
     pub leasequery: Option<Spanned<super::leasequery::LeaseQueryConfig>>,
     #[serde(default, rename = "subnet")]

@@ -12,6 +12,7 @@
 //! `modes` holds the I/O settings (backend, XDP attach, socket bind,
 //! polling), `options` the DHCP options a subnet hands out.
 mod check;
+pub mod cluster;
 pub mod control;
 pub mod ddns;
 mod file;
@@ -22,6 +23,7 @@ pub mod options;
 pub use check::{
     Checked, ConfigError, Identity, LIMIT_KINDS, Limits, Rate, Reservation, Subnet, prefix_mask,
 };
+pub use cluster::{Cluster, ClusterDurability, ClusterMode};
 pub use control::Control;
 pub use file::{
     Config, ConflictCheck, DEFAULT_CONFLICT_SKIP_RECENT, DEFAULT_CONFLICT_WAIT_MS,

@@ -35,6 +35,9 @@ pub(super) struct Client {
     pub reserved: Option<(Ipv4Addr, bool)>,
     /// The worker's home shard in the pools.
     pub home: usize,
+    /// The cluster shares owned when the decision began: only their pool
+    /// words are allocated from or claimed.
+    pub owned: u32,
     /// The lines a new lease of this client is counted on.
     pub lines: LineKeys,
     /// Option 54 of our replies, and what the client may name as us.

@@ -52,6 +52,8 @@ pub enum Silence {
     /// dropped it, or a DISCOVER would have made a line exceed its lease
     /// limit.
     Limited(Limited),
+    /// The client's bucket is another cluster member's to answer.
+    NotOwned,
 }
 
 /// What the engine noticed about a request besides its verdict, for the
@@ -172,6 +174,16 @@ impl Engine {
         self.admit(selected, req, clock.micros)
             .map_err(Silence::Limited)?;
         let key = client_key(selected, req);
+        // One load for the whole decision: a share that changes hands in
+        // the middle of it takes effect at the next request.
+        let owned = self.owner.owned();
+        let share = 1 << self.owner.share_of_key(&key);
+        if owned & share == 0 {
+            if self.owner.renewing() & share != 0 && req.kind == MessageType::Request {
+                return self.renew_known(selected, &key, req, now);
+            }
+            return Err(Silence::NotOwned);
+        }
         let mut reserved = self.reservation(selected, req);
         let mut moving = None;
         let mut conflict = false;
@@ -200,6 +212,7 @@ impl Engine {
             note: std::cell::Cell::new(conflict.then_some(Note::ReservationConflict)),
             left: std::cell::Cell::new(None),
             home,
+            owned,
             lines: match req.kind {
                 MessageType::Discover | MessageType::Request => self.line_keys(s, req),
                 _ => LineKeys::default(),
@@ -403,17 +416,17 @@ impl Engine {
             let used_addr = c
                 .reserved
                 .map(|(r, _)| r)
-                .or_else(|| previous.filter(|a| s.pool.claim(*a)))
+                .or_else(|| previous.filter(|a| s.pool.claim_owned(*a, c.owned)))
                 .or_else(|| {
                     req.opts
                         .requested_ip
-                        .filter(|a| s.contains(*a) && s.pool.claim(*a))
+                        .filter(|a| s.contains(*a) && s.pool.claim_owned(*a, c.owned))
                 })
-                .or_else(|| s.pool.allocate_from(c.home))
+                .or_else(|| s.pool.allocate_owned(c.home, c.owned))
                 .map(|a| (s, a))
                 .or_else(|| {
                     self.siblings(s)
-                        .find_map(|o| o.pool.allocate_from(c.home).map(|a| (o, a)))
+                        .find_map(|o| o.pool.allocate_owned(c.home, c.owned).map(|a| (o, a)))
                 });
             let Some((used, addr)) = used_addr else {
                 if carried.is_none() {
@@ -520,7 +533,7 @@ impl Engine {
                 Some(l) => l.lines,
                 None => self.take_lines(s, &c.lines)?,
             };
-            if reclaim && !s.pool.claim(want) {
+            if reclaim && !s.pool.claim_owned(want, c.owned) {
                 self.put_lines(lines);
                 return Ok(false);
             }
@@ -674,6 +687,7 @@ lease_time = 3600
             note: Default::default(),
             left: Default::default(),
             home: 0,
+            owned: u32::MAX,
             lines: LineKeys::default(),
             server_id: Ipv4Addr::new(192, 0, 2, 1),
         }

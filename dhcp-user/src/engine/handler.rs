@@ -192,6 +192,7 @@ impl FrameHandler for Handler {
                     Silence::NoAddress => &s.no_address,
                     Silence::TableFull => &s.table_full,
                     Silence::Untrusted => &s.untrusted_dropped,
+                    Silence::NotOwned => &s.not_owned,
                     Silence::Limited(why) => limited(s, why),
                 });
                 (req, None)

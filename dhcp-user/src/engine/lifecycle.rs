@@ -224,6 +224,18 @@ impl Engine {
             }
     }
 
+    /// Applies one record another cluster member made (its share's lease,
+    /// read from the lease stream) to the table and the pools, while the
+    /// workers run: the same steps as [`Engine::restore`], each of which is
+    /// safe beside them (a pool bit by compare-and-swap, the record under
+    /// its shard's lock). The owner decided; this server only learns it,
+    /// so that it answers the client's renewals and never hands the
+    /// address to anyone else. False: skipped (no such subnet here, no
+    /// room in the table).
+    pub fn apply_remote(&self, rec: &LeaseRecord, clock: Clock) -> bool {
+        self.restore(std::slice::from_ref(rec), clock).0 == 1
+    }
+
     /// Puts recovered journal records back into the table and the pools
     /// (at start, before any worker runs). Records of subnets that are no
     /// longer configured, of addresses outside them, or that found no room

@@ -19,7 +19,10 @@
 //!    VLAN; the member of a shared network), over the subnets that
 //!    `subnet.rs` holds ready for the packet path; then `limit.rs`: the
 //!    subnet's source check and request rates, which may drop it here;
-//! 6. `client.rs`: the client's lease key and reservation;
+//! 6. `client.rs`: the client's lease key and reservation; with a
+//!    `[cluster]`, a client whose bucket is another member's share is left
+//!    to it here, and addresses come only from the owned shares' pool
+//!    words ([`Ownership`], in `lease/owner.rs`);
 //! 7. `decide.rs`: the decision for its message type, a [`Reply`] and
 //!    maybe a lease [`Change`] (DECLINE's limits in `decline.rs`), and
 //!    [`Notes`] of what counters of their own report; a new lease is
@@ -36,12 +39,17 @@
 //! of a reloaded engine; it also holds the engine's [`Clock`]. And the
 //! operator changes them: `operator.rs` force-frees an address and lists
 //! the table for the control API.
+//! The other members of a cluster change them too: `lifecycle.rs` applies
+//! their records ([`Engine::apply_remote`]).
 //!
 //! [`Reply`]: reply::Reply
 #[cfg(test)]
 mod bound_tests;
 mod client;
+#[cfg(test)]
+mod cluster_tests;
 mod conflict;
+mod cut_off;
 mod decide;
 mod decline;
 mod handler;
@@ -55,6 +63,7 @@ mod select;
 pub mod subnet;
 mod trust;
 
+pub use crate::lease::owner::{BUCKETS, Ownership, bucket_of, bucket_of_key};
 pub use client::Note;
 pub use conflict::{Probe, ProbeAsk};
 pub use decide::{Notes, Silence, Verdict};
@@ -126,6 +135,10 @@ pub struct Engine {
     iface_addrs: Option<Box<[(Ipv4Addr, u8)]>>,
     /// `[leasequery]`: who may ask; `None`: DHCPLEASEQUERY is ignored.
     leasequery: Option<crate::config::LeaseQuery>,
+    /// The clients and pool words this server decides for (`[cluster]`;
+    /// all of them on a server of its own). Kept across reloads: only the
+    /// cluster thread changes it.
+    owner: Arc<Ownership>,
 }
 
 /// Which subnets serve direct clients (giaddr 0): those with `direct =
@@ -205,6 +218,17 @@ impl Engine {
             None => cfg.subnets.iter().map(|s| s.server_id).collect(),
         };
         let direct = direct_subnets(cfg, &local);
+        // The shares are fixed at start: a reload keeps them (changing
+        // `[cluster]` needs a restart, which the reload path says).
+        let owner = prev.map_or_else(
+            || {
+                Arc::new(match &cfg.cluster {
+                    Some(c) => Ownership::new(c.shares()),
+                    None => Ownership::all(),
+                })
+            },
+            |p| p.owner.clone(),
+        );
         let links = prev.map_or_else(|| Arc::new(Mutex::new(HashMap::new())), |p| p.links.clone());
         let subnets: Box<[SubnetRt]> = {
             let mut names = links.lock().unwrap_or_else(|p| p.into_inner());
@@ -224,7 +248,8 @@ impl Engine {
                         .map(|r| client::identity_key(link, &r.identity))
                         .collect();
                     let before = prev.map(|p| &*p.subnets);
-                    let mut rt = SubnetRt::new(i as u16, link, s, &owners, before, workers);
+                    let mut rt =
+                        SubnetRt::new(i as u16, link, s, &owners, before, workers, owner.shares());
                     rt.direct = direct[i];
                     if s.conflict_check == ConflictCheck::Icmp {
                         // What was leased and probed carries over with the pool.
@@ -299,6 +324,7 @@ impl Engine {
             drop_untrusted: cfg.file.untrusted_agent_info == UntrustedAgentInfo::Drop,
             iface_addrs,
             leasequery: cfg.leasequery.clone(),
+            owner,
         }
     }
 
@@ -343,6 +369,11 @@ impl Engine {
     /// Engine time: whole seconds since start, on the monotonic clock.
     pub fn secs(&self, now: Instant) -> u32 {
         now.saturating_duration_since(self.epoch).as_secs() as u32
+    }
+
+    /// Which shares this server owns now (written by the cluster thread).
+    pub fn ownership(&self) -> &Arc<Ownership> {
+        &self.owner
     }
 
     pub fn subnets(&self) -> &[SubnetRt] {

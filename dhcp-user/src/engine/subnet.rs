@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 
 const NONE: u16 = u16::MAX;
 
-/// Options of a subnet, encoded once at start.
+/// Options of a subnet, encoded once at start as the bytes a reply
+/// carries (code, length, data), so that writing one is one copy.
 pub struct EncodedOptions {
-    /// code → offset into `blob` of (len, data...), or NONE.
+    /// code → offset into `blob` of its code byte, or NONE.
     index: Box<[u16; 256]>,
     blob: Box<[u8]>,
     /// Codes in configuration order, for options nobody asked for.
@@ -26,8 +27,13 @@ impl EncodedOptions {
         let mut blob = Vec::new();
         let mut order = Vec::new();
         for (c, data) in list {
+            // The config check keeps every option within one TLV.
+            let Ok(len) = u8::try_from(data.len()) else {
+                continue;
+            };
             index[*c as usize] = blob.len() as u16;
-            blob.push(data.len() as u8);
+            blob.push(*c);
+            blob.push(len);
             blob.extend_from_slice(data);
             order.push(*c);
         }
@@ -38,16 +44,23 @@ impl EncodedOptions {
         }
     }
 
-    /// The payload of option `code`, if the subnet has it.
+    /// Option `code` as it goes on the wire (code, length, data), if the
+    /// subnet has it.
     #[inline]
-    pub fn get(&self, code: u8) -> Option<&[u8]> {
+    pub fn tlv(&self, code: u8) -> Option<&[u8]> {
         let at = self.index[code as usize];
         if at == NONE {
             return None;
         }
         let at = at as usize;
-        let len = *self.blob.get(at)? as usize;
-        self.blob.get(at + 1..at + 1 + len)
+        let len = *self.blob.get(at + 1)? as usize;
+        self.blob.get(at..at + 2 + len)
+    }
+
+    /// The payload of option `code`, if the subnet has it.
+    #[inline]
+    pub fn get(&self, code: u8) -> Option<&[u8]> {
+        self.tlv(code).map(|t| &t[2..])
     }
 
     /// Configured codes in configuration order.
@@ -160,11 +173,12 @@ impl SubnetRt {
         owners: &[ClientKey],
         prev: Option<&[SubnetRt]>,
         workers: usize,
+        shares: u8,
     ) -> SubnetRt {
         let shape = Self::shape_of(s);
         let same = prev.and_then(|p| p.iter().find(|o| o.shape == shape));
         let pool = same.map_or_else(
-            || Arc::new(Pool::new(&s.pools, workers)),
+            || Arc::new(Pool::split(&s.pools, workers, shares)),
             |o| o.pool.clone(),
         );
         let probation = same.map_or_else(|| Arc::new(AtomicU32::new(0)), |o| o.probation.clone());

@@ -119,6 +119,36 @@ pub struct JournalOptions {
     /// control API's address index). Each is offered every record; one
     /// that is full loses it alone (its own `dropped`).
     pub taps: Vec<Tap>,
+    /// The cluster's copy of every record (`[cluster]`), with the
+    /// producer and ticket it came with; see [`Replication`].
+    pub replication: Option<Replication>,
+}
+
+/// A record on its way to the cluster, with its producer's ticket, so
+/// that the cluster thread can move that producer's mark once the stream
+/// stored it ([`Replication::gates_acks`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Shipped {
+    pub producer: u16,
+    pub seq: u64,
+    pub rec: LeaseRecord,
+}
+
+/// Where the writer hands every record once its group is safe on the
+/// local disk (written in fast mode, synced in durable mode), in each
+/// producer's order.
+#[derive(Clone, Debug)]
+pub struct Replication {
+    pub tx: Sender<Shipped>,
+    /// `durability = "replicated"`: the journal never moves the producers'
+    /// durable marks itself; the receiver does, with [`Marks::advance`],
+    /// once the cluster stored the record, so an ACK waits for both disks.
+    /// The writer then waits on a full channel rather than lose a record
+    /// (it is a side thread: the workers see its queue fill and count
+    /// `journal_full`). Otherwise (`durable`) a full channel loses the
+    /// record to the cluster alone, counted in `dropped`.
+    pub gates_acks: bool,
+    pub dropped: Arc<AtomicU64>,
 }
 
 /// A copy of every record the journal wrote, for a side service that
@@ -143,6 +173,7 @@ impl Default for JournalOptions {
             keep_released_secs: 0,
             max_producers: 64,
             taps: Vec::new(),
+            replication: None,
         }
     }
 }
@@ -438,6 +469,12 @@ impl JournalHandle {
 
     /// A producer for one thread. Its tickets go on from where the last
     /// producer of the same slot stopped.
+    /// Who moves the producers' marks when the journal does not
+    /// ([`Replication::gates_acks`]).
+    pub fn marks(&self) -> Marks {
+        Marks(self.shared.clone())
+    }
+
     pub fn producer(&self) -> Result<Producer, NoProducerSlot> {
         for (id, s) in self.shared.slots.iter().enumerate() {
             if s.in_use
@@ -502,6 +539,25 @@ impl JournalHandle {
         let _ = self.tx.send(Msg::Close);
         h.join()
             .map_err(|_| io::Error::other("lease journal writer panicked"))?
+    }
+}
+
+/// The producers' durable marks, for the cluster thread in replicated
+/// mode: it moves a producer's mark once the records up to a ticket are
+/// stored by the cluster (and were safe locally before it saw them).
+#[derive(Clone)]
+pub struct Marks(Arc<Shared>);
+
+impl Marks {
+    /// Every ticket of `producer` up to `seq` is safe; wakes the worker
+    /// if its mark moved. Marks only move forward (acks may come back in
+    /// any order); an unknown producer is ignored.
+    pub fn advance(&self, producer: u16, seq: u64) {
+        if let Some(s) = self.0.slots.get(usize::from(producer))
+            && s.durable.fetch_max(seq, AcqRel) < seq
+        {
+            s.wake.signal();
+        }
     }
 }
 

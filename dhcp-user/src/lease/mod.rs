@@ -9,6 +9,7 @@
 //! which depends on this module and not the reverse.
 pub mod journal;
 pub mod limits;
+pub mod owner;
 pub mod pool;
 pub mod table;
 

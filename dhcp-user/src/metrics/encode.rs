@@ -215,6 +215,14 @@ fn encode_status(s: &Status, mut enc: DescriptorEncoder<'_>) -> Result<(), Error
     per_worker(
         e,
         s,
+        "xdhcpd_not_owned",
+        "Requests of clients whose bucket another cluster member owns, left to it, by worker.",
+        None,
+        fields!(not_owned),
+    )?;
+    per_worker(
+        e,
+        s,
         "xdhcpd_events",
         "Other events, by kind and worker (see the stats file's documentation of each).",
         Some("event"),

@@ -737,6 +737,73 @@ fn every_tap_gets_every_record_and_a_full_one_counts_alone() {
     assert_eq!(tight.dropped.load(Relaxed), 2);
 }
 
+#[test]
+fn replicated_marks_move_only_when_the_cluster_says_so() {
+    let dir = TempDir::new("replicated");
+    let (tx, rx) = crossbeam_channel::bounded::<Shipped>(16);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let opts = JournalOptions {
+        replication: Some(Replication {
+            tx,
+            gates_acks: true,
+            dropped: dropped.clone(),
+        }),
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&dir.0, Durability::Durable, opts).unwrap();
+    let marks = h.marks();
+    let mut p = h.producer().unwrap();
+    let t: Vec<_> = (0..3).map(|i| p.append(&sample(i)).unwrap()).collect();
+    // Shipped in order, with their tickets, once synced...
+    let got: Vec<Shipped> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    assert_eq!(got.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(got[1].rec.addr, sample(1).addr);
+    assert!(h.stats().fsyncs >= 1, "shipped only after the sync");
+    // ...but the mark stays until the cluster stored them.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!p.is_durable(t[0]));
+    assert!(!readable(&p, 0), "no wake before the cluster's word");
+    marks.advance(got[0].producer, 2);
+    assert!(p.is_durable(t[1]) && !p.is_durable(t[2]));
+    assert!(readable(&p, 0), "the worker is woken");
+    // An ack that comes back late does not move the mark backwards.
+    marks.advance(got[0].producer, 1);
+    assert_eq!(p.durable_seq(), 2);
+    marks.advance(999, 5);
+    h.close().unwrap();
+    assert_eq!(dropped.load(Relaxed), 0);
+}
+
+#[test]
+fn durable_cluster_copy_never_holds_the_journal_back() {
+    let dir = TempDir::new("shipped-drop");
+    // Room for one: the other two are lost to the cluster, counted, and
+    // the marks move as without a cluster.
+    let (tx, rx) = crossbeam_channel::bounded::<Shipped>(1);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let opts = JournalOptions {
+        replication: Some(Replication {
+            tx,
+            gates_acks: false,
+            dropped: dropped.clone(),
+        }),
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&dir.0, Durability::Durable, opts).unwrap();
+    let mut p = h.producer().unwrap();
+    let mut last = Ticket(0);
+    for i in 0..3 {
+        last = p.append(&sample(i)).unwrap();
+        wait_until("the mark", || p.is_durable(last));
+    }
+    assert!(p.is_durable(last));
+    h.close().unwrap();
+    assert_eq!(rx.try_iter().count(), 1);
+    assert_eq!(dropped.load(Relaxed), 2);
+}
+
 /// What one more tap costs the writer: records through a fast-mode
 /// journal with 0, 1 and 2 taps (each drained by a thread of its own),
 /// alternating, three rounds. Not a pass/fail test: run it in release

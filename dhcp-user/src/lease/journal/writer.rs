@@ -48,6 +48,8 @@ struct Loop {
     closing: bool,
     /// The current group's records, for the taps (empty without one).
     tapped: Vec<super::LeaseRecord>,
+    /// The same with their tickets, for the cluster (empty without one).
+    shipped: Vec<super::Shipped>,
 }
 
 impl Writer {
@@ -63,6 +65,11 @@ impl Writer {
             compact_asked: false,
             closing: false,
             tapped: Vec::with_capacity(if !self.opts.taps.is_empty() {
+                self.opts.max_group_records
+            } else {
+                0
+            }),
+            shipped: Vec::with_capacity(if self.opts.replication.is_some() {
                 self.opts.max_group_records
             } else {
                 0
@@ -142,6 +149,9 @@ impl Writer {
                 if !self.opts.taps.is_empty() {
                     l.tapped.push(rec);
                 }
+                if self.opts.replication.is_some() {
+                    l.shipped.push(super::Shipped { producer, seq, rec });
+                }
                 let p = producer as usize;
                 if l.group_max[p] == 0 {
                     l.touched.push(producer);
@@ -196,13 +206,19 @@ impl Writer {
         } else {
             l.unsynced = true;
         }
+        // In replicated mode the cluster thread moves the marks instead,
+        // once the stream stored what is shipped below.
+        let marks_here = !self.opts.replication.as_ref().is_some_and(|r| r.gates_acks);
         for &p in &l.touched {
             let p = p as usize;
-            self.shared.slots[p].durable.store(l.group_max[p], Release);
-            self.shared.slots[p].wake.signal();
+            if marks_here {
+                self.shared.slots[p].durable.store(l.group_max[p], Release);
+                self.shared.slots[p].wake.signal();
+            }
             l.group_max[p] = 0;
         }
         l.touched.clear();
+        self.ship(l);
         // One try_send per record and tap: the writer never waits for a
         // follower.
         for rec in l.tapped.drain(..) {
@@ -217,6 +233,38 @@ impl Writer {
             self.sync(l);
         }
         Ok(())
+    }
+
+    /// Hands the group's records to the cluster thread: waiting on a full
+    /// channel when ACKs wait for the cluster (nothing may be skipped
+    /// then; the wait ends at shutdown), else losing them to it, counted.
+    fn ship(&self, l: &mut Loop) {
+        let Some(r) = &self.opts.replication else {
+            return;
+        };
+        for item in l.shipped.drain(..) {
+            if !r.gates_acks {
+                if r.tx.try_send(item).is_err() {
+                    r.dropped.fetch_add(1, Relaxed);
+                }
+                continue;
+            }
+            let mut item = item;
+            loop {
+                match r.tx.send_timeout(item, Duration::from_millis(100)) {
+                    Ok(()) => break,
+                    Err(crossbeam_channel::SendTimeoutError::Timeout(back))
+                        if !self.shared.closing.load(Relaxed) =>
+                    {
+                        item = back;
+                    }
+                    Err(_) => {
+                        r.dropped.fetch_add(1, Relaxed);
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// The fast mode's trailing sync. A failure is counted; the records it

@@ -38,6 +38,11 @@ const MIN_WORDS_PER_SHARD: usize = 64;
 pub struct Pool {
     ranges: Ranges,
     shards: Box<[Shard]>,
+    /// Cluster shares the words are split into (1 on a server of its
+    /// own): word `w` is share `w % shares`, and the shard count is a
+    /// multiple of it (or one shard per word), so shard `s` holds words of
+    /// share `s % shares` only (see [`super::owner`]).
+    shares: u32,
     /// Bits past the end of the pool in the last word, born taken.
     padding: u32,
 }
@@ -58,9 +63,27 @@ impl Pool {
     /// no shard under [`MIN_WORDS_PER_SHARD`] words. One worker gets one
     /// shard, so its pool is handed out exactly lowest-free-first.
     pub fn new(ranges: &[(Ipv4Addr, Ipv4Addr)], workers: usize) -> Pool {
+        Pool::split(ranges, workers, 1)
+    }
+
+    /// A pool whose words are split into `shares` cluster shares (word
+    /// `w` is share `w % shares`), each sharded for `workers` workers like
+    /// [`Pool::new`]: `shares` × that many shards, so that every shard
+    /// holds the words of one share. A pool of fewer words than shares
+    /// gets one shard per word (the shares past its last word have no
+    /// address in it).
+    pub fn split(ranges: &[(Ipv4Addr, Ipv4Addr)], workers: usize, shares: u8) -> Pool {
         let ranges = Ranges::new(ranges);
         let words = (ranges.size() as usize).div_ceil(64);
-        Pool::build(ranges, workers.min(words / MIN_WORDS_PER_SHARD))
+        let shares = usize::from(shares.max(1));
+        let shards = if words < shares {
+            words
+        } else {
+            shares * workers.min(words / shares / MIN_WORDS_PER_SHARD).max(1)
+        };
+        let mut pool = Pool::build(ranges, shards);
+        pool.shares = shares as u32;
+        pool
     }
 
     /// A pool over inclusive ranges split into `shards` shards (at least
@@ -88,6 +111,7 @@ impl Pool {
             padding: (nwords * 64 - size) as u32,
             ranges,
             shards,
+            shares: 1,
         }
     }
 
@@ -121,12 +145,42 @@ impl Pool {
     /// Takes the lowest free address of shard `home % shards`; when that
     /// shard is full, of the next shard that is not, in order.
     pub fn allocate_from(&self, home: usize) -> Option<Ipv4Addr> {
+        self.allocate_owned(home, u32::MAX)
+    }
+
+    /// [`Pool::allocate_from`] over the shards of the shares in `owned`
+    /// (bit k: share k) only. Worker `home` starts in its own shard of the
+    /// first owned share, so workers of one server keep apart as they do
+    /// without shares.
+    #[inline]
+    pub fn allocate_owned(&self, home: usize, owned: u32) -> Option<Ipv4Addr> {
         let n = self.shards.len();
-        let h = home % n;
+        let shares = self.shares as usize;
+        let per_share = (n / shares).max(1);
+        let h = ((home % per_share) * shares) % n;
         (h..n).chain(0..h).find_map(|s| {
+            if owned & (1 << (s % shares)) == 0 {
+                return None;
+            }
             let (j, bit) = self.shards[s].take()?;
             Some(self.addr_of(((j * n + s) * 64) as u32 + bit))
         })
+    }
+
+    /// The cluster share an address of the pool belongs to.
+    #[inline]
+    pub fn share_of(&self, addr: Ipv4Addr) -> Option<u8> {
+        let i = self.index_of(addr)?;
+        Some(((i / 64) % self.shares) as u8)
+    }
+
+    /// Takes a given address if it is in the pool, free, and of a share in
+    /// `owned`: a server never takes an address another may be handing
+    /// out at the same moment.
+    #[inline]
+    pub fn claim_owned(&self, addr: Ipv4Addr, owned: u32) -> bool {
+        self.share_of(addr)
+            .is_some_and(|k| owned & (1 << k) != 0 && self.claim(addr))
     }
 
     /// The shard, its word and the bit of an address of the pool.

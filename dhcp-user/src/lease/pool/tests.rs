@@ -482,3 +482,65 @@ fn concurrent_tiny_pool_keeps_its_hints_honest() {
     stress(&range("10.0.0.0", "10.0.0.127"), 2, 4, 300_000, true);
     stress(&range("10.0.0.0", "10.0.0.63"), 1, 4, 300_000, true);
 }
+
+#[test]
+fn shares_split_the_words_and_never_hand_out_each_others() {
+    // A /22 (16 words) split in two shares for two workers: 4 shards,
+    // shard s holding words of share s % 2.
+    let r = range("10.1.0.0", "10.1.3.255");
+    let a = Pool::split(&r, 2, 2);
+    let b = Pool::split(&r, 1, 2);
+    assert_eq!(
+        (a.shards(), b.shards()),
+        (2, 2),
+        "16 words: one shard per share"
+    );
+    let big = range("10.0.0.0", "10.0.255.255");
+    assert_eq!(Pool::split(&big, 2, 2).shards(), 4);
+    assert_eq!(Pool::split(&big, 2, 3).shards(), 6);
+    // Server a owns share 0, server b share 1: all of each one's
+    // allocations are of its own share, and together they never meet.
+    let mut seen = std::collections::HashSet::new();
+    for w in 0..4 {
+        while let Some(x) = a.allocate_owned(w, 0b01) {
+            assert_eq!(a.share_of(x), Some(0));
+            assert!(seen.insert(x));
+        }
+        while let Some(x) = b.allocate_owned(w, 0b10) {
+            assert_eq!(b.share_of(x), Some(1));
+            assert!(seen.insert(x));
+        }
+    }
+    assert_eq!(seen.len(), 1024, "the two halves make the whole pool");
+    // The words of a share are the same whatever the worker count.
+    for i in (0..1024).step_by(37) {
+        let x = a.addr_of(i);
+        assert_eq!(a.share_of(x), b.share_of(x));
+        assert_eq!(a.share_of(x), Some(((i / 64) % 2) as u8));
+    }
+}
+
+#[test]
+fn claiming_an_address_of_a_share_not_owned_is_refused() {
+    let p = Pool::split(&range("10.1.0.0", "10.1.0.255"), 1, 2);
+    let share0 = ip("10.1.0.5");
+    let share1 = ip("10.1.0.70");
+    assert_eq!((p.share_of(share0), p.share_of(share1)), (Some(0), Some(1)));
+    assert!(!p.claim_owned(share1, 0b01));
+    assert!(!p.is_taken(share1));
+    assert!(p.claim_owned(share0, 0b01));
+    assert!(!p.claim_owned(share0, 0b01), "taken already");
+    assert!(p.claim_owned(share1, 0b11));
+    // Without shares, everything is share 0.
+    let one = Pool::new(&range("10.1.0.0", "10.1.0.255"), 1);
+    assert_eq!(one.share_of(share1), Some(0));
+}
+
+#[test]
+fn a_pool_smaller_than_its_shares_gives_each_word_its_own() {
+    // One word, three shares: share 0 has it all, the others nothing.
+    let p = Pool::split(&range("10.1.0.1", "10.1.0.40"), 2, 3);
+    assert_eq!(p.shards(), 1);
+    assert_eq!(p.allocate_owned(0, 0b110), None);
+    assert_eq!(p.allocate_owned(1, 0b001), Some(ip("10.1.0.1")));
+}
