@@ -12,22 +12,23 @@
 //!
 //! Run as root: `cargo test -p xdhcpd-suite --test cluster_nats --
 //! --include-ignored --test-threads=1`.
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xdhcp::cluster::{ClusterService, ClusterStatus, Links, payload};
-use xdhcp::config::cluster::{Cluster, ClusterDurability, ClusterMode};
+use xdhcp::config::Config;
+use xdhcp::config::{Cluster, ClusterDurability, ClusterMode};
 use xdhcp::engine::Ownership;
+use xdhcp::engine::{Clock, Engine};
 use xdhcp::lease::journal::{
-    FixedBytes, Journal, JournalOptions, LeaseRecord, RecordState, Shipped,
+    FixedBytes, Journal, JournalOptions, LeaseRecord, Marks, RecordState, Replication, Shipped,
 };
-use xdhcp::lease::table::ClientKey;
+use xdhcp::lease::{ClientKey, LeaseState};
 
 const NATS_PORT: u16 = 4222;
 
@@ -253,7 +254,7 @@ fn record(i: u32, want_share: u8, own: &Ownership) -> LeaseRecord {
             agent_info: FixedBytes::default(),
             fqdn_flags: 0,
         };
-        if own.share_of_record(&rec) == want_share {
+        if own.share_of_record(&rec) == Some(want_share) {
             return rec;
         }
     }
@@ -276,31 +277,62 @@ fn settings(name: &str, port: u16, durability: ClusterDurability, failover: Dura
     }
 }
 
-/// One server's side of the test: its cluster thread, its bits, the
-/// records it applied, and the sender the journal would hold.
+/// The engine config of one member: one subnet, the records' addresses
+/// in its pool.
+fn engine(name: &str) -> Arc<Engine> {
+    let text = format!(
+        r#"
+interface = "xdt96-s"
+server_id = "10.96.0.1"
+
+[journal]
+dir = "/nonexistent/cluster_nats-opens-no-journal-here"
+
+[cluster]
+name = "{name}"
+peers = ["a", "b"]
+nats = ["nats://127.0.0.1:4222"]
+
+[[subnet]]
+prefix = "10.96.0.0/16"
+pools = ["10.96.0.10-10.96.255.250"]
+"#
+    );
+    Arc::new(Engine::new(&Config::parse(&text).expect("engine config")))
+}
+
+/// One server's side of the test: its cluster thread over its own engine
+/// (the engine's ownership bits, `apply_remote` for the others' records).
 struct Node {
     svc: ClusterService,
+    engine: Arc<Engine>,
     own: Arc<Ownership>,
-    applied: Arc<Mutex<HashMap<Ipv4Addr, LeaseRecord>>>,
-    tx: crossbeam_channel::Sender<Shipped>,
+    /// What the journal's replication hook would send; `None` when a real
+    /// journal feeds the thread.
+    tx: Option<crossbeam_channel::Sender<Shipped>>,
     seq: u64,
 }
 
 impl Node {
-    fn start(c: &Cluster, marks: Option<xdhcp::lease::journal::Marks>) -> Node {
-        let own = Arc::new(Ownership::new(c.shares()));
-        let applied = Arc::new(Mutex::new(HashMap::new()));
-        let (tx, rx) = crossbeam_channel::bounded(1024);
-        let seen = applied.clone();
+    fn start(c: &Cluster, journal: Option<(crossbeam_channel::Receiver<Shipped>, Marks)>) -> Node {
+        let engine = engine(&c.name);
+        let own = engine.ownership().clone();
+        let (tx, shipped, marks) = match journal {
+            Some((rx, marks)) => (None, rx, Some(marks)),
+            None => {
+                let (tx, rx) = crossbeam_channel::bounded(1024);
+                (Some(tx), rx, None)
+            }
+        };
+        let e = engine.clone();
         let svc = ClusterService::start(
             c,
             Links {
                 ownership: own.clone(),
-                shipped: rx,
+                shipped,
                 marks,
                 apply: Box::new(move |r: &LeaseRecord| {
-                    seen.lock().unwrap().insert(r.addr, *r);
-                    true
+                    e.apply_remote(r, Clock::now(&e, Instant::now()))
                 }),
                 journal_dropped: Default::default(),
             },
@@ -308,27 +340,32 @@ impl Node {
         .expect("cluster thread");
         Node {
             svc,
+            engine,
             own,
-            applied,
             tx,
             seq: 0,
         }
     }
     fn ship(&mut self, rec: LeaseRecord) {
         self.seq += 1;
-        self.tx
-            .send(Shipped {
-                producer: 0,
-                seq: self.seq,
-                rec,
-            })
-            .unwrap();
+        let tx = self.tx.as_ref().expect("no journal behind this node");
+        tx.send(Shipped {
+            producer: 0,
+            seq: self.seq,
+            rec,
+        })
+        .unwrap();
     }
     fn stats(&self) -> ClusterStatus {
         self.svc.stats_handle().snapshot()
     }
-    fn has(&self, a: Ipv4Addr) -> bool {
-        self.applied.lock().unwrap().contains_key(&a)
+    /// Whether the engine holds `rec`'s lease (its client bound to its
+    /// address).
+    fn has(&self, rec: &LeaseRecord) -> bool {
+        self.engine
+            .leases()
+            .get(&rec.client)
+            .is_some_and(|l| l.addr == rec.addr && l.state == LeaseState::Bound)
     }
 }
 
@@ -391,13 +428,17 @@ fn replication_takeover_fencing_and_hand_back() {
             "the records to cross",
             limit,
             || both(&a, &b),
-            || b.has(ra.addr) && a.has(rb.addr),
+            || b.has(&ra) && a.has(&rb),
         );
-        assert_eq!(b.applied.lock().unwrap()[&ra.addr], ra);
-        assert!(
-            !a.has(ra.addr) && !b.has(rb.addr),
-            "own records are not applied"
+        // Each reads its own record back and leaves it.
+        wait_for(
+            "own records read",
+            limit,
+            || {},
+            || a.stats().own == 1 && b.stats().own == 1,
         );
+        assert_eq!((a.stats().applied, b.stats().applied), (1, 1));
+        assert!(!a.has(&ra) && !b.has(&rb), "own records are not applied");
         // A record of a share a does not own stays local.
         a.ship(record(3, 1, &a.own));
         wait_for("local_only", limit, || {}, || a.stats().local_only == 1);
@@ -448,9 +489,9 @@ fn replication_takeover_fencing_and_hand_back() {
             "the fresh record at b",
             limit,
             || both(&a, &b),
-            || b.has(fresh.addr),
+            || b.has(&fresh),
         );
-        assert!(!b.has(stale.addr), "a fenced record was applied");
+        assert!(!b.has(&stale), "a fenced record was applied");
         assert_eq!(b.stats().fenced, 1);
 
         // a comes back: it is ready and home of share 0, so b hands it
@@ -468,13 +509,8 @@ fn replication_takeover_fencing_and_hand_back() {
         assert!(sa.shares[0].revision > rev_b);
         // a, back, caught up what it missed: the fresh record (the stale
         // one is fenced for it too).
-        wait_for(
-            "a to read the fresh record",
-            limit,
-            || {},
-            || a.has(fresh.addr),
-        );
-        assert!(!a.has(stale.addr));
+        wait_for("a to read the fresh record", limit, || {}, || a.has(&fresh));
+        assert!(!a.has(&stale));
         // b stops: a takes share 1 over after failover_after.
         b.svc.stop();
         wait_for("a to own both", limit, || {}, || a.own.owned() == 0b11);
@@ -489,15 +525,24 @@ fn replicated_marks_move_only_after_the_stream_stored_the_record() {
     let lab = NatsLab::start("xdt97n");
     let dir = std::env::temp_dir().join("xdt97-journal");
     let _ = std::fs::remove_dir_all(&dir);
+    // A real journal with the replication hook, as the daemon opens it in
+    // `replicated` mode: the writer syncs, ships, and leaves the marks to
+    // the cluster thread.
+    let (tx, rx) = crossbeam_channel::bounded(1024);
     let (journal, _) = Journal::open(
         &dir,
         xdhcp::lease::journal::Durability::Durable,
-        JournalOptions::default(),
+        JournalOptions {
+            replication: Some(Replication {
+                tx,
+                gates_acks: true,
+                dropped: Default::default(),
+            }),
+            ..JournalOptions::default()
+        },
     )
     .expect("journal");
-    // Producer slot 0 appends nothing itself: only the cluster thread moves
-    // its mark, for the records shipped under it below.
-    let producer = journal.producer().expect("producer");
+    let mut producer = journal.producer().expect("producer");
     let marks = journal.marks();
     lab.inside(|| {
         let relay = Relay::start();
@@ -509,12 +554,17 @@ fn replicated_marks_move_only_after_the_stream_stored_the_record() {
             ClusterDurability::Replicated,
             Duration::from_secs(60),
         );
-        let mut a = Node::start(&c, Some(marks));
+        let a = Node::start(&c, Some((rx, marks)));
         let limit = Duration::from_secs(20);
         wait_for("a to own share 0", limit, || {}, || a.own.owned() & 1 == 1);
         let r1 = record(1, 0, &a.own);
-        a.ship(r1);
-        wait_for("mark 1", limit, || {}, || producer.durable_seq() == 1);
+        let t1 = producer.append(&r1).expect("append");
+        wait_for(
+            "the first record durable",
+            limit,
+            || {},
+            || producer.is_durable(t1),
+        );
         // The mark moved: the stream has the record.
         let mut raw = Raw::connect();
         let body = format!(
@@ -527,22 +577,33 @@ fn replicated_marks_move_only_after_the_stream_stored_the_record() {
             "{}",
             String::from_utf8_lossy(&got)
         );
-        // Frozen link: the publishes go out, no acknowledgement can come
-        // back, and the marks stay where they are.
+        // Frozen link: the journal syncs and ships, the publishes go out,
+        // no acknowledgement can come back, and the mark stays.
         relay.frozen.store(true, Relaxed);
+        let mut last = t1;
         for i in 2..=50 {
-            a.ship(record(i, 0, &a.own));
+            last = producer.append(&record(i, 0, &a.own)).expect("append");
         }
-        std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(producer.durable_seq(), 1, "a mark moved without an ack");
+        wait_for(
+            "the journal to ship all",
+            limit,
+            || {},
+            || journal.stats().records >= 50 && a.stats().replication_lag >= 49,
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(producer.durable_seq(), t1.0, "a mark moved without an ack");
         let s = a.stats();
-        assert!(s.replication_lag >= 49, "{s:?}");
         assert_eq!(s.state, "connected", "not cut off: {s:?}");
         relay.frozen.store(false, Relaxed);
-        wait_for("mark 50", limit, || {}, || producer.durable_seq() == 50);
+        wait_for(
+            "the last record durable",
+            limit,
+            || {},
+            || producer.is_durable(last),
+        );
         let s = a.stats();
         assert_eq!(s.replication_lag, 0, "{s:?}");
-        assert!(s.published >= 50, "{s:?}");
+        assert_eq!(s.published, 50, "{s:?}");
         a.svc.stop();
     });
     drop(producer);

@@ -63,6 +63,9 @@ pub async fn control(
                 c.valid_until = Some(sent + shared.failover / 2);
                 if !c.serving {
                     c.serving = true;
+                    // Back: the claims that still name this server are
+                    // acquired again below; renewing-only ends.
+                    shared.ownership.set_renewing(0);
                     drop(c);
                     if was_cut {
                         tracing::info!(name = %shared.name, "cluster: heartbeats stored again: back");

@@ -15,6 +15,10 @@ use std::net::Ipv4Addr;
 /// Layout version of [`encode_record`]; a reader refuses any other.
 const VERSION: u8 = 1;
 
+/// The share byte of a record without a holder (a declined address):
+/// whoever heard the DECLINE publishes it, and no marker ever fences it.
+pub const NO_SHARE: u8 = u8::MAX;
+
 /// A lease record as read from the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {

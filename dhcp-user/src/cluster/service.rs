@@ -367,6 +367,13 @@ async fn watchdog(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bo
                 Some(until) if now >= until && c.serving => {
                     c.serving = false;
                     c.epoch += 1;
+                    // Durable: the renewals of leases this server holds in
+                    // the shares it owned are still answered, for the time
+                    // they have left (engine/cut_off.rs). Replicated: an
+                    // ACK means stored on a quorum, so nothing.
+                    if !shared.replicated {
+                        shared.ownership.set_renewing(c.held);
+                    }
                     shared.fence_all(&mut c);
                     shared.stats.cut_offs.fetch_add(1, Relaxed);
                     drop(c);

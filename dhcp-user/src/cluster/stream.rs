@@ -287,14 +287,19 @@ impl Worker {
         {
             let c = self.shared.lock();
             for s in batch {
+                // A record without a holder (a declined address) goes out
+                // whoever made it, under no share: never fenced.
                 let share = self.shared.ownership.share_of_record(&s.rec);
-                let owned = c.held & (1 << share) != 0;
-                let revision = c.mine.get(share as usize).copied().flatten();
-                let (state, revision) = match (owned, revision) {
-                    (true, Some(r)) => (State::InFlight, r),
-                    _ => {
+                let revision = share.and_then(|k| {
+                    let owned = c.held & (1 << k) != 0;
+                    owned.then(|| c.mine.get(k as usize).copied().flatten())?
+                });
+                let (state, share, revision) = match (share, revision) {
+                    (None, _) => (State::InFlight, payload::NO_SHARE, 0),
+                    (Some(k), Some(r)) => (State::InFlight, k, r),
+                    (Some(k), None) => {
                         self.shared.stats.local_only.fetch_add(1, Relaxed);
-                        (State::Settled, 0)
+                        (State::Settled, k, 0)
                     }
                 };
                 out.push(Entry {
