@@ -342,16 +342,21 @@ impl Worker {
             )
             .as_str(),
         );
-        match self
-            .conn
-            .js
-            .publish_with_headers(subject, headers, body.into())
-            .await
-        {
-            Ok(ack) => acks.push(Box::pin(async move {
+        // The send waits only while the client's outgoing buffer is full
+        // (NATS unreachable for long); bounded, so that a stop is heard.
+        let sent = tokio::time::timeout(
+            self.shared.period(),
+            self.conn
+                .js
+                .publish_with_headers(subject, headers, body.into()),
+        )
+        .await;
+        match sent {
+            Ok(Ok(ack)) => acks.push(Box::pin(async move {
                 (id, ack.await.map(|a| a.sequence).map_err(|e| e.to_string()))
             })),
-            Err(e) => acks.push(Box::pin(async move { (id, Err(e.to_string())) })),
+            Ok(Err(e)) => acks.push(Box::pin(async move { (id, Err(e.to_string())) })),
+            Err(_) => acks.push(Box::pin(async move { (id, Err("send timed out".into())) })),
         }
     }
 
