@@ -7,8 +7,48 @@
 //! an entry leaves the front only when it and everything before it is
 //! acknowledged (or, for a record that is not published, at once), and
 //! only then may the producer's mark pass it.
-use crate::lease::journal::LeaseRecord;
+use super::payload::NO_SHARE;
+use crate::lease::journal::{LeaseRecord, RecordState};
 use std::collections::VecDeque;
+
+/// Whether a shipped record goes to the stream, and under what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Under this share and claim revision (the fencing token).
+    Publish { share: u8, revision: u64 },
+    /// Kept in this server's journal only (`local_only`): e.g. the sweeper
+    /// expiring a lease of a share another server owns (which expires it
+    /// there too).
+    Local { share: u8 },
+}
+
+/// The publish filter. A record of a share this server holds goes out
+/// under the share's claim revision. A record without a holder (a
+/// declined address: whoever heard the DECLINE quarantines it) and a
+/// release of a share not held go out under no share, never fenced: the
+/// engine answers no client's RELEASE for a share it does not own, so such
+/// a release is the operator's (the control API's force-free), which every
+/// server should learn. Anything else of a share not held stays local.
+pub fn route(share: Option<u8>, state: RecordState, held: u32, mine: &[Option<u64>]) -> Route {
+    let Some(k) = share else {
+        return Route::Publish {
+            share: NO_SHARE,
+            revision: 0,
+        };
+    };
+    let revision = mine.get(k as usize).copied().flatten();
+    match revision {
+        Some(r) if held & (1 << k) != 0 => Route::Publish {
+            share: k,
+            revision: r,
+        },
+        _ if state == RecordState::Released => Route::Publish {
+            share: NO_SHARE,
+            revision: 0,
+        },
+        _ => Route::Local { share: k },
+    }
+}
 
 /// One shipped record.
 #[derive(Clone, Debug)]
@@ -170,6 +210,27 @@ mod tests {
         // Answers for ids already gone are ignored.
         p.answer(a, State::Stored(5));
         assert!(p.get(a).is_none());
+    }
+
+    #[test]
+    fn the_publish_filter() {
+        let mine = [Some(7), None];
+        let p = |share, revision| Route::Publish { share, revision };
+        assert_eq!(route(Some(0), RecordState::Bound, 0b01, &mine), p(0, 7));
+        // Acquiring (revision known, bit not yet set): local.
+        assert_eq!(
+            route(Some(0), RecordState::Bound, 0b00, &mine),
+            Route::Local { share: 0 }
+        );
+        assert_eq!(
+            route(Some(1), RecordState::Expired, 0b01, &mine),
+            Route::Local { share: 1 }
+        );
+        assert_eq!(
+            route(Some(1), RecordState::Released, 0b01, &mine),
+            p(NO_SHARE, 0)
+        );
+        assert_eq!(route(None, RecordState::Declined, 0, &mine), p(NO_SHARE, 0));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! server's own marker, so every record made before the claim is in).
 use super::fence::{Fence, Verdict};
 use super::payload::{self, Kind, Marker, Subjects};
-use super::pipeline::{Entry, Pipeline, State};
+use super::pipeline::{Entry, Pipeline, Route, State, route};
 use super::service::{Apply, MAX_IN_FLIGHT, Shared, set_state};
 use crate::lease::journal::{Marks, Shipped};
 use async_nats::jetstream::{self, consumer, kv, stream as js_stream};
@@ -287,19 +287,12 @@ impl Worker {
         {
             let c = self.shared.lock();
             for s in batch {
-                // A record without a holder (a declined address) goes out
-                // whoever made it, under no share: never fenced.
                 let share = self.shared.ownership.share_of_record(&s.rec);
-                let revision = share.and_then(|k| {
-                    let owned = c.held & (1 << k) != 0;
-                    owned.then(|| c.mine.get(k as usize).copied().flatten())?
-                });
-                let (state, share, revision) = match (share, revision) {
-                    (None, _) => (State::InFlight, payload::NO_SHARE, 0),
-                    (Some(k), Some(r)) => (State::InFlight, k, r),
-                    (Some(k), None) => {
+                let (state, share, revision) = match route(share, s.rec.state, c.held, &c.mine) {
+                    Route::Publish { share, revision } => (State::InFlight, share, revision),
+                    Route::Local { share } => {
                         self.shared.stats.local_only.fetch_add(1, Relaxed);
-                        (State::Settled, k, 0)
+                        (State::Settled, share, 0)
                     }
                 };
                 out.push(Entry {
