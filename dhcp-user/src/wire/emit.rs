@@ -197,6 +197,19 @@ impl<'a> DhcpWriter<'a> {
         Ok(())
     }
 
+    /// Appends options already encoded one after the other, all or
+    /// nothing.
+    #[inline]
+    pub fn tlvs(&mut self, tlvs: &[u8]) -> Result<()> {
+        let end = self.len + tlvs.len();
+        if end + 1 > self.limit {
+            return Err(Error::BufferTooSmall);
+        }
+        self.buf[self.len..end].copy_from_slice(tlvs);
+        self.len = end;
+        Ok(())
+    }
+
     /// Writes End, pads with zeros to 300 bytes, and returns the BOOTP
     /// message's length.
     pub fn finish(self) -> Result<usize> {
