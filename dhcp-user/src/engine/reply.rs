@@ -198,6 +198,12 @@ fn write_client_fqdn(w: &mut DhcpWriter<'_>, req: &Request<'_>, s: &SubnetRt, yi
 /// what is configured. An option that no longer fits is left out rather
 /// than failing the reply; the ones a client needs come first.
 fn write_subnet_options(w: &mut DhcpWriter<'_>, s: &SubnetRt, prl: Option<&[u8]>) -> Option<()> {
+    // The usual case: the whole block for this request list, at once.
+    if let Some(block) = s.options.block(prl.unwrap_or(&[]))
+        && w.tlvs(block).is_ok()
+    {
+        return Some(());
+    }
     let mut done = [0u64; 4];
     w.tlv(s.options.tlv(code::SUBNET_MASK)?).ok()?;
     done[0] = 1 << code::SUBNET_MASK;

@@ -200,6 +200,7 @@ fn encode_status(s: &Status, mut enc: DescriptorEncoder<'_>) -> Result<(), Error
             src_mac_mismatch,
             journal_full,
             journal_lost,
+            parked_expired,
             tx_dropped,
             tx_ring_full,
         ),

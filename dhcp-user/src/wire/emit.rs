@@ -81,7 +81,11 @@ impl<'a> DhcpWriter<'a> {
         b[field::SIADDR..field::SIADDR + 4].copy_from_slice(&h.siaddr.octets());
         b[field::GIADDR..field::GIADDR + 4].copy_from_slice(&h.giaddr.octets());
         b[field::CHADDR..field::SNAME].copy_from_slice(&h.chaddr);
-        b[field::SNAME..field::COOKIE].fill(0);
+        // A fixed-size store the compiler writes inline (a `fill` of a
+        // range is a call to memset).
+        if let Ok(zeroed) = <&mut [u8; 192]>::try_from(&mut b[field::SNAME..field::COOKIE]) {
+            *zeroed = [0; 192];
+        }
         b[field::COOKIE..OPTIONS_OFFSET].copy_from_slice(&MAGIC_COOKIE);
         self.has_header = true;
     }
@@ -149,24 +153,49 @@ impl<'a> DhcpWriter<'a> {
         Ok(())
     }
 
+    /// An option of a fixed size known here: written with stores of that
+    /// size, not a copy of a length known only at run time (a call into
+    /// `memcpy` for four bytes cost more than the rest of the option).
+    #[inline(always)]
+    fn option_fixed<const N: usize>(&mut self, code: u8, data: [u8; N]) -> Result<()> {
+        const { assert!(N <= 255) };
+        if code == code::PAD || code == code::END {
+            return Err(Error::BadOption);
+        }
+        let start = self.len;
+        let end = start + 2 + N;
+        if end + 1 > self.limit {
+            return Err(Error::BufferTooSmall);
+        }
+        let Some(dst) = self.buf.get_mut(start..end) else {
+            return Err(Error::BufferTooSmall);
+        };
+        dst[0] = code;
+        dst[1] = N as u8;
+        let body: &mut [u8; N] = (&mut dst[2..]).try_into().map_err(|_| Error::BadLength)?;
+        *body = data;
+        self.len = end;
+        Ok(())
+    }
+
     #[inline]
     pub fn option_u8(&mut self, code: u8, value: u8) -> Result<()> {
-        self.option(code, &[value])
+        self.option_fixed(code, [value])
     }
 
     #[inline]
     pub fn option_u16(&mut self, code: u8, value: u16) -> Result<()> {
-        self.option(code, &value.to_be_bytes())
+        self.option_fixed(code, value.to_be_bytes())
     }
 
     #[inline]
     pub fn option_u32(&mut self, code: u8, value: u32) -> Result<()> {
-        self.option(code, &value.to_be_bytes())
+        self.option_fixed(code, value.to_be_bytes())
     }
 
     #[inline]
     pub fn option_ip(&mut self, code: u8, value: Ipv4Addr) -> Result<()> {
-        self.option(code, &value.octets())
+        self.option_fixed(code, value.octets())
     }
 
     /// An address list (routers, DNS servers, ...): 1 to 63 addresses.
@@ -193,6 +222,19 @@ impl<'a> DhcpWriter<'a> {
             return Err(Error::BufferTooSmall);
         }
         self.buf[self.len..end].copy_from_slice(tlv);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Appends options already encoded one after the other, all or
+    /// nothing.
+    #[inline]
+    pub fn tlvs(&mut self, tlvs: &[u8]) -> Result<()> {
+        let end = self.len + tlvs.len();
+        if end + 1 > self.limit {
+            return Err(Error::BufferTooSmall);
+        }
+        self.buf[self.len..end].copy_from_slice(tlvs);
         self.len = end;
         Ok(())
     }
