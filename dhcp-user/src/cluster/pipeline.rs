@@ -61,6 +61,9 @@ pub struct Entry {
     pub state: State,
     /// The cut-off count when it was shipped (see `Control::epoch`).
     pub epoch: u64,
+    /// When it reached the cluster thread: a fenced record's mark is moved
+    /// past it only once its reply has surely expired at the worker.
+    pub shipped: std::time::Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +177,7 @@ mod tests {
             revision: 1,
             state,
             epoch: 0,
+            shipped: std::time::Instant::now(),
         }
     }
 

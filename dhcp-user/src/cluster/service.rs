@@ -25,9 +25,9 @@
 //! it is back only if their record is not fenced by another owner's
 //! marker (the share was not taken meanwhile, or the record was stored
 //! before the taker's marker, so the taker applied it). A fenced one is
-//! never released: its client was told nothing and asks again, at the new
-//! owner; the producer's later marks wait behind it (`held_fenced`), so
-//! that worker answers no more ACKs until the daemon restarts.
+//! never released to its client: its mark passes it only after twice the
+//! workers' `PARK_LIMIT`, when the parked reply was dropped; the client
+//! asks again, at the new owner (`held_fenced` counts them).
 use super::kv;
 use super::pipeline::Pipeline;
 use super::roles::Roles;
@@ -346,7 +346,6 @@ async fn run(
         fence: Default::default(),
         applied_seq: 0,
         pending: Vec::new(),
-        held_counted: false,
     };
     worker.run(batches, acquire_rx, stop).await;
     let _ = control.await;

@@ -33,9 +33,9 @@ pub struct ClusterStats {
     /// Shipped and not yet acknowledged by the stream (`replicated`: their
     /// ACKs wait).
     pub replication_lag: AtomicU64,
-    /// Replicated ACKs held because their record came after another
-    /// owner's marker (the share was taken while this server was cut off):
-    /// never released, see the module doc of `service`.
+    /// Replicated records fenced by another owner's marker (their share
+    /// was taken while this server was cut off): their ACKs were never
+    /// sent; the marks passed them once the parked replies expired.
     pub held_fenced: AtomicU64,
     pub takeovers: AtomicU64,
     pub handbacks: AtomicU64,

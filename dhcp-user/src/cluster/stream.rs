@@ -151,8 +151,12 @@ pub struct Worker {
     pub fence: Fence,
     pub applied_seq: u64,
     pub pending: Vec<PendingGrant>,
-    pub held_counted: bool,
 }
+
+/// How long a fenced record's mark waits: twice the workers' limit for a
+/// parked reply, so that its reply was dropped (`parked_expired`), not
+/// sent, when the mark passes it.
+const GIVE_UP: Duration = Duration::from_secs(2 * crate::handler::PARK_LIMIT.as_secs());
 
 impl Worker {
     pub async fn run(
@@ -284,6 +288,7 @@ impl Worker {
     /// in this server's journal only.
     async fn ship(&mut self, batch: Vec<Shipped>, acks: &FuturesUnordered<AckFuture>) {
         let mut out = Vec::with_capacity(batch.len());
+        let now = std::time::Instant::now();
         {
             let c = self.shared.lock();
             for s in batch {
@@ -303,6 +308,7 @@ impl Worker {
                     revision,
                     state,
                     epoch: c.epoch,
+                    shipped: now,
                 });
             }
         }
@@ -407,7 +413,7 @@ impl Worker {
         if !serving {
             return;
         }
-        let (fence, applied, held) = (&self.fence, self.applied_seq, &mut self.held_counted);
+        let (fence, applied) = (&self.fence, self.applied_seq);
         let stats = &self.shared.stats;
         let moved = self.pipeline.drain(|e| match e.state {
             State::Stored(seq) => {
@@ -419,19 +425,23 @@ impl Worker {
                 }
                 match fence.check(e.share, e.revision, seq) {
                     Verdict::Valid => true,
+                    // Another owner's marker precedes it: its client must
+                    // not be told. Held until the worker has surely dropped
+                    // the parked reply (PARK_LIMIT), then passed: the
+                    // producer's later replies need not wait for good.
                     Verdict::Fenced { .. } => {
-                        if !*held {
-                            *held = true;
-                            stats.held_fenced.fetch_add(1, Relaxed);
-                            tracing::error!(
-                                addr = %e.rec.addr,
-                                share = e.share,
-                                "cluster: a replicated ACK waits behind a record another owner \
-                                 fenced (its share was taken while this server was cut off): \
-                                 not released; restart this server"
-                            );
+                        if e.shipped.elapsed() < GIVE_UP {
+                            return false;
                         }
-                        false
+                        stats.held_fenced.fetch_add(1, Relaxed);
+                        tracing::warn!(
+                            addr = %e.rec.addr,
+                            share = e.share,
+                            "cluster: a replicated record was fenced by another owner's claim \
+                             (its share was taken while this server was cut off): its ACK was \
+                             never sent"
+                        );
+                        true
                     }
                 }
             }

@@ -527,7 +527,8 @@ fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         "xdhcpd_cluster_records",
         "Lease records through the cluster thread, by what became of them (published to the \
          stream, publish_errors, dropped before it, local_only: of a share not owned; from the \
-         stream: applied, skipped, own, fenced, decode_errors).",
+         stream: applied, skipped, own, fenced, decode_errors; ack_fenced: replicated records of \
+         this server fenced by another owner's claim, their ACKs never sent).",
         None,
         MetricType::Counter,
         |m| {
@@ -541,6 +542,7 @@ fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
                 ("own", c.own),
                 ("fenced", c.fenced),
                 ("decode_errors", c.decode_errors),
+                ("ack_fenced", c.held_fenced),
             ] {
                 counter(m, &[("result", r)], n)?;
             }
@@ -599,11 +601,6 @@ fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
             "xdhcpd_cluster_in_flight",
             "Publishes waiting for their acknowledgement.",
             c.in_flight,
-        ),
-        (
-            "xdhcpd_cluster_held_fenced",
-            "Replicated ACKs held for good behind a fenced record (restart the server).",
-            c.held_fenced,
         ),
     ] {
         family(e, name, help, None, MetricType::Gauge, |m| {
