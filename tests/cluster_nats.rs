@@ -611,3 +611,89 @@ fn replicated_marks_move_only_after_the_stream_stored_the_record() {
     let _ = std::fs::remove_dir_all(&dir);
     drop(lab);
 }
+
+#[test]
+#[ignore = "lab: needs root, ip netns and nats-server"]
+fn replicated_records_fenced_after_a_takeover_are_never_acked() {
+    let lab = NatsLab::start("xdt98n");
+    let dir = std::env::temp_dir().join("xdt98-journal");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    let (journal, _) = Journal::open(
+        &dir,
+        xdhcp::lease::journal::Durability::Durable,
+        JournalOptions {
+            replication: Some(Replication {
+                tx,
+                gates_acks: true,
+                dropped: Default::default(),
+            }),
+            ..JournalOptions::default()
+        },
+    )
+    .expect("journal");
+    let mut producer = journal.producer().expect("producer");
+    let marks = journal.marks();
+    lab.inside(|| {
+        let relay = Relay::start();
+        let f = Duration::from_secs(2);
+        let a = Node::start(
+            &settings("a", relay.port, ClusterDurability::Replicated, f),
+            Some((rx, marks)),
+        );
+        let b = Node::start(
+            &settings("b", NATS_PORT, ClusterDurability::Durable, f),
+            None,
+        );
+        let limit = Duration::from_secs(20);
+        wait_for(
+            "each home to own its share",
+            limit,
+            || {},
+            || a.own.owned() == 0b01 && b.own.owned() == 0b10,
+        );
+        // a is cut from NATS while it still owns share 0 (its claims last
+        // failover_after/2 from its last heartbeat): the records it makes
+        // now go out under its revision and wait in the cut link.
+        relay.frozen.store(true, Relaxed);
+        assert_eq!(a.own.owned(), 0b01, "a let go before the records were made");
+        let recs: Vec<_> = (1..=5).map(|i| record(i, 0, &a.own)).collect();
+        let mut last = None;
+        for r in &recs {
+            last = Some(producer.append(r).expect("append"));
+        }
+        let last = last.unwrap();
+        wait_for(
+            "b to take share 0 over",
+            limit,
+            || {},
+            || b.own.owned() == 0b11,
+        );
+        let s = a.stats();
+        assert_eq!(
+            s.local_only, 0,
+            "the records were published under share 0 (a still owned it): {s:?}"
+        );
+        assert_eq!(producer.durable_seq(), 0, "no ACK while cut off");
+        // The link comes back: the records land after b's marker, so every
+        // reader fences them, and a never releases their ACKs; their marks
+        // pass only once the parked replies have expired at the workers.
+        relay.frozen.store(false, Relaxed);
+        wait_for("b to fence them", limit, || {}, || b.stats().fenced == 5);
+        assert!(recs.iter().all(|r| !b.has(r)), "b applied a fenced record");
+        wait_for(
+            "a to give the ACKs up",
+            limit,
+            || {},
+            || producer.is_durable(last),
+        );
+        let s = a.stats();
+        assert_eq!(s.held_fenced, 5, "{s:?}");
+        a.svc.stop();
+        b.svc.stop();
+    });
+    drop(producer);
+    journal.close().expect("close");
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(lab);
+}

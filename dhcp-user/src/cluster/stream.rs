@@ -414,6 +414,7 @@ impl Worker {
             return;
         }
         let (fence, applied) = (&self.fence, self.applied_seq);
+        let mut given_up = 0u64;
         let stats = &self.shared.stats;
         let moved = self.pipeline.drain(|e| match e.state {
             State::Stored(seq) => {
@@ -434,19 +435,20 @@ impl Worker {
                             return false;
                         }
                         stats.held_fenced.fetch_add(1, Relaxed);
-                        tracing::warn!(
-                            addr = %e.rec.addr,
-                            share = e.share,
-                            "cluster: a replicated record was fenced by another owner's claim \
-                             (its share was taken while this server was cut off): its ACK was \
-                             never sent"
-                        );
+                        given_up += 1;
                         true
                     }
                 }
             }
             _ => true,
         });
+        if given_up > 0 {
+            tracing::warn!(
+                records = given_up,
+                "cluster: replicated records fenced by another owner's claim (their share was \
+                 taken while this server was cut off): their ACKs were never sent"
+            );
+        }
         for (p, seq) in moved {
             marks.advance(p, seq);
         }
