@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xdhcp::cluster::{ClusterService, ClusterStatsHandle, Links};
 use xdhcp::config::{
-    AttachMode, Checked, ClusterDurability, ClusterMode, Config, ConflictCheck, IoKind,
+    AttachMode, Checked, Cluster, ClusterDurability, ClusterMode, Config, ConflictCheck, IoKind,
     JournalMode, Reservation,
 };
 use xdhcp::control::index::{Index, Keeper};
@@ -243,6 +243,8 @@ struct Running {
     /// outlive it for the last stats).
     cluster: Option<ClusterService>,
     cluster_stats: Option<ClusterStatsHandle>,
+    /// `[cluster]` as started with: it changes only with a restart.
+    cluster_config: Option<Cluster>,
     /// The latency collector, unless `latency = false`.
     latency: Option<CollectorHandle>,
     /// Reservations made with `xdhcpctl reserve` (with a journal: they
@@ -404,7 +406,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                         producer: handle.producer().map_err(|_| {
                             anyhow::anyhow!("no journal producer slot for the control API")
                         })?,
-                        durable: j.mode == JournalMode::Durable,
+                        durable: j.mode == JournalMode::Durable || replicated,
                         index: shared.clone(),
                     });
                 }
@@ -622,6 +624,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         ddns,
         cluster_stats: cluster.as_ref().map(ClusterService::stats_handle),
         cluster,
+        cluster_config: checked.cluster.clone(),
         latency: match collector {
             Some(c) => Some(c.start().context("starting the latency collector")?),
             None => None,
@@ -808,6 +811,12 @@ fn reload_config(
         tracing::warn!(
             "interface, io, xdp_mode, bind, queues, cores, frames, ring_size, batch, poll, \
              idle_sleep_ms and max_clients change only with a restart; the rest is reloaded"
+        );
+    }
+    if checked.cluster != running.cluster_config {
+        tracing::warn!(
+            "[cluster] changes only with a restart: the cluster thread keeps the settings it \
+             started with"
         );
     }
     if running.probe.is_some() && c.conflict_wait_ms() != old.conflict_wait_ms() {
