@@ -64,16 +64,31 @@ impl NatsLab {
         };
         run(&["ip", "netns", "add", ns]);
         run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        lab.serve();
+        lab
+    }
+
+    /// Starts the NATS server (again: its JetStream store is kept) and
+    /// waits until it listens.
+    fn serve(&mut self) {
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "nats-server", "-js", "-a", "127.0.0.1"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "nats-server",
+                "-js",
+                "-a",
+                "127.0.0.1",
+            ])
             .args(["-p", &NATS_PORT.to_string(), "-sd"])
-            .arg(&lab.dir)
+            .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting nats-server (installed by setup at /usr/bin/nats-server)");
-        lab.server = Some(child);
-        let up = lab.inside(|| {
+        self.server = Some(child);
+        let up = self.inside(|| {
             let t0 = Instant::now();
             while t0.elapsed() < Duration::from_secs(10) {
                 if TcpStream::connect(("127.0.0.1", NATS_PORT)).is_ok() {
@@ -84,7 +99,14 @@ impl NatsLab {
             false
         });
         assert!(up, "nats-server did not listen within 10 s");
-        lab
+    }
+
+    /// Kills the NATS server (SIGKILL: the whole NATS cluster gone).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Runs `f` on a thread inside the namespace; its panic is this one's.
@@ -110,10 +132,7 @@ impl NatsLab {
 
 impl Drop for NatsLab {
     fn drop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -695,5 +714,63 @@ fn replicated_records_fenced_after_a_takeover_are_never_acked() {
     drop(producer);
     journal.close().expect("close");
     let _ = std::fs::remove_dir_all(&dir);
+    drop(lab);
+}
+
+#[test]
+#[ignore = "lab: needs root, ip netns and nats-server"]
+fn the_whole_nats_cluster_gone_and_back() {
+    let mut lab = NatsLab::start("xdt99n");
+    let f = Duration::from_secs(2);
+    let limit = Duration::from_secs(30);
+    let (mut a, b) = lab.inside(|| {
+        let a = Node::start(
+            &settings("a", NATS_PORT, ClusterDurability::Durable, f),
+            None,
+        );
+        let b = Node::start(
+            &settings("b", NATS_PORT, ClusterDurability::Durable, f),
+            None,
+        );
+        wait_for(
+            "each home to own its share",
+            limit,
+            || {},
+            || a.own.owned() == 0b01 && b.own.owned() == 0b10,
+        );
+        (a, b)
+    });
+    // Every NATS node gone: both are cut off, silent for new clients, and
+    // in durable mode renew what they hold (renewing = what they owned).
+    lab.kill();
+    wait_for(
+        "both cut off",
+        limit,
+        || {},
+        || a.own.owned() == 0 && b.own.owned() == 0,
+    );
+    assert_eq!((a.own.renewing(), b.own.renewing()), (0b01, 0b10));
+    assert_eq!(a.stats().state, "cut-off");
+    // Back: heartbeats, the claims still name them, each acquires its own
+    // share again; renewing-only ends; records cross again.
+    lab.serve();
+    lab.inside(|| {
+        wait_for(
+            "both back",
+            limit,
+            || {},
+            || a.own.owned() == 0b01 && b.own.owned() == 0b10,
+        );
+        assert_eq!((a.own.renewing(), b.own.renewing()), (0, 0));
+        let r = record(7, 0, &a.own);
+        a.ship(r);
+        wait_for("a record after the return at b", limit, || {}, || b.has(&r));
+        let (sa, sb) = (a.stats(), b.stats());
+        assert_eq!((sa.state, sb.state), ("connected", "connected"));
+        assert_eq!((sa.cut_offs, sb.cut_offs), (1, 1));
+        assert_eq!((sa.takeovers, sb.takeovers), (0, 0), "nobody took anything");
+    });
+    a.svc.stop();
+    b.svc.stop();
     drop(lab);
 }

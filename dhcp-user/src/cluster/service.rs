@@ -346,6 +346,7 @@ async fn run(
         fence: Default::default(),
         applied_seq: 0,
         pending: Vec::new(),
+        last_read: Instant::now(),
     };
     worker.run(batches, acquire_rx, stop).await;
     let _ = control.await;

@@ -138,6 +138,8 @@ pub struct PendingGrant {
     share: u8,
     revision: u64,
     marker_seq: u64,
+    /// Given up after `failover_after` (the control task acquires anew).
+    since: std::time::Instant,
 }
 
 type AckFuture = BoxFuture<'static, (u64, Result<u64, String>)>;
@@ -151,6 +153,8 @@ pub struct Worker {
     pub fence: Fence,
     pub applied_seq: u64,
     pub pending: Vec<PendingGrant>,
+    /// When the consumer last delivered a message.
+    pub last_read: std::time::Instant,
 }
 
 /// How long a fenced record's mark waits: twice the workers' limit for a
@@ -198,6 +202,7 @@ impl Worker {
                 }
                 m = messages.next() => match m {
                     Some(Ok(m)) => {
+                        self.last_read = std::time::Instant::now();
                         self.message(&m);
                         if !self.shared.lock().caught_up && self.applied_seq >= target {
                             self.caught_up(target);
@@ -211,7 +216,18 @@ impl Worker {
                     }
                 },
                 Some(a) = acquires.recv() => self.acquire(a).await,
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    // A consumer that stopped delivering while the stream
+                    // has more (the server restarted and lost it, and the
+                    // client did not notice): made again after the last
+                    // sequence read.
+                    let behind = self.shared.stats.stream_last_seq.load(Relaxed) > self.applied_seq;
+                    if behind && self.last_read.elapsed() > self.shared.period() * 3 {
+                        tracing::debug!(from = self.applied_seq + 1, "cluster: consumer stalled: made again");
+                        self.last_read = std::time::Instant::now();
+                        messages = self.consume(self.applied_seq + 1, &mut stop).await;
+                    }
+                }
             }
             self.grant_ready();
             self.drain();
@@ -480,6 +496,7 @@ impl Worker {
                     share: a.share,
                     revision: a.revision,
                     marker_seq: seq,
+                    since: std::time::Instant::now(),
                 });
             }
             Err(e) => {
@@ -500,9 +517,16 @@ impl Worker {
         let applied = self.applied_seq;
         let shared = self.shared.clone();
         let mut c = shared.lock();
+        let failover = shared.failover;
         self.pending.retain(|p| {
             if applied < p.marker_seq {
-                return true;
+                if p.since.elapsed() < failover {
+                    return true;
+                }
+                // The consumer never got to the marker: the control task
+                // acquires anew (a new marker) at its next round.
+                c.busy &= !(1u32 << p.share);
+                return false;
             }
             let bit = 1u32 << p.share;
             let still = c.mine.get(p.share as usize).copied().flatten() == Some(p.revision);
