@@ -500,7 +500,7 @@ fn replication_takeover_fencing_and_hand_back() {
         for (rec, rev) in [(stale, rev_a), (fresh, rev_b)] {
             let mut body = Vec::new();
             payload::encode_record("c", 0, rev, &rec, &mut body);
-            let subject = format!("xdhcpd.lease.0.{}", u32::from(rec.addr));
+            let subject = format!("xdhcpd.lease.0.{}.c", u32::from(rec.addr));
             let ack = raw.request(&subject, &body);
             assert!(String::from_utf8_lossy(&ack).contains("\"seq\""), "{ack:?}");
         }
@@ -587,7 +587,7 @@ fn replicated_marks_move_only_after_the_stream_stored_the_record() {
         // The mark moved: the stream has the record.
         let mut raw = Raw::connect();
         let body = format!(
-            "{{\"last_by_subj\":\"xdhcpd.lease.0.{}\"}}",
+            "{{\"last_by_subj\":\"xdhcpd.lease.0.{}.a\"}}",
             u32::from(r1.addr)
         );
         let got = raw.request("$JS.API.STREAM.MSG.GET.XDHCPD", body.as_bytes());
@@ -660,7 +660,7 @@ fn replicated_records_fenced_after_a_takeover_are_never_acked() {
             &settings("a", relay.port, ClusterDurability::Replicated, f),
             Some((rx, marks)),
         );
-        let b = Node::start(
+        let mut b = Node::start(
             &settings("b", NATS_PORT, ClusterDurability::Durable, f),
             None,
         );
@@ -694,12 +694,39 @@ fn replicated_records_fenced_after_a_takeover_are_never_acked() {
             "the records were published under share 0 (a still owned it): {s:?}"
         );
         assert_eq!(producer.durable_seq(), 0, "no ACK while cut off");
+        // b, the owner now, leases the first of those addresses to a
+        // client of its own.
+        let mut mine = recs[0];
+        mine.client = ClientKey::new(0, 0, &[2, 0xbb, 0, 0, 0, 1]);
+        mine.hwaddr = [2, 0xbb, 0, 0, 0, 1];
+        b.ship(mine);
+        wait_for(
+            "b's record stored",
+            limit,
+            || {},
+            || b.stats().published == 1,
+        );
         // The link comes back: the records land after b's marker, so every
         // reader fences them, and a never releases their ACKs; their marks
         // pass only once the parked replies have expired at the workers.
         relay.frozen.store(false, Relaxed);
         wait_for("b to fence them", limit, || {}, || b.stats().fenced == 5);
         assert!(recs.iter().all(|r| !b.has(r)), "b applied a fenced record");
+        // The fenced record of that address, stored after b's, did not
+        // take its place: a full read still finds b's.
+        let mut raw = Raw::connect();
+        for origin in ["a", "b"] {
+            let body = format!(
+                "{{\"last_by_subj\":\"xdhcpd.lease.0.{}.{origin}\"}}",
+                u32::from(mine.addr)
+            );
+            let got = raw.request("$JS.API.STREAM.MSG.GET.XDHCPD", body.as_bytes());
+            assert!(
+                String::from_utf8_lossy(&got).contains("\"message\""),
+                "{origin}: {}",
+                String::from_utf8_lossy(&got)
+            );
+        }
         wait_for(
             "a to give the ACKs up",
             limit,

@@ -39,7 +39,7 @@ pub struct Marker {
     pub owner: String,
 }
 
-/// The subjects of one stream: `<prefix>.lease.<subnet>.<addr>` and
+/// The subjects of one stream: `<prefix>.lease.<subnet>.<addr>.<origin>` and
 /// `<prefix>.claim.<share>`, prefix the stream's name in lower case.
 #[derive(Clone, Debug)]
 pub struct Subjects {
@@ -65,11 +65,16 @@ impl Subjects {
     pub fn all(&self) -> String {
         format!("{}.>", self.prefix)
     }
-    /// One subject per address, so `max_msgs_per_subject = 1` keeps the
-    /// latest record of each and the stream compacts itself.
-    pub fn lease(&self, rec: &LeaseRecord) -> String {
+    /// One subject per address and origin: `max_msgs_per_subject = 1`
+    /// keeps each server's latest record of each address, and the stream
+    /// compacts itself. The origin is in the subject so that a record
+    /// fenced on arrival (sent by a server cut off, landing after the
+    /// taker's marker) never takes the place of the taker's valid record
+    /// of the same address: a full read in stream order still ends with
+    /// the newest valid word on every address.
+    pub fn lease(&self, rec: &LeaseRecord, origin: &str) -> String {
         format!(
-            "{}.lease.{}.{}",
+            "{}.lease.{}.{}.{origin}",
             self.prefix,
             rec.subnet,
             u32::from(rec.addr)
@@ -268,8 +273,11 @@ pub(crate) mod tests {
     fn subjects_and_markers() {
         let s = Subjects::new("XDHCPD");
         let rec = record(5);
-        assert_eq!(s.lease(&rec), format!("xdhcpd.lease.2.{}", 0x0a00_0005u32));
-        assert_eq!(s.kind(&s.lease(&rec)), Kind::Lease);
+        assert_eq!(
+            s.lease(&rec, "a"),
+            format!("xdhcpd.lease.2.{}.a", 0x0a00_0005u32)
+        );
+        assert_eq!(s.kind(&s.lease(&rec, "a")), Kind::Lease);
         assert_eq!(s.kind("xdhcpd.claim.2"), Kind::Claim(2));
         assert_eq!(s.kind("xdhcpd.claim.x"), Kind::Other);
         assert_eq!(s.kind("other.lease.1.2"), Kind::Other);

@@ -345,7 +345,7 @@ impl Worker {
         };
         let mut body = Vec::with_capacity(160);
         payload::encode_record(&self.shared.name, e.share, e.revision, &e.rec, &mut body);
-        let subject = self.conn.subjects.lease(&e.rec);
+        let subject = self.conn.subjects.lease(&e.rec, &self.shared.name);
         let mut headers = async_nats::HeaderMap::new();
         // A retried publish that had in fact been stored is dropped by the
         // stream's duplicate window.
