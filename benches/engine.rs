@@ -5,7 +5,7 @@
 //!
 //! cargo bench --bench engine
 use criterion::{Criterion, criterion_group, criterion_main};
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+use dhcproto::v4::{DhcpOption, Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
         let mut out = Vec::with_capacity(600);
         b.iter(|| {
             let req = Message::decode(&mut Decoder::new(black_box(bootp))).unwrap();
-            let reply = reply_like(&req, MessageType::Offer);
+            let reply = frames::reply_like(&req, MessageType::Offer);
             out.clear();
             reply.encode(&mut Encoder::new(&mut out)).unwrap();
             black_box(&out);
@@ -169,39 +169,13 @@ fn bench(c: &mut Criterion) {
         let mut out = Vec::with_capacity(600);
         b.iter(|| {
             let req = Message::decode(&mut Decoder::new(black_box(bootp))).unwrap();
-            let reply = reply_like(&req, MessageType::Ack);
+            let reply = frames::reply_like(&req, MessageType::Ack);
             out.clear();
             reply.encode(&mut Encoder::new(&mut out)).unwrap();
             black_box(&out);
         })
     });
     g.finish();
-}
-
-/// The same reply the engine builds, through dhcproto's owned types.
-fn reply_like(req: &Message, kind: MessageType) -> Message {
-    let mut m = Message::default();
-    m.set_opcode(Opcode::BootReply)
-        .set_xid(req.xid())
-        .set_flags(req.flags())
-        .set_giaddr(req.giaddr())
-        .set_yiaddr(Ipv4Addr::new(10, 0, 0, 10))
-        .set_chaddr(req.chaddr());
-    let o = m.opts_mut();
-    o.insert(DhcpOption::MessageType(kind));
-    o.insert(DhcpOption::ServerIdentifier(SERVER));
-    o.insert(DhcpOption::AddressLeaseTime(7200));
-    o.insert(DhcpOption::Renewal(3600));
-    o.insert(DhcpOption::Rebinding(6300));
-    o.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 0, 0)));
-    o.insert(DhcpOption::Router(vec![SERVER]));
-    o.insert(DhcpOption::DomainNameServer(vec![
-        SERVER,
-        Ipv4Addr::new(10, 0, 0, 2),
-    ]));
-    o.insert(DhcpOption::DomainName("isp.example".into()));
-    o.insert(DhcpOption::BroadcastAddr(Ipv4Addr::new(10, 0, 255, 255)));
-    m
 }
 
 criterion_group!(benches, bench);

@@ -9,6 +9,15 @@ use std::time::Instant;
 /// tags at the largest DHCP message we ever build.
 pub const TX_FRAME_CAPACITY: usize = 2048;
 
+/// Longest a reply waits for its lease record to be safe (synced, or in
+/// `replicated` mode stored by the cluster). Past it the reply is dropped
+/// (`parked_expired`): the client has retransmitted by then (RFC 2131's
+/// first retry is after about 4 s) and a late ACK only confuses it, and a
+/// cluster thread that gives up on a record (fenced by another server's
+/// claim) may move the marks past it once this much has passed, knowing
+/// its reply is gone.
+pub const PARK_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the reply a handler just wrote is, for the worker's latency
 /// histograms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

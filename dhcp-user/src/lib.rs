@@ -23,6 +23,7 @@
 //!
 //! Nothing in an earlier stage reaches into a later one: the engine never
 //! touches rings, the wire views never know about leases.
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod ddns;

@@ -72,6 +72,7 @@ worker_counters! {
     journal_full: "Lease records the journal's queue could not take at once; they wait in the worker's backlog (durable mode: their ACKs wait with them).",
     journal_lost: "Lease records that found the worker's backlog full too: lost to the journal (fast mode) or their ACKs dropped (durable mode, the client retransmits).",
     parked: "Replies that waited for their lease record to be synced (durable mode).",
+    parked_expired: "Of those, the replies dropped after waiting longer than 2 s (the journal's disk stalled, or in replicated mode the cluster could not store the record): the client retransmits.",
     conflict_probed: "OFFERs parked while their address was probed (conflict_check = \"icmp\").",
     conflict_skipped: "OFFERs of a checked subnet sent without a probe: the address was leased or probed within conflict_skip_recent.",
     conflict_found: "Probes answered: the address is in use by someone else, went into probation (decline_probation) and its OFFER was dropped.",

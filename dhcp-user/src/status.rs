@@ -5,6 +5,7 @@
 //! [`Board`]; the stats file, the control API and the metrics endpoint
 //! all read that one snapshot, so they never disagree and none of them
 //! reads a worker's counters or a BPF map on its own schedule.
+use crate::cluster::ClusterStatus;
 use crate::io::xdp::XdpCounters;
 use crate::latency::LatencyStatus;
 use crate::lease::StateCounts;
@@ -35,6 +36,9 @@ pub struct Status {
     pub probe: Option<ProbeStatus>,
     pub ddns: Option<DdnsStatus>,
     pub leasequery: Option<LeaseQueryStatus>,
+    /// The HA cluster thread (`[cluster]`): its state, shares, peers and
+    /// counters.
+    pub cluster: Option<ClusterStatus>,
     pub subnets: Vec<SubnetStatus>,
     /// Per worker, by queue.
     pub workers: Vec<(u32, WorkerSnapshot)>,
@@ -119,6 +123,7 @@ impl Status {
             "probe": self.probe,
             "ddns": self.ddns,
             "leasequery": self.leasequery,
+            "cluster": self.cluster,
             "subnets": self.subnets,
             "workers": workers,
             "total": self.total,
@@ -169,6 +174,7 @@ mod tests {
         assert_eq!(v["workers"][0]["queue"], 0);
         assert_eq!(v["workers"][0]["ack"], 3);
         assert!(v["journal"].is_null());
+        assert!(v["cluster"].is_null(), "no [cluster]: null");
         assert!(v["latency"].is_null(), "latency off: null");
         assert_eq!(v["leases"]["bound"], 0);
         for k in ["offered", "bound", "released", "expired", "declined"] {

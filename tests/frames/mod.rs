@@ -235,3 +235,34 @@ pub fn with_raw_option(mut f: Vec<u8>, code: u8, data: &[u8]) -> Vec<u8> {
     f[at + 24..at + 26].copy_from_slice(&udp_len.to_be_bytes());
     f
 }
+
+/// The benches' server address.
+pub const BENCH_SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+/// The reply the benches' engine builds (their config: 10.0.0.0/16,
+/// router and DNS 10.0.0.1), through dhcproto's owned types: what
+/// dhcproto does for the same work, beside the engine.
+pub fn reply_like(req: &Message, kind: MessageType) -> Message {
+    let mut m = Message::default();
+    m.set_opcode(Opcode::BootReply)
+        .set_xid(req.xid())
+        .set_flags(req.flags())
+        .set_giaddr(req.giaddr())
+        .set_yiaddr(Ipv4Addr::new(10, 0, 0, 10))
+        .set_chaddr(req.chaddr());
+    let o = m.opts_mut();
+    o.insert(DhcpOption::MessageType(kind));
+    o.insert(DhcpOption::ServerIdentifier(BENCH_SERVER));
+    o.insert(DhcpOption::AddressLeaseTime(7200));
+    o.insert(DhcpOption::Renewal(3600));
+    o.insert(DhcpOption::Rebinding(6300));
+    o.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 0, 0)));
+    o.insert(DhcpOption::Router(vec![BENCH_SERVER]));
+    o.insert(DhcpOption::DomainNameServer(vec![
+        BENCH_SERVER,
+        Ipv4Addr::new(10, 0, 0, 2),
+    ]));
+    o.insert(DhcpOption::DomainName("isp.example".into()));
+    o.insert(DhcpOption::BroadcastAddr(Ipv4Addr::new(10, 0, 255, 255)));
+    m
+}

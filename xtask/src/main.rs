@@ -68,6 +68,9 @@ enum BenchCmd {
     /// Durable versus fast lease journal, leases/s side by side, driven by
     /// perfdhcp and xdhcpgen, journal on a disk-backed file system.
     Journal,
+    /// Instructions per packet of the engine beside dhcproto, by callgrind
+    /// (no root, no lab).
+    Instructions,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +115,9 @@ fn main() {
             None => bench_all(&args),
             Some(BenchCmd::All(args)) => bench_all(&args),
             Some(BenchCmd::Journal) => xtask::bench::journal::run(),
+            Some(BenchCmd::Instructions) => {
+                xtask::bench::instructions::run(&xtask::workspace::target_dir())
+            }
         },
     };
     if let Err(e) = res {

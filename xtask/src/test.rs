@@ -333,6 +333,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_metrics",
     "lab_control",
     "lab_leasequery",
+    "cluster_nats",
     "lab_ha",
 ];
 

@@ -326,6 +326,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 return print_json(&v);
             }
             print!("{}", Frame::new(None, &v).text());
+            if let Some(c) = view::cluster_text(&v) {
+                print!("{c}");
+            }
         }
         Cmd::Latency => {
             let v = c.ask(&Request::Latency)?;

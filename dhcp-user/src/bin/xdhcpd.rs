@@ -5,10 +5,14 @@ use arc_swap::ArcSwap;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use xdhcp::config::{AttachMode, Checked, Config, ConflictCheck, IoKind, JournalMode, Reservation};
+use xdhcp::cluster::{ClusterService, ClusterStatsHandle, Links};
+use xdhcp::config::{
+    AttachMode, Checked, Cluster, ClusterDurability, ClusterMode, Config, ConflictCheck, IoKind,
+    JournalMode, Reservation,
+};
 use xdhcp::control::index::{Index, Keeper};
 use xdhcp::control::runtime::{self, RuntimeSet};
 use xdhcp::control::server::{self as control, Ask, ControlService};
@@ -21,7 +25,9 @@ use xdhcp::io::iface::{Interface, local_ipv4_addrs};
 use xdhcp::io::xdp::Steering;
 use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::latency::{Collector, CollectorHandle};
-use xdhcp::lease::journal::{Durability, Journal, JournalHandle, JournalOptions, now_unix};
+use xdhcp::lease::journal::{
+    Durability, Journal, JournalHandle, JournalOptions, Replication, now_unix,
+};
 use xdhcp::leasequery::answer::Served;
 use xdhcp::leasequery::service::{Answering, PacketSink};
 use xdhcp::leasequery::{self, LeaseQueryService};
@@ -233,6 +239,12 @@ struct Running {
     /// (which outlive it for the last stats).
     ddns: Option<DdnsHandle>,
     ddns_stats: Option<Arc<DdnsStats>>,
+    /// The HA cluster thread (`[cluster]`), and its counters (which
+    /// outlive it for the last stats).
+    cluster: Option<ClusterService>,
+    cluster_stats: Option<ClusterStatsHandle>,
+    /// `[cluster]` as started with: it changes only with a restart.
+    cluster_config: Option<Cluster>,
     /// The latency collector, unless `latency = false`.
     latency: Option<CollectorHandle>,
     /// Reservations made with `xdhcpctl reserve` (with a journal: they
@@ -329,6 +341,27 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         .map(|_| control::tap());
     let mut index = None;
     let mut control_journal = None;
+    // The cluster's copy of every record the journal makes safe (the
+    // config check made sure a cluster has a journal). In `replicated`
+    // the journal leaves the durable marks to the cluster thread.
+    let replicated = checked
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.durability == ClusterDurability::Replicated);
+    let mut cluster_feed = checked.cluster.as_ref().map(|_| {
+        let (tx, rx) = crossbeam_channel::bounded(64 * 1024);
+        let dropped = Arc::new(AtomicU64::new(0));
+        (
+            Replication {
+                tx,
+                gates_acks: replicated,
+                dropped: dropped.clone(),
+            },
+            rx,
+            dropped,
+        )
+    });
+    let mut cluster = None;
     let journal = match &cfg.journal {
         Some(j) => {
             let mode = match j.mode {
@@ -345,6 +378,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                     .chain(&index_tap)
                     .map(|(t, _)| t.clone())
                     .collect(),
+                replication: cluster_feed.as_ref().map(|(r, _, _)| r.clone()),
                 ..JournalOptions::default()
             };
             let started = Instant::now();
@@ -372,7 +406,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                         producer: handle.producer().map_err(|_| {
                             anyhow::anyhow!("no journal producer slot for the control API")
                         })?,
-                        durable: j.mode == JournalMode::Durable,
+                        durable: j.mode == JournalMode::Durable || replicated,
                         index: shared.clone(),
                     });
                 }
@@ -394,7 +428,50 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                     })?,
                 );
             }
-            Some((handle, j.mode == JournalMode::Durable))
+            if let (Some(c), Some((_, rx, dropped))) = (&checked.cluster, cluster_feed.take()) {
+                // After the journal's own replay, so the stream catch-up
+                // only adds what the others made.
+                let apply_to = cell.clone();
+                let svc = ClusterService::start(
+                    c,
+                    Links {
+                        ownership: engine.ownership().clone(),
+                        shipped: rx,
+                        marks: replicated.then(|| handle.marks()),
+                        apply: Box::new(move |r| {
+                            let e = apply_to.load();
+                            e.apply_remote(r, Clock::now(&e, Instant::now()))
+                        }),
+                        journal_dropped: dropped,
+                    },
+                )
+                .context("starting the cluster thread")?;
+                let homes: Vec<u8> = (0..c.shares())
+                    .filter(|k| match c.mode {
+                        ClusterMode::LoadBalancing => usize::from(*k) == c.index,
+                        ClusterMode::HotStandby => c.index == 0,
+                    })
+                    .collect();
+                tracing::info!(
+                    name = %c.name,
+                    peers = ?c.peers,
+                    mode = ?c.mode,
+                    durability = ?c.durability,
+                    home_shares = ?homes,
+                    role = match (c.mode, c.index) {
+                        (ClusterMode::HotStandby, 0) => "primary",
+                        (ClusterMode::HotStandby, _) => "standby",
+                        _ => "load-balancing member",
+                    },
+                    nats = ?c.nats,
+                    failover_after_ms = c.failover_after.as_millis() as u64,
+                    "cluster member: silent until the stream is caught up and its shares are claimed"
+                );
+                cluster = Some(svc);
+            }
+            // Replicated: an ACK waits for the cluster's mark even over a
+            // fast journal.
+            Some((handle, j.mode == JournalMode::Durable || replicated))
         }
         None => {
             tracing::warn!(
@@ -545,6 +622,9 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         leasequery: leasequery.as_ref().map(LeaseQueryService::stats_handle),
         ddns_stats: ddns.as_ref().map(DdnsHandle::stats_handle),
         ddns,
+        cluster_stats: cluster.as_ref().map(ClusterService::stats_handle),
+        cluster,
+        cluster_config: checked.cluster.clone(),
         latency: match collector {
             Some(c) => Some(c.start().context("starting the latency collector")?),
             None => None,
@@ -670,6 +750,11 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
     if let Some(d) = running.ddns.take() {
         d.stop();
     }
+    // After the journal too: its last records went to the cluster thread,
+    // which gets a moment to publish them.
+    if let Some(c) = running.cluster.take() {
+        c.stop();
+    }
     report(cli, &running, &board)?;
     drop(metrics);
     let total = total(&running);
@@ -726,6 +811,12 @@ fn reload_config(
         tracing::warn!(
             "interface, io, xdp_mode, bind, queues, cores, frames, ring_size, batch, poll, \
              idle_sleep_ms and max_clients change only with a restart; the rest is reloaded"
+        );
+    }
+    if checked.cluster != running.cluster_config {
+        tracing::warn!(
+            "[cluster] changes only with a restart: the cluster thread keeps the settings it \
+             started with"
         );
     }
     if running.probe.is_some() && c.conflict_wait_ms() != old.conflict_wait_ms() {
@@ -1000,6 +1091,7 @@ fn snapshot(r: &Running) -> anyhow::Result<Status> {
             pending: l(&s.pending),
             oldest_pending_ms: l(&s.oldest_pending_ms),
         }),
+        cluster: r.cluster_stats.as_ref().map(ClusterStatsHandle::snapshot),
         subnets: engine
             .subnets()
             .iter()

@@ -336,6 +336,103 @@ impl Frame {
     }
 }
 
+/// The stats document's `cluster` object as text (`xdhcpctl stats`):
+/// the server's role, its shares and peers, what it replicated; `None`
+/// without `[cluster]`.
+pub fn cluster_text(doc: &Value) -> Option<String> {
+    let c = doc.get("cluster").filter(|c| c.is_object())?;
+    let s = |k: &str| c[k].as_str().unwrap_or("-").to_string();
+    let list = |k: &str| {
+        let v: Vec<String> = c[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| n(x).to_string())
+            .collect();
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    let mut out = format!(
+        "\ncluster  {} ({}, {})  {}  owns shares {} ({} buckets)\n",
+        s("name"),
+        s("mode"),
+        s("durability"),
+        s("state"),
+        list("owned_shares"),
+        n(&c["owned_buckets"]),
+    );
+    let shares: Vec<[String; 4]> = c["shares"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            [
+                n(&x["share"]).to_string(),
+                x["home"].as_str().unwrap_or("-").to_string(),
+                x["owner"]
+                    .as_str()
+                    .filter(|o| !o.is_empty())
+                    .unwrap_or("-")
+                    .to_string(),
+                n(&x["revision"]).to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["share", "home", "owner", "revision"], &shares));
+    let peers: Vec<[String; 4]> = c["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            let yes = |k: &str| {
+                if x[k].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            };
+            [
+                x["name"].as_str().unwrap_or("-").to_string(),
+                yes("alive").to_string(),
+                yes("ready").to_string(),
+                n(&x["last_seen_ms"]).to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["peer", "alive", "ready", "last seen ms"], &peers));
+    let counters = [
+        "published",
+        "publish_errors",
+        "in_flight",
+        "dropped",
+        "local_only",
+        "applied",
+        "skipped",
+        "fenced",
+        "decode_errors",
+        "stream_lag",
+        "replication_lag",
+        "held_fenced",
+        "takeovers",
+        "handbacks",
+        "cut_offs",
+        "heartbeats",
+        "heartbeat_errors",
+        "claim_conflicts",
+    ];
+    let line: Vec<String> = counters
+        .iter()
+        .map(|k| format!("{k} {}", n(&c[*k])))
+        .collect();
+    for chunk in line.chunks(6) {
+        let _ = writeln!(out, "{}", chunk.join("  "));
+    }
+    Some(out)
+}
+
 fn uptime(s: f64) -> String {
     let s = s as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -392,6 +489,37 @@ mod tests {
         assert_eq!(cells[3..], ["7", "11", "22", "33", "44", "55"], "{row}");
         assert_eq!(t.lines().filter(|l| l.contains("journal_wait")).count(), 4);
         assert!(latency_text(&json!({"latency": null})).contains("records none"));
+    }
+
+    #[test]
+    fn the_cluster_block_names_role_shares_and_peers() {
+        assert!(cluster_text(&json!({ "cluster": null })).is_none());
+        let doc = json!({ "cluster": {
+            "name": "a", "mode": "load-balancing", "durability": "durable",
+            "state": "connected", "owned_shares": [0], "owned_buckets": 128,
+            "shares": [
+                { "share": 0, "home": "a", "owner": "a", "revision": 7 },
+                { "share": 1, "home": "b", "owner": "", "revision": 0 }
+            ],
+            "peers": [
+                { "name": "a", "alive": true, "ready": true, "last_seen_ms": 0 },
+                { "name": "b", "alive": false, "ready": false, "last_seen_ms": 4200 }
+            ],
+            "published": 12, "fenced": 1, "takeovers": 2
+        }});
+        let t = cluster_text(&doc).unwrap();
+        assert!(
+            t.contains(
+                "cluster  a (load-balancing, durable)  connected  owns shares 0 (128 buckets)"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("published 12"), "{t}");
+        assert!(t.contains("takeovers 2"), "{t}");
+        let b = t.lines().find(|l| l.starts_with("b ")).unwrap();
+        assert!(b.contains("no") && b.contains("4200"), "{t}");
+        let s1 = t.lines().find(|l| l.starts_with("1 ")).unwrap();
+        assert!(s1.contains(" - "), "nobody owns share 1: {t}");
     }
 
     #[test]

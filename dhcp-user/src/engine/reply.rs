@@ -4,7 +4,7 @@ use super::Request;
 use super::subnet::SubnetRt;
 use crate::ddns::name;
 use crate::wire::dhcp::MessageType;
-use crate::wire::emit::{BootpHeader, DhcpWriter, FrameHeaders, emit_headers, headers_len};
+use crate::wire::emit::{BootpHeader, DhcpWriter, FrameHeaders, emit_headers_zeroed, headers_len};
 use crate::wire::fqdn::{self, ClientFqdn};
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
@@ -156,7 +156,7 @@ pub fn write(
         ttl: 64,
         dscp: local.dscp,
     };
-    emit_headers(tx, &h, len).ok()
+    emit_headers_zeroed(tx, &h, len, DhcpWriter::ZEROED).ok()
 }
 
 /// RFC 4702 §4: a client that sent option 81 learns in the OFFER and ACK
@@ -198,22 +198,23 @@ fn write_client_fqdn(w: &mut DhcpWriter<'_>, req: &Request<'_>, s: &SubnetRt, yi
 /// what is configured. An option that no longer fits is left out rather
 /// than failing the reply; the ones a client needs come first.
 fn write_subnet_options(w: &mut DhcpWriter<'_>, s: &SubnetRt, prl: Option<&[u8]>) -> Option<()> {
+    // The usual case: the whole block for this request list, at once.
+    if let Some(block) = s.options.block(prl.unwrap_or(&[]))
+        && w.tlvs(block).is_ok()
+    {
+        return Some(());
+    }
     let mut done = [0u64; 4];
-    let mut mark = |c: u8| {
-        let (i, b) = ((c >> 6) as usize, c & 63);
-        let seen = done[i] & (1 << b) != 0;
-        done[i] |= 1 << b;
-        seen
-    };
-    let mask = s.options.get(code::SUBNET_MASK)?;
-    w.option(code::SUBNET_MASK, mask).ok()?;
-    mark(code::SUBNET_MASK);
+    w.tlv(s.options.tlv(code::SUBNET_MASK)?).ok()?;
+    done[0] = 1 << code::SUBNET_MASK;
     for &c in prl.unwrap_or(&[]).iter().chain(s.options.codes()) {
-        if mark(c) {
+        let (word, bit) = (usize::from(c >> 6), 1u64 << (c & 63));
+        if done[word] & bit != 0 {
             continue;
         }
-        if let Some(data) = s.options.get(c) {
-            let _ = w.option(c, data);
+        done[word] |= bit;
+        if let Some(t) = s.options.tlv(c) {
+            let _ = w.tlv(t);
         }
     }
     Some(())

@@ -71,6 +71,7 @@ impl Request<'_> {
 /// a well-formed IPv4/UDP BOOTREQUEST to port 67 with a DHCP message type
 /// is an error: the XDP program only steers UDP/67 here. `join` holds
 /// options a client split in several pieces (RFC 3396).
+#[inline]
 pub fn parse<'a>(
     frame: &'a [u8],
     join: &'a mut Option<JoinBuffer>,

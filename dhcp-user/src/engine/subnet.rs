@@ -7,17 +7,42 @@ use crate::lease::{ClientKey, Pool};
 use crate::wire::options::code;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const NONE: u16 = u16::MAX;
 
-/// Options of a subnet, encoded once at start.
+/// Options of a subnet, encoded once at start as the bytes a reply
+/// carries (code, length, data), so that writing one is one copy.
 pub struct EncodedOptions {
-    /// code → offset into `blob` of (len, data...), or NONE.
+    /// code → offset into `blob` of its code byte, or NONE.
     index: Box<[u16; 256]>,
     blob: Box<[u8]>,
     /// Codes in configuration order, for options nobody asked for.
     order: Box<[u8]>,
+    /// The options of a whole reply, encoded once per parameter request
+    /// list (option 55) seen: a network has a handful of client kinds, each
+    /// asking in its own order, so most replies copy one block.
+    blocks: Box<[OnceLock<Block>; BLOCKS]>,
+}
+
+/// Parameter request lists remembered per subnet (per configuration: a
+/// reload starts afresh). When all are taken, by real clients or by
+/// someone sending made-up lists, the rest are encoded option by option
+/// as before: slower, never wrong.
+const BLOCKS: usize = 8;
+/// Longer request lists are not remembered.
+const MAX_PRL: usize = 64;
+/// Longer blocks are not remembered (the 576-byte minimum leaves about
+/// 300 bytes for options anyway).
+const MAX_BLOCK: usize = 320;
+
+/// One request list and the options it gets, in the order
+/// `reply::write_subnet_options` writes them.
+struct Block {
+    prl_len: u8,
+    prl: [u8; MAX_PRL],
+    len: u16,
+    bytes: [u8; MAX_BLOCK],
 }
 
 impl EncodedOptions {
@@ -26,8 +51,13 @@ impl EncodedOptions {
         let mut blob = Vec::new();
         let mut order = Vec::new();
         for (c, data) in list {
+            // The config check keeps every option within one TLV.
+            let Ok(len) = u8::try_from(data.len()) else {
+                continue;
+            };
             index[*c as usize] = blob.len() as u16;
-            blob.push(data.len() as u8);
+            blob.push(*c);
+            blob.push(len);
             blob.extend_from_slice(data);
             order.push(*c);
         }
@@ -35,19 +65,83 @@ impl EncodedOptions {
             index,
             blob: blob.into_boxed_slice(),
             order: order.into_boxed_slice(),
+            blocks: Box::new(std::array::from_fn(|_| OnceLock::new())),
         }
     }
 
-    /// The payload of option `code`, if the subnet has it.
+    /// Every option of the subnet for a client asking with `prl`, encoded
+    /// as a reply carries them: the subnet mask, then what `prl` asks for
+    /// in its order, then the rest in configuration order. `None` when the
+    /// list or the block is too long to remember, or all places are taken
+    /// by other lists: the caller then writes them one by one.
     #[inline]
-    pub fn get(&self, code: u8) -> Option<&[u8]> {
+    pub fn block(&self, prl: &[u8]) -> Option<&[u8]> {
+        if prl.len() > MAX_PRL {
+            return None;
+        }
+        for slot in self.blocks.iter() {
+            let b = match slot.get() {
+                Some(b) => b,
+                None => {
+                    // First time for this list here: encode it once. Two
+                    // workers may race; one block wins, both are equal.
+                    let _ = slot.set(self.encode(prl)?);
+                    slot.get()?
+                }
+            };
+            if &b.prl[..usize::from(b.prl_len)] == prl {
+                return Some(&b.bytes[..usize::from(b.len)]);
+            }
+        }
+        None
+    }
+
+    fn encode(&self, prl: &[u8]) -> Option<Block> {
+        let mut b = Block {
+            prl_len: prl.len() as u8,
+            prl: [0; MAX_PRL],
+            len: 0,
+            bytes: [0; MAX_BLOCK],
+        };
+        b.prl[..prl.len()].copy_from_slice(prl);
+        let mut done = [0u64; 4];
+        let mut len = 0;
+        for &c in [code::SUBNET_MASK]
+            .iter()
+            .chain(prl)
+            .chain(self.order.iter())
+        {
+            let (word, bit) = (usize::from(c >> 6), 1u64 << (c & 63));
+            if done[word] & bit != 0 {
+                continue;
+            }
+            done[word] |= bit;
+            if let Some(t) = self.tlv(c) {
+                b.bytes.get_mut(len..len + t.len())?.copy_from_slice(t);
+                len += t.len();
+            }
+        }
+        b.len = len as u16;
+        Some(b)
+    }
+
+    /// Option `code` as it goes on the wire (code, length, data), if the
+    /// subnet has it.
+    #[inline]
+    pub fn tlv(&self, code: u8) -> Option<&[u8]> {
         let at = self.index[code as usize];
         if at == NONE {
             return None;
         }
         let at = at as usize;
-        let len = *self.blob.get(at)? as usize;
-        self.blob.get(at + 1..at + 1 + len)
+        let len = *self.blob.get(at + 1)? as usize;
+        self.blob.get(at..at + 2 + len)
+    }
+
+    /// The payload of option `code`, if the subnet has it.
+    #[inline]
+    pub fn get(&self, code: u8) -> Option<&[u8]> {
+        self.tlv(code).map(|t| &t[2..])
     }
 
     /// Configured codes in configuration order.
@@ -331,5 +425,67 @@ impl SubnetRt {
         }
         let l = u64::from(lease);
         (lease, (l / 2) as u32, (l * 7 / 8) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> EncodedOptions {
+        EncodedOptions::new(&[
+            (code::SUBNET_MASK, vec![255, 255, 255, 0]),
+            (3, vec![10, 0, 0, 1]),
+            (6, vec![10, 0, 0, 2, 10, 0, 0, 3]),
+            (15, b"isp.example".to_vec()),
+            (42, vec![10, 0, 0, 4]),
+        ])
+    }
+
+    /// The order the block must have, written out plainly.
+    fn expected(o: &EncodedOptions, prl: &[u8]) -> Vec<u8> {
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for c in [code::SUBNET_MASK]
+            .into_iter()
+            .chain(prl.iter().copied())
+            .chain(o.codes().iter().copied())
+        {
+            if seen.contains(&c) {
+                continue;
+            }
+            seen.push(c);
+            if let Some(t) = o.tlv(c) {
+                out.extend_from_slice(t);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_block_is_the_options_in_the_order_one_by_one_would_give() {
+        let o = options();
+        for prl in [
+            &[][..],
+            &[1, 3, 6],
+            &[6, 15, 3],
+            &[1, 28, 2, 3, 15, 6, 119, 12, 44, 47, 26, 121, 42],
+            &[42, 42, 1, 1],
+        ] {
+            assert_eq!(o.block(prl).unwrap(), expected(&o, prl), "prl {prl:?}");
+            // Asked again: the same block, from its place.
+            assert_eq!(o.block(prl).unwrap(), expected(&o, prl));
+        }
+    }
+
+    #[test]
+    fn lists_past_the_places_or_too_long_are_left_to_the_caller() {
+        let o = options();
+        for i in 0..BLOCKS as u8 {
+            assert!(o.block(&[i + 100]).is_some());
+        }
+        assert_eq!(o.block(&[250]), None, "every place taken");
+        assert!(o.block(&[100]).is_some(), "a remembered one still found");
+        assert_eq!(options().block(&[3; MAX_PRL + 1]), None);
     }
 }

@@ -10,7 +10,7 @@ use super::iface::Interface;
 use super::xdp::Steering;
 use super::{StopFlag, WorkerOptions, WorkerSlot, latency_kind, latency_tick, pin_worker};
 use crate::config::{BindMode, PollMode};
-use crate::handler::{FrameHandler, TX_FRAME_CAPACITY};
+use crate::handler::{FrameHandler, PARK_LIMIT, TX_FRAME_CAPACITY};
 use crate::latency::Kind;
 use crate::stats::{WorkerStats, add, bump};
 use anyhow::{Context, bail};
@@ -331,8 +331,17 @@ fn run<H: FrameHandler>(
             let safe = slot.handler.durable();
             // One clock read for all the replies the journal released.
             let mut synced = None;
+            let now = Instant::now();
             while let Some(&(ticket, t, meta)) = parked.front() {
                 if ticket > safe {
+                    // Too old to be worth sending (see PARK_LIMIT): its
+                    // frame goes back, the client asks again.
+                    if now.saturating_duration_since(meta.at) > PARK_LIMIT {
+                        parked.pop_front();
+                        free_tx.push(t);
+                        bump(&stats.parked_expired);
+                        continue;
+                    }
                     break;
                 }
                 parked.pop_front();

@@ -416,7 +416,11 @@ mod tests {
                 });
             }
         });
-        assert_eq!(t.count(key), 0, "every take was given back");
+        // The broken step also loses updates (its store can undo a
+        // concurrent give-back), so only the real one must end at zero.
+        if step == Step::Cas {
+            assert_eq!(t.count(key), 0, "every take was given back");
+        }
         most.load(SeqCst)
     }
 

@@ -200,6 +200,7 @@ fn encode_status(s: &Status, mut enc: DescriptorEncoder<'_>) -> Result<(), Error
             src_mac_mismatch,
             journal_full,
             journal_lost,
+            parked_expired,
             tx_dropped,
             tx_ring_full,
         ),
@@ -310,6 +311,7 @@ fn encode_status(s: &Status, mut enc: DescriptorEncoder<'_>) -> Result<(), Error
     leases(e, s)?;
     journal(e, s)?;
     side_services(e, s)?;
+    cluster(e, s)?;
     latency(e, s)
 }
 
@@ -514,6 +516,112 @@ fn side_services(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error>
     Ok(())
 }
 
+/// The HA cluster thread (`[cluster]`): what it replicated and applied,
+/// its role changes, its lags and its view of the peers.
+fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
+    let Some(c) = &s.cluster else {
+        return Ok(());
+    };
+    family(
+        e,
+        "xdhcpd_cluster_records",
+        "Lease records through the cluster thread, by what became of them (published to the \
+         stream, publish_errors, dropped before it, local_only: of a share not owned; from the \
+         stream: applied, skipped, own, fenced, decode_errors; ack_fenced: replicated records of \
+         this server fenced by another owner's claim, their ACKs never sent).",
+        None,
+        MetricType::Counter,
+        |m| {
+            for (r, n) in [
+                ("published", c.published),
+                ("publish_errors", c.publish_errors),
+                ("dropped", c.dropped),
+                ("local_only", c.local_only),
+                ("applied", c.applied),
+                ("skipped", c.skipped),
+                ("own", c.own),
+                ("fenced", c.fenced),
+                ("decode_errors", c.decode_errors),
+                ("ack_fenced", c.held_fenced),
+            ] {
+                counter(m, &[("result", r)], n)?;
+            }
+            Ok(())
+        },
+    )?;
+    family(
+        e,
+        "xdhcpd_cluster_events",
+        "Cluster events, by kind (takeovers, handbacks, cut_offs, heartbeats, heartbeat_errors, \
+         claim_conflicts, markers).",
+        None,
+        MetricType::Counter,
+        |m| {
+            for (k, n) in [
+                ("takeovers", c.takeovers),
+                ("handbacks", c.handbacks),
+                ("cut_offs", c.cut_offs),
+                ("heartbeats", c.heartbeats),
+                ("heartbeat_errors", c.heartbeat_errors),
+                ("claim_conflicts", c.claim_conflicts),
+                ("markers", c.markers),
+            ] {
+                counter(m, &[("event", k)], n)?;
+            }
+            Ok(())
+        },
+    )?;
+    for (name, help, v) in [
+        (
+            "xdhcpd_cluster_connected",
+            "1 while the cluster thread's heartbeats get through and it has caught up the stream.",
+            u64::from(c.state == "connected"),
+        ),
+        (
+            "xdhcpd_cluster_owned_shares",
+            "Shares this server owns now.",
+            c.owned_shares.len() as u64,
+        ),
+        (
+            "xdhcpd_cluster_owned_buckets",
+            "Of the 256 client buckets, those this server answers now.",
+            u64::from(c.owned_buckets),
+        ),
+        (
+            "xdhcpd_cluster_stream_lag",
+            "Messages of the lease stream not yet read by this server.",
+            c.stream_lag,
+        ),
+        (
+            "xdhcpd_cluster_replication_lag",
+            "Records shipped to the cluster thread and not yet stored by the stream.",
+            c.replication_lag,
+        ),
+        (
+            "xdhcpd_cluster_in_flight",
+            "Publishes waiting for their acknowledgement.",
+            c.in_flight,
+        ),
+    ] {
+        family(e, name, help, None, MetricType::Gauge, |m| {
+            m.encode_gauge(&v)
+        })?;
+    }
+    family(
+        e,
+        "xdhcpd_cluster_peer_alive",
+        "1 while a peer's heartbeat revision changes within failover_after, by peer.",
+        None,
+        MetricType::Gauge,
+        |m| {
+            for p in &c.peers {
+                gauge(m, &[("peer", p.name.clone())], u64::from(p.alive))?;
+            }
+            Ok(())
+        },
+    )
+}
+
 fn latency(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
     let Some(l) = &s.latency else {
         return Ok(());
@@ -595,6 +703,7 @@ fn latency(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::{ClusterStatus, PeerStatus};
     use crate::io::xdp::XdpCounters;
     use crate::latency::Collector;
     use crate::lease::journal::JournalStats;
@@ -639,6 +748,18 @@ mod tests {
             }),
             probe: Some(ProbeStatus::default()),
             ddns: Some(DdnsStatus::default()),
+            cluster: Some(ClusterStatus {
+                state: "connected",
+                owned_shares: vec![0],
+                owned_buckets: 128,
+                published: 5,
+                peers: vec![PeerStatus {
+                    name: "b".into(),
+                    alive: true,
+                    ..PeerStatus::default()
+                }],
+                ..ClusterStatus::default()
+            }),
             subnets: vec![SubnetStatus {
                 subnet: "198.18.0.0/15".into(),
                 network: "198.18.0.0".parse().unwrap(),
@@ -681,6 +802,11 @@ mod tests {
             "xdhcpd_journal_fsync_seconds",
             "xdhcpd_ddns_updates_total",
             "xdhcpd_probes_total",
+            "xdhcpd_cluster_records_total",
+            "xdhcpd_cluster_events_total",
+            "xdhcpd_cluster_connected",
+            "xdhcpd_cluster_replication_lag",
+            "xdhcpd_cluster_peer_alive",
             "xdhcpd_reply_latency_seconds_bucket",
             "xdhcpd_reply_latency_seconds_sum",
             "xdhcpd_reply_latency_seconds_count",
@@ -693,6 +819,8 @@ mod tests {
         assert!(text.contains("# UNIT xdhcpd_reply_latency_seconds seconds"));
         assert!(text.contains("xdhcpd_requests_total{worker=\"0\",type=\"discover\"} 200"));
         assert!(text.contains("xdhcpd_leases{state=\"bound\"} 200"));
+        assert!(text.contains("xdhcpd_cluster_records_total{result=\"published\"} 5"));
+        assert!(text.contains("xdhcpd_cluster_peer_alive{peer=\"b\"} 1"));
         // Cumulative buckets, ending in +Inf at the count, per worker.
         let w0: Vec<u64> = text
             .lines()

@@ -61,6 +61,10 @@ impl<'a> DhcpWriter<'a> {
         })
     }
 
+    /// What [`DhcpWriter::header`] zeroes: sname and file, offsets into the
+    /// BOOTP message (for [`emit_headers_zeroed`]).
+    pub const ZEROED: std::ops::Range<usize> = field::SNAME..field::COOKIE;
+
     /// Writes the fixed header, zeroed sname and file, and the cookie.
     /// Independent of the options: may come before or after them.
     pub fn header(&mut self, h: &BootpHeader) {
@@ -77,7 +81,11 @@ impl<'a> DhcpWriter<'a> {
         b[field::SIADDR..field::SIADDR + 4].copy_from_slice(&h.siaddr.octets());
         b[field::GIADDR..field::GIADDR + 4].copy_from_slice(&h.giaddr.octets());
         b[field::CHADDR..field::SNAME].copy_from_slice(&h.chaddr);
-        b[field::SNAME..field::COOKIE].fill(0);
+        // A fixed-size store the compiler writes inline (a `fill` of a
+        // range is a call to memset).
+        if let Ok(zeroed) = <&mut [u8; 192]>::try_from(&mut b[field::SNAME..field::COOKIE]) {
+            *zeroed = [0; 192];
+        }
         b[field::COOKIE..OPTIONS_OFFSET].copy_from_slice(&MAGIC_COOKIE);
         self.has_header = true;
     }
@@ -145,24 +153,49 @@ impl<'a> DhcpWriter<'a> {
         Ok(())
     }
 
+    /// An option of a fixed size known here: written with stores of that
+    /// size, not a copy of a length known only at run time (a call into
+    /// `memcpy` for four bytes cost more than the rest of the option).
+    #[inline(always)]
+    fn option_fixed<const N: usize>(&mut self, code: u8, data: [u8; N]) -> Result<()> {
+        const { assert!(N <= 255) };
+        if code == code::PAD || code == code::END {
+            return Err(Error::BadOption);
+        }
+        let start = self.len;
+        let end = start + 2 + N;
+        if end + 1 > self.limit {
+            return Err(Error::BufferTooSmall);
+        }
+        let Some(dst) = self.buf.get_mut(start..end) else {
+            return Err(Error::BufferTooSmall);
+        };
+        dst[0] = code;
+        dst[1] = N as u8;
+        let body: &mut [u8; N] = (&mut dst[2..]).try_into().map_err(|_| Error::BadLength)?;
+        *body = data;
+        self.len = end;
+        Ok(())
+    }
+
     #[inline]
     pub fn option_u8(&mut self, code: u8, value: u8) -> Result<()> {
-        self.option(code, &[value])
+        self.option_fixed(code, [value])
     }
 
     #[inline]
     pub fn option_u16(&mut self, code: u8, value: u16) -> Result<()> {
-        self.option(code, &value.to_be_bytes())
+        self.option_fixed(code, value.to_be_bytes())
     }
 
     #[inline]
     pub fn option_u32(&mut self, code: u8, value: u32) -> Result<()> {
-        self.option(code, &value.to_be_bytes())
+        self.option_fixed(code, value.to_be_bytes())
     }
 
     #[inline]
     pub fn option_ip(&mut self, code: u8, value: Ipv4Addr) -> Result<()> {
-        self.option(code, &value.octets())
+        self.option_fixed(code, value.octets())
     }
 
     /// An address list (routers, DNS servers, ...): 1 to 63 addresses.
@@ -174,6 +207,35 @@ impl<'a> DhcpWriter<'a> {
         for (dst, ip) in body.chunks_exact_mut(4).zip(ips) {
             dst.copy_from_slice(&ip.octets());
         }
+        Ok(())
+    }
+
+    /// Appends an option already encoded (code, length, data), as the
+    /// engine keeps each subnet's options: one copy, one bounds check.
+    /// Like [`DhcpWriter::option`], nothing is written if it does not fit.
+    #[inline]
+    pub fn tlv(&mut self, tlv: &[u8]) -> Result<()> {
+        debug_assert!(tlv.len() >= 2 && tlv.len() == 2 + usize::from(tlv[1]));
+        debug_assert!(tlv[0] != code::PAD && tlv[0] != code::END);
+        let end = self.len + tlv.len();
+        if end + 1 > self.limit {
+            return Err(Error::BufferTooSmall);
+        }
+        self.buf[self.len..end].copy_from_slice(tlv);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Appends options already encoded one after the other, all or
+    /// nothing.
+    #[inline]
+    pub fn tlvs(&mut self, tlvs: &[u8]) -> Result<()> {
+        let end = self.len + tlvs.len();
+        if end + 1 > self.limit {
+            return Err(Error::BufferTooSmall);
+        }
+        self.buf[self.len..end].copy_from_slice(tlvs);
+        self.len = end;
         Ok(())
     }
 
@@ -244,6 +306,20 @@ pub fn headers_len(vlans: &VlanTags) -> usize {
 /// bytes already at `headers_len(&h.vlans)` in `frame`; returns the frame's
 /// total length.
 pub fn emit_headers(frame: &mut [u8], h: &FrameHeaders, payload_len: usize) -> Result<usize> {
+    emit_headers_zeroed(frame, h, payload_len, 0..0)
+}
+
+/// [`emit_headers`] for a payload whose bytes `zeroed` (offsets into the
+/// payload, both even) are known to be zero: the UDP checksum skips them
+/// (zeros add nothing to a one's-complement sum). A BOOTP reply's sname
+/// and file, 192 of its 300-odd bytes, are such a run
+/// ([`DhcpWriter::ZEROED`]); summing them was most of the checksum's work.
+pub fn emit_headers_zeroed(
+    frame: &mut [u8],
+    h: &FrameHeaders,
+    payload_len: usize,
+    zeroed: std::ops::Range<usize>,
+) -> Result<usize> {
     if usize::from(h.vlans.count) > MAX_VLANS {
         return Err(Error::TooManyVlans);
     }
@@ -301,7 +377,23 @@ pub fn emit_headers(frame: &mut [u8], h: &FrameHeaders, payload_len: usize) -> R
         write_u16(udp, field::DST_PORT.start, h.dst_port);
         write_u16(udp, field::LENGTH.start, udp_len as u16);
         write_u16(udp, field::CHECKSUM.start, 0);
-        let udp_sum = checksum::udp_checksum(h.src_ip, h.dst_ip, udp);
+        // The skipped run, moved past the UDP header, and only when it
+        // lies inside the payload at even offsets (else nothing skipped).
+        let skip = zeroed.start + UDP_HEADER_LEN..zeroed.end + UDP_HEADER_LEN;
+        let skip = if zeroed.start.is_multiple_of(2)
+            && zeroed.end.is_multiple_of(2)
+            && zeroed.start <= zeroed.end
+            && zeroed.end <= payload_len
+        {
+            skip
+        } else {
+            0..0
+        };
+        debug_assert!(
+            udp[skip.clone()].iter().all(|b| *b == 0),
+            "zeroed run not zero"
+        );
+        let udp_sum = checksum::udp_checksum_parts(h.src_ip, h.dst_ip, udp, skip);
         write_u16(udp, field::CHECKSUM.start, udp_sum);
     }
 
@@ -653,6 +745,32 @@ mod tests {
             emit_headers(&mut frame, &three, 300).unwrap_err(),
             Error::TooManyVlans
         );
+    }
+
+    #[test]
+    fn skipping_the_zeroed_run_gives_the_same_checksum() {
+        for vlans in [VlanTags::NONE, VlanTags::single(7)] {
+            let mut whole = [0u8; 1600];
+            let len = build_offer(&mut whole, vlans, &[1, 4, b'p', b'o', b'r', b't']);
+            let mut skipped = whole;
+            let off = headers_len(&vlans);
+            let payload = len - off;
+            emit_headers_zeroed(
+                &mut skipped,
+                &frame_headers(vlans),
+                payload,
+                DhcpWriter::ZEROED,
+            )
+            .unwrap();
+            assert_eq!(whole[..len], skipped[..len]);
+            // A run that is not at even offsets, or past the payload, is
+            // not skipped (and still gives the right sum).
+            for bad in [45..236, 44..235, 0..payload + 2] {
+                let mut again = whole;
+                emit_headers_zeroed(&mut again, &frame_headers(vlans), payload, bad).unwrap();
+                assert_eq!(whole[..len], again[..len]);
+            }
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@
 //! (one row: servers, loads), [`report`] (the table, the notes, the
 //! JSON), [`journal`] (`cargo xtask bench journal`), [`rig`] (what both
 //! benches set up).
+pub mod instructions;
 pub mod journal;
 pub mod policy;
 pub mod report;
@@ -364,7 +365,15 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
     let down = lab.down();
     let complete = !interrupted() && rows.len() == Server::ALL.len();
     report::write_json(&json_path, &machine, args, &rows, complete)?;
-    let md = report::render_report(&machine, args, &rows);
+    let mut md = report::render_report(&machine, args, &rows);
+    // The engine's own cost, counted rather than timed (no root, no lab).
+    match instructions::measure(target_dir) {
+        Ok(p) => md.push_str(&format!(
+            "\n### The engine, per packet\n\n{}\n`cargo xtask bench instructions` repeats this part alone.\n",
+            p.render()
+        )),
+        Err(e) => md.push_str(&format!("\n(instructions per packet not counted: {e:#})\n")),
+    }
     std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
     println!("\n{md}");
     println!(

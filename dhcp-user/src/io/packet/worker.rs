@@ -3,7 +3,7 @@
 use super::batch::{Batch, MAX_BATCH};
 use super::socket::{join_fanout, open_socket, udp_port_guard};
 use crate::config::PollMode;
-use crate::handler::FrameHandler;
+use crate::handler::{FrameHandler, PARK_LIMIT};
 use crate::io::iface::Interface;
 use crate::io::{Stop, StopFlag, WorkerOptions, WorkerSlot, latency_tick, pin_worker};
 use crate::latency::Recorder;
@@ -103,7 +103,7 @@ fn run_worker<H: FrameHandler>(
             if ready == 0 {
                 break;
             }
-            wait_durable(&mut slot.handler, hold, ready, stop, stats);
+            let ready = wait_durable(&mut slot.handler, hold, ready, stop, stats);
             if hold != 0 {
                 batch.journal_waited(ready, &mut latency);
             }
@@ -115,7 +115,7 @@ fn run_worker<H: FrameHandler>(
                 idle = 0;
                 let (replies, hold) = batch.serve(n, &mut slot.handler, stats);
                 latency_tick(&mut latency, batch.arrived(), stats);
-                wait_durable(&mut slot.handler, hold, replies, stop, stats);
+                let replies = wait_durable(&mut slot.handler, hold, replies, stop, stats);
                 if hold != 0 {
                     batch.journal_waited(replies, &mut latency);
                 }
@@ -200,19 +200,25 @@ const PROBE_PARK: usize = 1024;
 
 /// Durable journal: this fallback keeps no parking lot for ACKs; the
 /// `replies` written wait for the newest lease record among them (`hold`)
-/// to be synced (one wait per batch, not per lease).
+/// to be synced (one wait per batch, not per lease). Returns how many may
+/// leave: all of them, or none when the wait passed [`PARK_LIMIT`].
 fn wait_durable<H: FrameHandler>(
     handler: &mut H,
     hold: u64,
     replies: usize,
     stop: &Stop,
     stats: &WorkerStats,
-) {
+) -> usize {
     if hold == 0 {
-        return;
+        return replies;
     }
     add(&stats.parked, replies as u64);
+    let since = std::time::Instant::now();
     while handler.durable() < hold && !stop.is_set() {
+        if since.elapsed() > PARK_LIMIT {
+            add(&stats.parked_expired, replies as u64);
+            return 0;
+        }
         match handler.durable_fd() {
             Some(wake) => {
                 // SAFETY: the handler owns this eventfd for as long as it
@@ -223,6 +229,7 @@ fn wait_durable<H: FrameHandler>(
             None => std::thread::sleep(std::time::Duration::from_micros(50)),
         }
     }
+    replies
 }
 
 fn wait_readable(sock: &OwnedFd, stop: &Stop, timeout_ms: i32) {
