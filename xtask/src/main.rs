@@ -68,6 +68,22 @@ enum BenchCmd {
     /// Durable versus fast lease journal, leases/s side by side, driven by
     /// perfdhcp and xdhcpgen, journal on a disk-backed file system.
     Journal,
+    /// The durable journal's group commit without the lab: fsync and
+    /// append-to-durable p50/p99/max under /var/tmp and on XFS on a loop
+    /// device, optionally beside a baseline build of the same bench.
+    Fsync(xtask::bench::inproc::FsyncArgs),
+    /// DORA through one engine (and the journal) from 1 and 2 worker
+    /// threads, with pre-built frames: leases/s 2 threads over 1.
+    Scaling {
+        #[arg(long, default_value_t = 9)]
+        rounds: u32,
+    },
+    /// Instructions per packet by callgrind (valgrind), DISCOVER->OFFER
+    /// and REQUEST->ACK, split into parse, decide and reply building.
+    Instructions {
+        #[arg(long, default_value_t = 20_000)]
+        clients: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -112,6 +128,10 @@ fn main() {
             None => bench_all(&args),
             Some(BenchCmd::All(args)) => bench_all(&args),
             Some(BenchCmd::Journal) => xtask::bench::journal::run(),
+            Some(BenchCmd::Fsync(a)) => require_root("the fsync bench (a loop device)")
+                .and_then(|()| xtask::bench::inproc::fsync(&a)),
+            Some(BenchCmd::Scaling { rounds }) => xtask::bench::inproc::scaling(rounds),
+            Some(BenchCmd::Instructions { clients }) => xtask::bench::inproc::instructions(clients),
         },
     };
     if let Err(e) = res {

@@ -32,7 +32,9 @@
 //! The modules: [`policy`] (the ladder's rules, the median), [`run`]
 //! (one row: servers, loads), [`report`] (the table, the notes, the
 //! JSON), [`journal`] (`cargo xtask bench journal`), [`rig`] (what both
-//! benches set up).
+//! benches set up), [`inproc`] (the benches without a lab: `fsync`,
+//! `scaling`, `instructions`).
+pub mod inproc;
 pub mod journal;
 pub mod policy;
 pub mod report;
