@@ -983,3 +983,30 @@ fn compaction_counts_written_bytes_not_the_zeros() {
     wait_until("compacted", || h.stats().compactions >= 1);
     h.close().unwrap();
 }
+
+#[test]
+fn fast_mode_zero_fills_without_a_sync_of_its_own() {
+    let d = TempDir::new("prealloc-fast");
+    let slow = Durability::Fast {
+        max_delay: Duration::from_secs(3600),
+    };
+    let (h, _) = open(&d.0, slow);
+    let mut p = h.producer().unwrap();
+    // Past half of the first zeros: the writer extends the file.
+    let n = (segment::MIN_FILL as usize) / encoded_len(&sample(0));
+    for i in 0..n as u32 {
+        p.append(&sample(i)).unwrap();
+    }
+    let file = d.0.join(segment::file_name(Kind::Journal, 1));
+    wait_until("all written", || records_in(&file) == n as u64);
+    wait_until("extended", || {
+        fs::metadata(&file).unwrap().len()
+            > segment::next_fill(segment::HEADER_LEN, segment::HEADER_LEN)
+    });
+    // The writer finishes extending before it takes the next group: once
+    // this record is in the file, a sync of the extension would be counted.
+    p.append(&sample(n as u32)).unwrap();
+    wait_until("the next group", || records_in(&file) == n as u64 + 1);
+    assert_eq!(h.stats().fsyncs, 0);
+    h.close().unwrap();
+}

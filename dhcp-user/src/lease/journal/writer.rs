@@ -148,9 +148,11 @@ impl Writer {
     }
 
     /// Zero-fills the file ahead of `pos` when what is left runs short, and
-    /// syncs it, after a group was published: the next group waits for it,
-    /// not this one. A group larger than what is left simply grows the
-    /// file (its sync then commits metadata, as every sync did before).
+    /// in durable mode syncs it, after a group was published: the next
+    /// group waits for it, not this one. Fast mode syncs only every
+    /// `max_delay`, and its next trailing sync commits the zeros with the
+    /// records. A group larger than what is left simply grows the file
+    /// (its sync then commits metadata, as every sync did before).
     fn keep_ahead(&mut self, l: &mut Loop) {
         let Some(filled) = l.filled else { return };
         let filled = filled.max(self.pos);
@@ -159,10 +161,17 @@ impl Writer {
             return;
         }
         let to = segment::next_fill(self.pos, filled);
+        let durable = matches!(self.mode, Durability::Durable);
         let t = Instant::now();
-        match segment::write_zeros(&self.file, filled, to).and_then(|()| self.file.sync_data()) {
-            Ok(()) => {
+        let r = segment::write_zeros(&self.file, filled, to).and_then(|()| {
+            if durable {
+                self.file.sync_data()?;
                 self.shared.record_fsync(t.elapsed());
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
                 l.filled = Some(to);
             }
             Err(e) => {
