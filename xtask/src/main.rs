@@ -71,6 +71,22 @@ enum BenchCmd {
     /// Instructions per packet of the engine beside dhcproto, by callgrind
     /// (no root, no lab).
     Instructions,
+    /// The durable journal's group commit without the lab: fsync and
+    /// append-to-durable p50/p99/max under /var/tmp and on XFS on a loop
+    /// device, optionally beside a baseline build of the same bench.
+    Fsync(xtask::bench::inproc::FsyncArgs),
+    /// DORA through one engine (and the journal) from 1 and 2 worker
+    /// threads, with pre-built frames: leases/s 2 threads over 1.
+    Scaling {
+        #[arg(long, default_value_t = 9)]
+        rounds: u32,
+    },
+    /// Instructions per packet by callgrind (valgrind), DISCOVER->OFFER
+    /// and REQUEST->ACK, split into parse, decide and reply building.
+    Split {
+        #[arg(long, default_value_t = 20_000)]
+        clients: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +134,10 @@ fn main() {
             Some(BenchCmd::Instructions) => {
                 xtask::bench::instructions::run(&xtask::workspace::target_dir())
             }
+            Some(BenchCmd::Fsync(a)) => require_root("the fsync bench (a loop device)")
+                .and_then(|()| xtask::bench::inproc::fsync(&a)),
+            Some(BenchCmd::Scaling { rounds }) => xtask::bench::inproc::scaling(rounds),
+            Some(BenchCmd::Split { clients }) => xtask::bench::inproc::split_instructions(clients),
         },
     };
     if let Err(e) = res {

@@ -32,7 +32,10 @@
 //! The modules: [`policy`] (the ladder's rules, the median), [`run`]
 //! (one row: servers, loads), [`report`] (the table, the notes, the
 //! JSON), [`journal`] (`cargo xtask bench journal`), [`rig`] (what both
-//! benches set up).
+//! benches set up), [`instructions`] (callgrind beside dhcproto),
+//! [`inproc`] (the other benches without a lab: `fsync`, `scaling`,
+//! `split`).
+pub mod inproc;
 pub mod instructions;
 pub mod journal;
 pub mod policy;

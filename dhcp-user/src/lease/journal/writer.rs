@@ -50,6 +50,10 @@ struct Loop {
     tapped: Vec<super::LeaseRecord>,
     /// The same with their tickets, for the cluster (empty without one).
     shipped: Vec<super::Shipped>,
+    /// End of the zeros written (and synced) ahead of `pos` in `file`, so
+    /// that groups overwrite blocks in place (see `segment::next_fill`);
+    /// `None` after extending failed, until the next file.
+    filled: Option<u64>,
 }
 
 impl Writer {
@@ -74,7 +78,9 @@ impl Writer {
             } else {
                 0
             }),
+            filled: Some(self.file_len()),
         };
+        self.keep_ahead(&mut l);
         loop {
             // Wake up for a trailing sync that falls due, and now and then
             // while a compaction runs, to take its result when idle.
@@ -115,6 +121,7 @@ impl Writer {
             }
             if !l.buf.is_empty() {
                 self.write_group(&mut l)?;
+                self.keep_ahead(&mut l);
             }
             self.poll_compactor(&mut l, false);
             if l.closing {
@@ -138,8 +145,63 @@ impl Writer {
         if l.unsynced {
             self.sync(&mut l);
         }
+        self.trim();
         self.poll_compactor(&mut l, true);
         Ok(())
+    }
+
+    fn file_len(&self) -> u64 {
+        self.file.metadata().map_or(self.pos, |m| m.len())
+    }
+
+    /// Zero-fills the file ahead of `pos` when what is left runs short, and
+    /// in durable mode syncs it, after a group was published: the next
+    /// group waits for it, not this one. Fast mode syncs only every
+    /// `max_delay`, and its next trailing sync commits the zeros with the
+    /// records. A group larger than what is left simply grows the file
+    /// (its sync then commits metadata, as every sync did before).
+    fn keep_ahead(&mut self, l: &mut Loop) {
+        let Some(filled) = l.filled else { return };
+        let filled = filled.max(self.pos);
+        l.filled = Some(filled);
+        if !segment::fill_due(self.pos, filled) {
+            return;
+        }
+        let to = segment::next_fill(self.pos, filled);
+        let durable = matches!(self.mode, Durability::Durable);
+        let t = Instant::now();
+        let r = segment::write_zeros(&self.file, filled, to).and_then(|()| {
+            if durable {
+                self.file.sync_data()?;
+                self.shared.record_fsync(t.elapsed());
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
+                l.filled = Some(to);
+            }
+            Err(e) => {
+                // Not a lost record: groups go on growing the file. Zeros
+                // that did land read as the end, like the rest.
+                l.filled = None;
+                tracing::warn!(error = %e, "cannot zero-fill the lease journal ahead");
+            }
+        }
+    }
+
+    /// At a clean stop: cuts the zeros after the last record, so that the
+    /// next start finds a file that ends cleanly (a crash leaves them, and
+    /// the next start cuts them as a torn tail).
+    fn trim(&mut self) {
+        if self.file_len() > self.pos
+            && let Err(e) = self
+                .file
+                .set_len(self.pos)
+                .and_then(|()| self.file.sync_all())
+        {
+            tracing::warn!(error = %e, "cannot cut the lease journal's zero-filled tail");
+        }
     }
 
     fn take(&mut self, m: Msg, l: &mut Loop) {
@@ -305,6 +367,7 @@ impl Writer {
         self.sealed.journals.push(self.generation);
         self.file = file;
         self.pos = segment::HEADER_LEN;
+        l.filled = Some(self.file_len());
         self.generation = next;
         self.shared.generation.store(next, Relaxed);
         l.bytes_since_compaction = 0;
