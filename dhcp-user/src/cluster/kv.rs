@@ -18,7 +18,15 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 /// A hand back under way: the bit is clear; the claim goes to the home
-/// at `at` (in-flight replies of the old owner have left by then).
+/// once `at` has passed and the stream has stored every record of the
+/// share this server published. `at` is a period past the workers' limit
+/// for a parked reply: an ACK for a lease decided before the bit went
+/// leaves only once its record is safe on the local disk, which is when
+/// the journal ships it, and never later than that limit, so by `at`
+/// every record whose ACK left was shipped (and published: the share is
+/// `releasing`). The home then reads them before its marker; a record
+/// that only reached the stream after the marker would be fenced, and the
+/// home would never learn a lease its client holds.
 struct HandBack {
     share: u8,
     revision: u64,
@@ -193,10 +201,11 @@ pub async fn control(
                     shared.ownership.revoke(k);
                     c.held &= !(1 << k);
                     c.busy |= 1 << k;
+                    c.releasing |= 1 << k;
                     handbacks.push(HandBack {
                         share: k,
                         revision: rev,
-                        at: now + period,
+                        at: now + crate::handler::PARK_LIMIT + period,
                     });
                 }
             }
@@ -204,7 +213,8 @@ pub async fn control(
         // Hand backs whose wait is over: the claim goes to the home.
         let mut i = 0;
         while i < handbacks.len() {
-            if handbacks[i].at > Instant::now() {
+            let k = handbacks[i].share as usize;
+            if handbacks[i].at > Instant::now() || shared.unstored[k].load(Relaxed) > 0 {
                 i += 1;
                 continue;
             }
@@ -219,6 +229,7 @@ pub async fn control(
                 .await;
             let mut c = shared.lock();
             c.busy &= !(1 << h.share);
+            c.releasing &= !(1 << h.share);
             c.mine[h.share as usize] = None;
             match res {
                 Ok(new) => {

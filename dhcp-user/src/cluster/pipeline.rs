@@ -9,6 +9,7 @@
 //! only then may the producer's mark pass it.
 use super::payload::NO_SHARE;
 use crate::lease::journal::{LeaseRecord, RecordState};
+use crate::lease::owner::MAX_SHARES;
 use std::collections::VecDeque;
 
 /// Whether a shipped record goes to the stream, and under what.
@@ -83,12 +84,17 @@ pub struct Pipeline {
     /// Id of the front entry; ids count up from 0 in push order.
     first: u64,
     in_flight: usize,
+    /// Of those in flight, per share (a hand back waits for its share's).
+    in_flight_share: [u32; MAX_SHARES as usize],
 }
 
 impl Pipeline {
     pub fn push(&mut self, e: Entry) -> u64 {
         if e.state == State::InFlight {
             self.in_flight += 1;
+            if let Some(n) = self.in_flight_share.get_mut(e.share as usize) {
+                *n += 1;
+            }
         }
         self.entries.push_back(e);
         self.first + self.entries.len() as u64 - 1
@@ -108,6 +114,9 @@ impl Pipeline {
         };
         if e.state == State::InFlight && state != State::InFlight {
             self.in_flight -= 1;
+            if let Some(n) = self.in_flight_share.get_mut(e.share as usize) {
+                *n -= 1;
+            }
         }
         e.state = state;
     }
@@ -134,6 +143,14 @@ impl Pipeline {
     /// Publishes without an answer yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Publishes of records of `share` without an answer yet.
+    pub fn in_flight_of(&self, share: u8) -> u32 {
+        self.in_flight_share
+            .get(share as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Entries shipped and not yet passed (answered or not).
@@ -189,6 +206,7 @@ mod tests {
         let c = p.push(entry(0, 2, 3, State::Settled));
         let d = p.push(entry(0, 3, 4, State::InFlight));
         assert_eq!(p.in_flight(), 3);
+        assert_eq!((p.in_flight_of(0), p.in_flight_of(1)), (3, 0));
         // The last ack first: nothing moves, the front still waits.
         p.answer(d, State::Stored(40));
         assert!(p.drain(|_| true).is_empty());
@@ -198,6 +216,7 @@ mod tests {
         assert_eq!(p.drain(|_| true), vec![(0, 3), (1, 1)]);
         assert!(p.is_empty());
         assert_eq!(p.in_flight(), 0);
+        assert_eq!(p.in_flight_of(0), 0);
         let _ = c;
     }
 

@@ -36,9 +36,10 @@ use super::stream;
 use crate::config::cluster::{Cluster, ClusterDurability, ClusterMode};
 use crate::engine::Ownership;
 use crate::lease::journal::{LeaseRecord, Marks, Shipped};
+use crate::lease::owner::MAX_SHARES;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -77,6 +78,11 @@ pub(crate) struct Control {
     pub held: u32,
     /// Shares being acquired or handed back.
     pub busy: u32,
+    /// Shares being handed back: their bits are clear, but the records
+    /// decided before still go out under `mine` until the claim moves (a
+    /// record whose ACK left must reach the stream before the home's
+    /// marker, or the home would never learn it).
+    pub releasing: u32,
     /// Heartbeats good (not cut off).
     pub serving: bool,
     /// Until when the last successful heartbeat keeps the claims valid.
@@ -103,6 +109,9 @@ pub(crate) struct Shared {
     pub ownership: Arc<Ownership>,
     pub stats: Arc<ClusterStats>,
     pub control: Mutex<Control>,
+    /// Per share: this server's publishes not yet answered by the stream
+    /// (the stream task's pipeline, for the control task's hand backs).
+    pub unstored: [AtomicU32; MAX_SHARES as usize],
     /// Wakes the control task before its next period (the stream was just
     /// caught up: the shares can be acquired now).
     pub kick: tokio::sync::Notify,
@@ -130,6 +139,7 @@ impl Shared {
         }
         c.held = 0;
         c.busy = 0;
+        c.releasing = 0;
         c.mine.iter_mut().for_each(|m| *m = None);
     }
 
@@ -137,6 +147,7 @@ impl Shared {
         self.ownership.revoke(k);
         c.held &= !(1 << k);
         c.busy &= !(1 << k);
+        c.releasing &= !(1 << k);
         c.mine[k as usize] = None;
     }
 }
@@ -195,11 +206,13 @@ impl ClusterService {
                 mine: vec![None; shares as usize],
                 held: 0,
                 busy: 0,
+                releasing: 0,
                 serving: false,
                 valid_until: None,
                 epoch: 0,
                 caught_up: false,
             }),
+            unstored: Default::default(),
             kick: tokio::sync::Notify::new(),
             boot: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

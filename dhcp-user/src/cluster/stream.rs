@@ -309,13 +309,14 @@ impl Worker {
             let c = self.shared.lock();
             for s in batch {
                 let share = self.shared.ownership.share_of_record(&s.rec);
-                let (state, share, revision) = match route(share, s.rec.state, c.held, &c.mine) {
-                    Route::Publish { share, revision } => (State::InFlight, share, revision),
-                    Route::Local { share } => {
-                        self.shared.stats.local_only.fetch_add(1, Relaxed);
-                        (State::Settled, share, 0)
-                    }
-                };
+                let (state, share, revision) =
+                    match route(share, s.rec.state, c.held | c.releasing, &c.mine) {
+                        Route::Publish { share, revision } => (State::InFlight, share, revision),
+                        Route::Local { share } => {
+                            self.shared.stats.local_only.fetch_add(1, Relaxed);
+                            (State::Settled, share, 0)
+                        }
+                    };
                 out.push(Entry {
                     producer: s.producer,
                     seq: s.seq,
@@ -412,6 +413,9 @@ impl Worker {
             .store(self.pipeline.in_flight() as u64, Relaxed);
         st.replication_lag
             .store(self.pipeline.len() as u64, Relaxed);
+        for (k, n) in self.shared.unstored.iter().enumerate() {
+            n.store(self.pipeline.in_flight_of(k as u8), Relaxed);
+        }
     }
 
     /// Moves the marks (replicated) past the answered front of the
