@@ -13,10 +13,11 @@
 //!   bucket, direct and through a relay;
 //! - failover (SIGKILL under load) and rejoin; a partition (one server's
 //!   management link cut under load); NATS nodes killed; a power cut of
-//!   one server in `replicated` mode.
+//!   one server in `replicated` mode;
+//! - three servers: each its share; one dies, the two others take it.
 //!
 //! Timing is measured and printed, never a pass/fail condition beyond
-//! generous limits. Lab names xdt90..xdt95.
+//! generous limits. Lab names xdt89..xdt95.
 mod common;
 #[path = "common/ha.rs"]
 mod ha;
@@ -896,4 +897,54 @@ fn power_cut_in_replicated_mode_loses_no_acked_lease() {
     let now = assert_kept(&lab, &by_b, "b's leases after the power cut");
     assert!(now.iter().all(|l| server_of(l.server_id) == Some(0)));
     stop_all(&mut [&mut a, &mut b]);
+}
+
+/// Three servers, the same code as two: each owns its home share and
+/// serves its buckets' clients, no address twice; when one is SIGKILLed
+/// the two others take its share (whoever wins the compare-and-set on its
+/// claim), and every lease the three made is renewed with its own
+/// address; new clients get none of them.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn three_servers_share_the_pools_and_survive_one() {
+    let lab = ha_lab("xdt89", 3, false);
+    let spec = ClusterSpec {
+        servers: 3,
+        ..ClusterSpec::pair("durable")
+    };
+    let mut a = Member::start(&lab, 0, spec);
+    let mut b = Member::start(&lab, 1, spec);
+    let mut c = Member::start(&lab, 2, spec);
+    wait_home_shares(&[&a, &b, &c], WITHIN);
+
+    let run = dora(&lab, "02:74:72", 900);
+    assert_clean(&run, 900, "DORA through three servers");
+    let per = assert_from_owners(&run, 3, "DORA through three servers");
+    eprintln!("THREE: leases per server {per:?}");
+    assert!(per.iter().all(|&n| n >= 150), "{per:?}");
+
+    let (_, c_log) = c.kill();
+    let (ok, took) = wait_members(&[&a, &b], WITHIN, |s| {
+        let mut all: Vec<u64> = s.iter().flat_map(owned_shares).collect();
+        all.sort_unstable();
+        all == [0, 1, 2] && owned_shares(&s[0]).contains(&0) && owned_shares(&s[1]).contains(&1)
+    });
+    assert!(
+        ok,
+        "nobody took c's share:\n{}\n--- c ---\n{c_log}",
+        describe(&[&a, &b])
+    );
+    eprintln!(
+        "THREE: c's share was taken {:.1} s after the SIGKILL",
+        took.as_secs_f64()
+    );
+    let held = addresses(&[&run.leases]);
+    assert_new_clients_miss(&lab, &held, "02:74:73", "new clients after c died");
+    let now = assert_kept(&lab, &run.leases, "the three's leases after c died");
+    assert!(
+        now.iter()
+            .all(|l| matches!(server_of(l.server_id), Some(0 | 1))),
+        "a lease was renewed by the dead server"
+    );
+    stop_all(&mut [&mut a, &mut b, &mut c]);
 }

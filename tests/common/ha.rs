@@ -14,10 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use xtask::daemon::Daemon;
+pub use xtask::lab::ha::{ClusterSpec, PEERS};
 use xtask::lab::ha::{HaLab, HaOptions, data_addr};
-
-/// The peers' names, server k is `PEERS[k]`.
-pub const PEERS: [&str; 3] = ["a", "b", "c"];
 
 /// The lab, NATS up with a JetStream meta leader.
 pub fn ha_lab(name: &str, servers: usize, relay: bool) -> HaLab {
@@ -32,86 +30,9 @@ pub fn ha_lab(name: &str, servers: usize, relay: bool) -> HaLab {
     lab
 }
 
-/// What the `[cluster]` section says, beside the lab's own parts.
-#[derive(Clone, Copy, Debug)]
-pub struct ClusterSpec {
-    pub servers: usize,
-    pub mode: &'static str,
-    pub durability: &'static str,
-    pub failover_after: &'static str,
-    /// `[cluster] stream` and `bucket`, when not the defaults (a second
-    /// cluster on the same NATS).
-    pub names: Option<(&'static str, &'static str)>,
-}
-
-impl ClusterSpec {
-    pub fn pair(durability: &'static str) -> ClusterSpec {
-        ClusterSpec {
-            servers: 2,
-            mode: "load-balancing",
-            durability,
-            failover_after: "2s",
-            names: None,
-        }
-    }
-}
-
-/// Server k's config: the XDP path on its data veth, its journal in
-/// `journal_dir` (durable), the lab's subnet (and the relay's link), and
-/// `[cluster]` naming every peer and every NATS node.
+/// Server k's config: see [`HaLab::cluster_config`].
 pub fn ha_config(lab: &HaLab, k: usize, spec: ClusterSpec, journal_dir: &Path) -> String {
-    let s = &lab.servers[k];
-    let peers: Vec<String> = PEERS[..spec.servers]
-        .iter()
-        .map(|p| format!("\"{p}\""))
-        .collect();
-    let nats: Vec<String> = lab.nats_urls().iter().map(|u| format!("\"{u}\"")).collect();
-    format!(
-        r#"interface = "{iface}"
-io = "xdp"
-xdp_mode = "driver"
-bind = "copy"
-poll = "adaptive"
-server_id = "{sid}"
-
-[journal]
-dir = "{dir}"
-mode = "durable"
-
-[cluster]
-name = "{name}"
-peers = [{peers}]
-nats = [{nats}]
-mode = "{mode}"
-durability = "{durability}"
-failover_after = "{failover}"
-{names}
-[[subnet]]
-prefix = "198.18.0.0/15"
-pools = ["198.18.0.10-198.19.255.254"]
-routers = ["198.18.0.1"]
-lease_time = 3600
-
-[[subnet]]
-prefix = "203.0.113.0/24"
-pools = ["203.0.113.10-203.0.113.250"]
-routers = ["203.0.113.1"]
-lease_time = 3600
-"#,
-        iface = s.data_if,
-        sid = s.data_ip,
-        dir = journal_dir.display(),
-        name = PEERS[k],
-        peers = peers.join(", "),
-        nats = nats.join(", "),
-        mode = spec.mode,
-        durability = spec.durability,
-        failover = spec.failover_after,
-        names = spec
-            .names
-            .map(|(st, b)| format!("stream = \"{st}\"\nbucket = \"{b}\"\n"))
-            .unwrap_or_default(),
-    )
+    lab.cluster_config(k, spec, journal_dir)
 }
 
 /// One server of the cluster: its config (kept for a restart), its

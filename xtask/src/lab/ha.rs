@@ -56,6 +56,9 @@ pub fn mgmt_addr(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 99, 0, 1 + k as u8)
 }
 
+/// The peers' names in `[cluster]`: server k is `PEERS[k]`.
+pub const PEERS: [&str; 3] = ["a", "b", "c"];
+
 /// NATS node i's address.
 pub fn nats_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 99, 0, 11 + i as u8)
@@ -81,6 +84,30 @@ impl HaOptions {
             servers,
             nats: 3,
             relay: false,
+        }
+    }
+}
+
+/// What the `[cluster]` section says, beside the lab's own parts.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterSpec {
+    pub servers: usize,
+    pub mode: &'static str,
+    pub durability: &'static str,
+    pub failover_after: &'static str,
+    /// `[cluster] stream` and `bucket`, when not the defaults (a second
+    /// cluster on the same NATS).
+    pub names: Option<(&'static str, &'static str)>,
+}
+
+impl ClusterSpec {
+    pub fn pair(durability: &'static str) -> ClusterSpec {
+        ClusterSpec {
+            servers: 2,
+            mode: "load-balancing",
+            durability,
+            failover_after: "2s",
+            names: None,
         }
     }
 }
@@ -470,6 +497,80 @@ impl HaLab {
         in_netns(&node.ns, move || {
             nats_request(addr, &subject, &payload, limit)
         })
+    }
+
+    /// Server k's config: the XDP path on its data veth, its journal in
+    /// `journal_dir` (durable), the lab's subnet (and the relay's link), and
+    /// `[cluster]` naming every peer and every NATS node.
+    pub fn cluster_config(&self, k: usize, spec: ClusterSpec, journal_dir: &Path) -> String {
+        self.server_config(k, Some(spec), journal_dir)
+    }
+
+    /// [`HaLab::cluster_config`], or without `[cluster]` (one plain server
+    /// on the lab, the baseline of `cargo xtask bench ha`).
+    pub fn server_config(&self, k: usize, spec: Option<ClusterSpec>, journal_dir: &Path) -> String {
+        let s = &self.servers[k];
+        let cluster = spec.map(|spec| {
+            let peers: Vec<String> = PEERS[..spec.servers]
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect();
+            let nats: Vec<String> = self
+                .nats_urls()
+                .iter()
+                .map(|u| format!("\"{u}\""))
+                .collect();
+            format!(
+                r#"
+[cluster]
+name = "{name}"
+peers = [{peers}]
+nats = [{nats}]
+mode = "{mode}"
+durability = "{durability}"
+failover_after = "{failover}"
+{names}"#,
+                name = PEERS[k],
+                peers = peers.join(", "),
+                nats = nats.join(", "),
+                mode = spec.mode,
+                durability = spec.durability,
+                failover = spec.failover_after,
+                names = spec
+                    .names
+                    .map(|(st, b)| format!("stream = \"{st}\"\nbucket = \"{b}\"\n"))
+                    .unwrap_or_default(),
+            )
+        });
+        format!(
+            r#"interface = "{iface}"
+io = "xdp"
+xdp_mode = "driver"
+bind = "copy"
+poll = "adaptive"
+server_id = "{sid}"
+
+[journal]
+dir = "{dir}"
+mode = "durable"
+{cluster}
+[[subnet]]
+prefix = "198.18.0.0/15"
+pools = ["198.18.0.10-198.19.255.254"]
+routers = ["198.18.0.1"]
+lease_time = 3600
+
+[[subnet]]
+prefix = "203.0.113.0/24"
+pools = ["203.0.113.10-203.0.113.250"]
+routers = ["203.0.113.1"]
+lease_time = 3600
+"#,
+            iface = s.data_if,
+            sid = s.data_ip,
+            dir = journal_dir.display(),
+            cluster = cluster.unwrap_or_default(),
+        )
     }
 
     /// Starts xdhcpd in server `k`'s namespace with `config_toml` (whose
