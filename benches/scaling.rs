@@ -28,22 +28,7 @@ use xdhcp::stats::WorkerStats;
 #[path = "../tests/frames/mod.rs"]
 mod frames;
 
-const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const CONFIG: &str = r#"
-interface = "bench0"
-server_id = "198.18.0.1"
-[[subnet]]
-prefix = "198.18.0.0/15"
-pools = ["198.18.0.10-198.19.255.254"]
-routers = ["198.18.0.1"]
-dns = ["198.18.0.1", "198.18.0.2"]
-domain_name = "isp.example"
-lease_time = 7200
-"#;
-/// yiaddr in a reply frame: Ethernet 14 + IPv4 20 + UDP 8 + 16.
-const YIADDR: usize = 14 + 20 + 8 + 16;
-/// Frames per `begin_batch`, as a worker's RX batch.
-const BATCH: usize = 64;
+use frames::{BATCH, LAB_CONFIG as CONFIG, LAB_SERVER as SERVER, YIADDR};
 
 /// One client's two requests; the REQUEST's option 50 is patched with
 /// the address offered.

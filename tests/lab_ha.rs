@@ -63,6 +63,39 @@ fn dora(lab: &HaLab, prefix: &str, clients: u32) -> GenRun {
     )
 }
 
+/// A mixed load beside the test for `seconds`: 3000 clients of `prefix`
+/// at 400 exchanges/s, half of them renewals; an unanswered renewal goes
+/// on as a rebinding.
+fn mixed_load(lab: &HaLab, prefix: &str, seconds: u32) -> BgGen {
+    let s = seconds.to_string();
+    BgGen::start(
+        lab,
+        &lab.cli_ns,
+        &lab.cli_if,
+        &[
+            "--scenario",
+            "mixed",
+            "--clients",
+            "3000",
+            "--duration",
+            &s,
+            "--rate",
+            "400",
+            "--renew-share",
+            "0.5",
+            "--rebind-on-timeout",
+            "--mac-prefix",
+            prefix,
+            "--expect-subnet",
+            SUBNET,
+            "--timeout-ms",
+            "400",
+            "--retries",
+            "2",
+        ],
+    )
+}
+
 /// A run in which every client was served once, cleanly.
 fn assert_clean(run: &GenRun, clients: u64, what: &str) {
     let c = |n| run.counter(n);
@@ -505,32 +538,7 @@ fn failover_after_sigkill_and_rejoin() {
         .collect();
     assert_eq!(probe.len(), 1, "b served none of the warm-up");
 
-    let load = BgGen::start(
-        &lab,
-        &lab.cli_ns,
-        &lab.cli_if,
-        &[
-            "--scenario",
-            "mixed",
-            "--clients",
-            "3000",
-            "--duration",
-            "12",
-            "--rate",
-            "400",
-            "--renew-share",
-            "0.5",
-            "--rebind-on-timeout",
-            "--mac-prefix",
-            "02:6d:78",
-            "--expect-subnet",
-            SUBNET,
-            "--timeout-ms",
-            "400",
-            "--retries",
-            "2",
-        ],
-    );
+    let load = mixed_load(&lab, "02:6d:78", 12);
     std::thread::sleep(Duration::from_secs(3));
     let (b_stats, b_log) = b.kill();
     let killed = Instant::now();
@@ -637,32 +645,7 @@ fn partition_of_one_server_gives_no_address_twice() {
     let mut a = Member::start(&lab, 0, spec);
     let mut b = Member::start(&lab, 1, spec);
     wait_home_shares(&[&a, &b], WITHIN);
-    let load = BgGen::start(
-        &lab,
-        &lab.cli_ns,
-        &lab.cli_if,
-        &[
-            "--scenario",
-            "mixed",
-            "--clients",
-            "3000",
-            "--duration",
-            "14",
-            "--rate",
-            "400",
-            "--renew-share",
-            "0.5",
-            "--rebind-on-timeout",
-            "--mac-prefix",
-            "02:70:61",
-            "--expect-subnet",
-            SUBNET,
-            "--timeout-ms",
-            "400",
-            "--retries",
-            "2",
-        ],
-    );
+    let load = mixed_load(&lab, "02:70:61", 14);
     std::thread::sleep(Duration::from_secs(3));
     ctx(lab.cut_mgmt(1), "cutting b's management link");
     let (ok, took) = wait_members(&[&a, &b], WITHIN, |s| {

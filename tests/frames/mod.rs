@@ -7,6 +7,25 @@ use std::net::Ipv4Addr;
 
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 
+/// The in-process benches' server: the subnet of `cargo xtask bench`
+/// (routers, DNS, a domain: the options a real reply carries).
+pub const LAB_SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const LAB_CONFIG: &str = r#"
+interface = "bench0"
+server_id = "198.18.0.1"
+[[subnet]]
+prefix = "198.18.0.0/15"
+pools = ["198.18.0.10-198.19.255.254"]
+routers = ["198.18.0.1"]
+dns = ["198.18.0.1", "198.18.0.2"]
+domain_name = "isp.example"
+lease_time = 7200
+"#;
+/// yiaddr in a reply frame: Ethernet 14 + IPv4 20 + UDP 8 + 16.
+pub const YIADDR: usize = 14 + 20 + 8 + 16;
+/// Frames per `begin_batch`, as a worker's RX batch.
+pub const BATCH: usize = 64;
+
 pub fn mac(i: u32) -> [u8; 6] {
     let b = i.to_be_bytes();
     [0x02, 0xaa, b[0], b[1], b[2], b[3]]
