@@ -15,7 +15,8 @@
 //! XDHCPD_BIN=$PWD/target/release/xdhcpd cargo test -p xdhcpd-suite \
 //!   --test bench_ha -- --include-ignored --nocapture
 //!
-//! Knobs: `BENCH_HA_ROUNDS` (default 3), `BENCH_HA_CLIENTS` (new clients
+//! Knobs: `BENCH_HA_ONLY` (row numbers from 0, e.g. `1` for a profiler),
+//! `BENCH_HA_ROUNDS` (default 3), `BENCH_HA_CLIENTS` (new clients
 //! per load, each a full DORA, default 100000: fewer than the pool's
 //! 131,061 addresses), `BENCH_HA_WINDOW` (exchanges xdhcpgen keeps in flight,
 //! default 2048: a closed loop completes at most window / round trip
@@ -225,8 +226,18 @@ fn ha_costs_side_by_side() {
     let lab = ha_lab("xdt88", 2, false);
     let mut rates = vec![Vec::new(); ROWS.len()];
     let mut cpu: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); ROWS.len()];
+    // BENCH_HA_ONLY=1,2: only those rows (a profiler's run); the table
+    // then has no baseline unless row 0 is among them.
+    let only: Option<Vec<usize>> = std::env::var("BENCH_HA_ONLY").ok().map(|v| {
+        v.split(',')
+            .map(|x| x.trim().parse().expect("BENCH_HA_ONLY"))
+            .collect()
+    });
     for round in 0..rounds {
         for (i, row) in ROWS.iter().enumerate() {
+            if only.as_ref().is_some_and(|o| !o.contains(&i)) {
+                continue;
+            }
             let s = one_run(&lab, *row, round * ROWS.len() + i, clients, window);
             let per_k = |cpu: f64| 1e6 * cpu / s.completed.max(1) as f64;
             eprintln!(
@@ -246,7 +257,11 @@ fn ha_costs_side_by_side() {
             rates[i].push(s.leases_per_s);
         }
     }
-    let base = median(&mut rates[0].clone());
+    let base = if rates[0].is_empty() {
+        f64::NAN
+    } else {
+        median(&mut rates[0].clone())
+    };
     println!(
         "\nHA bench: full DORA of {clients} new clients, xdhcpgen window {window}, median of {rounds} alternating rounds"
     );
@@ -255,6 +270,9 @@ fn ha_costs_side_by_side() {
         "", "leases/s", "vs one"
     );
     for ((row, r), c) in ROWS.iter().zip(&rates).zip(&cpu) {
+        if r.is_empty() {
+            continue;
+        }
         let m = median(&mut r.clone());
         let cm = |f: fn(&(f64, f64, f64)) -> f64| median(&mut c.iter().map(f).collect::<Vec<_>>());
         println!(

@@ -348,16 +348,19 @@ impl Worker {
         payload::encode_record(&self.shared.name, e.share, e.revision, &e.rec, &mut body);
         let subject = self.conn.subjects.lease(&e.rec, &self.shared.name);
         let mut headers = async_nats::HeaderMap::new();
-        // A retried publish that had in fact been stored is dropped by the
-        // stream's duplicate window.
-        headers.insert(
-            "Nats-Msg-Id",
-            format!(
-                "{}.{:x}.{}.{}",
-                self.shared.name, self.shared.boot, e.producer, e.seq
-            )
-            .as_str(),
-        );
+        // Replicated: a retried publish that had in fact been stored is
+        // dropped by the stream's duplicate window. Durable mode never
+        // retries, and spares the stream that bookkeeping.
+        if self.shared.replicated {
+            headers.insert(
+                "Nats-Msg-Id",
+                format!(
+                    "{}.{:x}.{}.{}",
+                    self.shared.name, self.shared.boot, e.producer, e.seq
+                )
+                .as_str(),
+            );
+        }
         // The send waits only while the client's outgoing buffer is full
         // (NATS unreachable for long); bounded, so that a stop is heard.
         let sent = tokio::time::timeout(
