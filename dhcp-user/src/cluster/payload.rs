@@ -8,7 +8,7 @@
 //! journal's format may change with its files while servers of two
 //! versions share a stream). Markers are small JSON objects, readable
 //! with `nats stream view` when something looks wrong.
-use crate::lease::journal::{FixedBytes, LeaseRecord, RecordState};
+use crate::lease::journal::{LeaseRecord, Reader, RecordState};
 use crate::lease::table::ClientKey;
 use std::net::Ipv4Addr;
 
@@ -145,13 +145,7 @@ pub fn decode_record(b: &[u8]) -> Option<Published> {
     let id_len = (len as usize).min(32);
     bytes[..id_len].copy_from_slice(r.take(id_len)?);
     let hwaddr = r.array()?;
-    let state = match r.u8()? {
-        1 => RecordState::Bound,
-        2 => RecordState::Released,
-        3 => RecordState::Declined,
-        4 => RecordState::Expired,
-        _ => return None,
-    };
+    let state = RecordState::from_u8(r.u8()?)?;
     let expires_unix = u64::from_le_bytes(r.array()?);
     let cltt_unix = u64::from_le_bytes(r.array()?);
     let hostname = r.fixed()?;
@@ -192,35 +186,10 @@ pub fn decode_marker(b: &[u8]) -> Option<Marker> {
     serde_json::from_slice(b).ok()
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn array<const K: usize>(&mut self) -> Option<[u8; K]> {
-        self.take(K)?.try_into().ok()
-    }
-    fn fixed<const N: usize>(&mut self) -> Option<FixedBytes<N>> {
-        let n = self.u8()? as usize;
-        if n > N {
-            return None;
-        }
-        Some(FixedBytes::new(self.take(n)?).0)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::lease::journal::FixedBytes;
 
     pub(crate) fn record(i: u32) -> LeaseRecord {
         let mac = [2, 0, 0, (i >> 8) as u8, i as u8, 1];

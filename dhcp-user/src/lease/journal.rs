@@ -71,6 +71,7 @@ mod replay;
 mod segment;
 mod writer;
 
+pub(crate) use record::Reader;
 pub use record::{FQDN_SENT, FixedBytes, INFINITE, LeaseRecord, RecordState};
 pub use replay::RecoveryStats;
 pub use segment::Stop;

@@ -71,7 +71,7 @@ pub enum RecordState {
 }
 
 impl RecordState {
-    fn from_u8(v: u8) -> Option<RecordState> {
+    pub(crate) fn from_u8(v: u8) -> Option<RecordState> {
         Some(match v {
             1 => RecordState::Bound,
             2 => RecordState::Released,
@@ -249,10 +249,13 @@ pub(crate) fn decode_body(b: &[u8]) -> Option<Body> {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// A cursor over a record's bytes: every read is checked and gives `None`
+/// past the end, never a panic. The cluster's stream payload reads with it
+/// too (`cluster::payload`).
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -260,13 +263,14 @@ impl<'a> Reader<'a> {
         self.0 = b;
         Some(a)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
-    fn array<const K: usize>(&mut self) -> Option<[u8; K]> {
+    pub(crate) fn array<const K: usize>(&mut self) -> Option<[u8; K]> {
         self.take(K)?.try_into().ok()
     }
-    fn fixed<const N: usize>(&mut self) -> Option<FixedBytes<N>> {
+    /// A length byte, then that many bytes (at most `N`).
+    pub(crate) fn fixed<const N: usize>(&mut self) -> Option<FixedBytes<N>> {
         let n = self.u8()? as usize;
         if n > N {
             return None;
