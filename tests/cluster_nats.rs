@@ -26,7 +26,8 @@ use xdhcp::config::{Cluster, ClusterDurability, ClusterMode};
 use xdhcp::engine::Ownership;
 use xdhcp::engine::{Clock, Engine};
 use xdhcp::lease::journal::{
-    FixedBytes, Journal, JournalOptions, LeaseRecord, Marks, RecordState, Replication, Shipped,
+    FixedBytes, Journal, JournalHandle, JournalOptions, LeaseRecord, Marks, RecordState,
+    Replication, Shipped,
 };
 use xdhcp::lease::{ClientKey, LeaseState};
 
@@ -388,6 +389,32 @@ impl Node {
     }
 }
 
+/// A real journal with the replication hook in a fresh temp directory
+/// `name`, as the daemon opens it in `replicated` mode: the writer syncs,
+/// ships every record to the returned channel, and leaves the marks to the
+/// cluster thread.
+fn replicated_journal(
+    name: &str,
+) -> (PathBuf, JournalHandle, crossbeam_channel::Receiver<Shipped>) {
+    let dir = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    let (journal, _) = Journal::open(
+        &dir,
+        xdhcp::lease::journal::Durability::Durable,
+        JournalOptions {
+            replication: Some(Replication {
+                tx,
+                gates_acks: true,
+                dropped: Default::default(),
+            }),
+            ..JournalOptions::default()
+        },
+    )
+    .expect("journal");
+    (dir, journal, rx)
+}
+
 /// Waits (bounded) for `cond`, checking `always` at every look.
 fn wait_for(what: &str, limit: Duration, mut always: impl FnMut(), mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
@@ -542,25 +569,7 @@ fn replication_takeover_fencing_and_hand_back() {
 #[ignore = "lab: needs root, ip netns and nats-server"]
 fn replicated_marks_move_only_after_the_stream_stored_the_record() {
     let lab = NatsLab::start("xdt97n");
-    let dir = std::env::temp_dir().join("xdt97-journal");
-    let _ = std::fs::remove_dir_all(&dir);
-    // A real journal with the replication hook, as the daemon opens it in
-    // `replicated` mode: the writer syncs, ships, and leaves the marks to
-    // the cluster thread.
-    let (tx, rx) = crossbeam_channel::bounded(1024);
-    let (journal, _) = Journal::open(
-        &dir,
-        xdhcp::lease::journal::Durability::Durable,
-        JournalOptions {
-            replication: Some(Replication {
-                tx,
-                gates_acks: true,
-                dropped: Default::default(),
-            }),
-            ..JournalOptions::default()
-        },
-    )
-    .expect("journal");
+    let (dir, journal, rx) = replicated_journal("xdt97-journal");
     let mut producer = journal.producer().expect("producer");
     let marks = journal.marks();
     lab.inside(|| {
@@ -635,22 +644,7 @@ fn replicated_marks_move_only_after_the_stream_stored_the_record() {
 #[ignore = "lab: needs root, ip netns and nats-server"]
 fn replicated_records_fenced_after_a_takeover_are_never_acked() {
     let lab = NatsLab::start("xdt98n");
-    let dir = std::env::temp_dir().join("xdt98-journal");
-    let _ = std::fs::remove_dir_all(&dir);
-    let (tx, rx) = crossbeam_channel::bounded(1024);
-    let (journal, _) = Journal::open(
-        &dir,
-        xdhcp::lease::journal::Durability::Durable,
-        JournalOptions {
-            replication: Some(Replication {
-                tx,
-                gates_acks: true,
-                dropped: Default::default(),
-            }),
-            ..JournalOptions::default()
-        },
-    )
-    .expect("journal");
+    let (dir, journal, rx) = replicated_journal("xdt98-journal");
     let mut producer = journal.producer().expect("producer");
     let marks = journal.marks();
     lab.inside(|| {
