@@ -49,14 +49,6 @@ domain_name = "isp.example"
     h
 }
 
-fn opt50(f: &[u8]) -> usize {
-    let mut i = CHADDR - 28 + 240;
-    while f[i] != 50 {
-        i += 2 + f[i + 1] as usize;
-    }
-    i + 2
-}
-
 fn set_client(f: &mut [u8], i: u64) {
     f[CHADDR + 2..CHADDR + 6].copy_from_slice(&(i as u32).to_be_bytes());
 }
@@ -84,7 +76,7 @@ fn bench(c: &mut Criterion) {
         Ipv4Addr::BROADCAST,
         None,
     );
-    let at50 = opt50(&request);
+    let at50 = frames::option50_value(&request);
 
     let mut g = c.benchmark_group("discover_offer");
     g.throughput(criterion::Throughput::Elements(1));

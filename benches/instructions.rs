@@ -78,11 +78,7 @@ domain_name = "isp.example"
         Ipv4Addr::BROADCAST,
         None,
     );
-    let mut at50 = CHADDR - 28 + 240;
-    while r[at50] != 50 {
-        at50 += 2 + r[at50 + 1] as usize;
-    }
-    at50 += 2;
+    let at50 = frames::option50_value(&r);
     if let Some(which) = kind.strip_prefix("dhcproto-") {
         dhcproto(&d, &r, which == "dora", n);
         return;

@@ -21,14 +21,6 @@ mod frames;
 
 use frames::{BATCH, LAB_CONFIG as CONFIG, LAB_SERVER as SERVER, YIADDR};
 
-fn option50(f: &[u8]) -> usize {
-    let mut i = 14 + 20 + 8 + 240;
-    while f[i] != 50 {
-        i += 2 + f[i + 1] as usize;
-    }
-    i + 2
-}
-
 fn frame(i: u32, kind: MessageType, opts: Vec<DhcpOption>) -> Vec<u8> {
     let m = frames::mac(i);
     frames::frame(
@@ -93,7 +85,7 @@ fn main() {
             )
         })
         .collect();
-    let at50 = option50(&requests[0]);
+    let at50 = frames::option50_value(&requests[0]);
     let mut offered = vec![[0u8; 4]; n as usize];
     let mut tx = vec![0u8; TX_FRAME_CAPACITY];
 

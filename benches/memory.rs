@@ -89,11 +89,7 @@ lease_time = 10800
         Ipv4Addr::BROADCAST,
         None,
     );
-    let mut at50 = CHADDR - 28 + 240;
-    while r[at50] != 50 {
-        at50 += 2 + r[at50 + 1] as usize;
-    }
-    at50 += 2;
+    let at50 = frames::option50_value(&r);
     let mut tx = vec![0u8; TX_FRAME_CAPACITY];
     let started = Instant::now();
     let mut bound = 0u32;

@@ -37,14 +37,6 @@ struct Client {
     request: Vec<u8>,
 }
 
-fn option50(f: &[u8]) -> usize {
-    let mut i = 14 + 20 + 8 + 240;
-    while f[i] != 50 {
-        i += 2 + f[i + 1] as usize;
-    }
-    i + 2
-}
-
 fn clients(n: u32) -> Vec<Client> {
     (0..n)
         .map(|i| {
@@ -185,7 +177,7 @@ fn run(all: &mut [Client], threads: usize, setup: Setup, round: u32) -> Run {
             .expect("journal")
             .0
     });
-    let at50 = option50(&all[0].request);
+    let at50 = frames::option50_value(&all[0].request);
     let per = all.len().div_ceil(threads);
     let barrier = Arc::new(Barrier::new(threads));
     let results: Vec<Served> = std::thread::scope(|s| {

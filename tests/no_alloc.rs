@@ -45,16 +45,6 @@ static A: Counting = Counting;
 
 const CLIENTS: u32 = 100_000;
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-/// Where the requested address (option 50) sits in our REQUEST frames,
-/// found once so the loop can patch it in place.
-fn option50_offset(f: &[u8]) -> usize {
-    let opts = 14 + 20 + 8 + 240;
-    let mut i = opts;
-    while f[i] != 50 {
-        i += 2 + f[i + 1] as usize;
-    }
-    i + 2
-}
 
 const PLAIN: &str = r#"
 interface = "lab0"
@@ -130,7 +120,7 @@ fn dora_allocates_nothing(config: &str, clients: u32, limited: bool) {
             None,
         ));
     }
-    let at50 = option50_offset(&requests[0]);
+    let at50 = frames::option50_value(&requests[0]);
     let mut tx = vec![0u8; TX_FRAME_CAPACITY];
 
     COUNTING.with(|c| c.set(true));
@@ -216,7 +206,7 @@ routers = ["198.18.0.1"]
         MessageType::Release,
         vec![DhcpOption::ServerIdentifier(SERVER)],
     );
-    let at50 = option50_offset(&select);
+    let at50 = frames::option50_value(&select);
     let mut tx = vec![0u8; TX_FRAME_CAPACITY];
     // Client `i` sends a DISCOVER; `steps` more: 1 the REQUEST for the
     // offer, 2 then a RELEASE. Whether it was offered an address.

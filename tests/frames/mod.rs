@@ -7,6 +7,16 @@ use std::net::Ipv4Addr;
 
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 
+/// Where the requested address (option 50's value) sits in a request
+/// frame made by [`frame`], so that a loop can patch it in place.
+pub fn option50_value(f: &[u8]) -> usize {
+    let mut i = 14 + 20 + 8 + 240;
+    while f[i] != 50 {
+        i += 2 + f[i + 1] as usize;
+    }
+    i + 2
+}
+
 /// The in-process benches' server: the subnet of `cargo xtask bench`
 /// (routers, DNS, a domain: the options a real reply carries).
 pub const LAB_SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
