@@ -5,10 +5,9 @@
 //!
 //! cargo bench --bench engine
 use criterion::{Criterion, criterion_group, criterion_main};
-use dhcproto::v4::{DhcpOption, Message, MessageType};
+use dhcproto::v4::{Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xdhcp::config::Config;
@@ -19,7 +18,6 @@ use xdhcp::stats::WorkerStats;
 #[path = "../tests/frames/mod.rs"]
 mod frames;
 
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 /// Where chaddr starts in our request frames: Ethernet 14 + IP 20 + UDP 8 + 28.
 const CHADDR: usize = 14 + 20 + 8 + 28;
 /// yiaddr in a reply frame.
@@ -30,19 +28,7 @@ const REFILL: u64 = 60_000;
 const CHUNK: u64 = 4096;
 
 fn engine() -> Handler {
-    let cfg = Config::parse(
-        r#"
-interface = "bench0"
-server_id = "10.0.0.1"
-[[subnet]]
-prefix = "10.0.0.0/16"
-pools = ["10.0.0.10-10.0.255.250"]
-routers = ["10.0.0.1"]
-dns = ["10.0.0.1", "10.0.0.2"]
-domain_name = "isp.example"
-"#,
-    )
-    .unwrap();
+    let cfg = Config::parse(frames::BENCH_CONFIG).unwrap();
     let e = Arc::new(Engine::new(&cfg));
     let mut h = e.handler(frames::SERVER_MAC, Arc::new(WorkerStats::default()));
     h.begin_batch(Instant::now());
@@ -54,28 +40,7 @@ fn set_client(f: &mut [u8], i: u64) {
 }
 
 fn bench(c: &mut Criterion) {
-    let discover = frames::frame(
-        &frames::request(frames::mac(0), MessageType::Discover, 1, vec![]),
-        frames::mac(0),
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::BROADCAST,
-        None,
-    );
-    let request = frames::frame(
-        &frames::request(
-            frames::mac(0),
-            MessageType::Request,
-            1,
-            vec![
-                DhcpOption::ServerIdentifier(SERVER),
-                DhcpOption::RequestedIpAddress(SERVER),
-            ],
-        ),
-        frames::mac(0),
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::BROADCAST,
-        None,
-    );
+    let (discover, request) = frames::dora_templates(frames::BENCH_SERVER);
     let at50 = frames::option50_value(&request);
 
     let mut g = c.benchmark_group("discover_offer");

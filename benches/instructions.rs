@@ -12,10 +12,9 @@
 //!   valgrind --tool=callgrind target/release/deps/instructions-* discover 20000
 //!
 //! `cargo xtask bench instructions` runs the four and prints the figures.
-use dhcproto::v4::{DhcpOption, Message, MessageType};
+use dhcproto::v4::{Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 use xdhcp::config::Config;
@@ -26,7 +25,6 @@ use xdhcp::stats::WorkerStats;
 #[path = "../tests/frames/mod.rs"]
 mod frames;
 
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const CHADDR: usize = 14 + 20 + 8 + 28;
 const YIADDR: usize = 14 + 20 + 8 + 16;
 
@@ -40,44 +38,11 @@ fn main() {
         // time here.
         _ => return,
     };
-    let cfg = Config::parse(
-        r#"
-interface = "bench0"
-server_id = "10.0.0.1"
-[[subnet]]
-prefix = "10.0.0.0/16"
-pools = ["10.0.0.10-10.0.255.250"]
-routers = ["10.0.0.1"]
-dns = ["10.0.0.1", "10.0.0.2"]
-domain_name = "isp.example"
-"#,
-    )
-    .unwrap();
+    let cfg = Config::parse(frames::BENCH_CONFIG).unwrap();
     let e = Arc::new(Engine::new(&cfg));
     let mut h = e.handler(frames::SERVER_MAC, Arc::new(WorkerStats::default()));
     h.begin_batch(Instant::now());
-    let mut d = frames::frame(
-        &frames::request(frames::mac(0), MessageType::Discover, 1, vec![]),
-        frames::mac(0),
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::BROADCAST,
-        None,
-    );
-    let mut r = frames::frame(
-        &frames::request(
-            frames::mac(0),
-            MessageType::Request,
-            1,
-            vec![
-                DhcpOption::ServerIdentifier(SERVER),
-                DhcpOption::RequestedIpAddress(SERVER),
-            ],
-        ),
-        frames::mac(0),
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::BROADCAST,
-        None,
-    );
+    let (mut d, mut r) = frames::dora_templates(frames::BENCH_SERVER);
     let at50 = frames::option50_value(&r);
     if let Some(which) = kind.strip_prefix("dhcproto-") {
         dhcproto(&d, &r, which == "dora", n);

@@ -7,7 +7,7 @@
 //! first lease.
 //!
 //! AYA_BUILD_SKIP=1 cargo bench --bench memory
-use dhcproto::v4::{DhcpOption, MessageType};
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use xdhcp::config::Config;
@@ -67,28 +67,7 @@ lease_time = 10800
             std::sync::Arc::new(WorkerStats::default()),
         )
         .with_journal(JournalLink::new(journal.producer().unwrap(), false));
-    let mut d = frames::frame(
-        &frames::request(frames::mac(0), MessageType::Discover, 1, vec![]),
-        frames::mac(0),
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::BROADCAST,
-        None,
-    );
-    let mut r = frames::frame(
-        &frames::request(
-            frames::mac(0),
-            MessageType::Request,
-            1,
-            vec![
-                DhcpOption::ServerIdentifier(server),
-                DhcpOption::RequestedIpAddress(server),
-            ],
-        ),
-        frames::mac(0),
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::BROADCAST,
-        None,
-    );
+    let (mut d, mut r) = frames::dora_templates(server);
     let at50 = frames::option50_value(&r);
     let mut tx = vec![0u8; TX_FRAME_CAPACITY];
     let started = Instant::now();

@@ -268,6 +268,44 @@ pub fn with_raw_option(mut f: Vec<u8>, code: u8, data: &[u8]) -> Vec<u8> {
 /// The benches' server address.
 pub const BENCH_SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 
+/// The benches' config (`benches/engine.rs`, `benches/instructions.rs`):
+/// a /16 with a router, DNS servers and a domain.
+pub const BENCH_CONFIG: &str = r#"
+interface = "bench0"
+server_id = "10.0.0.1"
+[[subnet]]
+prefix = "10.0.0.0/16"
+pools = ["10.0.0.10-10.0.255.250"]
+routers = ["10.0.0.1"]
+dns = ["10.0.0.1", "10.0.0.2"]
+domain_name = "isp.example"
+"#;
+
+/// Client `mac(0)`'s DISCOVER and REQUEST (server identifier and requested
+/// address both `server`), broadcast from 0.0.0.0: the frames a bench
+/// patches per client (chaddr, and option 50 at [`option50_value`]).
+pub fn dora_templates(server: Ipv4Addr) -> (Vec<u8>, Vec<u8>) {
+    let one = |kind, opts| {
+        frame(
+            &request(mac(0), kind, 1, opts),
+            mac(0),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            None,
+        )
+    };
+    (
+        one(MessageType::Discover, vec![]),
+        one(
+            MessageType::Request,
+            vec![
+                DhcpOption::ServerIdentifier(server),
+                DhcpOption::RequestedIpAddress(server),
+            ],
+        ),
+    )
+}
+
 /// The reply the benches' engine builds (their config: 10.0.0.0/16,
 /// router and DNS 10.0.0.1), through dhcproto's owned types: what
 /// dhcproto does for the same work, beside the engine.
