@@ -745,20 +745,37 @@ fn every_tap_gets_every_record_and_a_full_one_counts_alone() {
     assert_eq!(tight.dropped.load(Relaxed), 2);
 }
 
-#[test]
-fn replicated_marks_move_only_when_the_cluster_says_so() {
-    let dir = TempDir::new("replicated");
-    let (tx, rx) = crossbeam_channel::bounded::<Shipped>(16);
+/// A durable journal in `dir` with the replication hook: its records
+/// shipped to the returned channel (room for `bound`), the marks left to
+/// the cluster when `gates_acks`, and the count of records the channel
+/// refused.
+fn open_replicated(
+    dir: &Path,
+    bound: usize,
+    gates_acks: bool,
+) -> (
+    JournalHandle,
+    crossbeam_channel::Receiver<Shipped>,
+    Arc<AtomicU64>,
+) {
+    let (tx, rx) = crossbeam_channel::bounded::<Shipped>(bound);
     let dropped = Arc::new(AtomicU64::new(0));
     let opts = JournalOptions {
         replication: Some(Replication {
             tx,
-            gates_acks: true,
+            gates_acks,
             dropped: dropped.clone(),
         }),
         ..JournalOptions::default()
     };
-    let (h, _) = Journal::open(&dir.0, Durability::Durable, opts).unwrap();
+    let (h, _) = Journal::open(dir, Durability::Durable, opts).unwrap();
+    (h, rx, dropped)
+}
+
+#[test]
+fn replicated_marks_move_only_when_the_cluster_says_so() {
+    let dir = TempDir::new("replicated");
+    let (h, rx, dropped) = open_replicated(&dir.0, 16, true);
     let marks = h.marks();
     let mut p = h.producer().unwrap();
     let t: Vec<_> = (0..3).map(|i| p.append(&sample(i)).unwrap()).collect();
@@ -789,17 +806,7 @@ fn durable_cluster_copy_never_holds_the_journal_back() {
     let dir = TempDir::new("shipped-drop");
     // Room for one: the other two are lost to the cluster, counted, and
     // the marks move as without a cluster.
-    let (tx, rx) = crossbeam_channel::bounded::<Shipped>(1);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let opts = JournalOptions {
-        replication: Some(Replication {
-            tx,
-            gates_acks: false,
-            dropped: dropped.clone(),
-        }),
-        ..JournalOptions::default()
-    };
-    let (h, _) = Journal::open(&dir.0, Durability::Durable, opts).unwrap();
+    let (h, rx, dropped) = open_replicated(&dir.0, 1, false);
     let mut p = h.producer().unwrap();
     let mut last = Ticket(0);
     for i in 0..3 {
