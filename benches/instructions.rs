@@ -12,13 +12,21 @@
 //!   valgrind --tool=callgrind target/release/deps/instructions-* discover 20000
 //!
 //! `cargo xtask bench instructions` runs the four and prints the figures.
-use dhcproto::v4::{Message, MessageType};
+//!
+//! `split N` is for counting by phase instead: N DISCOVER→OFFER in
+//! [`offers`], then N REQUEST→ACK in [`acks`], every frame built before
+//! either starts, on the lab's subnet; `cargo xtask bench split` runs it
+//! under `valgrind --tool=callgrind --toggle-collect=…` once per function
+//! and splits the count into parse, decide and reply building. Run alone
+//! it prints ns per packet.
+use dhcproto::v4::{DhcpOption, Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use std::hint::black_box;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 use xdhcp::config::Config;
-use xdhcp::engine::Engine;
+use xdhcp::engine::{Engine, Handler};
 use xdhcp::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use xdhcp::stats::WorkerStats;
 
@@ -31,6 +39,7 @@ const YIADDR: usize = 14 + 20 + 8 + 16;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (kind, n) = match (args.get(1).map(String::as_str), args.get(2)) {
+        (Some("split"), Some(n)) => return split(n.parse().expect("split N")),
         (Some(k @ ("discover" | "dora" | "dhcproto-discover" | "dhcproto-dora")), Some(n)) => {
             (k.to_string(), n.parse::<u32>().unwrap())
         }
@@ -89,4 +98,80 @@ fn dhcproto(d: &[u8], r: &[u8], dora: bool, n: u32) {
             one(&r, MessageType::Ack);
         }
     }
+}
+
+fn frame(i: u32, kind: MessageType, opts: Vec<DhcpOption>) -> Vec<u8> {
+    let m = frames::mac(i);
+    frames::frame(
+        &frames::request(m, kind, i, opts),
+        m,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        None,
+    )
+}
+
+/// DISCOVER → OFFER for every frame; keeps each offered address.
+#[inline(never)]
+fn offers(h: &mut Handler, discovers: &[Vec<u8>], offered: &mut [[u8; 4]], tx: &mut [u8]) {
+    for (k, (d, o)) in discovers.iter().zip(offered.iter_mut()).enumerate() {
+        if k % frames::BATCH == 0 {
+            h.begin_batch(Instant::now());
+        }
+        let n = h.handle(black_box(d), tx);
+        assert!(n.is_some(), "an OFFER");
+        o.copy_from_slice(&tx[YIADDR..YIADDR + 4]);
+    }
+}
+
+/// REQUEST → ACK for every frame (option 50 already patched).
+#[inline(never)]
+fn acks(h: &mut Handler, requests: &[Vec<u8>], tx: &mut [u8]) {
+    for (k, r) in requests.iter().enumerate() {
+        if k % frames::BATCH == 0 {
+            h.begin_batch(Instant::now());
+        }
+        let n = h.handle(black_box(r), tx);
+        assert!(n.is_some(), "an ACK");
+    }
+}
+
+/// The `split` driver: the lab's subnet, frames built first.
+fn split(n: u32) {
+    let cfg = Config::parse(frames::LAB_CONFIG).expect("config");
+    let engine = Arc::new(Engine::new(&cfg));
+    let mut h = engine.handler(frames::SERVER_MAC, Arc::new(WorkerStats::default()));
+    let discovers: Vec<Vec<u8>> = (0..n)
+        .map(|i| frame(i, MessageType::Discover, vec![]))
+        .collect();
+    let mut requests: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            frame(
+                i,
+                MessageType::Request,
+                vec![
+                    DhcpOption::ServerIdentifier(frames::LAB_SERVER),
+                    DhcpOption::RequestedIpAddress(Ipv4Addr::UNSPECIFIED),
+                ],
+            )
+        })
+        .collect();
+    let at50 = frames::option50_value(&requests[0]);
+    let mut offered = vec![[0u8; 4]; n as usize];
+    let mut tx = vec![0u8; TX_FRAME_CAPACITY];
+
+    let t = Instant::now();
+    offers(&mut h, &discovers, &mut offered, &mut tx);
+    let t_offers = t.elapsed();
+    for (r, o) in requests.iter_mut().zip(&offered) {
+        r[at50..at50 + 4].copy_from_slice(o);
+    }
+    let t = Instant::now();
+    acks(&mut h, &requests, &mut tx);
+    let t_acks = t.elapsed();
+    println!(
+        "instructions split driver: {n} clients, DISCOVER->OFFER {:.0} ns, REQUEST->ACK {:.0} ns per packet",
+        t_offers.as_nanos() as f64 / f64::from(n),
+        t_acks.as_nanos() as f64 / f64::from(n),
+    );
 }

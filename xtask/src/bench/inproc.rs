@@ -139,14 +139,14 @@ const PARTS: [(&str, &str); 6] = [
 ];
 
 pub fn split_instructions(clients: u32) -> Result<()> {
-    let exe = bench_binary("instructions_split")?;
+    let exe = bench_binary("instructions")?;
     let dir = temp_dir("bench-callgrind")?;
     println!(
         "instructions per packet by callgrind ({clients} clients, frames built before counting):"
     );
     for (phase, name) in [
-        ("DISCOVER->OFFER", "instructions_split::offers"),
-        ("REQUEST->ACK", "instructions_split::acks"),
+        ("DISCOVER->OFFER", "instructions::offers"),
+        ("REQUEST->ACK", "instructions::acks"),
     ] {
         let out = dir.join(format!("{name}.out"));
         run_cmd(
@@ -155,7 +155,7 @@ pub fn split_instructions(clients: u32) -> Result<()> {
                 .arg(format!("--callgrind-out-file={}", out.display()))
                 .arg(format!("--toggle-collect=*{name}*"))
                 .arg(&exe)
-                .args(["--clients", &clients.to_string()]),
+                .args(["split", &clients.to_string()]),
         )
         .context("is valgrind installed?")?;
         // From `/`, so that every file is named by its absolute path (from
