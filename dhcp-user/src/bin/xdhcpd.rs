@@ -447,10 +447,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                 )
                 .context("starting the cluster thread")?;
                 let homes: Vec<u8> = (0..c.shares())
-                    .filter(|k| match c.mode {
-                        ClusterMode::LoadBalancing => usize::from(*k) == c.index,
-                        ClusterMode::HotStandby => c.index == 0,
-                    })
+                    .filter(|k| c.home_of(*k) == c.index)
                     .collect();
                 tracing::info!(
                     name = %c.name,

@@ -97,11 +97,7 @@ impl Roles {
 
     /// The server whose share `k` is when everyone is up.
     pub fn home(&self, k: u8) -> usize {
-        if self.hot_standby {
-            0
-        } else {
-            k as usize % self.peers.len()
-        }
+        crate::config::cluster::home_of(k, self.peers.len(), self.hot_standby)
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {

@@ -76,6 +76,27 @@ impl Cluster {
             ClusterMode::HotStandby => 1,
         }
     }
+
+    /// The peer (index into `peers`) whose share `share` is when everyone
+    /// is up.
+    pub fn home_of(&self, share: u8) -> usize {
+        home_of(
+            share,
+            self.peers.len(),
+            self.mode == ClusterMode::HotStandby,
+        )
+    }
+}
+
+/// The peer whose share `share` is among `peers` when everyone is up:
+/// share k is peer k's in load-balancing; hot-standby's one share is the
+/// first peer's.
+pub fn home_of(share: u8, peers: usize, hot_standby: bool) -> usize {
+    if hot_standby {
+        0
+    } else {
+        share as usize % peers.max(1)
+    }
 }
 
 pub const DEFAULT_STREAM: &str = "XDHCPD";
