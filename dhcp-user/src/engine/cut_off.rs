@@ -14,7 +14,7 @@
 //! quorum").
 use super::lifecycle::expiry;
 use super::reply::Reply;
-use super::subnet::SubnetRt;
+use super::subnet::{SubnetRt, renewal_times};
 use super::{Engine, Request, Silence};
 use crate::lease::{ClientKey, LeaseState};
 use crate::wire::dhcp::MessageType;
@@ -58,17 +58,12 @@ impl Engine {
             left
         };
         debug_assert_eq!(expiry(now, lease), l.expires);
-        let (t1, t2) = if lease == u32::MAX {
-            (u32::MAX, u32::MAX)
-        } else {
-            (lease / 2, lease / 8 * 7)
-        };
         Ok((
             s,
             Reply {
                 kind: MessageType::Ack,
                 yiaddr: l.addr,
-                times: Some((lease, t1, t2)),
+                times: Some(renewal_times(lease)),
                 server_id: s.server_id,
                 limited: None,
             },

@@ -420,12 +420,18 @@ impl SubnetRt {
         if lease == self.lease_time {
             return (lease, self.t1, self.t2);
         }
-        if lease == u32::MAX {
-            return (u32::MAX, u32::MAX, u32::MAX);
-        }
-        let l = u64::from(lease);
-        (lease, (l / 2) as u32, (l * 7 / 8) as u32)
+        renewal_times(lease)
     }
+}
+
+/// A lease of `lease` seconds with RFC 2131's T1 (half) and T2 (7/8);
+/// infinite stays infinite.
+pub(super) fn renewal_times(lease: u32) -> (u32, u32, u32) {
+    if lease == u32::MAX {
+        return (u32::MAX, u32::MAX, u32::MAX);
+    }
+    let l = u64::from(lease);
+    (lease, (l / 2) as u32, (l * 7 / 8) as u32)
 }
 
 #[cfg(test)]
