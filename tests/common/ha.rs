@@ -446,18 +446,9 @@ pub fn logs(members: &[&Member]) -> String {
         .join("\n")
 }
 
-/// Runs `f` until it returns Some or `limit` passes.
-pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Runs `f` every 50 ms until it returns Some or `limit` passes.
+pub fn poll<T>(limit: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    super::common::poll_every(limit, Duration::from_millis(50), f)
 }
 
 /// The value, or the test fails with `what` and the error.

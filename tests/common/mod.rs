@@ -445,6 +445,24 @@ pub fn journal_config(fixture_name: &str, lab: &Lab, dir: &Path) -> String {
 /// A directory removed when the test ends, however it ends.
 pub struct TempDir(pub PathBuf);
 
+/// Runs `f` every `every` until it returns Some or `limit` passes.
+pub fn poll_every<T>(
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
 impl TempDir {
     pub fn new(what: &str) -> TempDir {
         TempDir(daemon::temp_dir(what).expect("temp dir"))
