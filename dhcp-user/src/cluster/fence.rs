@@ -4,10 +4,16 @@
 //! stream sequence and the claim revision). A record of share k made under
 //! a revision older than a marker of k that precedes it was made by an
 //! owner that had already lost k: it is fenced (counted, never applied).
-//! Since the stream keeps one message per subject, a marker overwritten by
-//! a newer one of the same share is gone on a later full read; the newer
-//! marker has the higher revision, so a record after it is judged the same
-//! way, and a record before it needs no marker to be valid.
+//!
+//! The stream keeps every message for `retention` (`max_age`), oldest
+//! first out, and `retention` is longer than any lease lasts
+//! (`config::cluster`). So a full read in order sees each address's
+//! records in the order they were made, and ends with the newest. A marker
+//! ages out before the records after it. A record fenced by it and read
+//! once the marker is gone would count as valid, but by then it describes
+//! a lease that is over: the fenced record was made before its maker knew
+//! it lost the share, so before the marker was published, and every lease
+//! ends within the longest lease time of being made.
 
 /// Markers remembered per share: more than the takeovers a server lives
 /// through between two records of one share.

@@ -1,29 +1,45 @@
 //! What goes on the lease stream, byte for byte, and the subjects it goes
 //! on.
 //!
-//! A lease record travels as `version`, the origin's name, the share and
-//! the claim revision it was made under (the fencing token), then the
-//! record in a fixed layout of this module's own (not the journal's file
-//! framing: a stream message has its own length and checksum, and the
-//! journal's format may change with its files while servers of two
-//! versions share a stream). Markers are small JSON objects, readable
-//! with `nats stream view` when something looks wrong.
+//! Lease records travel in batches: one message carries whatever the
+//! journal shipped together (up to [`MAX_BATCH`]), because the stream's
+//! cost is per message (stored three times, acknowledged, delivered to
+//! every reader), not per byte. A batch is `version`, the record count,
+//! the origin's name, then per record the share and the claim revision it
+//! was made under (the fencing token) and the record in a fixed layout of
+//! this module's own (not the journal's file framing: a stream message has
+//! its own length and checksum, and the journal's format may change with
+//! its files while servers of two versions share a stream). Markers are
+//! small JSON objects, readable with `nats stream view` when something
+//! looks wrong.
 use crate::lease::journal::{LeaseRecord, Reader, RecordState};
 use crate::lease::table::ClientKey;
 use std::net::Ipv4Addr;
 
-/// Layout version of [`encode_record`]; a reader refuses any other.
-const VERSION: u8 = 1;
+/// Layout version of [`encode_batch`]; a reader refuses any other (1 was
+/// one record per message on a subject per address).
+const VERSION: u8 = 2;
+
+/// Most records in one message: with the longest client id, hostname and
+/// agent information a record is 203 bytes, so a full batch is about
+/// 100 KiB, well below NATS' default `max_payload` of 1 MiB.
+pub const MAX_BATCH: usize = 512;
 
 /// The share byte of a record without a holder (a declined address):
 /// whoever heard the DECLINE publishes it, and no marker ever fences it.
 pub const NO_SHARE: u8 = u8::MAX;
 
-/// A lease record as read from the stream.
+/// A batch as read from the stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// `[cluster] name` of the server that made its records.
+    pub origin: String,
+    pub records: Vec<Published>,
+}
+
+/// A lease record of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
-    /// `[cluster] name` of the server that made it.
-    pub origin: String,
     pub share: u8,
     /// The `claim.<share>` revision its origin held when it published.
     pub revision: u64,
@@ -39,7 +55,7 @@ pub struct Marker {
     pub owner: String,
 }
 
-/// The subjects of one stream: `<prefix>.lease.<subnet>.<addr>.<origin>` and
+/// The subjects of one stream: `<prefix>.lease.<origin>` and
 /// `<prefix>.claim.<share>`, prefix the stream's name in lower case.
 #[derive(Clone, Debug)]
 pub struct Subjects {
@@ -65,20 +81,11 @@ impl Subjects {
     pub fn all(&self) -> String {
         format!("{}.>", self.prefix)
     }
-    /// One subject per address and origin: `max_msgs_per_subject = 1`
-    /// keeps each server's latest record of each address, and the stream
-    /// compacts itself. The origin is in the subject so that a record
-    /// fenced on arrival (sent by a server cut off, landing after the
-    /// taker's marker) never takes the place of the taker's valid record
-    /// of the same address: a full read in stream order still ends with
-    /// the newest valid word on every address.
-    pub fn lease(&self, rec: &LeaseRecord, origin: &str) -> String {
-        format!(
-            "{}.lease.{}.{}.{origin}",
-            self.prefix,
-            rec.subnet,
-            u32::from(rec.addr)
-        )
+    /// One subject per origin, for whoever reads the stream by hand
+    /// (`nats stream view --subject`); readers take the origin from the
+    /// payload.
+    pub fn lease(&self, origin: &str) -> String {
+        format!("{}.lease.{origin}", self.prefix)
     }
     pub fn claim(&self, share: u8) -> String {
         format!("{}.claim.{share}", self.prefix)
@@ -100,12 +107,28 @@ impl Subjects {
     }
 }
 
-/// Appends the stream payload of `rec` to `out`.
-pub fn encode_record(origin: &str, share: u8, revision: u64, rec: &LeaseRecord, out: &mut Vec<u8>) {
+/// Appends a batch of `origin`'s records (share, claim revision, record)
+/// to `out`; at most [`MAX_BATCH`] of them are taken.
+pub fn encode_batch<'a>(
+    origin: &str,
+    records: impl IntoIterator<Item = (u8, u64, &'a LeaseRecord)>,
+    out: &mut Vec<u8>,
+) {
     let name = &origin.as_bytes()[..origin.len().min(255)];
     out.push(VERSION);
+    let count_at = out.len();
+    out.extend_from_slice(&[0, 0]);
     out.push(name.len() as u8);
     out.extend_from_slice(name);
+    let mut n = 0u16;
+    for (share, revision, rec) in records.into_iter().take(MAX_BATCH) {
+        encode_record(share, revision, rec, out);
+        n += 1;
+    }
+    out[count_at..count_at + 2].copy_from_slice(&n.to_le_bytes());
+}
+
+fn encode_record(share: u8, revision: u64, rec: &LeaseRecord, out: &mut Vec<u8>) {
     out.push(share);
     out.extend_from_slice(&revision.to_le_bytes());
     out.extend_from_slice(&rec.subnet.to_le_bytes());
@@ -125,16 +148,39 @@ pub fn encode_record(origin: &str, share: u8, revision: u64, rec: &LeaseRecord, 
     out.push(rec.fqdn_flags);
 }
 
-/// Reads a payload written by [`encode_record`]; `None` for anything else
-/// (another version, cut short, trailing bytes, a bad state), never a
-/// panic.
-pub fn decode_record(b: &[u8]) -> Option<Published> {
+/// The origin and record count of a batch, read without decoding its
+/// records (a server skips its own batches so).
+pub fn batch_header(b: &[u8]) -> Option<(&str, u16)> {
     let mut r = Reader(b);
     if r.u8()? != VERSION {
         return None;
     }
+    let count = u16::from_le_bytes(r.array()?);
     let n = r.u8()? as usize;
-    let origin = std::str::from_utf8(r.take(n)?).ok()?.to_string();
+    Some((std::str::from_utf8(r.take(n)?).ok()?, count))
+}
+
+/// Reads a batch written by [`encode_batch`]; `None` for anything else
+/// (another version, cut short, trailing bytes, a count that does not
+/// match, a bad state), never a panic.
+pub fn decode_batch(b: &[u8]) -> Option<Batch> {
+    let (origin, count) = batch_header(b)?;
+    let mut r = Reader(&b[4 + origin.len()..]);
+    // The count is the sender's word: it bounds nothing read here.
+    let mut records = Vec::with_capacity((count as usize).min(MAX_BATCH));
+    for _ in 0..count {
+        records.push(decode_record(&mut r)?);
+    }
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(Batch {
+        origin: origin.to_string(),
+        records,
+    })
+}
+
+fn decode_record(r: &mut Reader<'_>) -> Option<Published> {
     let share = r.u8()?;
     let revision = u64::from_le_bytes(r.array()?);
     let subnet = u16::from_le_bytes(r.array()?);
@@ -151,11 +197,7 @@ pub fn decode_record(b: &[u8]) -> Option<Published> {
     let hostname = r.fixed()?;
     let agent_info = r.fixed()?;
     let fqdn_flags = r.u8()?;
-    if !r.0.is_empty() {
-        return None;
-    }
     Some(Published {
-        origin,
         share,
         revision,
         rec: LeaseRecord {
@@ -208,45 +250,56 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn records_round_trip_and_every_cut_is_refused() {
-        for i in 0..20 {
-            let rec = record(i);
+    fn batches_round_trip_and_every_cut_is_refused() {
+        for n in [1u32, 2, 7] {
+            let recs: Vec<LeaseRecord> = (0..n).map(record).collect();
             let mut buf = Vec::new();
-            encode_record(
+            encode_batch(
                 "server-a",
-                (i % 3) as u8,
-                1000 + u64::from(i),
-                &rec,
+                recs.iter()
+                    .enumerate()
+                    .map(|(i, r)| ((i % 3) as u8, 1000 + i as u64, r)),
                 &mut buf,
             );
-            let p = decode_record(&buf).expect("decodes");
-            assert_eq!(p.rec, rec);
-            assert_eq!(p.origin, "server-a");
-            assert_eq!(p.share, (i % 3) as u8);
-            assert_eq!(p.revision, 1000 + u64::from(i));
+            assert_eq!(batch_header(&buf), Some(("server-a", n as u16)));
+            let b = decode_batch(&buf).expect("decodes");
+            assert_eq!(b.origin, "server-a");
+            assert_eq!(b.records.len(), n as usize);
+            for (i, p) in b.records.iter().enumerate() {
+                assert_eq!(p.rec, recs[i]);
+                assert_eq!(p.share, (i % 3) as u8);
+                assert_eq!(p.revision, 1000 + i as u64);
+            }
             for cut in 0..buf.len() {
-                assert_eq!(decode_record(&buf[..cut]), None, "cut at {cut}");
+                assert_eq!(decode_batch(&buf[..cut]), None, "cut at {cut}");
             }
             let mut long = buf.clone();
             long.push(0);
-            assert_eq!(decode_record(&long), None, "trailing byte");
+            assert_eq!(decode_batch(&long), None, "trailing byte");
+            // A count above what follows is refused, not trusted.
+            let mut more = buf.clone();
+            more[1..3].copy_from_slice(&(n as u16 + 1).to_le_bytes());
+            assert_eq!(decode_batch(&more), None, "count too high");
         }
         let mut buf = Vec::new();
-        encode_record("a", 0, 1, &record(1), &mut buf);
-        buf[0] = 9;
-        assert_eq!(decode_record(&buf), None, "other version");
-        assert_eq!(decode_record(b"{\"share\":1}"), None);
+        encode_batch("a", [(0, 1, &record(1))], &mut buf);
+        buf[0] = 1;
+        assert_eq!(decode_batch(&buf), None, "other version");
+        assert_eq!(batch_header(&buf), None);
+        assert_eq!(decode_batch(b"{\"share\":1}"), None);
+        // At most MAX_BATCH records go in one message.
+        let r = record(3);
+        let mut buf = Vec::new();
+        encode_batch("a", (0..MAX_BATCH + 5).map(|_| (0, 1, &r)), &mut buf);
+        assert_eq!(batch_header(&buf), Some(("a", MAX_BATCH as u16)));
+        assert_eq!(decode_batch(&buf).unwrap().records.len(), MAX_BATCH);
     }
 
     #[test]
     fn subjects_and_markers() {
         let s = Subjects::new("XDHCPD");
-        let rec = record(5);
-        assert_eq!(
-            s.lease(&rec, "a"),
-            format!("xdhcpd.lease.2.{}.a", 0x0a00_0005u32)
-        );
-        assert_eq!(s.kind(&s.lease(&rec, "a")), Kind::Lease);
+        assert_eq!(s.lease("a"), "xdhcpd.lease.a");
+        assert_eq!(s.kind(&s.lease("a")), Kind::Lease);
         assert_eq!(s.kind("xdhcpd.claim.2"), Kind::Claim(2));
         assert_eq!(s.kind("xdhcpd.claim.x"), Kind::Other);
         assert_eq!(s.kind("other.lease.1.2"), Kind::Other);

@@ -164,7 +164,8 @@ impl Pipeline {
 
     /// Whether a record of the same address was shipped after entry `id`:
     /// a failed publish of `id` is then not sent again, the newer one
-    /// carries the address (the stream keeps one record per address).
+    /// carries the address (sent again, `id` would land after it, and
+    /// readers apply records in stream order).
     pub fn superseded(&self, id: u64) -> bool {
         let Some(i) = id.checked_sub(self.first) else {
             return true;

@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     pub replicated: bool,
     pub failover: Duration,
     pub stream_name: String,
+    /// How long the stream keeps a message (`max_age`).
+    pub retention: Duration,
     pub bucket: String,
     pub replicas: usize,
     pub nats: Vec<String>,
@@ -197,6 +199,7 @@ impl ClusterService {
             replicated: c.durability == ClusterDurability::Replicated,
             failover: c.failover_after,
             stream_name: c.stream.clone(),
+            retention: c.retention,
             bucket: c.bucket.clone(),
             replicas: c.replicas.max(1),
             nats: c.nats.clone(),
@@ -360,6 +363,7 @@ async fn run(
         applied_seq: 0,
         pending: Vec::new(),
         last_read: Instant::now(),
+        sent: 0,
     };
     worker.run(batches, acquire_rx, stop).await;
     let _ = control.await;

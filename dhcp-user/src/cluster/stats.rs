@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Default)]
 pub struct ClusterStats {
+    /// Records stored by the stream.
     pub published: AtomicU64,
+    /// The messages that carried them (a batch each).
+    pub messages: AtomicU64,
     pub publish_errors: AtomicU64,
     pub in_flight: AtomicU64,
     /// Records the journal could not hand to the cluster thread (its
@@ -88,6 +91,7 @@ pub struct ClusterStatus {
     pub shares: Vec<ShareStatus>,
     pub peers: Vec<PeerStatus>,
     pub published: u64,
+    pub messages: u64,
     pub publish_errors: u64,
     pub in_flight: u64,
     pub dropped: u64,
@@ -98,7 +102,8 @@ pub struct ClusterStatus {
     pub fenced: u64,
     pub decode_errors: u64,
     pub markers: u64,
-    /// The stream's last sequence minus the last one this server applied.
+    /// The stream's last sequence minus the last one this server applied
+    /// (messages, not records).
     pub stream_lag: u64,
     pub replication_lag: u64,
     pub held_fenced: u64,
@@ -137,6 +142,7 @@ impl ClusterStats {
             shares: v.shares,
             peers: v.peers,
             published: l(&self.published),
+            messages: l(&self.messages),
             publish_errors: l(&self.publish_errors),
             in_flight: l(&self.in_flight),
             dropped: l(&self.dropped) + journal_dropped,

@@ -99,18 +99,21 @@ async fn setup(
     js: &jetstream::Context,
     subjects: &Subjects,
 ) -> Result<(js_stream::Stream, kv::Store), async_nats::Error> {
-    let stream = js
-        .get_or_create_stream(js_stream::Config {
-            name: shared.stream_name.clone(),
-            subjects: vec![subjects.all()],
-            // The latest record per address (and marker per share): the
-            // stream compacts itself and a full read is the catch-up.
-            max_messages_per_subject: 1,
-            storage: js_stream::StorageType::File,
-            num_replicas: shared.replicas,
-            ..Default::default()
-        })
-        .await?;
+    // A log of batches, each message kept for `retention` (longer than
+    // any lease lasts, see fence.rs): a full read in order is the
+    // catch-up. Created, or brought to this config if it differs (a new
+    // `retention`); the same config again is no change.
+    js.create_or_update_stream(js_stream::Config {
+        name: shared.stream_name.clone(),
+        subjects: vec![subjects.all()],
+        max_messages_per_subject: -1,
+        max_age: shared.retention,
+        storage: js_stream::StorageType::File,
+        num_replicas: shared.replicas,
+        ..Default::default()
+    })
+    .await?;
+    let stream = js.get_stream(shared.stream_name.clone()).await?;
     // The bucket's stream is made here with the settings async-nats's
     // `create_key_value` would give it, because that call first asks for
     // the account's info, whose answer from nats-server 2.9 this client
@@ -142,7 +145,14 @@ pub struct PendingGrant {
     since: std::time::Instant,
 }
 
-type AckFuture = BoxFuture<'static, (u64, Result<u64, String>)>;
+/// One message of records in flight: its number (its `Nats-Msg-Id`, the
+/// same when it is sent again) and the pipeline ids it carries.
+pub struct Sent {
+    no: u64,
+    ids: Vec<u64>,
+}
+
+type AckFuture = BoxFuture<'static, (Sent, Result<u64, String>)>;
 
 pub struct Worker {
     pub shared: Arc<Shared>,
@@ -155,6 +165,8 @@ pub struct Worker {
     pub pending: Vec<PendingGrant>,
     /// When the consumer last delivered a message.
     pub last_read: std::time::Instant,
+    /// Messages of records sent so far (numbers their `Nats-Msg-Id`).
+    pub sent: u64,
 }
 
 /// How long a fenced record's mark waits: twice the workers' limit for a
@@ -197,8 +209,8 @@ impl Worker {
                     Some(b) => self.ship(b, &acks).await,
                     None => batches_open = false,
                 },
-                Some((id, res)) = acks.next(), if !acks.is_empty() => {
-                    self.acked(id, res, &acks).await;
+                Some((sent, res)) = acks.next(), if !acks.is_empty() => {
+                    self.acked(sent, res, &acks).await;
                 }
                 m = messages.next() => match m {
                     Some(Ok(m)) => {
@@ -237,13 +249,15 @@ impl Worker {
         let deadline = tokio::time::Instant::now() + self.shared.period();
         while !acks.is_empty() {
             match tokio::time::timeout_at(deadline, acks.next()).await {
-                Ok(Some((id, Ok(seq)))) => {
-                    self.pipeline.answer(id, State::Stored(seq));
-                    self.shared.stats.published.fetch_add(1, Relaxed);
+                Ok(Some((sent, Ok(seq)))) => {
+                    self.stored(&sent, seq);
                 }
-                Ok(Some((id, Err(_)))) => {
-                    self.pipeline.answer(id, State::Settled);
-                    self.shared.stats.publish_errors.fetch_add(1, Relaxed);
+                Ok(Some((sent, Err(_)))) => {
+                    for &id in &sent.ids {
+                        self.pipeline.answer(id, State::Settled);
+                    }
+                    let n = sent.ids.len() as u64;
+                    self.shared.stats.publish_errors.fetch_add(n, Relaxed);
                 }
                 _ => break,
             }
@@ -300,8 +314,10 @@ impl Worker {
         }
     }
 
-    /// Publishes the records of owned shares, in order; the others stay
-    /// in this server's journal only.
+    /// Publishes the records of owned shares, in order, as few messages
+    /// as [`payload::MAX_BATCH`] allows (whatever the journal shipped
+    /// while the last ones were out goes together: the group commit of the
+    /// stream); the others stay in this server's journal only.
     async fn ship(&mut self, batch: Vec<Shipped>, acks: &FuturesUnordered<AckFuture>) {
         let mut out = Vec::with_capacity(batch.len());
         let now = std::time::Instant::now();
@@ -329,81 +345,114 @@ impl Worker {
                 });
             }
         }
+        let mut ids = Vec::new();
         for e in out {
             let publish = e.state == State::InFlight;
             let id = self.pipeline.push(e);
             if publish {
-                self.publish(id, acks).await;
+                ids.push(id);
             }
+        }
+        for chunk in ids.chunks(payload::MAX_BATCH) {
+            self.sent += 1;
+            let sent = Sent {
+                no: self.sent,
+                ids: chunk.to_vec(),
+            };
+            self.publish(sent, acks).await;
         }
         self.update_lag();
     }
 
-    /// Sends entry `id`; its acknowledgement comes back through `acks`.
-    async fn publish(&mut self, id: u64, acks: &FuturesUnordered<AckFuture>) {
-        let Some(e) = self.pipeline.get(id) else {
-            return;
-        };
-        let mut body = Vec::with_capacity(160);
-        payload::encode_record(&self.shared.name, e.share, e.revision, &e.rec, &mut body);
-        let subject = self.conn.subjects.lease(&e.rec, &self.shared.name);
+    /// Sends one message of records; its acknowledgement comes back
+    /// through `acks`.
+    async fn publish(&mut self, sent: Sent, acks: &FuturesUnordered<AckFuture>) {
+        let mut body = Vec::with_capacity(64 + 128 * sent.ids.len());
+        payload::encode_batch(
+            &self.shared.name,
+            sent.ids
+                .iter()
+                .filter_map(|&id| self.pipeline.get(id))
+                .map(|e| (e.share, e.revision, &e.rec)),
+            &mut body,
+        );
+        let subject = self.conn.subjects.lease(&self.shared.name);
         let mut headers = async_nats::HeaderMap::new();
-        // Replicated: a retried publish that had in fact been stored is
+        // Replicated: a message sent again that had in fact been stored is
         // dropped by the stream's duplicate window. Durable mode never
-        // retries, and spares the stream that bookkeeping.
+        // sends again, and spares the stream that bookkeeping.
         if self.shared.replicated {
             headers.insert(
                 "Nats-Msg-Id",
-                format!(
-                    "{}.{:x}.{}.{}",
-                    self.shared.name, self.shared.boot, e.producer, e.seq
-                )
-                .as_str(),
+                format!("{}.{:x}.{}", self.shared.name, self.shared.boot, sent.no).as_str(),
             );
         }
         // The send waits only while the client's outgoing buffer is full
         // (NATS unreachable for long); bounded, so that a stop is heard.
-        let sent = tokio::time::timeout(
+        let res = tokio::time::timeout(
             self.shared.period(),
             self.conn
                 .js
                 .publish_with_headers(subject, headers, body.into()),
         )
         .await;
-        match sent {
+        match res {
             Ok(Ok(ack)) => acks.push(Box::pin(async move {
-                (id, ack.await.map(|a| a.sequence).map_err(|e| e.to_string()))
+                let r = ack.await.map(|a| a.sequence).map_err(|e| e.to_string());
+                (sent, r)
             })),
-            Ok(Err(e)) => acks.push(Box::pin(async move { (id, Err(e.to_string())) })),
-            Err(_) => acks.push(Box::pin(async move { (id, Err("send timed out".into())) })),
+            Ok(Err(e)) => acks.push(Box::pin(async move { (sent, Err(e.to_string())) })),
+            Err(_) => acks.push(Box::pin(
+                async move { (sent, Err("send timed out".into())) },
+            )),
+        }
+    }
+
+    fn stored(&mut self, sent: &Sent, seq: u64) {
+        let st = &self.shared.stats;
+        st.published.fetch_add(sent.ids.len() as u64, Relaxed);
+        st.messages.fetch_add(1, Relaxed);
+        st.stream_last_seq.fetch_max(seq, Relaxed);
+        for &id in &sent.ids {
+            self.pipeline.answer(id, State::Stored(seq));
         }
     }
 
     async fn acked(
         &mut self,
-        id: u64,
+        mut sent: Sent,
         res: Result<u64, String>,
         acks: &FuturesUnordered<AckFuture>,
     ) {
-        let st = &self.shared.stats;
         match res {
-            Ok(seq) => {
-                st.published.fetch_add(1, Relaxed);
-                st.stream_last_seq.fetch_max(seq, Relaxed);
-                self.pipeline.answer(id, State::Stored(seq));
-            }
+            Ok(seq) => self.stored(&sent, seq),
             Err(e) => {
-                st.publish_errors.fetch_add(1, Relaxed);
+                let st = &self.shared.stats;
+                st.publish_errors.fetch_add(sent.ids.len() as u64, Relaxed);
                 tracing::debug!("cluster: publish: {e}");
-                // Durable: the lease is safe on disk; peers learn the
-                // address at its next change. Replicated: its ACK waits, so
-                // it goes again, unless a newer record of the address is
-                // already on its way.
-                if self.shared.replicated && !self.pipeline.superseded(id) {
+                // Durable: the leases are safe on disk; peers learn each
+                // address at its next change. Replicated: their ACKs wait,
+                // so the message goes again (same id: dropped if it was
+                // stored after all), without the records a newer one of
+                // the same address follows on its way: a reader applies
+                // records in stream order, and must end with the newest.
+                if self.shared.replicated {
+                    let pipeline = &mut self.pipeline;
+                    sent.ids.retain(|&id| {
+                        let keep = !pipeline.superseded(id);
+                        if !keep {
+                            pipeline.answer(id, State::Settled);
+                        }
+                        keep
+                    });
+                }
+                if self.shared.replicated && !sent.ids.is_empty() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    self.publish(id, acks).await;
+                    self.publish(sent, acks).await;
                 } else {
-                    self.pipeline.answer(id, State::Settled);
+                    for &id in &sent.ids {
+                        self.pipeline.answer(id, State::Settled);
+                    }
                 }
             }
         }
@@ -579,25 +628,30 @@ impl Worker {
                     st.decode_errors.fetch_add(1, Relaxed);
                 }
             },
-            Kind::Lease => match payload::decode_record(&m.payload) {
-                Some(p) if p.origin == self.shared.name => {
-                    st.own.fetch_add(1, Relaxed);
+            Kind::Lease => match payload::batch_header(&m.payload) {
+                Some((origin, n)) if origin == self.shared.name => {
+                    st.own.fetch_add(u64::from(n), Relaxed);
                 }
-                Some(p) => match self.fence.check(p.share, p.revision, seq) {
-                    Verdict::Fenced { .. } => {
-                        st.fenced.fetch_add(1, Relaxed);
-                    }
-                    Verdict::Valid => {
-                        if (self.apply)(&p.rec) {
-                            st.applied.fetch_add(1, Relaxed);
-                        } else {
-                            st.skipped.fetch_add(1, Relaxed);
+                _ => match payload::decode_batch(&m.payload) {
+                    Some(b) => {
+                        for p in &b.records {
+                            match self.fence.check(p.share, p.revision, seq) {
+                                Verdict::Fenced { .. } => {
+                                    st.fenced.fetch_add(1, Relaxed);
+                                }
+                                Verdict::Valid if (self.apply)(&p.rec) => {
+                                    st.applied.fetch_add(1, Relaxed);
+                                }
+                                Verdict::Valid => {
+                                    st.skipped.fetch_add(1, Relaxed);
+                                }
+                            }
                         }
                     }
+                    None => {
+                        st.decode_errors.fetch_add(1, Relaxed);
+                    }
                 },
-                None => {
-                    st.decode_errors.fetch_add(1, Relaxed);
-                }
             },
             Kind::Other => {
                 st.decode_errors.fetch_add(1, Relaxed);

@@ -343,7 +343,13 @@ impl Config {
                     line: Some(line_of(text, sp.start)),
                     message: format!("[cluster]: {m}"),
                 };
-                let checked = super::cluster::check(c).map_err(|(sp, m)| at(sp, m))?;
+                let longest = subnets
+                    .iter()
+                    .map(|s| s.max_lease_time)
+                    .max()
+                    .unwrap_or(0)
+                    .max(file.decline_probation);
+                let checked = super::cluster::check(c, longest).map_err(|(sp, m)| at(sp, m))?;
                 if file.journal.is_none() {
                     return Err(at(
                         c.span(),
@@ -978,6 +984,9 @@ lease_time = 7200
         assert_eq!(c.durability, super::super::ClusterDurability::Durable);
         assert_eq!(c.failover_after, std::time::Duration::from_secs(3));
         assert_eq!((c.stream.as_str(), c.bucket.as_str()), ("XDHCPD", "xdhcpd"));
+        // The longest hold of an address (the decline hold's default of a
+        // day, over the 7200 s leases) and an hour.
+        assert_eq!(c.retention, std::time::Duration::from_secs(86_400 + 3600));
         let c = Config::parse(&with(&format!(
             "{base}mode = \"hot-standby\"\ndurability = \"replicated\"\nfailover_after = \"1500ms\"\nreplicas = 1\n"
         )))
@@ -1013,6 +1022,8 @@ lease_time = 7200
             ("failover_after = \"3\"", "not a duration"),
             ("replicas = 7", "outside 1..=5"),
             ("stream = \"a.b\"", "not a name"),
+            ("retention = \"24h\"", "not longer than the longest lease"),
+            ("retention = \"2 days\"", "not a duration"),
         ] {
             let e = err(&with(&format!("{base}{extra}\n")));
             assert_eq!(e.line, Some(first + 3), "{extra}: {e}");
@@ -1020,6 +1031,9 @@ lease_time = 7200
         }
         let e = err(&format!("{GOOD}\n[cluster]\n{base}"));
         assert!(e.message.contains("needs a [journal]"), "{e}");
+        let e = err(&with(base).replace("lease_time = 7200", "lease_time = 4294967295"));
+        assert_eq!(e.line, Some(first - 1), "{e}");
+        assert!(e.message.contains("infinite leases"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct ClusterConfig {
     pub bucket: Option<Spanned<String>>,
     #[serde(default)]
     pub replicas: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub retention: Option<Spanned<String>>,
 }
 
 /// How the clients are divided among the servers.
@@ -66,6 +68,9 @@ pub struct Cluster {
     pub stream: String,
     pub bucket: String,
     pub replicas: usize,
+    /// How long the stream keeps a batch of records: longer than any
+    /// lease or decline hold lasts (see cluster/fence.rs).
+    pub retention: Duration,
 }
 
 impl Cluster {
@@ -102,8 +107,12 @@ pub fn home_of(share: u8, peers: usize, hot_standby: bool) -> usize {
 pub const DEFAULT_STREAM: &str = "XDHCPD";
 pub const DEFAULT_BUCKET: &str = "xdhcpd";
 pub const DEFAULT_FAILOVER_AFTER: Duration = Duration::from_secs(3);
+/// What the default `retention` adds to the longest lease: room for the
+/// clocks of the servers and of NATS to disagree, and for a record that
+/// reached the stream late.
+pub const RETENTION_MARGIN: Duration = Duration::from_secs(3600);
 
-/// `"3s"`, `"1500ms"`: the two units an operator writes failover times in.
+/// `"3s"`, `"1500ms"`, `"4h"`, `"90m"`.
 fn duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
@@ -111,6 +120,8 @@ fn duration(s: &str) -> Option<Duration> {
     match unit.trim() {
         "ms" => Some(Duration::from_millis(n)),
         "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
         _ => None,
     }
 }
@@ -137,7 +148,13 @@ fn is_nats_url(u: &str) -> bool {
 }
 
 /// The settings of `[cluster]`, or the span and reason of what is wrong.
-pub(super) fn check(c: &Spanned<ClusterConfig>) -> Result<Cluster, (Range<usize>, String)> {
+/// `longest` is the longest time a record keeps an address (the longest
+/// `max_lease_time` of any subnet, or the decline hold), in seconds;
+/// `u32::MAX` for infinite leases.
+pub(super) fn check(
+    c: &Spanned<ClusterConfig>,
+    longest: u32,
+) -> Result<Cluster, (Range<usize>, String)> {
     let f = c.get_ref();
     let peers = f.peers.get_ref();
     if !(2..=MAX_PEERS).contains(&peers.len()) {
@@ -248,6 +265,40 @@ pub(super) fn check(c: &Spanned<ClusterConfig>) -> Result<Cluster, (Range<usize>
             ));
         }
     };
+    // The stream forgets a batch after `retention`: every lease in it must
+    // be over by then, or a server catching up would not learn it.
+    if longest == u32::MAX {
+        return Err((
+            c.span(),
+            "a subnet gives infinite leases (max_lease_time = 4294967295): the stream keeps records for `retention` only, so a cluster needs leases that end".into(),
+        ));
+    }
+    let longest = Duration::from_secs(u64::from(longest));
+    let retention = match &f.retention {
+        None => longest + RETENTION_MARGIN,
+        Some(s) => match duration(s.get_ref()) {
+            Some(d) if d > longest => d,
+            Some(_) => {
+                return Err((
+                    s.span(),
+                    format!(
+                        "retention {:?} is not longer than the longest lease or decline hold ({}s): the stream would forget leases that are still held",
+                        s.get_ref(),
+                        longest.as_secs()
+                    ),
+                ));
+            }
+            None => {
+                return Err((
+                    s.span(),
+                    format!(
+                        "retention {:?} is not a duration such as \"4h\" or \"300m\"",
+                        s.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
     Ok(Cluster {
         name: name.clone(),
         peers: peers.clone(),
@@ -259,6 +310,7 @@ pub(super) fn check(c: &Spanned<ClusterConfig>) -> Result<Cluster, (Range<usize>
         stream,
         bucket,
         replicas,
+        retention,
     })
 }
 
@@ -270,9 +322,11 @@ mod tests {
     fn durations_take_seconds_and_milliseconds() {
         assert_eq!(duration("3s"), Some(Duration::from_secs(3)));
         assert_eq!(duration("2500ms"), Some(Duration::from_millis(2500)));
+        assert_eq!(duration("90m"), Some(Duration::from_secs(5400)));
+        assert_eq!(duration("4h"), Some(Duration::from_secs(14400)));
         assert_eq!(duration("3"), None);
         assert_eq!(duration("s"), None);
-        assert_eq!(duration("3m"), None);
+        assert_eq!(duration("3d"), None);
         assert_eq!(duration("-3s"), None);
     }
 

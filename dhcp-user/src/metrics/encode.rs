@@ -553,7 +553,8 @@ fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         e,
         "xdhcpd_cluster_events",
         "Cluster events, by kind (takeovers, handbacks, cut_offs, heartbeats, heartbeat_errors, \
-         claim_conflicts, markers).",
+         claim_conflicts, markers; messages: stream messages this server's records went out in, \
+         a batch each).",
         None,
         MetricType::Counter,
         |m| {
@@ -565,6 +566,7 @@ fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
                 ("heartbeat_errors", c.heartbeat_errors),
                 ("claim_conflicts", c.claim_conflicts),
                 ("markers", c.markers),
+                ("messages", c.messages),
             ] {
                 counter(m, &[("event", k)], n)?;
             }
