@@ -270,7 +270,7 @@ fn claim_body(owner: &str) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-fn bits(mask: u32) -> Vec<u8> {
+pub(super) fn bits(mask: u32) -> Vec<u8> {
     (0..32).filter(|k| mask & (1 << k) != 0).collect()
 }
 
@@ -288,7 +288,6 @@ async fn stream_last(js: &jetstream::Context, name: &str) -> u64 {
 /// The shares and peers as this round saw them, for the stats.
 fn views(shared: &Shared, roles: &Roles) {
     let now = Instant::now();
-    let held = shared.lock().held;
     let shares = (0..shared.shares)
         .map(|k| {
             let read = roles.claims[k as usize].read.flatten();
@@ -322,8 +321,6 @@ fn views(shared: &Shared, roles: &Roles) {
         })
         .collect();
     if let Ok(mut v) = shared.stats.views.lock() {
-        v.owned_shares = bits(held);
-        v.owned_buckets = shared.ownership.owned_buckets();
         v.shares = shares;
         v.peers = peers;
     }

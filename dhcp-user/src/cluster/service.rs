@@ -415,19 +415,25 @@ async fn watchdog(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bo
 
 /// Puts the state the shared control says into the stats: `starting`
 /// until the stream was caught up once, `cut-off` while the heartbeats do
-/// not get through after they once did, else `connected`.
+/// not get through after they once did, else `connected`; and the shares
+/// owned. Called wherever a bit changes (the control task's round, an
+/// acquire's end, the watchdog), so that the stats show the moment, not
+/// the end of a control round that may wait on timeouts.
 pub(crate) fn set_state(shared: &Shared) {
-    let state = {
+    let (state, held) = {
         let c = shared.lock();
-        if !c.serving && c.epoch > 0 {
+        let state = if !c.serving && c.epoch > 0 {
             "cut-off"
         } else if !c.caught_up || !c.serving {
             "starting"
         } else {
             "connected"
-        }
+        };
+        (state, c.held)
     };
     if let Ok(mut v) = shared.stats.views.lock() {
         v.state = state;
+        v.owned_shares = super::kv::bits(held);
+        v.owned_buckets = shared.ownership.owned_buckets();
     }
 }

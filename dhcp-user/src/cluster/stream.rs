@@ -430,29 +430,31 @@ impl Worker {
                 let st = &self.shared.stats;
                 st.publish_errors.fetch_add(sent.ids.len() as u64, Relaxed);
                 tracing::debug!("cluster: publish: {e}");
-                // Durable: the leases are safe on disk; peers learn each
-                // address at its next change. Replicated: their ACKs wait,
-                // so the message goes again (same id: dropped if it was
-                // stored after all), without the records a newer one of
-                // the same address follows on its way: a reader applies
+                // The message goes again (a stream's leader election in
+                // nats-server 2.9 takes 4-9 s, and every publish of that
+                // moment fails), without the records a newer one of the
+                // same address follows on its way: a reader applies
                 // records in stream order, and must end with the newest.
-                if self.shared.replicated {
-                    let pipeline = &mut self.pipeline;
-                    sent.ids.retain(|&id| {
-                        let keep = !pipeline.superseded(id);
-                        if !keep {
-                            pipeline.answer(id, State::Settled);
-                        }
-                        keep
-                    });
-                }
-                if self.shared.replicated && !sent.ids.is_empty() {
+                // Sent twice, a record is applied twice, which changes
+                // nothing; `replicated` still sends the same Nats-Msg-Id,
+                // so the stream keeps one. Replicated: until stored (their
+                // ACKs wait). Durable: the leases are safe on disk, and a
+                // record shipped `failover_after` ago is given up (the
+                // peers learn its address at its next change), so that an
+                // outage does not fill the pipeline.
+                let give_up = (!self.shared.replicated).then_some(self.shared.failover);
+                let pipeline = &mut self.pipeline;
+                sent.ids.retain(|&id| {
+                    let young = |e: &Entry| give_up.is_none_or(|g| e.shipped.elapsed() < g);
+                    let keep = !pipeline.superseded(id) && pipeline.get(id).is_some_and(young);
+                    if !keep {
+                        pipeline.answer(id, State::Settled);
+                    }
+                    keep
+                });
+                if !sent.ids.is_empty() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     self.publish(sent, acks).await;
-                } else {
-                    for &id in &sent.ids {
-                        self.pipeline.answer(id, State::Settled);
-                    }
                 }
             }
         }
@@ -600,6 +602,8 @@ impl Worker {
             c.busy &= !bit;
             false
         });
+        drop(c);
+        set_state(&shared);
     }
 
     /// One message of the stream, in order.

@@ -982,7 +982,7 @@ lease_time = 7200
         assert_eq!((c.index, c.shares(), c.replicas), (1, 2, 3));
         assert_eq!(c.mode, super::super::ClusterMode::LoadBalancing);
         assert_eq!(c.durability, super::super::ClusterDurability::Durable);
-        assert_eq!(c.failover_after, std::time::Duration::from_secs(3));
+        assert_eq!(c.failover_after, std::time::Duration::from_secs(20));
         assert_eq!((c.stream.as_str(), c.bucket.as_str()), ("XDHCPD", "xdhcpd"));
         // The longest hold of an address (the decline hold's default of a
         // day, over the 7200 s leases) and an hour.

@@ -106,7 +106,11 @@ pub fn home_of(share: u8, peers: usize, hot_standby: bool) -> usize {
 
 pub const DEFAULT_STREAM: &str = "XDHCPD";
 pub const DEFAULT_BUCKET: &str = "xdhcpd";
-pub const DEFAULT_FAILOVER_AFTER: Duration = Duration::from_secs(3);
+/// Longer than twice a JetStream stream's leader election (4-9 s in
+/// nats-server 2.9): a server cuts itself off after `failover_after / 2`
+/// without a stored heartbeat, and losing the NATS node that leads the KV
+/// bucket stops every heartbeat until the others elect a new leader.
+pub const DEFAULT_FAILOVER_AFTER: Duration = Duration::from_secs(20);
 /// What the default `retention` adds to the longest lease: room for the
 /// clocks of the servers and of NATS to disagree, and for a record that
 /// reached the stream late.
