@@ -145,24 +145,36 @@ fn perfdhcp_20k_dora() {
         .iter()
         .filter(|s| s.op == 1 && s.msg_type == Some(capture::DHCPREQUEST))
         .count();
+    let offers = replies(&seen, DHCPOFFER).len();
     let acks = replies(&seen, DHCPACK);
     let chaddrs: HashSet<[u8; 6]> = acks.iter().map(|a| a.chaddr).collect();
     let yiaddrs: HashSet<Ipv4Addr> = acks.iter().map(|a| a.yiaddr).collect();
     let ctx = format!(
-        "{} DISCOVERs, {requests} REQUESTs, {} ACKs on the wire; stats {stats}\nperfdhcp ({}):\n{report}",
+        "{} DISCOVERs, {offers} OFFERs, {requests} REQUESTs, {} ACKs on the wire; stats {stats}\nperfdhcp ({}):\n{report}",
         discovers.len(),
         acks.len(),
         out.status
     );
     assert!(discovers.len() >= CLIENTS, "{ctx}");
+    // The server's side, as the client's wire shows it: every DISCOVER
+    // got one OFFER and every REQUEST one ACK, each client its own address.
     assert_eq!(
-        acks.len(),
+        offers,
         discovers.len(),
-        "every exchange gets one ACK: {ctx}"
+        "every DISCOVER gets one OFFER: {ctx}"
     );
-    assert_eq!(acks.len(), requests, "{ctx}");
-    assert_eq!(chaddrs.len(), CLIENTS, "distinct clients ACKed: {ctx}");
-    assert_eq!(yiaddrs.len(), CLIENTS, "distinct addresses ACKed: {ctx}");
+    assert_eq!(acks.len(), requests, "every REQUEST gets one ACK: {ctx}");
+    assert_eq!(chaddrs.len(), acks.len(), "distinct clients ACKed: {ctx}");
+    assert_eq!(yiaddrs.len(), acks.len(), "distinct addresses ACKed: {ctx}");
+    // perfdhcp's side: on a loaded CI machine its receiving thread has
+    // missed a few OFFERs that were on its wire (14 of 20,000 once, with
+    // the server's OFFER count and the capture complete); such an exchange
+    // never gets its REQUEST. A loss above 0.1 % is not that any more.
+    let lost = discovers.len() - requests;
+    assert!(
+        lost * 1000 <= discovers.len(),
+        "perfdhcp completed too few exchanges ({lost} OFFERs not answered): {ctx}"
+    );
     if let Some(a) = acks.iter().find(|a| !in_pool(a.yiaddr)) {
         panic!("ACK of {} outside the pool: {ctx}", a.yiaddr);
     }
@@ -173,7 +185,12 @@ fn perfdhcp_20k_dora() {
             "ACK not sent to the relay: {ctx}"
         );
     }
-    assert_eq!(out.status.code(), Some(0), "perfdhcp saw drops: {ctx}");
+    // perfdhcp exits 3 when it counted drops, which the bound above has
+    // judged; anything else is perfdhcp failing.
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "perfdhcp failed: {ctx}"
+    );
     assert_eq!(counter(&stats, "/total/ack"), acks.len() as u64, "{ctx}");
     assert_eq!(counter(&stats, "/total/tx_dropped"), 0, "{ctx}");
     assert_eq!(stats["xdp_mode"], "driver", "{ctx}");
