@@ -10,7 +10,8 @@
 //! it (ISC: 11,686 leases/s alone, 5,621 as a hot-standby pair).
 //!
 //! A benchmark, not a pass/fail test: it is not in `cargo xtask test`.
-//! Run it as root after `cargo build --release -p dhcp-user -p xdhcpgen`:
+//! Run it as root with `cargo xtask bench ha [--rounds N] [--clients N]`,
+//! or after `cargo build --release -p dhcp-user -p xdhcpgen`:
 //!
 //! XDHCPD_BIN=$PWD/target/release/xdhcpd cargo test -p xdhcpd-suite \
 //!   --test bench_ha -- --include-ignored --nocapture

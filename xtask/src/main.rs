@@ -87,6 +87,17 @@ enum BenchCmd {
         #[arg(long, default_value_t = 20_000)]
         clients: u32,
     },
+    /// The HA lab (three nats-server, two xdhcpd): full-DORA leases/s of
+    /// one server beside the pair in each mode and durability, with the
+    /// CPU per lease of the servers and of NATS (tests/bench_ha.rs).
+    Ha {
+        /// Alternating rounds; the table gives the medians.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// New clients per round.
+        #[arg(long, default_value_t = 100_000)]
+        clients: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +149,7 @@ fn main() {
                 .and_then(|()| xtask::bench::inproc::fsync(&a)),
             Some(BenchCmd::Scaling { rounds }) => xtask::bench::inproc::scaling(rounds),
             Some(BenchCmd::Split { clients }) => xtask::bench::inproc::split_instructions(clients),
+            Some(BenchCmd::Ha { rounds, clients }) => bench_ha(rounds, clients),
         },
     };
     if let Err(e) = res {
@@ -161,6 +173,26 @@ fn bench_all(args: &xtask::bench::BenchArgs) -> Result<()> {
         )?;
     }
     xtask::bench::run(args, &target_dir())
+}
+
+/// `cargo xtask bench ha`: the release binaries, then tests/bench_ha.rs
+/// (it starts its own lab and NATS cluster and removes them).
+fn bench_ha(rounds: u32, clients: u32) -> Result<()> {
+    require_root("the HA bench (network namespaces)")?;
+    setup::ensure()?;
+    setup::run_cmd(
+        cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
+        "cargo build --release -p dhcp-user -p xdhcpgen",
+    )?;
+    setup::run_cmd(
+        cargo()
+            .args(["test", "-p", "xdhcpd-suite", "--test", "bench_ha"])
+            .args(["--", "--include-ignored", "--nocapture"])
+            .env("XDHCPD_BIN", target_dir().join("release/xdhcpd"))
+            .env("BENCH_HA_ROUNDS", rounds.to_string())
+            .env("BENCH_HA_CLIENTS", clients.to_string()),
+        "cargo test -p xdhcpd-suite --test bench_ha",
+    )
 }
 
 fn lab(action: LabCmd) -> Result<()> {
