@@ -901,6 +901,53 @@ fn power_cut_in_replicated_mode_loses_no_acked_lease() {
     stop_all(&mut [&mut a, &mut b]);
 }
 
+/// A server whose disk is lost comes back with an empty journal: it takes
+/// its own leases back from the stream while it catches up (`learned`)
+/// and writes them to its new journal, so that after one more restart,
+/// from that journal, it still knows them: new clients get none of them,
+/// and each is renewed with its own address by its owner.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn a_server_whose_disk_is_lost_takes_its_leases_back_from_the_stream() {
+    let lab = ha_lab("xdt87", 2, false);
+    let spec = ClusterSpec::pair("durable");
+    let mut a = Member::start(&lab, 0, spec);
+    let mut b = Member::start(&lab, 1, spec);
+    wait_home_shares(&[&a, &b], WITHIN);
+    let warm = dora(&lab, "02:6c:6f", 400);
+    assert_clean(&warm, 400, "warm-up");
+    let by_b = assert_from_owners(&warm, 2, "warm-up")[1];
+    assert!(by_b >= 50, "b served {by_b} of 400\n{}", warm.report);
+
+    b.stop();
+    std::fs::remove_dir_all(&b.journal).expect("removing b's journal");
+    std::fs::create_dir(&b.journal).expect("b's new journal dir");
+    b.restart(&lab);
+    wait_home_shares(&[&a, &b], WITHIN);
+    let s = ctx(b.d().fresh_stats(), "stats");
+    let learned = cluster_counter(&s, "learned");
+    eprintln!("LOST DISK: b took {learned} of its records back ({by_b} leases)");
+    assert!(learned >= by_b as u64, "{}", cluster(&s));
+
+    // Restarted from the journal it wrote while learning: its own records
+    // in the stream are skipped now, so what it knows comes from its disk.
+    b.stop();
+    b.restart(&lab);
+    wait_home_shares(&[&a, &b], WITHIN);
+    let s = ctx(b.d().fresh_stats(), "stats");
+    assert_eq!(cluster_counter(&s, "learned"), 0, "{}", cluster(&s));
+    let held = addresses(&[&warm.leases]);
+    assert_new_clients_miss(&lab, &held, "02:6c:70", "new clients after the lost disk");
+    let now = assert_kept(&lab, &warm.leases, "leases after the lost disk");
+    let run = GenRun {
+        summary: serde_json::Value::Null,
+        leases: now,
+        report: String::new(),
+    };
+    assert_from_owners(&run, 2, "leases after the lost disk");
+    stop_all(&mut [&mut a, &mut b]);
+}
+
 /// Three servers, the same code as two: each owns its home share and
 /// serves its buckets' clients, no address twice; when one is SIGKILLed
 /// the two others take its share (whoever wins the compare-and-set on its

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use xdhcp::cluster::{ClusterService, ClusterStatsHandle, Links};
+use xdhcp::cluster::{ClusterService, ClusterStatsHandle, LearnOwn, Links};
 use xdhcp::config::{
     AttachMode, Checked, Cluster, ClusterDurability, ClusterMode, Config, ConflictCheck, IoKind,
     JournalMode, Reservation,
@@ -26,7 +26,8 @@ use xdhcp::io::xdp::Steering;
 use xdhcp::io::{Stop, WorkerOptions, WorkerSlot, packet, xsk};
 use xdhcp::latency::{Collector, CollectorHandle};
 use xdhcp::lease::journal::{
-    Durability, Journal, JournalHandle, JournalOptions, Replication, now_unix,
+    Durability, Journal, JournalHandle, JournalOptions, LeaseRecord, Producer, Replication,
+    now_unix,
 };
 use xdhcp::leasequery::answer::Served;
 use xdhcp::leasequery::service::{Answering, PacketSink};
@@ -432,6 +433,26 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                 // After the journal's own replay, so the stream catch-up
                 // only adds what the others made.
                 let apply_to = cell.clone();
+                // A journal that held nothing (a new disk, or a lost one):
+                // this server's own leases are in the stream only, so the
+                // catch-up takes them back, into the engine and the journal.
+                let learn_own = if recovered.stats.records == 0 {
+                    let mut producer = handle
+                        .producer()
+                        .map_err(|_| anyhow::anyhow!("no journal producer slot for the cluster"))?;
+                    let engine = cell.clone();
+                    let mut writer_stuck = false;
+                    Some(Box::new(move |r: &LeaseRecord| {
+                        let e = engine.load();
+                        if !e.apply_remote(r, Clock::now(&e, Instant::now())) {
+                            return false;
+                        }
+                        append_learned(&mut producer, r, &mut writer_stuck);
+                        true
+                    }) as LearnOwn)
+                } else {
+                    None
+                };
                 let svc = ClusterService::start(
                     c,
                     Links {
@@ -442,6 +463,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                             let e = apply_to.load();
                             e.apply_remote(r, Clock::now(&e, Instant::now()))
                         }),
+                        learn_own,
                         journal_dropped: dropped,
                     },
                 )
@@ -1009,6 +1031,30 @@ fn control_ask(
 
 /// Reserved addresses that another client holds (the reservation is newer
 /// than its lease): each holder is NAKed off at its next renewal.
+/// Appends a lease taken back from the stream to the journal. The
+/// catch-up reads faster than the writer syncs, so a full channel is waited
+/// out (on the cluster thread, before this server serves), up to a second
+/// per record; a writer that stays full is reported once and then only
+/// tried, the lease being in the engine and still in the stream.
+fn append_learned(producer: &mut Producer, r: &LeaseRecord, writer_stuck: &mut bool) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while producer.append(r).is_err() {
+        if *writer_stuck || Instant::now() >= deadline {
+            if !*writer_stuck {
+                tracing::warn!(
+                    addr = %r.addr,
+                    "cluster: the journal stays full; leases taken back from the stream are \
+                     not all written to it (the next start with this journal will not know them)"
+                );
+            }
+            *writer_stuck = true;
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    *writer_stuck = false;
+}
+
 fn warn_reservation_conflicts(engine: &Engine) {
     let n = engine.reservation_conflicts();
     if n > 0 {

@@ -31,5 +31,5 @@ pub mod service;
 pub mod stats;
 mod stream;
 
-pub use service::{Apply, ClusterService, ClusterStatsHandle, Links};
+pub use service::{Apply, ClusterService, ClusterStatsHandle, LearnOwn, Links};
 pub use stats::{ClusterStats, ClusterStatus, PeerStatus, ShareStatus};

@@ -45,8 +45,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Applies a record of another server to this server's engine; true when
-/// applied, false when skipped (the engine had the same or newer word).
+/// applied, false when skipped (no such subnet here, no room in the
+/// table). Records come in stream order, so the newest is applied last.
 pub type Apply = Box<dyn Fn(&LeaseRecord) -> bool + Send>;
+
+/// Takes one of this server's own records back from the stream: applies
+/// it to the engine and appends it to the local journal; true when
+/// applied. Used only by a server whose journal was empty at start (a new
+/// disk), during the catch-up: otherwise its own records are in its
+/// journal already, the same or newer, and are skipped.
+pub type LearnOwn = Box<dyn FnMut(&LeaseRecord) -> bool + Send>;
 
 /// What the daemon hands the cluster thread.
 pub struct Links {
@@ -58,6 +66,8 @@ pub struct Links {
     /// the record. `None` in `durable` (the journal moves them itself).
     pub marks: Option<Marks>,
     pub apply: Apply,
+    /// `Some` when the journal was empty at start (see [`LearnOwn`]).
+    pub learn_own: Option<LearnOwn>,
     /// What the journal could not hand over (its channel full).
     pub journal_dropped: Arc<AtomicU64>,
 }
@@ -248,11 +258,11 @@ impl ClusterService {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (marks, apply) = (links.marks, links.apply);
+        let (marks, apply, learn_own) = (links.marks, links.apply, links.learn_own);
         let thread = std::thread::Builder::new()
             .name("xdhcp-cluster".into())
             .spawn(move || {
-                rt.block_on(run(shared, batch_rx, marks, apply, stop_rx));
+                rt.block_on(run(shared, batch_rx, marks, apply, learn_own, stop_rx));
             })?;
         Ok(ClusterService {
             stop,
@@ -323,6 +333,7 @@ async fn run(
     batches: tokio::sync::mpsc::Receiver<Vec<Shipped>>,
     marks: Option<Marks>,
     apply: Apply,
+    learn_own: Option<LearnOwn>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     set_state(&shared);
@@ -359,6 +370,7 @@ async fn run(
         pipeline: Pipeline::default(),
         marks,
         apply,
+        learn_own,
         fence: Default::default(),
         applied_seq: 0,
         pending: Vec::new(),

@@ -28,6 +28,8 @@ pub struct ClusterStats {
     pub skipped: AtomicU64,
     /// This server's own records read back from the stream.
     pub own: AtomicU64,
+    /// Of those, taken back into an empty journal during the catch-up.
+    pub learned: AtomicU64,
     pub fenced: AtomicU64,
     pub decode_errors: AtomicU64,
     pub markers: AtomicU64,
@@ -99,6 +101,7 @@ pub struct ClusterStatus {
     pub applied: u64,
     pub skipped: u64,
     pub own: u64,
+    pub learned: u64,
     pub fenced: u64,
     pub decode_errors: u64,
     pub markers: u64,
@@ -150,6 +153,7 @@ impl ClusterStats {
             applied: l(&self.applied),
             skipped: l(&self.skipped),
             own: l(&self.own),
+            learned: l(&self.learned),
             fenced: l(&self.fenced),
             decode_errors: l(&self.decode_errors),
             markers: l(&self.markers),

@@ -6,7 +6,7 @@
 use super::fence::{Fence, Verdict};
 use super::payload::{self, Kind, Marker, Subjects};
 use super::pipeline::{Entry, Pipeline, Route, State, route};
-use super::service::{Apply, MAX_IN_FLIGHT, Shared, set_state};
+use super::service::{Apply, LearnOwn, MAX_IN_FLIGHT, Shared, set_state};
 use crate::lease::journal::{Marks, Shipped};
 use async_nats::jetstream::{self, consumer, kv, stream as js_stream};
 use futures_util::StreamExt;
@@ -160,6 +160,8 @@ pub struct Worker {
     pub pipeline: Pipeline,
     pub marks: Option<Marks>,
     pub apply: Apply,
+    /// Until caught up, when the journal was empty at start.
+    pub learn_own: Option<LearnOwn>,
     pub fence: Fence,
     pub applied_seq: u64,
     pub pending: Vec<PendingGrant>,
@@ -267,11 +269,14 @@ impl Worker {
 
     fn caught_up(&mut self, target: u64) {
         self.shared.lock().caught_up = true;
+        // From here on this server's own records are its journal's first.
+        self.learn_own = None;
         self.shared.kick.notify_one();
         tracing::info!(
             name = %self.shared.name,
             stream_seq = target,
             applied = self.shared.stats.applied.load(Relaxed),
+            learned = self.shared.stats.learned.load(Relaxed),
             fenced = self.shared.stats.fenced.load(Relaxed),
             "cluster: stream caught up"
         );
@@ -633,15 +638,26 @@ impl Worker {
                 }
             },
             Kind::Lease => match payload::batch_header(&m.payload) {
-                Some((origin, n)) if origin == self.shared.name => {
+                Some((origin, n)) if origin == self.shared.name && self.learn_own.is_none() => {
                     st.own.fetch_add(u64::from(n), Relaxed);
                 }
                 _ => match payload::decode_batch(&m.payload) {
                     Some(b) => {
+                        let own = b.origin == self.shared.name;
                         for p in &b.records {
+                            if own {
+                                st.own.fetch_add(1, Relaxed);
+                            }
                             match self.fence.check(p.share, p.revision, seq) {
                                 Verdict::Fenced { .. } => {
                                     st.fenced.fetch_add(1, Relaxed);
+                                }
+                                Verdict::Valid if own => {
+                                    if let Some(learn) = &mut self.learn_own
+                                        && learn(&p.rec)
+                                    {
+                                        st.learned.fetch_add(1, Relaxed);
+                                    }
                                 }
                                 Verdict::Valid if (self.apply)(&p.rec) => {
                                     st.applied.fetch_add(1, Relaxed);

@@ -527,7 +527,7 @@ fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
         "xdhcpd_cluster_records",
         "Lease records through the cluster thread, by what became of them (published to the \
          stream, publish_errors, dropped before it, local_only: of a share not owned; from the \
-         stream: applied, skipped, own, fenced, decode_errors; ack_fenced: replicated records of \
+         stream: applied, skipped, own, learned, fenced, decode_errors; ack_fenced: replicated records of \
          this server fenced by another owner's claim, their ACKs never sent).",
         None,
         MetricType::Counter,
@@ -540,6 +540,7 @@ fn cluster(e: &mut DescriptorEncoder<'_>, s: &Status) -> Result<(), Error> {
                 ("applied", c.applied),
                 ("skipped", c.skipped),
                 ("own", c.own),
+                ("learned", c.learned),
                 ("fenced", c.fenced),
                 ("decode_errors", c.decode_errors),
                 ("ack_fenced", c.held_fenced),
