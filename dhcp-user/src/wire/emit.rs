@@ -366,7 +366,7 @@ pub fn emit_headers_zeroed(
         ip[field::CHECKSUM].fill(0);
         ip[field::SRC_ADDR].copy_from_slice(&h.src_ip.octets());
         ip[field::DST_ADDR].copy_from_slice(&h.dst_ip.octets());
-        let ip_sum = checksum::finish(checksum::ones_complement_sum(ip, 0));
+        let ip_sum = checksum::Sum::ZERO.add_bytes(ip).checksum();
         write_u16(ip, field::CHECKSUM.start, ip_sum);
     }
 

@@ -272,7 +272,7 @@ mod tests {
             let mut f = good.clone();
             f[14 + at..14 + at + bytes.len()].copy_from_slice(bytes);
             f[24..26].fill(0);
-            let sum = checksum::finish(checksum::ones_complement_sum(&f[14..34], 0));
+            let sum = checksum::Sum::ZERO.add_bytes(&f[14..34]).checksum();
             f[24..26].copy_from_slice(&sum.to_be_bytes());
             f
         };

@@ -137,7 +137,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     #[inline]
     pub fn checksum_ok(&self) -> bool {
         let header = &self.buffer.as_ref()[..self.header_len()];
-        checksum::finish(checksum::ones_complement_sum(header, 0)) == 0
+        checksum::Sum::ZERO.add_bytes(header).checksum() == 0
     }
 }
 

@@ -84,8 +84,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return true;
         }
         let segment = &self.buffer.as_ref()[..self.len()];
-        let pseudo = checksum::pseudo_header_sum(src, dst, checksum::PROTO_UDP, self.len() as u16);
-        checksum::finish(checksum::ones_complement_sum(segment, pseudo)) == 0
+        checksum::Sum::pseudo_header(src, dst, checksum::PROTO_UDP, self.len() as u16)
+            .add_bytes(segment)
+            .checksum()
+            == 0
     }
 }
 
