@@ -101,7 +101,8 @@ pub enum Verdict {
 impl Engine {
     /// Reads one frame and, if the protocol calls for it, writes the reply.
     /// A lease the decision created, extended, released or declined is
-    /// left in `record`, for the journal, before the reply may leave;
+    /// left in `record`, for the journal, before the reply may leave
+    /// (`record` is only ever written with one: pass it in as None);
     /// what else is worth counting, and whether an OFFER's address must be
     /// probed first, in `notes`.
     pub fn process(
@@ -141,7 +142,12 @@ impl Engine {
         }
         let mut change = None;
         let decided = self.decide(&req, clock, local.home, &mut change, notes);
-        *record = change.map(|ch| ch.record(&req, clock));
+        // Written only when there is a change (the caller's slot starts as
+        // None): storing a None over it on every packet, and a record built
+        // elsewhere and then moved in, cost more than the check.
+        if let Some(ch) = change {
+            ch.record_into(&req, clock, record);
+        }
         match decided {
             Ok((s, reply)) => match (reply::write(tx, &req, s, &reply, local), reply.limited) {
                 (Some(len), Some(why)) => Verdict::Refused(why, len),

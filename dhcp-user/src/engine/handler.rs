@@ -215,8 +215,8 @@ impl FrameHandler for Handler {
             }
         };
         count_request(s, req);
-        if let (Some(rec), Some(j)) = (record, self.journal.as_mut()) {
-            let ticket = match j.append(&rec) {
+        if let (Some(rec), Some(j)) = (&record, self.journal.as_mut()) {
+            let ticket = match j.append(rec) {
                 Appended::Sent(t) => t,
                 Appended::Queued(t) => {
                     bump(&s.journal_full);

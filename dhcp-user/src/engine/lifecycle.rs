@@ -63,8 +63,15 @@ pub struct Change {
 
 impl Change {
     /// The journal record of this change, with what the request said
-    /// about the client (hardware address, host name, relay information).
-    pub(super) fn record(&self, req: &Request<'_>, clock: Clock) -> LeaseRecord {
+    /// about the client (hardware address, host name, relay information),
+    /// written straight into the caller's slot: built and returned, the
+    /// record (a couple of hundred bytes) was copied once more on the way.
+    pub(super) fn record_into(
+        &self,
+        req: &Request<'_>,
+        clock: Clock,
+        out: &mut Option<LeaseRecord>,
+    ) {
         let expires_unix = if self.expires == u32::MAX {
             INFINITE
         } else {
@@ -75,7 +82,7 @@ impl Change {
         let fqdn = req.opts.client_fqdn.and_then(ClientFqdn::parse);
         let mut label = [0u8; MAX_LABEL];
         let n = client_label(fqdn.as_ref(), req.opts.hostname, &mut label);
-        LeaseRecord {
+        *out = Some(LeaseRecord {
             subnet: self.subnet,
             addr: self.addr,
             client: self.key,
@@ -94,7 +101,7 @@ impl Change {
             )
             .0,
             fqdn_flags: fqdn.map_or(0, |f| FQDN_SENT | (f.flags & 0x0f)),
-        }
+        });
     }
 }
 
