@@ -2,7 +2,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{Error, Result, read_ip, read_u16, read_u32};
+use super::{Error, Result, read_array, read_ip, read_u16, read_u32};
 
 pub const BOOTREQUEST: u8 = 1;
 pub const BOOTREPLY: u8 = 2;
@@ -188,9 +188,7 @@ impl<T: AsRef<[u8]>> Message<T> {
     /// The first six bytes of chaddr: the MAC when `htype` is Ethernet.
     #[inline]
     pub fn chaddr_mac(&self) -> [u8; 6] {
-        let b = self.buffer.as_ref();
-        let c = field::CHADDR;
-        [b[c], b[c + 1], b[c + 2], b[c + 3], b[c + 4], b[c + 5]]
+        read_array(self.buffer.as_ref(), field::CHADDR)
     }
 }
 

@@ -220,7 +220,7 @@ fn in_tag(tag: usize, f: Field) -> Field {
 
 #[inline(always)]
 fn mac_at(b: &[u8], at: usize) -> [u8; 6] {
-    [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]]
+    super::read_array(b, at)
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {

@@ -163,19 +163,27 @@ pub(crate) type Field = core::ops::Range<usize>;
 
 // Readers for fields at offsets that `new_checked` has proven in bounds.
 
+/// The `N` bytes at `at`, with one bounds check for the whole field (one
+/// index per byte was a check per byte: the compiler cannot merge them,
+/// since each could panic on its own).
+#[inline(always)]
+pub(crate) fn read_array<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    buf[at..at + N].try_into().unwrap()
+}
+
 #[inline(always)]
 pub(crate) fn read_u16(buf: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([buf[at], buf[at + 1]])
+    u16::from_be_bytes(read_array(buf, at))
 }
 
 #[inline(always)]
 pub(crate) fn read_u32(buf: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+    u32::from_be_bytes(read_array(buf, at))
 }
 
 #[inline(always)]
 pub(crate) fn read_ip(buf: &[u8], at: usize) -> Ipv4Addr {
-    Ipv4Addr::new(buf[at], buf[at + 1], buf[at + 2], buf[at + 3])
+    Ipv4Addr::from(read_array::<4>(buf, at))
 }
 
 #[inline(always)]
