@@ -83,7 +83,7 @@ pub(super) fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
         Some(id) if !id.is_empty() && !s.ignore_client_id => {
             ClientKey::new(s.link, KEY_CLIENT_ID, id)
         }
-        _ => ClientKey::new(s.link, KEY_CHADDR, req.hwaddr()),
+        _ => ClientKey::from_chaddr(s.link, KEY_CHADDR, &req.chaddr, req.hlen),
     }
 }
 

@@ -75,6 +75,35 @@ impl ClientKey {
             bytes,
         }
     }
+
+    /// `ClientKey::new(subnet, kind, &chaddr[..hlen.min(16)])`, the key of
+    /// a hardware address, built per request: a copy of all 16 bytes with
+    /// those past `hlen` masked off, instead of a copy as long as `hlen`
+    /// into zeroed bytes (a copy of variable length).
+    #[inline]
+    pub fn from_chaddr(subnet: u16, kind: u8, chaddr: &[u8; 16], hlen: u8) -> ClientKey {
+        /// `MASKS[n]`: the low `n` bytes of a little-endian u128 set.
+        const MASKS: [u128; 17] = {
+            let mut m = [0u128; 17];
+            let mut n = 1;
+            while n <= 16 {
+                m[n] = u128::MAX >> (8 * (16 - n));
+                n += 1;
+            }
+            m
+        };
+        let len = hlen.min(16);
+        // Byte i of the little-endian number is chaddr[i].
+        let kept = u128::from_le_bytes(*chaddr) & MASKS[usize::from(len)];
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&kept.to_le_bytes());
+        ClientKey {
+            subnet,
+            kind,
+            len,
+            bytes,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -691,6 +720,22 @@ mod tests {
         let mut gone = Vec::new();
         let r = t.update(&k, |k, l| gone.push((*k, *l)), |e| *e = Some(l));
         (r, gone)
+    }
+
+    #[test]
+    fn keys_from_chaddr_are_keys_of_the_hwaddr() {
+        let mut chaddr = [0u8; 16];
+        for (i, b) in chaddr.iter_mut().enumerate() {
+            *b = 0xa0 + i as u8;
+        }
+        for hlen in 0..=255u8 {
+            let hw = &chaddr[..usize::from(hlen).min(16)];
+            assert_eq!(
+                ClientKey::from_chaddr(7, 0, &chaddr, hlen),
+                ClientKey::new(7, 0, hw),
+                "hlen {hlen}"
+            );
+        }
     }
 
     #[test]
