@@ -42,15 +42,22 @@ pub struct ClientKey {
 
 /// The identity as kept, not the whole 32-byte array: a MAC is 6 bytes,
 /// and hashing the zeros after it was most of the cost of a table lookup.
-/// Equal keys have equal lengths and bytes (the rest is zero, see
-/// [`ClientKey::new`]), so they hash alike.
+/// The first 16 bytes go in as one u128 (one multiply for foldhash,
+/// cheaper than its path for a short byte string of any length), the
+/// rest only for identifiers longer than that. Equal keys have equal
+/// lengths and bytes (the rest is zero, see [`ClientKey::new`]), so they
+/// hash alike.
 impl Hash for ClientKey {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(
             u64::from(self.subnet) | u64::from(self.kind) << 16 | u64::from(self.len) << 24,
         );
-        state.write(&self.bytes[..usize::from(self.len).min(self.bytes.len())]);
+        let (head, tail) = self.bytes.split_at(16);
+        state.write_u128(u128::from_le_bytes(head.try_into().unwrap()));
+        if self.len > 16 {
+            state.write(&tail[..usize::from(self.len).min(self.bytes.len()) - 16]);
+        }
     }
 }
 
