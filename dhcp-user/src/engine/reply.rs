@@ -164,7 +164,24 @@ pub fn write(
 /// name. Left out when DDNS is off for the subnet, or when there is no
 /// name (`replace_client_name = "never"` and none usable sent), or when
 /// it no longer fits.
+///
+/// Only the first check is inline: most replies go to a client that sent
+/// no option 81, or on a subnet without DDNS, and the call to the writer
+/// ([`write_client_fqdn_sent`], with its buffers on the stack) cost more
+/// than the check.
+#[inline]
 fn write_client_fqdn(w: &mut DhcpWriter<'_>, req: &Request<'_>, s: &SubnetRt, yiaddr: Ipv4Addr) {
+    if s.ddns.is_some() && req.opts.client_fqdn.is_some() {
+        write_client_fqdn_sent(w, req, s, yiaddr);
+    }
+}
+
+fn write_client_fqdn_sent(
+    w: &mut DhcpWriter<'_>,
+    req: &Request<'_>,
+    s: &SubnetRt,
+    yiaddr: Ipv4Addr,
+) {
     let (Some(d), Some(f)) = (&s.ddns, req.opts.client_fqdn.and_then(ClientFqdn::parse)) else {
         return;
     };
