@@ -314,6 +314,10 @@ pub fn emit_headers(frame: &mut [u8], h: &FrameHeaders, payload_len: usize) -> R
 /// (zeros add nothing to a one's-complement sum). A BOOTP reply's sname
 /// and file, 192 of its 300-odd bytes, are such a run
 /// ([`DhcpWriter::ZEROED`]); summing them was most of the checksum's work.
+///
+/// Inline, so that the checks of a constant `zeroed` (the reply path's)
+/// are done by the compiler.
+#[inline]
 pub fn emit_headers_zeroed(
     frame: &mut [u8],
     h: &FrameHeaders,

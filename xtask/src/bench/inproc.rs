@@ -130,9 +130,9 @@ const PARTS: [(&str, &str); 6] = [
     ("reply building", "xdhcp::engine::reply::write"),
     (
         "  of it headers+checksums",
-        // The reply path's header writer (`emit_headers` is a wrapper
-        // of it that the engine does not call).
-        "xdhcp::wire::emit::emit_headers_zeroed",
+        // The reply path's header writer, kept out of line for this
+        // (emit::emit_headers_zeroed is inlined into it).
+        "xdhcp::engine::reply::emit_reply_headers",
     ),
     (
         "  of it subnet options",
@@ -292,7 +292,7 @@ mod tests {
 10,000 (25.0%)  /w/src/engine/mod.rs:xdhcp::engine::decide::<impl xdhcp::engine::Engine>::decide [/w/x]
  8,000 (20.0%)  /w/src/engine/reply.rs:xdhcp::engine::reply::write [/w/x]
  2,000 (5.0%)  /w/src/engine/reply.rs:xdhcp::engine::reply::write_subnet_options [/w/x]
- 3,000 (7.5%)  /w/src/wire/emit.rs:xdhcp::wire::emit::emit_headers_zeroed [/w/x]
+ 3,000 (7.5%)  /w/src/engine/reply.rs:xdhcp::engine::reply::emit_reply_headers [/w/x]
  8,000 (20.0%)  => /w/src/engine/reply.rs:xdhcp::engine::reply::write (10x)
 ";
         let s = split(ann, "instructions::offers", 10).unwrap();
