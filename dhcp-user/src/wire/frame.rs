@@ -23,6 +23,11 @@ impl<'a> DhcpFrame<'a> {
     /// Checks every layer. The IPv4 header checksum is verified (20 bytes,
     /// and every sender computes it in software); the UDP checksum is not
     /// (see `udp`). Fragments are refused: reassembly would need state.
+    ///
+    /// Inline: out of line, the four views were returned through a
+    /// `Result` and copied, which cost the server 50 to 80 instructions a
+    /// request (callgrind).
+    #[inline]
     pub fn parse(frame: &'a [u8]) -> Result<Self> {
         let eth = Frame::new_checked(frame)?;
         if eth.ethertype() != ETHERTYPE_IPV4 {
