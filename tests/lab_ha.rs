@@ -155,6 +155,17 @@ fn assert_kept(lab: &HaLab, leases: &[Lease], what: &str) -> Vec<Lease> {
     run.leases
 }
 
+/// [`assert_kept`], and each lease renewed by the server that owns its
+/// client's bucket (of `servers`).
+fn assert_kept_by_owners(lab: &HaLab, leases: &[Lease], servers: usize, what: &str) {
+    let run = GenRun {
+        summary: serde_json::Value::Null,
+        leases: assert_kept(lab, leases, what),
+        report: String::new(),
+    };
+    assert_from_owners(&run, servers, what);
+}
+
 /// New clients, as many as it takes to use up every free address below
 /// the highest one `held` names, and some: a lease the servers forgot is
 /// a hole among the lowest addresses, which the allocator fills first.
@@ -622,13 +633,7 @@ fn failover_after_sigkill_and_rejoin() {
         newest.report
     );
     for (set, what) in all.iter().zip(["warm-up", "load", "fresh"]) {
-        let now = assert_kept(&lab, set, &format!("{what} leases after the rejoin"));
-        let run = GenRun {
-            summary: serde_json::Value::Null,
-            leases: now,
-            report: String::new(),
-        };
-        assert_from_owners(&run, 2, &format!("{what} leases after the rejoin"));
+        assert_kept_by_owners(&lab, set, 2, &format!("{what} leases after the rejoin"));
     }
     stop_all(&mut [&mut a, &mut b]);
 }
@@ -938,13 +943,7 @@ fn a_server_whose_disk_is_lost_takes_its_leases_back_from_the_stream() {
     assert_eq!(cluster_counter(&s, "learned"), 0, "{}", cluster(&s));
     let held = addresses(&[&warm.leases]);
     assert_new_clients_miss(&lab, &held, "02:6c:70", "new clients after the lost disk");
-    let now = assert_kept(&lab, &warm.leases, "leases after the lost disk");
-    let run = GenRun {
-        summary: serde_json::Value::Null,
-        leases: now,
-        report: String::new(),
-    };
-    assert_from_owners(&run, 2, "leases after the lost disk");
+    assert_kept_by_owners(&lab, &warm.leases, 2, "leases after the lost disk");
     stop_all(&mut [&mut a, &mut b]);
 }
 
