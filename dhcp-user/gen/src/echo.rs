@@ -91,7 +91,7 @@ pub fn echo_frame(rx: &[u8], tx: &mut [u8], mac: [u8; 6], ip: Ipv4Addr) -> Resul
     iph[12..16].copy_from_slice(&new_src.octets());
     iph[16..20].copy_from_slice(&new_dst.octets());
     iph[10..12].fill(0);
-    let sum = checksum::finish(checksum::ones_complement_sum(iph, 0));
+    let sum = checksum::Sum::ZERO.add_bytes(iph).checksum();
     iph[10..12].copy_from_slice(&sum.to_be_bytes());
 
     // UDP and BOOTP: ports swapped, a reply, the checksum over the result.

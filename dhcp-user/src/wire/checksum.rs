@@ -28,9 +28,9 @@ impl Sum {
     pub const ZERO: Sum = Sum(0);
 
     /// A sum that starts from `initial`, a sum of 16-bit big-endian words
-    /// as [`ones_complement_sum`] and [`pseudo_header_sum`] return.
-    #[inline]
-    pub fn from_value(initial: u32) -> Sum {
+    /// (for the tests, which hold it against a 16-bit reference).
+    #[cfg(test)]
+    fn from_value(initial: u32) -> Sum {
         Sum(u64::from(fold32(initial).to_be()))
     }
 
@@ -90,44 +90,12 @@ impl Sum {
     }
 }
 
-/// One's-complement sum of `data` (as 16-bit big-endian words, an odd last
-/// byte padded with zero) added to `initial`, folded to 16 bits.
-///
-/// The result can be passed as `initial` to sum the next piece, as long as
-/// every piece but the last has an even length; [`Sum`] does the same
-/// without folding between the pieces.
-#[inline]
-pub fn ones_complement_sum(data: &[u8], initial: u32) -> u32 {
-    u32::from(Sum::from_value(initial).add_bytes(data).value())
-}
-
-/// Turns a running sum into the checksum field value.
-#[inline]
-pub fn finish(sum: u32) -> u16 {
-    !fold32(sum)
-}
-
-/// Sum of the IPv4 pseudo-header that UDP's checksum covers.
-#[inline]
-pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32 {
-    let s = src.to_bits();
-    let d = dst.to_bits();
-    (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(protocol) + u32::from(length)
-}
-
 /// The UDP checksum of `segment` (header with a zero checksum field, then
 /// the payload) between `src` and `dst`. A computed 0 is sent as 0xffff,
 /// because 0 on the wire means "no checksum" (RFC 768).
 #[inline]
 pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
-    let len = u16::try_from(segment.len()).unwrap_or(u16::MAX);
-    match Sum::pseudo_header(src, dst, PROTO_UDP, len)
-        .add_bytes(segment)
-        .checksum()
-    {
-        0 => 0xffff,
-        c => c,
-    }
+    udp_checksum_parts(src, dst, segment, 0..0)
 }
 
 /// [`udp_checksum`] of a segment whose bytes `zero` (even offsets into
@@ -174,12 +142,18 @@ mod tests {
     use super::*;
     use crate::wire::testutil::{XorShift, reference_sum};
 
+    /// `initial` plus `data`, folded: what the tests hold against
+    /// [`reference_sum`].
+    fn sum(data: &[u8], initial: u32) -> u32 {
+        u32::from(Sum::from_value(initial).add_bytes(data).value())
+    }
+
     #[test]
     fn rfc1071_example() {
         // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2.
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(ones_complement_sum(&data, 0), 0xddf2);
-        assert_eq!(finish(0xddf2), 0x220d);
+        assert_eq!(sum(&data, 0), 0xddf2);
+        assert_eq!(Sum::ZERO.add_bytes(&data).checksum(), 0x220d);
     }
 
     #[test]
@@ -195,41 +169,32 @@ mod tests {
             }
             let initial = rng.next_u32() & 0x000f_ffff;
             assert_eq!(
-                ones_complement_sum(&buf[..len], initial),
+                sum(&buf[..len], initial),
                 u32::from(reference_sum(&buf[..len], initial)),
                 "len {len} initial {initial:#x}"
             );
         }
     }
 
+    /// Pieces at even offsets sum to what one pass does, kept wide between
+    /// them or folded and started again.
     #[test]
-    fn chaining_at_even_offsets_equals_one_pass() {
+    fn sum_in_pieces_equals_one_pass() {
         let mut rng = XorShift::new(11);
         let mut buf = [0u8; 700];
         rng.fill(&mut buf);
-        let whole = ones_complement_sum(&buf, 0);
+        let whole = sum(&buf, 0x1_2345);
         for split in (0..buf.len()).step_by(2) {
-            let first = ones_complement_sum(&buf[..split], 0);
-            assert_eq!(ones_complement_sum(&buf[split..], first), whole);
-        }
-    }
-
-    #[test]
-    fn sum_in_pieces_equals_one_pass() {
-        let mut rng = XorShift::new(13);
-        let mut buf = [0u8; 700];
-        rng.fill(&mut buf);
-        let whole = ones_complement_sum(&buf, 0x1_2345);
-        for split in (0..buf.len()).step_by(2) {
-            let s = Sum::from_value(0x1_2345)
-                .add_bytes(&buf[..split])
-                .add_bytes(&buf[split..]);
-            assert_eq!(u32::from(s.value()), whole, "split {split}");
+            let (a, b) = buf.split_at(split);
+            let wide = Sum::from_value(0x1_2345).add_bytes(a).add_bytes(b);
+            assert_eq!(u32::from(wide.value()), whole, "split {split}");
+            assert_eq!(sum(b, sum(a, 0x1_2345)), whole, "split {split}");
         }
         let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(192, 168, 7, 9));
+        let pseudo = [10, 0, 0, 1, 192, 168, 7, 9, 0, PROTO_UDP, 0x02, 0xbc];
         assert_eq!(
-            u32::from(Sum::pseudo_header(src, dst, PROTO_UDP, 700).value()),
-            ones_complement_sum(&[], pseudo_header_sum(src, dst, PROTO_UDP, 700))
+            Sum::pseudo_header(src, dst, PROTO_UDP, 700).value(),
+            reference_sum(&pseudo, 0)
         );
     }
 
@@ -243,7 +208,7 @@ mod tests {
         let c = udp_checksum(src, dst, &seg);
         assert_ne!(c, 0);
         seg[6..8].copy_from_slice(&c.to_be_bytes());
-        let check = ones_complement_sum(&seg, pseudo_header_sum(src, dst, PROTO_UDP, 13));
-        assert_eq!(finish(check), 0);
+        let check = Sum::pseudo_header(src, dst, PROTO_UDP, 13).add_bytes(&seg);
+        assert_eq!(check.checksum(), 0);
     }
 }
