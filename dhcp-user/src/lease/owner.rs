@@ -174,13 +174,18 @@ impl Ownership {
     }
 
     #[inline]
+    pub fn owns_share(&self, share: u8) -> bool {
+        self.owned() & (1 << share) != 0
+    }
+
+    #[inline]
     pub fn owns_bucket(&self, bucket: u8) -> bool {
-        self.owned() & (1 << self.share_of_bucket(bucket)) != 0
+        self.owns_share(self.share_of_bucket(bucket))
     }
 
     #[inline]
     pub fn owns_key(&self, key: &ClientKey) -> bool {
-        self.owned() & (1 << self.share_of_key(key)) != 0
+        self.owns_share(self.share_of_key(key))
     }
 
     /// How many of the 256 buckets are owned now.
