@@ -14,7 +14,7 @@ use xdhcp::config::Config;
 use xdhcp::engine::{Clock, Engine, JournalLink};
 use xdhcp::handler::{FrameHandler, TX_FRAME_CAPACITY};
 use xdhcp::lease::journal::{Durability, Journal, JournalOptions};
-use xdhcp::lease::table::{COUNT_CHUNK, SHARDS};
+use xdhcp::lease::table::{SHARDS, SWEEP_CHUNK};
 use xdhcp::stats::WorkerStats;
 
 #[path = "../tests/frames/mod.rs"]
@@ -106,9 +106,9 @@ lease_time = 10800
             .leases()
             .capacity()
             .div_ceil(SHARDS)
-            .div_ceil(COUNT_CHUNK);
+            .div_ceil(SWEEP_CHUNK);
     println!(
-        "stats scan (count_by_state, {} bound): {:.1} ms for the table, {:.1} µs per lock hold on average ({holds} holds of up to {COUNT_CHUNK} records)",
+        "stats scan (count_by_state, {} bound): {:.1} ms for the table, {:.1} µs per lock hold on average ({holds} holds of up to {SWEEP_CHUNK} records)",
         counts.bound,
         scan.as_secs_f64() * 1e3,
         scan.as_secs_f64() * 1e6 / holds as f64,
