@@ -1029,8 +1029,6 @@ fn control_ask(
     }
 }
 
-/// Reserved addresses that another client holds (the reservation is newer
-/// than its lease): each holder is NAKed off at its next renewal.
 /// Appends a lease taken back from the stream to the journal. The
 /// catch-up reads faster than the writer syncs, so a full channel is waited
 /// out (on the cluster thread, before this server serves), up to a second
@@ -1055,6 +1053,8 @@ fn append_learned(producer: &mut Producer, r: &LeaseRecord, writer_stuck: &mut b
     *writer_stuck = false;
 }
 
+/// Reserved addresses that another client holds (the reservation is newer
+/// than its lease): each holder is NAKed off at its next renewal.
 fn warn_reservation_conflicts(engine: &Engine) {
     let n = engine.reservation_conflicts();
     if n > 0 {
