@@ -612,27 +612,27 @@ fn an_empty_journal_takes_the_servers_own_leases_back_from_the_stream() {
         );
         a.svc.stop();
 
+        // a again, caught up; `learn`: over an empty journal.
+        let restart = |learn: bool| {
+            let n = Node::start_with(&c, None, learn);
+            wait_for(
+                "the catch-up",
+                limit,
+                || {},
+                || n.stats().state == "connected",
+            );
+            n
+        };
+
         // Restarted with its journal: the stream's records are its own.
-        let kept = Node::start(&c, None);
-        wait_for(
-            "the catch-up",
-            limit,
-            || {},
-            || kept.stats().state == "connected",
-        );
+        let kept = restart(false);
         let s = kept.stats();
         assert_eq!((s.own, s.learned, s.applied), (40, 0, 0), "{s:?}");
         assert!(recs.iter().all(|r| !kept.has(r)), "{s:?}");
         kept.svc.stop();
 
         // Restarted over an empty journal: it learns them back.
-        let lost = Node::start_with(&c, None, true);
-        wait_for(
-            "the catch-up",
-            limit,
-            || {},
-            || lost.stats().state == "connected",
-        );
+        let lost = restart(true);
         let s = lost.stats();
         assert_eq!((s.own, s.learned, s.applied), (40, 40, 0), "{s:?}");
         if let Some(r) = recs.iter().find(|r| !lost.has(r)) {
