@@ -4,7 +4,7 @@
 //! the man pages, the state directory, the maintainer scripts. `cargo
 //! xtask test` builds and checks it after the release build.
 use crate::setup::run_cmd;
-use crate::workspace::{cargo, target_dir};
+use crate::workspace::{RELEASE_BUILD, cargo, release_build, target_dir};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -39,13 +39,7 @@ const CONFFILE: &str = "/etc/xdhcpd/xdhcpd.toml";
 pub fn run(no_build: bool) -> Result<PathBuf> {
     crate::setup::cargo_deb(false)?;
     if !no_build {
-        // The same packages as `cargo xtask test` and the benches build:
-        // `-p dhcp-user` alone resolves other features of shared crates,
-        // and each would then rebuild the other's binaries.
-        run_cmd(
-            cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
-            "cargo build --release -p dhcp-user -p xdhcpgen",
-        )?;
+        run_cmd(&mut release_build(), RELEASE_BUILD)?;
     }
     let deb = build(&target_dir())?;
     let listing = check(&deb)?;

@@ -6,7 +6,7 @@ use crate::capture::{DHCPACK, DHCPDISCOVER, DHCPOFFER, DHCPREQUEST};
 use crate::daemon::{self, Daemon};
 use crate::lab::{self, CLIENT_ADDR, Lab, LabOptions};
 use crate::process::{catch_sigint, interrupted, require_root};
-use crate::workspace::cargo;
+use crate::workspace::{RELEASE_BUILD, release_build};
 use crate::{perfdhcp, setup};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -70,13 +70,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
     setup::ensure()?;
     if !args.no_build {
-        println!(
-            "demo: building xdhcpd and xdhcpgen (cargo build --release -p dhcp-user -p xdhcpgen)"
-        );
-        setup::run_cmd(
-            cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
-            "cargo build --release -p dhcp-user -p xdhcpgen",
-        )?;
+        println!("demo: building xdhcpd and xdhcpgen ({RELEASE_BUILD})");
+        setup::run_cmd(&mut release_build(), RELEASE_BUILD)?;
     }
     let bin = daemon::xdhcpd_bin();
     if !bin.exists() {

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use xtask::lab::{CLIENT_ADDR, LabOptions, SERVER_ADDR};
 use xtask::process::require_root;
-use xtask::workspace::{cargo, target_dir};
+use xtask::workspace::{RELEASE_BUILD, cargo, release_build, target_dir};
 use xtask::{deb, demo, lab_cmd, setup, test};
 
 #[derive(Parser)]
@@ -164,13 +164,8 @@ fn bench_all(args: &xtask::bench::BenchArgs) -> Result<()> {
     require_root("the bench")?;
     setup::ensure()?;
     if !args.no_build {
-        println!(
-            "bench: building xdhcpd, xdhcpgen and xdhcpecho (cargo build --release -p dhcp-user -p xdhcpgen)"
-        );
-        setup::run_cmd(
-            cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
-            "cargo build --release -p dhcp-user -p xdhcpgen",
-        )?;
+        println!("bench: building xdhcpd, xdhcpgen and xdhcpecho ({RELEASE_BUILD})");
+        setup::run_cmd(&mut release_build(), RELEASE_BUILD)?;
     }
     xtask::bench::run(args, &target_dir())
 }
@@ -180,10 +175,7 @@ fn bench_all(args: &xtask::bench::BenchArgs) -> Result<()> {
 fn bench_ha(rounds: u32, clients: u32) -> Result<()> {
     require_root("the HA bench (network namespaces)")?;
     setup::ensure()?;
-    setup::run_cmd(
-        cargo().args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]),
-        "cargo build --release -p dhcp-user -p xdhcpgen",
-    )?;
+    setup::run_cmd(&mut release_build(), RELEASE_BUILD)?;
     setup::run_cmd(
         cargo()
             .args(["test", "-p", "xdhcpd-suite", "--test", "bench_ha"])

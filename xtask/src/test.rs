@@ -228,11 +228,8 @@ pub fn run(args: &TestArgs) -> Result<()> {
         .success();
     record("clippy (eBPF)", ok, if ok { "ok" } else { "FAILED" }.into());
 
-    banner("cargo build --release -p dhcp-user -p xdhcpgen");
-    let built = cargo()
-        .args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"])
-        .status()?
-        .success();
+    banner(workspace::RELEASE_BUILD);
+    let built = workspace::release_build().status()?.success();
     record("build", built, if built { "ok" } else { "FAILED" }.into());
     let bin = target_dir().join("release").join("xdhcpd");
 

@@ -19,6 +19,19 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// How [`release_build`] reads in messages.
+pub const RELEASE_BUILD: &str = "cargo build --release -p dhcp-user -p xdhcpgen";
+
+/// The release build that the demo, the tests, the package and the
+/// benches all use: the daemon's and the generator's packages together,
+/// because `-p dhcp-user` alone resolves other features of shared crates,
+/// and each build would then rebuild the other's binaries.
+pub fn release_build() -> Command {
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "dhcp-user", "-p", "xdhcpgen"]);
+    c
+}
+
 /// The cargo that started us (so `cargo +toolchain xtask` stays on it),
 /// in the workspace root.
 pub fn cargo() -> Command {
