@@ -97,6 +97,11 @@ enum BenchCmd {
         /// New clients per round.
         #[arg(long, default_value_t = 100_000)]
         clients: u32,
+        /// The CPU budget of each server in the second half of the rows,
+        /// in cores (a cgroup each, standing in for a host each); 0 leaves
+        /// those rows out.
+        #[arg(long, default_value_t = 0.25)]
+        server_cpu: f64,
     },
 }
 
@@ -149,7 +154,11 @@ fn main() {
                 .and_then(|()| xtask::bench::inproc::fsync(&a)),
             Some(BenchCmd::Scaling { rounds }) => xtask::bench::inproc::scaling(rounds),
             Some(BenchCmd::Split { clients }) => xtask::bench::inproc::split_instructions(clients),
-            Some(BenchCmd::Ha { rounds, clients }) => bench_ha(rounds, clients),
+            Some(BenchCmd::Ha {
+                rounds,
+                clients,
+                server_cpu,
+            }) => bench_ha(rounds, clients, server_cpu),
         },
     };
     if let Err(e) = res {
@@ -172,7 +181,7 @@ fn bench_all(args: &xtask::bench::BenchArgs) -> Result<()> {
 
 /// `cargo xtask bench ha`: the release binaries, then tests/bench_ha.rs
 /// (it starts its own lab and NATS cluster and removes them).
-fn bench_ha(rounds: u32, clients: u32) -> Result<()> {
+fn bench_ha(rounds: u32, clients: u32, server_cpu: f64) -> Result<()> {
     require_root("the HA bench (network namespaces)")?;
     setup::ensure()?;
     setup::run_cmd(&mut release_build(), RELEASE_BUILD)?;
@@ -182,7 +191,8 @@ fn bench_ha(rounds: u32, clients: u32) -> Result<()> {
             .args(["--", "--include-ignored", "--nocapture"])
             .env("XDHCPD_BIN", target_dir().join("release/xdhcpd"))
             .env("BENCH_HA_ROUNDS", rounds.to_string())
-            .env("BENCH_HA_CLIENTS", clients.to_string()),
+            .env("BENCH_HA_CLIENTS", clients.to_string())
+            .env("BENCH_HA_SERVER_CPU", server_cpu.to_string()),
         "cargo test -p xdhcpd-suite --test bench_ha",
     )
 }
