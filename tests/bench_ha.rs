@@ -112,23 +112,24 @@ const PERIOD_US: u64 = 10_000;
 /// one process on both cores, each core's run queue takes its runtime
 /// from the period's pool in 5 ms slices, and a budget of 2.5 ms then
 /// throttles a server that has used far less. One core also keeps the
-/// servers' workers apart (each pins to the first core it is allowed).
-/// Removed on drop, after moving back to the roots whatever still runs
-/// in it.
+/// servers' workers apart: moving a process into a cpuset replaces every
+/// thread's affinity, the worker's pin with it. Removed on drop, after
+/// moving back to the roots whatever still runs in it.
 struct CpuCap {
-    dirs: [PathBuf; 2],
+    /// The cpu group, then the cpuset group: each pushed once made, so a
+    /// failure halfway removes what was made.
+    dirs: Vec<PathBuf>,
 }
 
 impl CpuCap {
     fn new(name: &str, share: f64, core: usize) -> std::io::Result<CpuCap> {
         let cpu = PathBuf::from(CPU_CGROUPS).join(name);
         let cpuset = PathBuf::from(CPUSET_CGROUPS).join(name);
+        let mut cap = CpuCap { dirs: Vec::new() };
         std::fs::create_dir(&cpu)?;
-        let mut cap = CpuCap {
-            dirs: [cpu.clone(), PathBuf::new()],
-        };
+        cap.dirs.push(cpu.clone());
         std::fs::create_dir(&cpuset)?;
-        cap.dirs[1] = cpuset.clone();
+        cap.dirs.push(cpuset.clone());
         std::fs::write(cpu.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
         let quota = (share * PERIOD_US as f64).round() as u64;
         std::fs::write(cpu.join("cpu.cfs_quota_us"), quota.to_string())?;
@@ -160,7 +161,7 @@ impl CpuCap {
 
 impl Drop for CpuCap {
     fn drop(&mut self) {
-        for dir in self.dirs.iter().filter(|d| !d.as_os_str().is_empty()) {
+        for dir in &self.dirs {
             let root = dir.parent().expect("a root").join("cgroup.procs");
             let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
             for pid in procs.split_whitespace() {
@@ -173,11 +174,9 @@ impl Drop for CpuCap {
 
 struct Sample {
     leases_per_s: f64,
-    /// CPU seconds over the load: the servers, the NATS nodes, and the
-    /// whole machine (the generator and the kernel's veth work are most of
-    /// the rest).
-    cpu_servers: f64,
-    /// Each server's share of `cpu_servers`.
+    /// CPU seconds over the load: each server's, the NATS nodes', and the
+    /// whole machine's (the generator and the kernel's veth work are most
+    /// of the rest).
     cpu_each: Vec<f64>,
     cpu_nats: f64,
     cpu_all: f64,
@@ -252,7 +251,7 @@ fn one_run(
     };
     let nats: Vec<u32> = lab.nats.iter().filter_map(|n| n.pid()).collect();
     let each = |pids: &[u32]| pids.iter().map(|p| cpu_of(&[*p])).collect::<Vec<_>>();
-    let before = (cpu_of(&pids), cpu_of(&nats), cpu_machine(), each(&pids));
+    let before = (each(&pids), cpu_of(&nats), cpu_machine());
     let run = run_gen(
         lab,
         &lab.cli_ns,
@@ -269,7 +268,7 @@ fn one_run(
         ],
         Duration::from_secs(300),
     );
-    let after = (cpu_of(&pids), cpu_of(&nats), cpu_machine(), each(&pids));
+    let after = (each(&pids), cpu_of(&nats), cpu_machine());
     let throttled = caps.iter().map(CpuCap::throttled).collect();
     let mut acks = Vec::new();
     if let Some(d) = plain {
@@ -282,8 +281,7 @@ fn one_run(
     }
     Sample {
         leases_per_s: run.summary["leases_per_sec"].as_f64().unwrap_or(0.0),
-        cpu_servers: after.0 - before.0,
-        cpu_each: after.3.iter().zip(&before.3).map(|(a, b)| a - b).collect(),
+        cpu_each: after.0.iter().zip(&before.0).map(|(a, b)| a - b).collect(),
         cpu_nats: after.1 - before.1,
         cpu_all: after.2 - before.2,
         completed: run.counter("completed"),
@@ -352,14 +350,13 @@ fn ha_costs_side_by_side() {
     let share: f64 = knob("BENCH_HA_SERVER_CPU", 0.25);
     let mut budgets = vec![None];
     if share > 0.0 {
-        if std::path::Path::new(CPU_CGROUPS)
-            .join("cpu.cfs_quota_us")
-            .exists()
-        {
+        let v1 = |root: &str, file: &str| std::path::Path::new(root).join(file).exists();
+        if v1(CPU_CGROUPS, "cpu.cfs_quota_us") && v1(CPUSET_CGROUPS, "cpuset.cpus") {
             budgets.push(Some(share));
         } else {
             eprintln!(
-                "no cgroup-v1 CPU controller at {CPU_CGROUPS}: the rows with CPU budgets are left out"
+                "no cgroup-v1 cpu and cpuset controllers at {CPU_CGROUPS}, {CPUSET_CGROUPS}: \
+                 the rows with CPU budgets are left out"
             );
         }
     }
@@ -383,7 +380,7 @@ fn ha_costs_side_by_side() {
                 let s = one_run(&lab, *row, tag, clients, window, *budget);
                 let per_lease = |cpu: f64| 1e6 * cpu / s.completed.max(1) as f64;
                 let cpu = (
-                    per_lease(s.cpu_servers),
+                    per_lease(s.cpu_each.iter().sum()),
                     per_lease(s.cpu_nats),
                     per_lease(s.cpu_all),
                 );

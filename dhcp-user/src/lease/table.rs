@@ -263,6 +263,17 @@ struct Shard {
     states: [u32; 5],
 }
 
+/// Counts held by [`state_slot`], as the stats name them.
+fn by_slot(n: [u64; 5]) -> StateCounts {
+    StateCounts {
+        offered: n[state_slot(LeaseState::Offered)],
+        bound: n[state_slot(LeaseState::Bound)],
+        released: n[state_slot(LeaseState::Released)],
+        expired: n[state_slot(LeaseState::Expired)],
+        declined: n[state_slot(LeaseState::Declined)],
+    }
+}
+
 /// A state's place in [`Shard::states`].
 #[inline]
 fn state_slot(s: LeaseState) -> usize {
@@ -677,32 +688,20 @@ impl LeaseTable {
                 *t += u64::from(c);
             }
         }
-        StateCounts {
-            offered: n[state_slot(LeaseState::Offered)],
-            bound: n[state_slot(LeaseState::Bound)],
-            released: n[state_slot(LeaseState::Released)],
-            expired: n[state_slot(LeaseState::Expired)],
-            declined: n[state_slot(LeaseState::Declined)],
-        }
+        by_slot(n)
     }
 
     /// The same counts from every record (see [`LeaseTable::sweep`]):
     /// what the kept counts must equal.
     #[cfg(test)]
     fn count_by_scan(&self) -> StateCounts {
-        let mut c = StateCounts::default();
+        let mut n = [0u64; 5];
         self.sweep(|_, s, chunk| {
             for r in s.records[chunk].iter().filter(|r| r.prev != FREE) {
-                *match r.lease.state {
-                    LeaseState::Offered => &mut c.offered,
-                    LeaseState::Bound => &mut c.bound,
-                    LeaseState::Released => &mut c.released,
-                    LeaseState::Expired => &mut c.expired,
-                    LeaseState::Declined => &mut c.declined,
-                } += 1;
+                n[state_slot(r.lease.state)] += 1;
             }
         });
-        c
+        by_slot(n)
     }
 
     /// Records in the table (read without locks: a moment late at most).
