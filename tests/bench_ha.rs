@@ -187,6 +187,9 @@ struct Sample {
     acks: Vec<u64>,
     /// Periods each server's CPU budget ran out (empty without budgets).
     throttled: Vec<u64>,
+    /// Records published and the stream messages that carried them, over
+    /// the servers (0 without a cluster).
+    published: (u64, u64),
 }
 
 /// One load against one row; every run has streams and a bucket of its
@@ -271,12 +274,15 @@ fn one_run(
     let after = (each(&pids), cpu_of(&nats), cpu_machine());
     let throttled = caps.iter().map(CpuCap::throttled).collect();
     let mut acks = Vec::new();
+    let mut published = (0, 0);
     if let Some(d) = plain {
         acks.push(counter(&d.stop().expect("xdhcpd stops"), "/total/ack"));
     }
     for m in &mut members {
         let s = ctx(m.d().fresh_stats(), "stats");
         acks.push(counter(&s, "/total/ack"));
+        published.0 += counter(&s, "/cluster/published");
+        published.1 += counter(&s, "/cluster/messages");
         m.stop();
     }
     Sample {
@@ -289,6 +295,7 @@ fn one_run(
         duplicates: run.counter("duplicate_addresses"),
         acks,
         throttled,
+        published,
     }
 }
 
@@ -386,7 +393,8 @@ fn ha_costs_side_by_side() {
                 );
                 eprintln!(
                     "round {round}: {:<34} {:<13} {:>8.0} leases/s  timeouts {}  duplicates {}  ACKs per server {:?}  \
-                     throttled periods {:?}  CPU µs per lease: servers {:.0} {:.1?}, NATS {:.0}, machine {:.0}",
+                     throttled periods {:?}  CPU µs per lease: servers {:.0} {:.1?}, NATS {:.0}, machine {:.0}  \
+                     records per stream message {:.1}",
                     row.what,
                     budget_label(*budget),
                     s.leases_per_s,
@@ -397,7 +405,8 @@ fn ha_costs_side_by_side() {
                     cpu.0,
                     s.cpu_each.iter().map(|c| per_lease(*c)).collect::<Vec<_>>(),
                     cpu.1,
-                    cpu.2
+                    cpu.2,
+                    s.published.0 as f64 / s.published.1.max(1) as f64
                 );
                 assert_eq!(s.duplicates, 0, "{}: an address given twice", row.what);
                 let t = &mut tally[b][i];

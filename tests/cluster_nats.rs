@@ -330,19 +330,22 @@ struct Node {
     own: Arc<Ownership>,
     /// What the journal's replication hook would send; `None` when a real
     /// journal feeds the thread.
-    tx: Option<crossbeam_channel::Sender<Shipped>>,
+    tx: Option<crossbeam_channel::Sender<Vec<Shipped>>>,
     seq: u64,
 }
 
 impl Node {
-    fn start(c: &Cluster, journal: Option<(crossbeam_channel::Receiver<Shipped>, Marks)>) -> Node {
+    fn start(
+        c: &Cluster,
+        journal: Option<(crossbeam_channel::Receiver<Vec<Shipped>>, Marks)>,
+    ) -> Node {
         Node::start_with(c, journal, false)
     }
     /// `learn`: as the daemon starts over an empty journal, taking its own
     /// records back from the stream into the engine.
     fn start_with(
         c: &Cluster,
-        journal: Option<(crossbeam_channel::Receiver<Shipped>, Marks)>,
+        journal: Option<(crossbeam_channel::Receiver<Vec<Shipped>>, Marks)>,
         learn: bool,
     ) -> Node {
         let engine = engine(&c.name);
@@ -385,11 +388,11 @@ impl Node {
     fn ship(&mut self, rec: LeaseRecord) {
         self.seq += 1;
         let tx = self.tx.as_ref().expect("no journal behind this node");
-        tx.send(Shipped {
+        tx.send(vec![Shipped {
             producer: 0,
             seq: self.seq,
             rec,
-        })
+        }])
         .unwrap();
     }
     fn stats(&self) -> ClusterStatus {
@@ -411,7 +414,11 @@ impl Node {
 /// cluster thread.
 fn replicated_journal(
     name: &str,
-) -> (PathBuf, JournalHandle, crossbeam_channel::Receiver<Shipped>) {
+) -> (
+    PathBuf,
+    JournalHandle,
+    crossbeam_channel::Receiver<Vec<Shipped>>,
+) {
     let dir = std::env::temp_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let (tx, rx) = crossbeam_channel::bounded(1024);

@@ -350,7 +350,10 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         .as_ref()
         .is_some_and(|c| c.durability == ClusterDurability::Replicated);
     let mut cluster_feed = checked.cluster.as_ref().map(|_| {
-        let (tx, rx) = crossbeam_channel::bounded(64 * 1024);
+        // Bounded in groups (one per group commit): 4 Ki of them are a few
+        // seconds of commits whatever the rate, as the 64 Ki records it
+        // held before were at a few thousand leases/s.
+        let (tx, rx) = crossbeam_channel::bounded(4 * 1024);
         let dropped = Arc::new(AtomicU64::new(0));
         (
             Replication {

@@ -60,8 +60,9 @@ pub type LearnOwn = Box<dyn FnMut(&LeaseRecord) -> bool + Send>;
 pub struct Links {
     /// The bits the workers read; only the cluster thread writes them.
     pub ownership: Arc<Ownership>,
-    /// Every record the journal wrote, in each producer's order.
-    pub shipped: Receiver<Shipped>,
+    /// Every record the journal wrote, in each producer's order, one
+    /// message per group commit.
+    pub shipped: Receiver<Vec<Shipped>>,
     /// `replicated`: the journal's marks, moved here once the stream stored
     /// the record. `None` in `durable` (the journal moves them itself).
     pub marks: Option<Marks>,
@@ -76,7 +77,8 @@ pub struct Links {
 /// records wait in the bridge channel (and, in `replicated`, the journal
 /// writer waits for it).
 pub const MAX_IN_FLIGHT: usize = 8192;
-/// Shipped records carried into the runtime in one message.
+/// Shipped records carried into the runtime in one message, at most (a
+/// bigger group goes as it is): the groups waiting are joined up to it.
 const BATCH: usize = 1024;
 
 /// State shared by the tasks; the ownership bits change only under it.
@@ -302,21 +304,19 @@ impl Drop for ClusterService {
 /// Carries shipped records into the runtime in batches. Ends when the
 /// journal is gone (its sender dropped) or on stop.
 fn bridge(
-    rx: Receiver<Shipped>,
+    rx: Receiver<Vec<Shipped>>,
     tx: tokio::sync::mpsc::Sender<Vec<Shipped>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        let first = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(s) => s,
+        let mut batch = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(g) => g,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let mut batch = Vec::with_capacity(64);
-        batch.push(first);
         while batch.len() < BATCH {
             match rx.try_recv() {
-                Ok(s) => batch.push(s),
+                Ok(g) => batch.extend_from_slice(&g),
                 Err(_) => break,
             }
         }

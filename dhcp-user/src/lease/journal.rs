@@ -137,17 +137,17 @@ pub struct Shipped {
 
 /// Where the writer hands every record once its group is safe on the
 /// local disk (written in fast mode, synced in durable mode), in each
-/// producer's order.
+/// producer's order: one message per group commit, its records in order.
 #[derive(Clone, Debug)]
 pub struct Replication {
-    pub tx: Sender<Shipped>,
+    pub tx: Sender<Vec<Shipped>>,
     /// `durability = "replicated"`: the journal never moves the producers'
     /// durable marks itself; the receiver does, with [`Marks::advance`],
     /// once the cluster stored the record, so an ACK waits for both disks.
     /// The writer then waits on a full channel rather than lose a record
     /// (it is a side thread: the workers see its queue fill and count
     /// `journal_full`). Otherwise (`durable`) a full channel loses the
-    /// record to the cluster alone, counted in `dropped`.
+    /// group to the cluster alone, its records counted in `dropped`.
     pub gates_acks: bool,
     pub dropped: Arc<AtomicU64>,
 }

@@ -746,19 +746,19 @@ fn every_tap_gets_every_record_and_a_full_one_counts_alone() {
 }
 
 /// A durable journal in `dir` with the replication hook: its records
-/// shipped to the returned channel (room for `bound`), the marks left to
-/// the cluster when `gates_acks`, and the count of records the channel
-/// refused.
+/// shipped to the returned channel (room for `bound` groups), the marks
+/// left to the cluster when `gates_acks`, and the count of records the
+/// channel refused.
 fn open_replicated(
     dir: &Path,
     bound: usize,
     gates_acks: bool,
 ) -> (
     JournalHandle,
-    crossbeam_channel::Receiver<Shipped>,
+    crossbeam_channel::Receiver<Vec<Shipped>>,
     Arc<AtomicU64>,
 ) {
-    let (tx, rx) = crossbeam_channel::bounded::<Shipped>(bound);
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Shipped>>(bound);
     let dropped = Arc::new(AtomicU64::new(0));
     let opts = JournalOptions {
         replication: Some(Replication {
@@ -779,10 +779,12 @@ fn replicated_marks_move_only_when_the_cluster_says_so() {
     let marks = h.marks();
     let mut p = h.producer().unwrap();
     let t: Vec<_> = (0..3).map(|i| p.append(&sample(i)).unwrap()).collect();
-    // Shipped in order, with their tickets, once synced...
-    let got: Vec<Shipped> = (0..3)
-        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
-        .collect();
+    // Shipped in order, with their tickets, once synced (in one group or
+    // more)...
+    let mut got: Vec<Shipped> = Vec::new();
+    while got.len() < 3 {
+        got.extend(rx.recv_timeout(Duration::from_secs(5)).unwrap());
+    }
     assert_eq!(got.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(got[1].rec.addr, sample(1).addr);
     assert!(h.stats().fsyncs >= 1, "shipped only after the sync");
@@ -815,7 +817,8 @@ fn durable_cluster_copy_never_holds_the_journal_back() {
     }
     assert!(p.is_durable(last));
     h.close().unwrap();
-    assert_eq!(rx.try_iter().count(), 1);
+    // Each append waited for its mark, so each was a group of its own.
+    assert_eq!(rx.try_iter().map(|g| g.len()).collect::<Vec<_>>(), [1]);
     assert_eq!(dropped.load(Relaxed), 2);
 }
 

@@ -297,33 +297,41 @@ impl Writer {
         Ok(())
     }
 
-    /// Hands the group's records to the cluster thread: waiting on a full
-    /// channel when ACKs wait for the cluster (nothing may be skipped
-    /// then; the wait ends at shutdown), else losing them to it, counted.
+    /// Hands the group's records to the cluster thread, the whole group
+    /// as one message (the channel's cost and the receiver's wakeup are
+    /// paid once per group commit, not once per record): waiting on a
+    /// full channel when ACKs wait for the cluster (nothing may be skipped
+    /// then; the wait ends at shutdown), else losing the group to it,
+    /// counted by its records.
     fn ship(&self, l: &mut Loop) {
         let Some(r) = &self.opts.replication else {
             return;
         };
-        for item in l.shipped.drain(..) {
-            if !r.gates_acks {
-                if r.tx.try_send(item).is_err() {
-                    r.dropped.fetch_add(1, Relaxed);
-                }
-                continue;
+        if l.shipped.is_empty() {
+            return;
+        }
+        // The next group is likely the size of this one; the allocation is
+        // the writer's (a side thread), once per group.
+        let next = Vec::with_capacity(l.shipped.len());
+        let mut group = std::mem::replace(&mut l.shipped, next);
+        let n = group.len() as u64;
+        if !r.gates_acks {
+            if r.tx.try_send(group).is_err() {
+                r.dropped.fetch_add(n, Relaxed);
             }
-            let mut item = item;
-            loop {
-                match r.tx.send_timeout(item, Duration::from_millis(100)) {
-                    Ok(()) => break,
-                    Err(crossbeam_channel::SendTimeoutError::Timeout(back))
-                        if !self.shared.closing.load(Relaxed) =>
-                    {
-                        item = back;
-                    }
-                    Err(_) => {
-                        r.dropped.fetch_add(1, Relaxed);
-                        break;
-                    }
+            return;
+        }
+        loop {
+            match r.tx.send_timeout(group, Duration::from_millis(100)) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back))
+                    if !self.shared.closing.load(Relaxed) =>
+                {
+                    group = back;
+                }
+                Err(_) => {
+                    r.dropped.fetch_add(n, Relaxed);
+                    return;
                 }
             }
         }
