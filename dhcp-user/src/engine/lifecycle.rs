@@ -159,15 +159,17 @@ impl Engine {
     /// Ends held offers, leases and quarantines whose time is up and gives
     /// their addresses back to the pools; forgets released and expired
     /// records older than `keep_released`. Runs on a side thread; returns
-    /// how many it ended.
+    /// how many it ended. Only the table's shards in which something is
+    /// due are visited ([`crate::lease::table::LeaseTable::retain_due`]).
     pub fn expire(&self, now: u32) -> usize {
         let mut ended = 0;
-        self.leases.retain(|k, l| {
+        self.leases.retain_due(now, |k, l| {
             if !l.state.holds() {
-                return l.expires.saturating_add(self.keep_released) > now;
+                let gone = l.expires.saturating_add(self.keep_released);
+                return (gone > now).then_some(gone);
             }
             if l.expires > now {
-                return true;
+                return Some(l.expires);
             }
             let s = self.subnet_of(k.subnet, l.addr);
             if let Some(s) = s {
@@ -181,10 +183,10 @@ impl Engine {
                 {
                     s.leave_probation();
                 }
-                return false;
+                return None;
             }
             l.state = LeaseState::Expired;
-            self.keep_released > 0
+            (self.keep_released > 0).then(|| l.expires.saturating_add(self.keep_released))
         });
         ended
     }
