@@ -553,6 +553,7 @@ io = "xdp"
 xdp_mode = "driver"
 bind = "copy"
 poll = "adaptive"
+cores = [{core}]
 server_id = "{sid}"
 
 [journal]
@@ -573,6 +574,10 @@ lease_time = 3600
 "#,
             iface = s.data_if,
             sid = s.data_ip,
+            // Each server's worker on a core of its own where there are
+            // enough, as on hosts of their own (else both would pin to
+            // core 0: a worker pins to its queue's index).
+            core = k % std::thread::available_parallelism().map_or(1, |n| n.get()),
             dir = journal_dir.display(),
             cluster = cluster.unwrap_or_default(),
         )
