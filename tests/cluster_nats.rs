@@ -26,7 +26,7 @@ use xdhcp::config::{Cluster, ClusterDurability, ClusterMode};
 use xdhcp::engine::Ownership;
 use xdhcp::engine::{Clock, Engine};
 use xdhcp::lease::journal::{
-    FixedBytes, Journal, JournalHandle, JournalOptions, LeaseRecord, Marks, RecordState,
+    Feed, FixedBytes, Journal, JournalHandle, JournalOptions, LeaseRecord, Marks, RecordState,
     Replication, Shipped,
 };
 use xdhcp::lease::{ClientKey, LeaseState};
@@ -335,26 +335,19 @@ struct Node {
 }
 
 impl Node {
-    fn start(
-        c: &Cluster,
-        journal: Option<(crossbeam_channel::Receiver<Vec<Shipped>>, Marks)>,
-    ) -> Node {
+    fn start(c: &Cluster, journal: Option<(Feed, Marks)>) -> Node {
         Node::start_with(c, journal, false)
     }
     /// `learn`: as the daemon starts over an empty journal, taking its own
     /// records back from the stream into the engine.
-    fn start_with(
-        c: &Cluster,
-        journal: Option<(crossbeam_channel::Receiver<Vec<Shipped>>, Marks)>,
-        learn: bool,
-    ) -> Node {
+    fn start_with(c: &Cluster, journal: Option<(Feed, Marks)>, learn: bool) -> Node {
         let engine = engine(&c.name);
         let own = engine.ownership().clone();
-        let (tx, shipped, marks) = match journal {
-            Some((rx, marks)) => (None, rx, Some(marks)),
+        let (tx, feed, marks) = match journal {
+            Some((feed, marks)) => (None, feed, Some(marks)),
             None => {
-                let (tx, rx) = crossbeam_channel::bounded(1024);
-                (Some(tx), rx, None)
+                let (repl, feed) = Replication::channel(1024, false);
+                (Some(repl.tx), feed, None)
             }
         };
         let e = engine.clone();
@@ -367,7 +360,7 @@ impl Node {
             c,
             Links {
                 ownership: own.clone(),
-                shipped,
+                feed,
                 marks,
                 apply: Box::new(move |r: &LeaseRecord| {
                     e.apply_remote(r, Clock::now(&e, Instant::now()))
@@ -412,30 +405,20 @@ impl Node {
 /// `name`, as the daemon opens it in `replicated` mode: the writer syncs,
 /// ships every record to the returned channel, and leaves the marks to the
 /// cluster thread.
-fn replicated_journal(
-    name: &str,
-) -> (
-    PathBuf,
-    JournalHandle,
-    crossbeam_channel::Receiver<Vec<Shipped>>,
-) {
+fn replicated_journal(name: &str) -> (PathBuf, JournalHandle, Feed) {
     let dir = std::env::temp_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    let (tx, rx) = crossbeam_channel::bounded(1024);
+    let (repl, feed) = Replication::channel(1024, true);
     let (journal, _) = Journal::open(
         &dir,
         xdhcp::lease::journal::Durability::Durable,
         JournalOptions {
-            replication: Some(Replication {
-                tx,
-                gates_acks: true,
-                dropped: Default::default(),
-            }),
+            replication: Some(repl),
             ..JournalOptions::default()
         },
     )
     .expect("journal");
-    (dir, journal, rx)
+    (dir, journal, feed)
 }
 
 /// Waits (bounded) for `cond`, checking `always` at every look.

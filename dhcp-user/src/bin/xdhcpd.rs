@@ -5,7 +5,7 @@ use arc_swap::ArcSwap;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xdhcp::cluster::{ClusterService, ClusterStatsHandle, LearnOwn, Links};
@@ -353,17 +353,9 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         // Bounded in groups (one per group commit): 4 Ki of them are a few
         // seconds of commits whatever the rate, as the 64 Ki records it
         // held before were at a few thousand leases/s.
-        let (tx, rx) = crossbeam_channel::bounded(4 * 1024);
-        let dropped = Arc::new(AtomicU64::new(0));
-        (
-            Replication {
-                tx,
-                gates_acks: replicated,
-                dropped: dropped.clone(),
-            },
-            rx,
-            dropped,
-        )
+        let (repl, feed) = Replication::channel(4 * 1024, replicated);
+        let dropped = repl.dropped.clone();
+        (repl, feed, dropped)
     });
     let mut cluster = None;
     let journal = match &cfg.journal {
@@ -432,7 +424,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                     })?,
                 );
             }
-            if let (Some(c), Some((_, rx, dropped))) = (&checked.cluster, cluster_feed.take()) {
+            if let (Some(c), Some((_, feed, dropped))) = (&checked.cluster, cluster_feed.take()) {
                 // After the journal's own replay, so the stream catch-up
                 // only adds what the others made.
                 let apply_to = cell.clone();
@@ -460,7 +452,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
                     c,
                     Links {
                         ownership: engine.ownership().clone(),
-                        shipped: rx,
+                        feed,
                         marks: replicated.then(|| handle.marks()),
                         apply: Box::new(move |r| {
                             let e = apply_to.load();

@@ -14,6 +14,7 @@
 //! looks wrong.
 use crate::lease::journal::{LeaseRecord, Reader, RecordState};
 use crate::lease::table::ClientKey;
+use bytes::BufMut;
 use std::net::Ipv4Addr;
 
 /// Layout version of [`encode_batch`]; a reader refuses any other (1 was
@@ -108,44 +109,45 @@ impl Subjects {
 }
 
 /// Appends a batch of `origin`'s records (share, claim revision, record)
-/// to `out`; at most [`MAX_BATCH`] of them are taken.
+/// to `out` (a `Vec<u8>`, or the cluster thread's reused `BytesMut`); at
+/// most [`MAX_BATCH`] of them are taken.
 pub fn encode_batch<'a>(
     origin: &str,
     records: impl IntoIterator<Item = (u8, u64, &'a LeaseRecord)>,
-    out: &mut Vec<u8>,
+    out: &mut (impl BufMut + AsMut<[u8]>),
 ) {
     let name = &origin.as_bytes()[..origin.len().min(255)];
-    out.push(VERSION);
-    let count_at = out.len();
-    out.extend_from_slice(&[0, 0]);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
+    out.put_u8(VERSION);
+    let count_at = out.as_mut().len();
+    out.put_slice(&[0, 0]);
+    out.put_u8(name.len() as u8);
+    out.put_slice(name);
     let mut n = 0u16;
     for (share, revision, rec) in records.into_iter().take(MAX_BATCH) {
         encode_record(share, revision, rec, out);
         n += 1;
     }
-    out[count_at..count_at + 2].copy_from_slice(&n.to_le_bytes());
+    out.as_mut()[count_at..count_at + 2].copy_from_slice(&n.to_le_bytes());
 }
 
-fn encode_record(share: u8, revision: u64, rec: &LeaseRecord, out: &mut Vec<u8>) {
-    out.push(share);
-    out.extend_from_slice(&revision.to_le_bytes());
-    out.extend_from_slice(&rec.subnet.to_le_bytes());
-    out.extend_from_slice(&rec.addr.octets());
-    out.push(rec.client.kind);
-    out.push(rec.client.len);
+fn encode_record(share: u8, revision: u64, rec: &LeaseRecord, out: &mut impl BufMut) {
+    out.put_u8(share);
+    out.put_slice(&revision.to_le_bytes());
+    out.put_slice(&rec.subnet.to_le_bytes());
+    out.put_slice(&rec.addr.octets());
+    out.put_u8(rec.client.kind);
+    out.put_u8(rec.client.len);
     let id_len = (rec.client.len as usize).min(32);
-    out.extend_from_slice(&rec.client.bytes[..id_len]);
-    out.extend_from_slice(&rec.hwaddr);
-    out.push(rec.state as u8);
-    out.extend_from_slice(&rec.expires_unix.to_le_bytes());
-    out.extend_from_slice(&rec.cltt_unix.to_le_bytes());
+    out.put_slice(&rec.client.bytes[..id_len]);
+    out.put_slice(&rec.hwaddr);
+    out.put_u8(rec.state as u8);
+    out.put_slice(&rec.expires_unix.to_le_bytes());
+    out.put_slice(&rec.cltt_unix.to_le_bytes());
     for f in [rec.hostname.as_slice(), rec.agent_info.as_slice()] {
-        out.push(f.len() as u8);
-        out.extend_from_slice(f);
+        out.put_u8(f.len() as u8);
+        out.put_slice(f);
     }
-    out.push(rec.fqdn_flags);
+    out.put_u8(rec.fqdn_flags);
 }
 
 /// The origin and record count of a batch, read without decoding its

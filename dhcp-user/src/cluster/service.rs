@@ -35,7 +35,7 @@ use super::stats::ClusterStats;
 use super::stream;
 use crate::config::cluster::{Cluster, ClusterDurability, ClusterMode};
 use crate::engine::Ownership;
-use crate::lease::journal::{LeaseRecord, Marks, Shipped};
+use crate::lease::journal::{Feed, LeaseRecord, Marks, Shipped};
 use crate::lease::owner::MAX_SHARES;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::io;
@@ -61,8 +61,8 @@ pub struct Links {
     /// The bits the workers read; only the cluster thread writes them.
     pub ownership: Arc<Ownership>,
     /// Every record the journal wrote, in each producer's order, one
-    /// message per group commit.
-    pub shipped: Receiver<Vec<Shipped>>,
+    /// message per group commit (and where its buffer goes back).
+    pub feed: Feed,
     /// `replicated`: the journal's marks, moved here once the stream stored
     /// the record. `None` in `durable` (the journal moves them itself).
     pub marks: Option<Marks>,
@@ -77,9 +77,8 @@ pub struct Links {
 /// records wait in the bridge channel (and, in `replicated`, the journal
 /// writer waits for it).
 pub const MAX_IN_FLIGHT: usize = 8192;
-/// Shipped records carried into the runtime in one message, at most (a
-/// bigger group goes as it is): the groups waiting are joined up to it.
-const BATCH: usize = 1024;
+/// Groups waiting in the runtime's channel, at most.
+const GROUPS: usize = 64;
 
 /// State shared by the tasks; the ownership bits change only under it.
 pub(crate) struct Control {
@@ -237,9 +236,10 @@ impl ClusterService {
         // Nothing is owned until acquired.
         links.ownership.set_owned(0);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Vec<Shipped>>(64);
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Vec<Shipped>>(GROUPS);
+        let feed = links.feed;
         let bridge = {
-            let (rx, stop_rx) = (links.shipped, stop_rx.clone());
+            let (rx, stop_rx) = (feed.shipped.clone(), stop_rx.clone());
             std::thread::Builder::new()
                 .name("xdhcp-cluster-in".into())
                 .spawn(move || bridge(rx, batch_tx, stop_rx))?
@@ -264,7 +264,9 @@ impl ClusterService {
         let thread = std::thread::Builder::new()
             .name("xdhcp-cluster".into())
             .spawn(move || {
-                rt.block_on(run(shared, batch_rx, marks, apply, learn_own, stop_rx));
+                rt.block_on(run(
+                    shared, batch_rx, feed, marks, apply, learn_own, stop_rx,
+                ));
             })?;
         Ok(ClusterService {
             stop,
@@ -301,28 +303,24 @@ impl Drop for ClusterService {
     }
 }
 
-/// Carries shipped records into the runtime in batches. Ends when the
-/// journal is gone (its sender dropped) or on stop.
+/// Carries the journal's groups into the runtime as they are (the worker
+/// joins what waits into its messages; joining here cost a copy and a
+/// growing allocation per group). Ends when the journal is gone (its
+/// sender dropped) or on stop.
 fn bridge(
     rx: Receiver<Vec<Shipped>>,
     tx: tokio::sync::mpsc::Sender<Vec<Shipped>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        let mut batch = match rx.recv_timeout(Duration::from_millis(100)) {
+        let group = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(g) => g,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(g) => batch.extend_from_slice(&g),
-                Err(_) => break,
-            }
-        }
         // Blocks while the runtime is behind: in `replicated` the journal
         // writer then waits too, which is the configured back pressure.
-        if tx.blocking_send(batch).is_err() {
+        if tx.blocking_send(group).is_err() {
             return;
         }
     }
@@ -331,6 +329,7 @@ fn bridge(
 async fn run(
     shared: Arc<Shared>,
     batches: tokio::sync::mpsc::Receiver<Vec<Shipped>>,
+    feed: Feed,
     marks: Option<Marks>,
     apply: Apply,
     learn_own: Option<LearnOwn>,
@@ -376,6 +375,9 @@ async fn run(
         pending: Vec::new(),
         last_read: Instant::now(),
         sent: 0,
+        feed,
+        ids: Vec::new(),
+        body: Default::default(),
     };
     worker.run(batches, acquire_rx, stop).await;
     let _ = control.await;

@@ -7,8 +7,9 @@ use super::fence::{Fence, Verdict};
 use super::payload::{self, Kind, Marker, Subjects};
 use super::pipeline::{Entry, Pipeline, Route, State, route};
 use super::service::{Apply, LearnOwn, MAX_IN_FLIGHT, Shared, set_state};
-use crate::lease::journal::{Marks, Shipped};
+use crate::lease::journal::{Feed, Marks, Shipped};
 use async_nats::jetstream::{self, consumer, kv, stream as js_stream};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -169,7 +170,20 @@ pub struct Worker {
     pub last_read: std::time::Instant,
     /// Messages of records sent so far (numbers their `Nats-Msg-Id`).
     pub sent: u64,
+    /// Where the journal's group buffers go back once taken apart.
+    pub feed: Feed,
+    /// Scratch: the pipeline ids of one `ship` to publish.
+    pub ids: Vec<u64>,
+    /// The message being encoded. Sent as a frozen split of it; once the
+    /// client has written and dropped that, `reserve` takes the same
+    /// allocation back, so a message of hundreds of records costs no
+    /// allocation in steady load.
+    pub body: BytesMut,
 }
+
+/// Records one `ship` takes from the groups waiting, at least (a bigger
+/// group goes whole): the stream's messages carry what waited together.
+const SHIP: usize = 1024;
 
 /// How long a fenced record's mark waits: twice the workers' limit for a
 /// parked reply, so that its reply was dropped (`parked_expired`), not
@@ -208,7 +222,7 @@ impl Worker {
             tokio::select! {
                 _ = stop.changed() => break,
                 b = batches.recv(), if room && batches_open => match b {
-                    Some(b) => self.ship(b, &acks).await,
+                    Some(b) => self.ship(b, &mut batches, &acks).await,
                     None => batches_open = false,
                 },
                 Some((sent, res)) = acks.next(), if !acks.is_empty() => {
@@ -321,41 +335,58 @@ impl Worker {
 
     /// Publishes the records of owned shares, in order, as few messages
     /// as [`payload::MAX_BATCH`] allows (whatever the journal shipped
-    /// while the last ones were out goes together: the group commit of the
-    /// stream); the others stay in this server's journal only.
-    async fn ship(&mut self, batch: Vec<Shipped>, acks: &FuturesUnordered<AckFuture>) {
-        let mut out = Vec::with_capacity(batch.len());
+    /// while the last ones were out goes together, up to [`SHIP`]: the
+    /// group commit of the stream); the others stay in this server's
+    /// journal only.
+    async fn ship(
+        &mut self,
+        first: Vec<Shipped>,
+        more: &mut mpsc::Receiver<Vec<Shipped>>,
+        acks: &FuturesUnordered<AckFuture>,
+    ) {
         let now = std::time::Instant::now();
-        {
-            let c = self.shared.lock();
-            for s in batch {
-                let share = self.shared.ownership.share_of_record(&s.rec);
-                let (state, share, revision) =
-                    match route(share, s.rec.state, c.held | c.releasing, &c.mine) {
-                        Route::Publish { share, revision } => (State::InFlight, share, revision),
-                        Route::Local { share } => {
-                            self.shared.stats.local_only.fetch_add(1, Relaxed);
-                            (State::Settled, share, 0)
-                        }
-                    };
-                out.push(Entry {
-                    producer: s.producer,
-                    seq: s.seq,
-                    rec: s.rec,
-                    share,
-                    revision,
-                    state,
-                    epoch: c.epoch,
-                    shipped: now,
-                });
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        let mut group = first;
+        let mut taken = 0;
+        loop {
+            taken += group.len();
+            {
+                let c = self.shared.lock();
+                for s in group.drain(..) {
+                    let share = self.shared.ownership.share_of_record(&s.rec);
+                    let (state, share, revision) =
+                        match route(share, s.rec.state, c.held | c.releasing, &c.mine) {
+                            Route::Publish { share, revision } => {
+                                (State::InFlight, share, revision)
+                            }
+                            Route::Local { share } => {
+                                self.shared.stats.local_only.fetch_add(1, Relaxed);
+                                (State::Settled, share, 0)
+                            }
+                        };
+                    let id = self.pipeline.push(Entry {
+                        producer: s.producer,
+                        seq: s.seq,
+                        rec: s.rec,
+                        share,
+                        revision,
+                        state,
+                        epoch: c.epoch,
+                        shipped: now,
+                    });
+                    if state == State::InFlight {
+                        ids.push(id);
+                    }
+                }
             }
-        }
-        let mut ids = Vec::new();
-        for e in out {
-            let publish = e.state == State::InFlight;
-            let id = self.pipeline.push(e);
-            if publish {
-                ids.push(id);
+            self.feed.give_back(group);
+            if taken >= SHIP || self.pipeline.in_flight() >= MAX_IN_FLIGHT {
+                break;
+            }
+            match more.try_recv() {
+                Ok(g) => group = g,
+                Err(_) => break,
             }
         }
         for chunk in ids.chunks(payload::MAX_BATCH) {
@@ -366,21 +397,23 @@ impl Worker {
             };
             self.publish(sent, acks).await;
         }
+        self.ids = ids;
         self.update_lag();
     }
 
     /// Sends one message of records; its acknowledgement comes back
     /// through `acks`.
     async fn publish(&mut self, sent: Sent, acks: &FuturesUnordered<AckFuture>) {
-        let mut body = Vec::with_capacity(64 + 128 * sent.ids.len());
+        self.body.reserve(64 + 128 * sent.ids.len());
         payload::encode_batch(
             &self.shared.name,
             sent.ids
                 .iter()
                 .filter_map(|&id| self.pipeline.get(id))
                 .map(|e| (e.share, e.revision, &e.rec)),
-            &mut body,
+            &mut self.body,
         );
+        let body = self.body.split().freeze();
         let subject = self.conn.subjects.lease(&self.shared.name);
         let mut headers = async_nats::HeaderMap::new();
         // Replicated: a message sent again that had in fact been stored is
@@ -396,9 +429,7 @@ impl Worker {
         // (NATS unreachable for long); bounded, so that a stop is heard.
         let res = tokio::time::timeout(
             self.shared.period(),
-            self.conn
-                .js
-                .publish_with_headers(subject, headers, body.into()),
+            self.conn.js.publish_with_headers(subject, headers, body),
         )
         .await;
         match res {

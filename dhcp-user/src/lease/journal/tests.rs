@@ -746,36 +746,29 @@ fn every_tap_gets_every_record_and_a_full_one_counts_alone() {
 }
 
 /// A durable journal in `dir` with the replication hook: its records
-/// shipped to the returned channel (room for `bound` groups), the marks
+/// shipped to the returned feed (room for `bound` groups), the marks
 /// left to the cluster when `gates_acks`, and the count of records the
 /// channel refused.
 fn open_replicated(
     dir: &Path,
     bound: usize,
     gates_acks: bool,
-) -> (
-    JournalHandle,
-    crossbeam_channel::Receiver<Vec<Shipped>>,
-    Arc<AtomicU64>,
-) {
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<Shipped>>(bound);
-    let dropped = Arc::new(AtomicU64::new(0));
+) -> (JournalHandle, Feed, Arc<AtomicU64>) {
+    let (repl, feed) = Replication::channel(bound, gates_acks);
+    let dropped = repl.dropped.clone();
     let opts = JournalOptions {
-        replication: Some(Replication {
-            tx,
-            gates_acks,
-            dropped: dropped.clone(),
-        }),
+        replication: Some(repl),
         ..JournalOptions::default()
     };
     let (h, _) = Journal::open(dir, Durability::Durable, opts).unwrap();
-    (h, rx, dropped)
+    (h, feed, dropped)
 }
 
 #[test]
 fn replicated_marks_move_only_when_the_cluster_says_so() {
     let dir = TempDir::new("replicated");
-    let (h, rx, dropped) = open_replicated(&dir.0, 16, true);
+    let (h, feed, dropped) = open_replicated(&dir.0, 16, true);
+    let rx = &feed.shipped;
     let marks = h.marks();
     let mut p = h.producer().unwrap();
     let t: Vec<_> = (0..3).map(|i| p.append(&sample(i)).unwrap()).collect();
@@ -808,7 +801,8 @@ fn durable_cluster_copy_never_holds_the_journal_back() {
     let dir = TempDir::new("shipped-drop");
     // Room for one: the other two are lost to the cluster, counted, and
     // the marks move as without a cluster.
-    let (h, rx, dropped) = open_replicated(&dir.0, 1, false);
+    let (h, feed, dropped) = open_replicated(&dir.0, 1, false);
+    let rx = &feed.shipped;
     let mut p = h.producer().unwrap();
     let mut last = Ticket(0);
     for i in 0..3 {
@@ -820,6 +814,45 @@ fn durable_cluster_copy_never_holds_the_journal_back() {
     // Each append waited for its mark, so each was a group of its own.
     assert_eq!(rx.try_iter().map(|g| g.len()).collect::<Vec<_>>(), [1]);
     assert_eq!(dropped.load(Relaxed), 2);
+}
+
+#[test]
+fn group_buffers_handed_back_are_used_again() {
+    let dir = TempDir::new("shipped-spares");
+    let (h, feed, _) = open_replicated(&dir.0, 16, false);
+    let mut p = h.producer().unwrap();
+    let mut ship = |i: u32| {
+        let t = p.append(&sample(i)).unwrap();
+        wait_until("the mark", || p.is_durable(t));
+        feed.shipped.recv_timeout(Duration::from_secs(5)).unwrap()
+    };
+    let first = ship(0);
+    assert_eq!(first.len(), 1);
+    // Kept by the receiver: the writer allocates another for the next.
+    let second = ship(1);
+    assert_ne!(second.as_ptr(), first.as_ptr());
+    // Handed back: the group after the next comes in it (the next was
+    // allocated before the writer saw the spare), emptied of the old
+    // records.
+    let ptr = first.as_ptr();
+    feed.give_back(first);
+    let third = ship(2);
+    let fourth = ship(3);
+    assert_eq!(third.len() + fourth.len(), 2);
+    assert!(
+        [third.as_ptr(), fourth.as_ptr()].contains(&ptr),
+        "a spare was not used again"
+    );
+    assert_eq!(
+        [&third[..], &fourth[..]]
+            .concat()
+            .iter()
+            .map(|s| s.seq)
+            .collect::<Vec<_>>(),
+        [3, 4]
+    );
+    drop(second);
+    h.close().unwrap();
 }
 
 /// What one more tap costs the writer: records through a fast-mode

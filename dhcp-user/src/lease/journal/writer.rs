@@ -310,9 +310,15 @@ impl Writer {
         if l.shipped.is_empty() {
             return;
         }
-        // The next group is likely the size of this one; the allocation is
-        // the writer's (a side thread), once per group.
-        let next = Vec::with_capacity(l.shipped.len());
+        // A buffer the receiver handed back, else a new one the size of
+        // this group (the next is likely alike).
+        let next = match r.spares.try_recv() {
+            Ok(mut v) => {
+                v.clear();
+                v
+            }
+            Err(_) => Vec::with_capacity(l.shipped.len()),
+        };
         let mut group = std::mem::replace(&mut l.shipped, next);
         let n = group.len() as u64;
         if !r.gates_acks {
