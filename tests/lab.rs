@@ -398,3 +398,87 @@ fn malformed_frames_are_counted() {
     }
     daemon.stop().expect("xdhcpd stops cleanly");
 }
+
+/// The CPUs in a `Cpus_allowed_list` line of /proc (`0-2,5`).
+fn cpu_list(s: &str) -> Vec<usize> {
+    s.trim()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .flat_map(|p| match p.split_once('-') {
+            Some((a, b)) => a.parse::<usize>().unwrap()..=b.parse().unwrap(),
+            None => {
+                let c: usize = p.parse().unwrap();
+                c..=c
+            }
+        })
+        .collect()
+}
+
+/// Each thread of process `pid`: its name and the CPUs it may run on.
+fn threads_and_cpus(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task");
+    tasks
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(cpu_list)?;
+            Some((comm.trim().to_string(), cpus))
+        })
+        .collect()
+}
+
+/// The worker pinned to its core (`cores`), and every other thread of the
+/// daemon (here the journal writer, the expiry sweeper, the latency and
+/// main threads) on the cores the worker leaves free; on a one-core
+/// machine they share it.
+#[test]
+#[ignore = "needs root and the lab: run with cargo xtask test"]
+fn side_threads_stay_off_the_workers_core() {
+    // The daemon inherits this process's CPUs through `ip netns exec`.
+    let process = threads_and_cpus(std::process::id())
+        .into_iter()
+        .map(|(_, c)| c)
+        .max_by_key(Vec::len)
+        .expect("this process's CPUs");
+    let worker = *process.last().unwrap();
+    let free: Vec<usize> = process.iter().copied().filter(|&c| c != worker).collect();
+    let expected = if free.is_empty() {
+        process.clone()
+    } else {
+        free
+    };
+    let lab = lab("xdtaf1", false);
+    let journal = TempDir::new("side-cores");
+    let cfg = config("lab-xdp.toml", &lab).replacen(
+        "poll = ",
+        &format!("cores = [{worker}]\npoll = "),
+        1,
+    ) + &format!(
+        "\n[journal]\ndir = \"{}\"\nmode = \"fast\"\n",
+        journal.0.display()
+    );
+    let daemon = xtask::daemon::Daemon::start(&lab, &bin(), &cfg).expect("xdhcpd");
+    let pid = daemon.pid().expect("daemon pid");
+    let threads = threads_and_cpus(pid);
+    let named = |name: &str| -> Vec<&(String, Vec<usize>)> {
+        threads
+            .iter()
+            .filter(|(n, _)| n.starts_with(name))
+            .collect()
+    };
+    let workers = named("xsk-q");
+    assert_eq!(workers.len(), 1, "{threads:?}");
+    assert_eq!(workers[0].1, [worker], "the worker's core: {threads:?}");
+    assert_eq!(named("xdhcp-journal").len(), 1, "{threads:?}");
+    for (name, cpus) in threads.iter().filter(|(n, _)| !n.starts_with("xsk-q")) {
+        assert_eq!(
+            cpus, &expected,
+            "{name} (process: {process:?}): {threads:?}"
+        );
+    }
+    drop(daemon);
+}

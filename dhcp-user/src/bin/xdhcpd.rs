@@ -293,6 +293,13 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
         }
     }
     let queues = cfg.queues.unwrap_or(iface.rx_queues).max(1);
+    // Every side thread (journal, cluster, DNS, control, metrics, expiry)
+    // is started from this thread after this point and inherits its
+    // cores: the ones the workers leave free.
+    match xdhcp::io::keep_side_threads_off(&WorkerOptions::from_config(cfg), queues as usize) {
+        Ok(cores) => tracing::info!(?cores, "side threads' cores"),
+        Err(e) => tracing::warn!("cannot keep the side threads off the workers' cores: {e}"),
+    }
     // One worker per queue, each with its home shard in every pool. The
     // interface's own addresses say which subnets are on its link and so
     // serve direct clients (giaddr 0); the others are for relays only.
