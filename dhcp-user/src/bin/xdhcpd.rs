@@ -296,7 +296,8 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
     // Every side thread (journal, cluster, DNS, control, metrics, expiry)
     // is started from this thread after this point and inherits its
     // cores: the ones the workers leave free.
-    match xdhcp::io::keep_side_threads_off(&WorkerOptions::from_config(cfg), queues as usize) {
+    let opts = WorkerOptions::from_config(cfg);
+    match xdhcp::io::keep_side_threads_off(&opts, queues as usize) {
         Ok(cores) => tracing::info!(?cores, "side threads' cores"),
         Err(e) => tracing::warn!("cannot keep the side threads off the workers' cores: {e}"),
     }
@@ -563,7 +564,6 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
         .context("installing the SIGHUP handler")?;
-    let opts = WorkerOptions::from_config(cfg);
     // The conflict-check service, when a subnet asks for it. Each worker
     // may have as many probes out as it can park OFFERs: a quarter of its
     // UMEM frames (AF_XDP; the rest carry other replies), or the AF_PACKET

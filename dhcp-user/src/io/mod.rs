@@ -194,7 +194,7 @@ pub fn pin_worker(opts: &WorkerOptions, index: usize) -> Option<usize> {
     if !process.contains(&want) {
         return None;
     }
-    core_affinity::set_for_current(core_affinity::CoreId { id: want }).then_some(want)
+    os::affinity::set_current(&[want]).is_ok().then_some(want)
 }
 
 /// The cores for every thread but the workers: the process's cores the
@@ -220,7 +220,7 @@ pub fn side_cores(process: &[usize], workers: &[usize]) -> Vec<usize> {
 /// polls its queue without pause under load, and a side thread woken on
 /// its core waited for the worker's time slice, or took it from the
 /// worker, for milliseconds (in the lab the fast mode's DORA p99 at
-/// 100,000/s went from 0.4-1.7 ms to 0.3-0.4 ms with them apart). Each
+/// 100,000/s went from 0.7-1.2 ms to 0.3-0.6 ms with them apart). Each
 /// worker pins itself to its own core afterwards.
 pub fn keep_side_threads_off(opts: &WorkerOptions, workers: usize) -> std::io::Result<Vec<usize>> {
     let process = process_cores();

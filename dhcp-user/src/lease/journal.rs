@@ -164,7 +164,8 @@ pub struct Replication {
 /// emptied buffers go back.
 pub struct Feed {
     pub shipped: Receiver<Vec<Shipped>>,
-    pub spares: Sender<Vec<Shipped>>,
+    /// Fed only by [`Feed::give_back`], so every spare is empty.
+    spares: Sender<Vec<Shipped>>,
 }
 
 impl Feed {

@@ -310,15 +310,12 @@ impl Writer {
         if l.shipped.is_empty() {
             return;
         }
-        // A buffer the receiver handed back, else a new one the size of
-        // this group (the next is likely alike).
-        let next = match r.spares.try_recv() {
-            Ok(mut v) => {
-                v.clear();
-                v
-            }
-            Err(_) => Vec::with_capacity(l.shipped.len()),
-        };
+        // A buffer the receiver handed back (emptied), else a new one the
+        // size of this group (the next is likely alike).
+        let next = r
+            .spares
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(l.shipped.len()));
         let mut group = std::mem::replace(&mut l.shipped, next);
         let n = group.len() as u64;
         if !r.gates_acks {
