@@ -104,14 +104,27 @@ pub(crate) fn create_journal(dir: &Path, generation: u64) -> io::Result<File> {
     Ok(f)
 }
 
-/// Smallest stretch of zeros a journal file is extended by.
+/// Smallest lead of zeros a journal file keeps ahead of its last record.
 pub(crate) const MIN_FILL: u64 = 64 << 10;
-/// Largest: a file is extended by its own size (so a busy journal makes
-/// few extensions and an idle one, or a test's, stays small) up to this.
+/// Largest: the lead is the file's own size (so a busy journal makes few
+/// extensions and an idle one, or a test's, stays small) up to this.
 pub(crate) const MAX_FILL: u64 = 8 << 20;
+/// Most zeros written at once, between two groups. The writer fills while
+/// the next group waits (in durable mode it syncs the zeros too), so one
+/// fill of the whole 8 MiB lead held every ACK behind it for as long as
+/// writing and syncing 8 MiB takes, several times a second at full rate;
+/// in bites of this size the wait is one bite's, and a bite is still
+/// larger than a usual group, so the lead is kept.
+pub(crate) const FILL_CHUNK: u64 = 512 << 10;
+
+/// The lead of zeros wanted ahead of a file written up to `pos`.
+fn lead(pos: u64) -> u64 {
+    pos.clamp(MIN_FILL, MAX_FILL)
+}
 
 /// Where a file written up to `pos` and zero-filled up to `filled` should
-/// be zero-filled to next, rounded to whole 4 KiB blocks.
+/// be zero-filled to next, rounded to whole 4 KiB blocks: up to the lead,
+/// and never more than [`FILL_CHUNK`] at once.
 ///
 /// Why zeros ahead of the writer: a group that grows the file (or lands
 /// in blocks the file system has only reserved, as `fallocate` leaves
@@ -124,14 +137,18 @@ pub(crate) const MAX_FILL: u64 = 8 << 20;
 /// sync is the data and a cache flush. Recovery reads the zeros after the
 /// last record as the end (see `classify_tail`).
 pub(crate) fn next_fill(pos: u64, filled: u64) -> u64 {
-    let step = pos.clamp(MIN_FILL, MAX_FILL);
-    (filled.max(pos) + step).next_multiple_of(4096)
+    let from = filled.max(pos);
+    (pos + lead(pos))
+        .min(from + FILL_CHUNK)
+        .max(from + 1)
+        .next_multiple_of(4096)
 }
 
-/// Whether the zeros ahead of `pos` are running short: less than half of
-/// the next extension left.
+/// Whether the zeros ahead of `pos` are running short: a bite (or, for a
+/// small lead, half of it) used up since the last fill.
 pub(crate) fn fill_due(pos: u64, filled: u64) -> bool {
-    filled.saturating_sub(pos) < pos.clamp(MIN_FILL, MAX_FILL) / 2
+    let lead = lead(pos);
+    filled.saturating_sub(pos) < lead - (lead / 2).min(FILL_CHUNK)
 }
 
 /// Writes zeros over `[from, to)` of `f` (not synced).
@@ -330,6 +347,53 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Groups of every size, as the writer meets them: a fill is never
+    /// more than a bite, and once the lead stands, groups smaller than
+    /// half a bite never take it below the wanted lead less a bite; after
+    /// a group larger than the zeros (which grows the file) it comes back.
+    #[test]
+    fn zeros_are_kept_ahead_in_bites() {
+        let mut pos = HEADER_LEN;
+        let mut filled = next_fill(pos, pos);
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let (mut fills, mut steady) = (0, false);
+        let floor = |pos: u64| lead(pos).saturating_sub(FILL_CHUNK);
+        for i in 0..20_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Mostly groups of up to 64 KiB, one in a thousand of 1.5 MiB
+            // (16 Ki records of 96 bytes, the largest group).
+            let group = if i % 1000 == 500 {
+                1_572_864
+            } else {
+                rng % (64 << 10) + 96
+            };
+            pos += group;
+            if fill_due(pos, filled) {
+                let from = filled.max(pos);
+                let to = next_fill(pos, filled);
+                assert!(to > from, "a fill that adds nothing");
+                assert!(to - from <= FILL_CHUNK + 4096, "a fill of {}", to - from);
+                assert_eq!(to % 4096, 0);
+                filled = to;
+                fills += 1;
+            }
+            let ahead = filled.saturating_sub(pos);
+            assert!(ahead <= lead(pos) + 4096, "{ahead} bytes ahead at {pos}");
+            if steady && group <= FILL_CHUNK / 2 {
+                assert!(ahead >= floor(pos), "{ahead} bytes ahead at {pos}");
+            }
+            steady = ahead >= floor(pos);
+        }
+        assert!(
+            steady,
+            "the lead did not come back after the last large group"
+        );
+        // Some 700 MiB written: a fill per bite or so, not one per group.
+        assert!(fills < 20_000 / 4, "{fills} fills for 20,000 groups");
+    }
 
     #[test]
     fn names_round_trip_and_strangers_are_ignored() {
