@@ -115,6 +115,25 @@ pub fn scaling(rounds: u32) -> Result<()> {
     run_through(&exe, &["--rounds".into(), rounds.to_string()])
 }
 
+/// The scaling bench for `cargo xtask bench`: its output, and 2 threads
+/// over 1 with the shared engine and the journal (the daemon's setup).
+pub fn scaling_ratio(rounds: u32) -> Result<(f64, String)> {
+    let exe = bench_binary("scaling")?;
+    let out = run_cmd(Command::new(&exe).args(["--rounds", &rounds.to_string()]))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let r = two_over_one(&text).context("no \"2/1 =\" on the shared-engine-with-journal line")?;
+    Ok((r, text))
+}
+
+/// `2/1 = 1.81x` from the line of the shared engine with its journal.
+fn two_over_one(text: &str) -> Option<f64> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("shared engine, journal fast"))?;
+    let after = line.split("2/1 = ").nth(1)?;
+    after.split('x').next()?.trim().parse().ok()
+}
+
 /// What callgrind counted in one phase, per packet.
 struct Split {
     total: f64,
@@ -283,6 +302,15 @@ impl Drop for LoopXfs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scaling_ratio_is_the_journal_line_s() {
+        let out = "scaling: 100000 clients\n  (leases/s: median)\n  \
+            shared engine, journal fast  1 thread   1000000 leases/s   900 ns CPU   2 threads   1810000 leases/s  1000 ns CPU   2/1 = 1.81x   journal writer 50 / 60 ns CPU per lease\n  \
+            shared engine, no journal    1 thread   1 leases/s   2/1 = 1.95x\n";
+        assert_eq!(two_over_one(out), Some(1.81));
+        assert_eq!(two_over_one("shared engine, no journal 2/1 = 1.95x"), None);
+    }
 
     #[test]
     fn a_function_counts_its_largest_piece() {

@@ -33,8 +33,10 @@
 //! (one row: servers, loads), [`report`] (the table, the notes, the
 //! JSON), [`journal`] (`cargo xtask bench journal`), [`rig`] (what both
 //! benches set up), [`instructions`] (callgrind beside dhcproto),
+//! [`engine_time`] (criterion beside dhcproto, the zero-copy projection),
 //! [`inproc`] (the other benches without a lab: `fsync`, `scaling`,
 //! `split`).
+pub mod engine_time;
 pub mod inproc;
 pub mod instructions;
 pub mod journal;
@@ -54,6 +56,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Rounds of the in-process scaling bench in the main run (each runs 1
+/// and 2 threads over 100,000 clients, three setups).
+const SCALING_ROUNDS: u32 = 5;
 /// The lab's name: not `xdt…`, which `cargo xtask test` sweeps away.
 pub const LAB: &str = "xdbk";
 /// Distinct MACs perfdhcp draws its clients from (the pool has 131,061
@@ -368,15 +373,16 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
     let down = lab.down();
     let complete = !interrupted() && rows.len() == Server::ALL.len();
     report::write_json(&json_path, &machine, args, &rows, complete)?;
-    let mut md = report::render_report(&machine, args, &rows);
-    // The engine's own cost, counted rather than timed (no root, no lab).
-    match instructions::measure(target_dir) {
-        Ok(p) => md.push_str(&format!(
-            "\n### The engine, per packet\n\n{}\n`cargo xtask bench instructions` repeats this part alone.\n",
-            p.render()
-        )),
-        Err(e) => md.push_str(&format!("\n(instructions per packet not counted: {e:#})\n")),
-    }
+    // The engine alone, after the lab (no root, no network): timed by
+    // criterion beside dhcproto, counted by callgrind, and driven from 1
+    // and 2 threads.
+    println!("bench: the engine alone (criterion, callgrind, scaling)");
+    let engine = report::EngineFigures {
+        ns: engine_time::measure(target_dir).map_err(|e| format!("{e:#}")),
+        instructions: instructions::measure(target_dir).map_err(|e| format!("{e:#}")),
+        scaling: inproc::scaling_ratio(SCALING_ROUNDS).map_err(|e| format!("{e:#}")),
+    };
+    let md = report::render_report(&machine, args, &rows, &engine);
     std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
     println!("\n{md}");
     println!(
