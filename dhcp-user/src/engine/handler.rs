@@ -53,6 +53,9 @@ pub struct Handler {
     local: Local,
     stats: Arc<WorkerStats>,
     clock: Clock,
+    /// When the batch was received: the journal's stamp for its records
+    /// (read after the frames arrived, so after whatever caused them).
+    batch_at: Instant,
     journal: Option<JournalLink>,
     /// The ticket the reply just written waits for (0: none).
     hold: u64,
@@ -79,6 +82,7 @@ impl Handler {
             cell,
             stats,
             clock: Clock::default(),
+            batch_at: Instant::now(),
             journal: None,
             hold: 0,
             kind: ReplyKind::Other,
@@ -156,6 +160,7 @@ impl FrameHandler for Handler {
             self.local.dscp = self.engine.dscp;
         }
         self.clock = Clock::now(&self.engine, now);
+        self.batch_at = now;
     }
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
@@ -216,7 +221,7 @@ impl FrameHandler for Handler {
         };
         count_request(s, req);
         if let (Some(rec), Some(j)) = (&record, self.journal.as_mut()) {
-            let ticket = match j.append(rec) {
+            let ticket = match j.append(rec, self.batch_at) {
                 Appended::Sent(t) => t,
                 Appended::Queued(t) => {
                     bump(&s.journal_full);
@@ -280,6 +285,7 @@ impl FrameHandler for Handler {
             p.answered.push_back(t);
         }
         let mut clock = None;
+        let at = Instant::now();
         while p.pending.front().is_some_and(|q| q.ticket <= done) {
             let Some(q) = p.pending.pop_front() else {
                 break;
@@ -287,7 +293,7 @@ impl FrameHandler for Handler {
             while p.answered.front().is_some_and(|&t| t < q.ticket) {
                 p.answered.pop_front();
             }
-            let clock = *clock.get_or_insert_with(|| Clock::now(&self.engine, Instant::now()));
+            let clock = *clock.get_or_insert_with(|| Clock::now(&self.engine, at));
             if p.answered.front() == Some(&q.ticket) {
                 p.answered.pop_front();
                 bump(&self.stats.conflict_found);
@@ -300,7 +306,7 @@ impl FrameHandler for Handler {
                 // The probation is journaled, so a restart keeps it.
                 if let Some(rec) = self.engine.conflict(&q.ask, clock)
                     && let Some(j) = self.journal.as_mut()
-                    && let Appended::Refused = j.append(&rec)
+                    && let Appended::Refused = j.append(&rec, at)
                 {
                     bump(&self.stats.journal_full);
                     bump(&self.stats.journal_lost);

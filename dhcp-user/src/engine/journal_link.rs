@@ -10,8 +10,9 @@
 //! for a lease that is not on disk, and the client need not retransmit.
 use crate::lease::journal::{LeaseRecord, Producer};
 use std::collections::VecDeque;
+use std::time::Instant;
 
-/// Records a worker keeps back at most (about 180 bytes each, allocated
+/// Records a worker keeps back at most (about 200 bytes each, allocated
 /// at start). Beyond it a durable ACK is dropped (the client retransmits)
 /// and a fast-mode record is lost to the journal; both are counted.
 pub const BACKLOG: usize = 4096;
@@ -22,7 +23,8 @@ pub struct JournalLink {
     /// Durable: an ACK leaves only once its record is synced. Fast: the
     /// ACK leaves at once and the journal trails.
     durable: bool,
-    backlog: VecDeque<LeaseRecord>,
+    /// With the time each record was made: its stamp in the journal.
+    backlog: VecDeque<(Instant, LeaseRecord)>,
 }
 
 /// What became of a record handed to [`JournalLink::append`].
@@ -49,26 +51,27 @@ impl JournalLink {
         self.durable
     }
 
-    /// Sends `rec`, behind whatever waits in the backlog.
-    pub fn append(&mut self, rec: &LeaseRecord) -> Appended {
+    /// Sends `rec`, made at `at` (see [`Producer::append_at`]), behind
+    /// whatever waits in the backlog.
+    pub fn append(&mut self, rec: &LeaseRecord, at: Instant) -> Appended {
         self.flush();
         if self.backlog.is_empty()
-            && let Ok(t) = self.producer.append(rec)
+            && let Ok(t) = self.producer.append_at(rec, at)
         {
             return Appended::Sent(t.0);
         }
         if self.backlog.len() == BACKLOG {
             return Appended::Refused;
         }
-        self.backlog.push_back(*rec);
+        self.backlog.push_back((at, *rec));
         Appended::Queued(self.producer.last_ticket().0 + self.backlog.len() as u64)
     }
 
     /// Sends what the backlog holds, in order, as far as the channel takes
     /// it.
     pub fn flush(&mut self) {
-        while let Some(r) = self.backlog.front() {
-            if self.producer.append(r).is_err() {
+        while let Some((at, r)) = self.backlog.front() {
+            if self.producer.append_at(r, *at).is_err() {
                 break;
             }
             self.backlog.pop_front();
@@ -113,7 +116,7 @@ mod tests {
         // Until the channel (2, plus one the writer may hold) is full.
         let mut sent = 0;
         let first_queued = loop {
-            match link.append(&sample(sent as u32)) {
+            match link.append(&sample(sent as u32), Instant::now()) {
                 Appended::Sent(t) => {
                     sent += 1;
                     assert_eq!(t, sent);
@@ -125,7 +128,7 @@ mod tests {
         assert_eq!(first_queued, Appended::Queued(sent + 1));
         for i in 2..=4 {
             assert_eq!(
-                link.append(&sample((sent + i - 1) as u32)),
+                link.append(&sample((sent + i - 1) as u32), Instant::now()),
                 Appended::Queued(sent + i)
             );
         }
@@ -156,7 +159,7 @@ mod tests {
         j.hold_groups(true);
         let mut link = JournalLink::new(j.producer().unwrap(), true);
         for i in 0.. {
-            if link.append(&sample(i)) == Appended::Refused {
+            if link.append(&sample(i), Instant::now()) == Appended::Refused {
                 break;
             }
         }

@@ -538,9 +538,12 @@ fn wake_fd_fires_when_the_mark_moves_and_not_before() {
 fn tickets_of_many_producers_become_durable_in_order() {
     let d = TempDir::new("producers");
     let (h, _) = open(&d.0, Durability::Durable);
+    // All four slots taken first: a thread that finished early would
+    // otherwise hand its slot (and its tickets) to the next.
+    let producers: Vec<_> = (0..4).map(|_| h.producer().unwrap()).collect();
     let threads: Vec<_> = (0..4u32)
-        .map(|t| {
-            let mut p = h.producer().unwrap();
+        .zip(producers)
+        .map(|(t, mut p)| {
             std::thread::spawn(move || {
                 let mut seen = 0;
                 let mut last = Ticket(0);
@@ -570,6 +573,54 @@ fn tickets_of_many_producers_become_durable_in_order() {
     h.close().unwrap();
     let (h, rec) = open(&d.0, Durability::Durable);
     assert_eq!(rec.leases.len(), 8000);
+    h.close().unwrap();
+}
+
+/// Two workers write records of one address (a client's ACK on one, its
+/// next message on the other): recovery must see them in the order they
+/// were sent, whichever channel the writer looks at first.
+#[test]
+fn records_of_one_address_from_two_producers_keep_their_order() {
+    let d = TempDir::new("merge");
+    let (h, _) = open(&d.0, Durability::Durable);
+    let mut a = h.producer().unwrap();
+    let mut b = h.producer().unwrap();
+    // Both channels fill while the writer waits, so it merges them whole;
+    // the first sender alternates, so no fixed order of channels passes.
+    h.hold_groups(true);
+    let n = 500u32;
+    for i in 0..n {
+        let first = sample(i);
+        let mut later = first;
+        later.expires_unix += 1;
+        let (p, q) = if i % 2 == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        p.append(&first).unwrap();
+        q.append(&later).unwrap();
+    }
+    h.hold_groups(false);
+    wait_until("durable", || {
+        a.is_durable(a.last_ticket()) && b.is_durable(b.last_ticket())
+    });
+    drop((a, b));
+    h.close().unwrap();
+    let (h, rec) = open(&d.0, Durability::Durable);
+    assert_eq!(rec.leases.len(), n as usize);
+    let stale: Vec<_> = rec
+        .leases
+        .iter()
+        .filter(|r| r.expires_unix != sample(u32::from(r.addr) - 0x0a00_0000).expires_unix + 1)
+        .map(|r| r.addr)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "older record kept for {} addresses, first {:?}",
+        stale.len(),
+        &stale[..stale.len().min(4)]
+    );
     h.close().unwrap();
 }
 

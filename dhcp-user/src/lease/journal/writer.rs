@@ -1,12 +1,13 @@
-//! The writer thread: drains the channel in groups, one `pwrite` per
-//! group, syncs per the durability mode, tells each producer how far its
-//! records are safe, and starts compactions.
+//! The writer thread: drains the producers' channels in groups, merged
+//! by their stamps, one `pwrite` per group, syncs per the durability
+//! mode, tells each producer how far its records are safe, and starts
+//! compactions.
 use super::compact::{self, Compacted};
 use super::record;
 use super::replay::Sources;
 use super::segment;
-use super::{Durability, JournalOptions, Msg, Shared};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use super::{Durability, JournalOptions, Msg, Queued, Shared};
+use crossbeam_channel::{Receiver, Select, TryRecvError};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -29,13 +30,37 @@ pub(crate) struct Writer {
     pub generation: u64,
     /// The files the next compaction folds: everything before `file`.
     pub sealed: Sources,
-    pub rx: Receiver<Msg>,
+    pub control: Receiver<Msg>,
     pub shared: Arc<Shared>,
     pub mode: Durability,
     pub opts: JournalOptions,
 }
 
+/// One producer slot's channel, and the record taken from it but not
+/// yet written (stamped after the cut, or behind a smaller stamp).
+struct Queue {
+    producer: u16,
+    rx: Receiver<Queued>,
+    head: Option<Queued>,
+}
+
+impl Queue {
+    /// The stamp of the next record, taking it from the channel if need be.
+    fn peek(&mut self) -> Option<u64> {
+        if self.head.is_none() {
+            self.head = self.rx.try_recv().ok();
+        }
+        self.head.as_ref().map(|q| q.stamp)
+    }
+}
+
 struct Loop {
+    /// Every producer slot's channel, in the order they were taken.
+    queues: Vec<Queue>,
+    /// Set at `Close` (or when nobody holds the control channel any
+    /// more): records stamped up to here are written, then the writer
+    /// stops.
+    close_cut: Option<u64>,
     buf: Vec<u8>,
     /// Highest sequence number per producer in the current group.
     group_max: Vec<u64>,
@@ -59,6 +84,8 @@ struct Loop {
 impl Writer {
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut l = Loop {
+            queues: Vec::with_capacity(self.shared.slots.len()),
+            close_cut: None,
             buf: Vec::with_capacity(self.opts.max_group_records * 96),
             group_max: vec![0; self.shared.slots.len()],
             touched: Vec::with_capacity(self.shared.slots.len()),
@@ -91,41 +118,29 @@ impl Writer {
             if l.compactor.is_some() {
                 wake = Some(wake.map_or(COMPACTOR_POLL, |w| w.min(COMPACTOR_POLL)));
             }
-            let first = match wake {
-                Some(due) => match self.rx.recv_timeout(due) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => {
-                        if l.unsynced
-                            && matches!(self.mode, Durability::Fast { max_delay }
-                                if l.last_sync.elapsed() >= max_delay)
-                        {
-                            self.sync(&mut l);
-                        }
-                        self.poll_compactor(&mut l, false);
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => None,
-                },
-                None => self.rx.recv().ok(),
-            };
-            let Some(first) = first else { break };
-            self.shared.gate_group();
-            self.take(first, &mut l);
-            let mut n = 1;
-            while n < self.opts.max_group_records && !l.closing {
-                n += 1;
-                match self.rx.try_recv() {
-                    Ok(m) => self.take(m, &mut l),
-                    Err(_) => break,
+            if !self.wait(&l, wake) {
+                if l.unsynced
+                    && matches!(self.mode, Durability::Fast { max_delay }
+                        if l.last_sync.elapsed() >= max_delay)
+                {
+                    self.sync(&mut l);
                 }
+                self.poll_compactor(&mut l, false);
+                continue;
             }
+            self.control(&mut l);
+            self.shared.gate_group();
+            let taken = self.gather(&mut l);
             if !l.buf.is_empty() {
                 self.write_group(&mut l)?;
                 self.keep_ahead(&mut l);
             }
             self.poll_compactor(&mut l, false);
             if l.closing {
-                break;
+                if taken == 0 {
+                    break;
+                }
+                continue;
             }
             if l.compactor.is_none()
                 && (l.compact_asked || l.bytes_since_compaction >= self.opts.compact_after_bytes)
@@ -204,26 +219,130 @@ impl Writer {
         }
     }
 
-    fn take(&mut self, m: Msg, l: &mut Loop) {
-        match m {
-            Msg::Rec { producer, seq, rec } => {
-                record::encode_lease(&rec, &mut l.buf);
-                if !self.opts.taps.is_empty() {
-                    l.tapped.push(rec);
-                }
-                if self.opts.replication.is_some() {
-                    l.shipped.push(super::Shipped { producer, seq, rec });
-                }
-                let p = producer as usize;
-                if l.group_max[p] == 0 {
-                    l.touched.push(producer);
-                }
-                l.group_max[p] = seq;
-                self.shared.records.fetch_add(1, Relaxed);
-            }
-            Msg::Compact => l.compact_asked = true,
-            Msg::Close => l.closing = true,
+    /// Until a channel holds something, the control channel speaks or
+    /// `timeout` passes (false then). A record held back from the last
+    /// group is there at once.
+    fn wait(&self, l: &Loop, timeout: Option<Duration>) -> bool {
+        if l.closing || l.queues.iter().any(|q| q.head.is_some()) {
+            return true;
         }
+        // Built anew each time (a small allocation on this side thread):
+        // it borrows the channels, and the set grows as producers come.
+        let mut sel = Select::new();
+        sel.recv(&self.control);
+        for q in &l.queues {
+            sel.recv(&q.rx);
+        }
+        // `ready` may return without anything there; the gather that
+        // follows then simply takes nothing.
+        match timeout {
+            Some(t) => sel.ready_timeout(t).is_ok(),
+            None => {
+                sel.ready();
+                true
+            }
+        }
+    }
+
+    /// Takes what the control channel holds: new producers' channels,
+    /// compaction requests, the close.
+    fn control(&mut self, l: &mut Loop) {
+        loop {
+            match self.control.try_recv() {
+                Ok(Msg::Producer(producer, rx)) => l.queues.push(Queue {
+                    producer,
+                    rx,
+                    head: None,
+                }),
+                Ok(Msg::Compact) => l.compact_asked = true,
+                Ok(Msg::Close) | Err(TryRecvError::Disconnected) => {
+                    if !l.closing {
+                        l.closing = true;
+                        l.close_cut = Some(self.shared.stamp());
+                    }
+                    return;
+                }
+                Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    /// Takes up to `max_group_records` records, the smallest stamps first
+    /// across all channels and none stamped after the cut read here (the
+    /// module's comment says why that keeps dependent records in order).
+    /// Runs of one channel are taken up to the next channel's stamp, so a
+    /// record costs one look at the other channels only where they
+    /// interleave.
+    fn gather(&mut self, l: &mut Loop) -> usize {
+        let cut = l.close_cut.unwrap_or_else(|| self.shared.stamp());
+        let max = self.opts.max_group_records;
+        let mut taken = 0;
+        // Out of `l` while `take` writes into it.
+        let mut queues = std::mem::take(&mut l.queues);
+        while taken < max {
+            // The channel with the smallest head, and the smallest head of
+            // the others (or the cut): how far a run from it may go.
+            let mut best: Option<(usize, u64)> = None;
+            let mut limit = cut;
+            for (i, q) in queues.iter_mut().enumerate() {
+                let Some(st) = q.peek() else { continue };
+                match best {
+                    Some((_, b)) if st >= b => limit = limit.min(st),
+                    _ => {
+                        if let Some((_, b)) = best {
+                            limit = limit.min(b);
+                        }
+                        best = Some((i, st));
+                    }
+                }
+            }
+            let Some((i, _)) = best.filter(|&(_, st)| st <= cut) else {
+                break;
+            };
+            // The head is the smallest, so within the limit; the run
+            // goes on straight from the channel (a record is 260 bytes:
+            // moved once, not through the head).
+            let q = &mut queues[i];
+            if let Some(h) = q.head.take() {
+                self.take(q.producer, &h, l);
+                taken += 1;
+            }
+            while taken < max {
+                match q.rx.try_recv() {
+                    Ok(r) if r.stamp <= limit => {
+                        self.take(q.producer, &r, l);
+                        taken += 1;
+                    }
+                    Ok(r) => {
+                        q.head = Some(r);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        l.queues = queues;
+        taken
+    }
+
+    fn take(&self, producer: u16, q: &Queued, l: &mut Loop) {
+        record::encode_lease(&q.rec, &mut l.buf);
+        if !self.opts.taps.is_empty() {
+            l.tapped.push(q.rec);
+        }
+        if self.opts.replication.is_some() {
+            l.shipped.push(super::Shipped {
+                producer,
+                seq: q.seq,
+                rec: q.rec,
+            });
+        }
+        let p = producer as usize;
+        if l.group_max[p] == 0 {
+            l.touched.push(producer);
+        }
+        l.group_max[p] = q.seq;
+        self.shared.records.fetch_add(1, Relaxed);
     }
 
     /// Writes the group at `pos`, syncs it in durable mode, then publishes
