@@ -2,6 +2,7 @@
 //! of `benches/engine.rs`, and what it projects to on a NIC with
 //! zero-copy AF_XDP, where the rings cost a fraction of what the lab's
 //! veth in copy mode does.
+use super::report::thousands;
 use crate::lab::run as run_cmd;
 use crate::workspace::cargo;
 use anyhow::{Context, Result};
@@ -72,12 +73,12 @@ impl EngineNs {
         format!(
             "| per packet (criterion, median ns) | xdhcpd engine | dhcproto | dhcproto / engine |\n\
              |---|---:|---:|---:|\n\
-             | DISCOVER → OFFER | {:.0} | {:.0} | {d:.1}× |\n\
-             | REQUEST → ACK | {:.0} | {:.0} | {r:.1}× |\n",
-            self.engine_discover,
-            self.dhcproto_discover,
-            self.engine_request,
-            self.dhcproto_request,
+             | DISCOVER → OFFER | {} | {} | {d:.1}× |\n\
+             | REQUEST → ACK | {} | {} | {r:.1}× |\n",
+            thousands(self.engine_discover),
+            thousands(self.dhcproto_discover),
+            thousands(self.engine_request),
+            thousands(self.dhcproto_request),
         )
     }
 
@@ -94,21 +95,24 @@ impl EngineNs {
         let mut s = format!(
             "Projection, not a measurement: one core on a NIC with zero-copy AF_XDP, at \
              {ZERO_COPY_RING_NS:.1} ns per packet for the rings (16 Mpps per queue, the \
-             xdp-project's published mlx5 figure) plus the engine's two packets above: {:.0} \
-             leases/s per core in fast mode (the engine alone, without rings: {:.0}).",
-            self.leases_per_core(ZERO_COPY_RING_NS),
-            self.leases_per_core(0.0),
+             xdp-project's published mlx5 figure) plus the engine's two packets above: {} \
+             leases/s per core in fast mode (the engine alone, without rings: {}).",
+            thousands(self.leases_per_core(ZERO_COPY_RING_NS)),
+            thousands(self.leases_per_core(0.0)),
         );
         if let Some(rt) = echo_round_trips.filter(|rt| *rt > 0.0) {
             let lab_ns = 1e9 / rt;
             let model = self.leases_per_core(lab_ns);
             s.push_str(&format!(
-                " The same model for this lab, with the echo's {lab_ns:.0} ns per round trip (copy mode, \
-                 veth) for the rings: {model:.0} leases/s"
+                " The same model for this lab, with the echo's {} ns per round trip (copy mode, \
+                 veth) for the rings: {} leases/s",
+                thousands(lab_ns),
+                thousands(model)
             ));
             match fast_measured {
                 Some(m) => s.push_str(&format!(
-                    ", against {m:.0} measured for xdhcpd fast ({:.0} %).",
+                    ", against {} measured for xdhcpd fast ({:.0} %).",
+                    thousands(m),
                     100.0 * m / model
                 )),
                 None => s.push('.'),
@@ -138,14 +142,14 @@ mod tests {
         assert!((e.leases_per_core(ZERO_COPY_RING_NS) - 1e6).abs() < 1e-6);
         let t = e.render();
         assert!(
-            t.contains("| DISCOVER → OFFER | 400 | 2000 | 5.0× |"),
+            t.contains("| DISCOVER → OFFER | 400 | 2,000 | 5.0× |"),
             "{t}"
         );
         let p = e.projection(Some(250_000.0), Some(180_000.0));
         assert!(p.starts_with("Projection, not a measurement"), "{p}");
         // 1e9 / (875 + 2 × 4000) = 112,676
         assert!(
-            p.contains("112676 leases/s, against 180000 measured"),
+            p.contains("112,676 leases/s, against 180,000 measured"),
             "{p}"
         );
     }
