@@ -37,6 +37,14 @@ pub trait FrameHandler: Send {
     /// the start of `tx` (at least [`TX_FRAME_CAPACITY`] bytes), returning
     /// its length. Must not allocate, block, or panic on any input.
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize>;
+    /// Called for each frame of a batch before the first `handle`, then
+    /// [`FrameHandler::prefetched`] once: the handler may start loading
+    /// what the frames will need (the lease table's lines), so that the
+    /// cache misses of a batch's random clients overlap rather than come
+    /// one by one. A hint: it changes nothing, and a frame it cannot make
+    /// out is simply passed over.
+    fn prefetch(&mut self, _rx: &[u8]) {}
+    fn prefetched(&mut self) {}
     /// What the reply `handle` just wrote is.
     fn reply_kind(&self) -> ReplyKind {
         ReplyKind::Other

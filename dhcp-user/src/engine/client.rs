@@ -7,8 +7,10 @@ use super::subnet::SubnetRt;
 use super::{Engine, Request};
 use crate::config::{Checked, Identity};
 use crate::lease::ClientKey;
+use crate::lease::LeaseTable;
 use crate::lease::limits::LineKeys;
-use crate::lease::table::random_hasher;
+use crate::lease::table::{Ahead, random_hasher};
+use crate::wire::frame::ClientHint;
 use crate::wire::options::{agent, agent_sub_option};
 use foldhash::quality::SeedableRandomState;
 use std::cell::Cell;
@@ -85,6 +87,26 @@ pub(super) fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
         }
         _ => ClientKey::from_chaddr(s.link, KEY_CHADDR, &req.chaddr, req.hlen),
     }
+}
+
+/// Where the client of a raw frame would be in the lease table, with its
+/// index line on its way into the cache ([`LeaseTable::prefetch`]). The
+/// key is built as [`client_key`] builds it, on link 0: the table's hash
+/// leaves the link out. A subnet that ignores option 61 makes the hint
+/// miss, nothing worse.
+///
+/// [`LeaseTable::prefetch`]: crate::lease::table::LeaseTable::prefetch
+pub(super) fn prefetch(table: &LeaseTable, frame: &[u8]) -> Option<Ahead> {
+    let h = ClientHint::peek(frame)?;
+    let key = match (h.client_id, h.client_id16) {
+        // The same key as `ClientKey::new` makes of at most 16 bytes.
+        (Some(id), Some(w)) if !id.is_empty() => {
+            ClientKey::from_chaddr(0, KEY_CLIENT_ID, w, id.len() as u8)
+        }
+        (Some(id), None) if !id.is_empty() => ClientKey::new(0, KEY_CLIENT_ID, id),
+        _ => ClientKey::from_chaddr(0, KEY_CHADDR, h.chaddr, h.hlen),
+    };
+    Some(table.prefetch(&key))
 }
 
 /// A reservation's identity as a key on `link`: of the same kinds as

@@ -15,6 +15,7 @@ use super::lifecycle::Clock;
 use super::reply::Local;
 use super::{Engine, Limited, Note, Notes, Silence, Verdict};
 use crate::handler::{FrameHandler, ReplyKind};
+use crate::lease::table::Ahead;
 use crate::leasequery::link::LeaseQueryLink;
 use crate::probe::ProbeLink;
 use crate::stats::{WorkerStats, bump};
@@ -64,7 +65,16 @@ pub struct Handler {
     probing: Option<Probing>,
     /// Where allowed DHCPLEASEQUERYs go (`[leasequery]`).
     leasequery: Option<LeaseQueryLink>,
+    /// The batch's clients as located by `prefetch`, whose records
+    /// `prefetched` then starts loading.
+    ahead: [Ahead; AHEAD],
+    n_ahead: usize,
 }
+
+/// Frames of a batch whose lease records are fetched ahead: the default
+/// batch. Beyond it, more lines in flight than the core tracks at once
+/// would only push each other out.
+const AHEAD: usize = 64;
 
 impl Handler {
     /// A worker's handle on whatever engine `cell` holds: the daemon swaps
@@ -88,6 +98,8 @@ impl Handler {
             kind: ReplyKind::Other,
             probing: None,
             leasequery: None,
+            ahead: [Ahead::default(); AHEAD],
+            n_ahead: 0,
         }
     }
 
@@ -161,6 +173,24 @@ impl FrameHandler for Handler {
         }
         self.clock = Clock::now(&self.engine, now);
         self.batch_at = now;
+    }
+
+    #[inline]
+    fn prefetch(&mut self, rx: &[u8]) {
+        if self.n_ahead < AHEAD
+            && let Some(a) = self.engine.prefetch(rx)
+        {
+            self.ahead[self.n_ahead] = a;
+            self.n_ahead += 1;
+        }
+    }
+
+    #[inline]
+    fn prefetched(&mut self) {
+        for a in &self.ahead[..self.n_ahead] {
+            self.engine.leases().prefetch_record(*a);
+        }
+        self.n_ahead = 0;
     }
 
     fn handle(&mut self, rx: &[u8], tx: &mut [u8]) -> Option<usize> {
@@ -602,6 +632,53 @@ pools = ["192.0.2.10-192.0.2.20"]
         assert_eq!(h.handle(&allowed, &mut tx), None);
         let s = stats.snapshot();
         assert_eq!((s.leasequery, s.ignored), (0, 1));
+    }
+
+    /// The batch's prefetch points at the probe chain where the engine
+    /// keeps the client, on any link and by option 61 or chaddr: the
+    /// hint is computed before the subnet is known.
+    #[test]
+    fn prefetch_points_where_the_engine_keeps_the_client() {
+        const TWO: &str = r#"
+interface = "test0"
+server_id = "192.0.2.1"
+
+[[subnet]]
+prefix = "192.0.2.0/24"
+pools = ["192.0.2.10-192.0.2.20"]
+
+[[subnet]]
+prefix = "198.51.100.0/24"
+pools = ["198.51.100.10-198.51.100.20"]
+"#;
+        let e = Arc::new(Engine::new(&Config::parse(TWO).unwrap()));
+        let mut h = e.handler([2, 0, 0, 0, 0, 1], Arc::new(WorkerStats::default()));
+        let mut tx = vec![0u8; crate::handler::TX_FRAME_CAPACITY];
+        for (last, relayed, with_id) in [(1, false, false), (2, true, false), (3, true, true)] {
+            let mut opts = vec![53, 1, 1];
+            let id = [1, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, last];
+            if with_id {
+                opts.extend([61, id.len() as u8]);
+                opts.extend(id);
+            }
+            let mut f = super::super::conflict::tests::request(last, &opts);
+            if relayed {
+                // giaddr: the second subnet, whose link is not 0.
+                f[42 + 24..42 + 28].copy_from_slice(&[198, 51, 100, 1]);
+            }
+            h.begin_batch(Instant::now());
+            h.prefetch(&f);
+            h.prefetched();
+            assert!(h.handle(&f, &mut tx).is_some(), "client {last}: an OFFER");
+            let chain = e.leases().chain_at(e.prefetch(&f).unwrap());
+            let mac = super::super::conflict::tests::mac(last);
+            let want: &[u8] = if with_id { &id } else { &mac };
+            let found = chain
+                .iter()
+                .find(|k| &k.bytes[..usize::from(k.len)] == want)
+                .unwrap_or_else(|| panic!("client {last} not in the chain {chain:?}"));
+            assert_eq!(found.subnet != 0, relayed, "client {last}'s link");
+        }
     }
 
     #[test]

@@ -384,6 +384,14 @@ impl Engine {
         &self.leases
     }
 
+    /// Starts loading the lease table's index line for the client of a
+    /// raw frame, before its batch is handled (a hint; see
+    /// [`LeaseTable::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, frame: &[u8]) -> Option<crate::lease::table::Ahead> {
+        client::prefetch(&self.leases, frame)
+    }
+
     /// The lease counters per subscriber line.
     pub fn lines(&self) -> &LineTable {
         &self.lines

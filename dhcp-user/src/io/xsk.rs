@@ -251,6 +251,10 @@ fn run<H: FrameHandler>(
             idle = 0;
             let now = Instant::now();
             slot.handler.begin_batch(now);
+            for d in &rx_descs[..n] {
+                slot.handler.prefetch(unsafe { s.umem.data(d) }.contents());
+            }
+            slot.handler.prefetched();
             latency_tick(&mut latency, now, stats);
             // The kernel's own drop counters, one getsockopt a second.
             if now >= next_report {

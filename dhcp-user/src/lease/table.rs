@@ -48,12 +48,15 @@ pub struct ClientKey {
 /// rest only for identifiers longer than that. Equal keys have equal
 /// lengths and bytes (the rest is zero, see [`ClientKey::new`]), so they
 /// hash alike.
+///
+/// The subnet is left out: a worker locates a client's slot from the raw
+/// frame, before it knows the subnet, to fetch it ahead of the batch
+/// ([`LeaseTable::prefetch`]). One client on several links has its keys
+/// in one probe chain, told apart by the full comparison.
 impl Hash for ClientKey {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(
-            u64::from(self.subnet) | u64::from(self.kind) << 16 | u64::from(self.len) << 24,
-        );
+        state.write_u64(u64::from(self.kind) | u64::from(self.len) << 8);
         let (head, tail) = self.bytes.split_at(16);
         state.write_u128(u128::from_le_bytes(head.try_into().unwrap()));
         if self.len > 16 {
@@ -250,8 +253,11 @@ enum Probe {
 struct Shard {
     /// Slot → hash tag (high 32 bits) and record number (low 32 bits), or
     /// EMPTY. Half again as many slots as records: at the bound a third
-    /// of them is still empty, which keeps probe chains short.
-    index: Box<[u64]>,
+    /// of them is still empty, which keeps probe chains short. Atomic
+    /// only so that [`LeaseTable::prefetch_record`] may read a slot
+    /// without the lock (a relaxed load or store is a plain move); under
+    /// the lock it is read and written like any integer.
+    index: Box<[AtomicU64]>,
     records: Box<[Record]>,
     free: u32,
     len: u32,
@@ -313,7 +319,7 @@ impl Shard {
         // record gets its free-list link), so every page is touched at
         // start: the first clients to land in a page after an outage do
         // not pay a page fault on the packet path.
-        let index = vec![EMPTY; slots].into_boxed_slice();
+        let index = (0..slots).map(|_| AtomicU64::new(EMPTY)).collect();
         let records = (0..per)
             .map(|i| Record {
                 next: if i + 1 < per { i as u32 + 1 } else { NIL },
@@ -336,7 +342,17 @@ impl Shard {
 
     #[inline]
     fn home(&self, tag: u32) -> usize {
-        ((u64::from(tag) * self.index.len() as u64) >> 32) as usize
+        home(tag, self.index.len())
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> u64 {
+        self.index[i].load(Relaxed)
+    }
+
+    #[inline]
+    fn set_slot(&self, i: usize, v: u64) {
+        self.index[i].store(v, Relaxed);
     }
 
     #[inline]
@@ -352,7 +368,7 @@ impl Shard {
         let mut i = self.home(tag);
         // The index always has an empty slot, so this ends.
         loop {
-            let v = self.index[i];
+            let v = self.slot(i);
             if v == EMPTY {
                 return Probe::Vacant(i);
             }
@@ -369,8 +385,8 @@ impl Shard {
     /// The index slot of record `r`, whose key has hash tag `tag`.
     fn slot_of(&self, tag: u32, r: usize) -> Option<usize> {
         let mut i = self.home(tag);
-        while self.index[i] != EMPTY {
-            if self.index[i] as u32 as usize == r {
+        while self.slot(i) != EMPTY {
+            if self.slot(i) as u32 as usize == r {
                 return Some(i);
             }
             i = self.after(i);
@@ -393,7 +409,7 @@ impl Shard {
             prev: NIL,
             next: NIL,
         };
-        self.index[slot] = (u64::from(tag) << 32) | r as u64;
+        self.set_slot(slot, (u64::from(tag) << 32) | r as u64);
         self.len += 1;
         self.states[state_slot(lease.state)] += 1;
         self.link(r);
@@ -403,7 +419,7 @@ impl Shard {
     /// shifting back the entries after it that probed past it (Knuth's
     /// algorithm R), so no tombstone is left.
     fn remove(&mut self, slot: usize) -> Record {
-        let r = self.index[slot] as u32 as usize;
+        let r = self.slot(slot) as u32 as usize;
         self.unlink(r);
         let gone = self.records[r];
         self.states[state_slot(gone.lease.state)] -= 1;
@@ -415,7 +431,7 @@ impl Shard {
         let (mut hole, mut j) = (slot, slot);
         loop {
             j = self.after(j);
-            let v = self.index[j];
+            let v = self.slot(j);
             if v == EMPTY {
                 break;
             }
@@ -423,11 +439,11 @@ impl Shard {
             // its home slot and j.
             let home = self.home((v >> 32) as u32);
             if (j + n - home) % n >= (j + n - hole) % n {
-                self.index[hole] = v;
+                self.set_slot(hole, v);
                 hole = j;
             }
         }
-        self.index[hole] = EMPTY;
+        self.set_slot(hole, EMPTY);
         gone
     }
 
@@ -502,6 +518,50 @@ struct Padded {
     shard: Mutex<Shard>,
     used: AtomicU64,
     evicted: AtomicU64,
+    /// Where the shard's index and records lie, for the prefetch hints:
+    /// both are allocated once in [`Shard::new`] and never replaced or
+    /// resized, so the pointers hold as long as the shard.
+    ahead: Layout,
+}
+
+#[derive(Clone, Copy)]
+struct Layout {
+    index: *const AtomicU64,
+    slots: usize,
+    records: *const Record,
+    len: usize,
+}
+
+// SAFETY: `Layout` only points into its own shard's boxes, which live as
+// long as the `Padded` holding both; through it the index is only read
+// atomically and the records never read at all (prefetch hints).
+unsafe impl Send for Layout {}
+unsafe impl Sync for Layout {}
+
+/// Where a client's key would be, found before its frame is handled
+/// ([`LeaseTable::prefetch`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ahead {
+    shard: u32,
+    slot: u32,
+}
+
+#[inline]
+fn home(tag: u32, slots: usize) -> usize {
+    ((u64::from(tag) * slots as u64) >> 32) as usize
+}
+
+/// Asks the CPU to start loading the cache line at `p` (a hint: it never
+/// faults, whatever `p` is).
+#[inline(always)]
+fn prefetch_line<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching reads nothing the program sees and cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl Padded {
@@ -545,10 +605,20 @@ impl LeaseTable {
         let per = max_clients.div_ceil(shards).clamp(1, MAX_PER_SHARD);
         LeaseTable {
             shards: (0..shards)
-                .map(|_| Padded {
-                    shard: Mutex::new(Shard::new(per)),
-                    used: AtomicU64::new(0),
-                    evicted: AtomicU64::new(0),
+                .map(|_| {
+                    let shard = Shard::new(per);
+                    let ahead = Layout {
+                        index: shard.index.as_ptr(),
+                        slots: shard.index.len(),
+                        records: shard.records.as_ptr(),
+                        len: shard.records.len(),
+                    };
+                    Padded {
+                        shard: Mutex::new(shard),
+                        used: AtomicU64::new(0),
+                        evicted: AtomicU64::new(0),
+                        ahead,
+                    }
                 })
                 .collect(),
             hasher: random_hasher(),
@@ -560,9 +630,73 @@ impl LeaseTable {
     /// hash picks the shard, the low half the slot.
     #[inline]
     fn locate(&self, key: &ClientKey) -> (&Padded, u32) {
+        let (s, tag) = self.shard_of(key);
+        (&self.shards[s], tag)
+    }
+
+    #[inline]
+    fn shard_of(&self, key: &ClientKey) -> (usize, u32) {
         let h = self.hasher.hash_one(key);
         let s = ((h >> 32) * self.shards.len() as u64) >> 32;
-        (&self.shards[s as usize], h as u32)
+        (s as usize, h as u32)
+    }
+
+    /// Starts loading the index line where `key`'s probe begins, without
+    /// the lock and without reading it: a worker calls this for every
+    /// frame of a batch before it handles the first, so that the cache
+    /// misses of random clients overlap instead of coming one by one.
+    /// The subnet of `key` does not matter (see [`ClientKey`]'s hash).
+    #[inline]
+    pub fn prefetch(&self, key: &ClientKey) -> Ahead {
+        let (s, tag) = self.shard_of(key);
+        let l = self.shards[s].ahead;
+        let slot = home(tag, l.slots);
+        prefetch_line(l.index.wrapping_add(slot));
+        Ahead {
+            shard: s as u32,
+            slot: slot as u32,
+        }
+    }
+
+    /// Tests: the keys in the probe chain that starts where `a` points.
+    #[cfg(test)]
+    pub(crate) fn chain_at(&self, a: Ahead) -> Vec<ClientKey> {
+        let s = self.shards[a.shard as usize].lock();
+        let mut i = a.slot as usize;
+        let mut keys = Vec::new();
+        while s.slot(i) != EMPTY {
+            keys.push(s.records[s.slot(i) as u32 as usize].key);
+            i = s.after(i);
+        }
+        keys
+    }
+
+    /// The second step, once the index line has had time to arrive: reads
+    /// the home slot (one relaxed load, no lock: it may be stale, which
+    /// only makes the hint wrong) and starts loading the record it names.
+    #[inline]
+    pub fn prefetch_record(&self, a: Ahead) {
+        let Some(p) = self.shards.get(a.shard as usize) else {
+            return;
+        };
+        let l = p.ahead;
+        if a.slot as usize >= l.slots {
+            return;
+        }
+        // SAFETY: in bounds of the shard's index, which lives as long as
+        // `self` (see `Layout`); atomics may be read while others write.
+        let v = unsafe { &*l.index.add(a.slot as usize) }.load(Relaxed);
+        let r = v as u32 as usize;
+        if v == EMPTY || r >= l.len {
+            return;
+        }
+        let rec = l.records.wrapping_add(r);
+        // A record spans two cache lines at most: its key and its lease.
+        prefetch_line(rec);
+        prefetch_line(
+            rec.cast::<u8>()
+                .wrapping_add(std::mem::size_of::<Record>() - 1),
+        );
     }
 
     /// Runs `f` on the client's entry (None when absent) under its shard
