@@ -57,7 +57,9 @@ impl DeclineRates {
     }
 
     fn slot(&self, key: &ClientKey) -> (&AtomicU64, u16) {
-        let h = self.hasher.hash_one(key);
+        // The link too: `ClientKey`'s own hash leaves it out (see
+        // there), and one client on two links has a rate on each.
+        let h = self.hasher.hash_one((key.subnet, key));
         (&self.slots[h as usize % SLOTS], (h >> 48) as u16)
     }
 
@@ -174,5 +176,16 @@ mod tests {
         assert!(!t.take(&a, 60 + 59 * 60, 2), "still the same window");
         assert!(t.take(&a, 60 * 61, 2), "an hour after the first");
         assert!(!t.take(&a, 0, 0), "rate 0 takes none");
+    }
+
+    /// The table's key hash leaves the link out; the rate does not.
+    #[test]
+    fn one_client_on_two_links_has_a_rate_on_each() {
+        let t = DeclineRates::with_seed(1);
+        let mac = [2, 0, 0, 0, 0, 1];
+        let (a, b) = (ClientKey::new(0, 0, &mac), ClientKey::new(1, 0, &mac));
+        assert!(t.take(&a, 100, 1));
+        assert!(!t.take(&a, 100, 1));
+        assert!(t.take(&b, 100, 1), "the other link's rate is its own");
     }
 }

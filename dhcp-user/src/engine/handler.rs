@@ -54,9 +54,6 @@ pub struct Handler {
     local: Local,
     stats: Arc<WorkerStats>,
     clock: Clock,
-    /// When the batch was received: the journal's stamp for its records
-    /// (read after the frames arrived, so after whatever caused them).
-    batch_at: Instant,
     journal: Option<JournalLink>,
     /// The ticket the reply just written waits for (0: none).
     hold: u64,
@@ -92,7 +89,6 @@ impl Handler {
             cell,
             stats,
             clock: Clock::default(),
-            batch_at: Instant::now(),
             journal: None,
             hold: 0,
             kind: ReplyKind::Other,
@@ -172,7 +168,6 @@ impl FrameHandler for Handler {
             self.local.dscp = self.engine.dscp;
         }
         self.clock = Clock::now(&self.engine, now);
-        self.batch_at = now;
     }
 
     #[inline]
@@ -251,7 +246,10 @@ impl FrameHandler for Handler {
         };
         count_request(s, req);
         if let (Some(rec), Some(j)) = (&record, self.journal.as_mut()) {
-            let ticket = match j.append(rec, self.batch_at) {
+            // Stamped now, after the decision: a record another worker's
+            // decision led to (an address it released, say) was sent
+            // before this one could be made (see the journal's comment).
+            let ticket = match j.append(rec, Instant::now()) {
                 Appended::Sent(t) => t,
                 Appended::Queued(t) => {
                     bump(&s.journal_full);
@@ -315,7 +313,6 @@ impl FrameHandler for Handler {
             p.answered.push_back(t);
         }
         let mut clock = None;
-        let at = Instant::now();
         while p.pending.front().is_some_and(|q| q.ticket <= done) {
             let Some(q) = p.pending.pop_front() else {
                 break;
@@ -323,7 +320,7 @@ impl FrameHandler for Handler {
             while p.answered.front().is_some_and(|&t| t < q.ticket) {
                 p.answered.pop_front();
             }
-            let clock = *clock.get_or_insert_with(|| Clock::now(&self.engine, at));
+            let clock = *clock.get_or_insert_with(|| Clock::now(&self.engine, Instant::now()));
             if p.answered.front() == Some(&q.ticket) {
                 p.answered.pop_front();
                 bump(&self.stats.conflict_found);
@@ -336,7 +333,7 @@ impl FrameHandler for Handler {
                 // The probation is journaled, so a restart keeps it.
                 if let Some(rec) = self.engine.conflict(&q.ask, clock)
                     && let Some(j) = self.journal.as_mut()
-                    && let Appended::Refused = j.append(&rec, at)
+                    && let Appended::Refused = j.append(&rec, Instant::now())
                 {
                     bump(&self.stats.journal_full);
                     bump(&self.stats.journal_lost);

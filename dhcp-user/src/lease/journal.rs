@@ -34,20 +34,27 @@
 //! cache line from the other workers' cores: two workers scaled to 1.16×
 //! one in the in-process bench. With one channel per producer the writer
 //! must merge them so that a record never precedes one that happened
-//! before it. Each record carries the monotonic clock read after what
-//! led to it and before its send (a worker reads it once per batch,
-//! after the frames arrived); the writer reads the clock (the cut) before each group and
-//! takes, across all channels, the records with the smallest stamps that
-//! are not after the cut. If B's record r2 is taken, it was stamped
-//! before the cut; anything r2 depends on, like A's record r1 (sent
-//! before the ACK left, so before the RELEASE reached B), was in A's
-//! channel before r2 was stamped, hence before the cut, and carries the
-//! smaller stamp: it is written first. This leans on the kernel's
-//! `CLOCK_MONOTONIC` agreeing across cores (it does, or Linux does not
-//! use the clock source) and on the chain from r1's send to r2's stamp
-//! passing through a full barrier (the NIC ring, a syscall); records no
-//! chain links are concurrent, and their order is as arbitrary as it was
-//! with one channel.
+//! before it. Each record carries the monotonic clock read when it was
+//! made, after the decision that made it; the writer reads the clock (the
+//! cut) before each group, only then learns of new channels, and takes,
+//! across all channels, the records with the smallest stamps that are
+//! not after the cut. If B's record r2 is taken, it was stamped before
+//! the cut; a record r2 depends on, like A's r1 (sent before the ACK
+//! left, so before the RELEASE reached B), was in A's channel before r2
+//! was stamped, hence before the cut, and carries the smaller stamp: it
+//! is written first. This leans on the kernel's `CLOCK_MONOTONIC`
+//! agreeing across cores (it does, or Linux does not use the clock
+//! source) and on the chain from r1's send to r2's stamp passing through
+//! a full barrier (the NIC ring, a syscall, a lock).
+//!
+//! What it does not order, as one shared channel did not either: two
+//! decisions that meet in the lease table or a pool (A frees an address,
+//! B takes it at once) and whose records are sent in the other order
+//! than they were made, in the moment between a decision and its send;
+//! and, in fast mode, a record held in a worker's backlog while its
+//! channel is full (`engine::journal_link`), whose ACK leaves before the
+//! record is sent. Records no chain links are concurrent, and their
+//! order is as arbitrary as it was with one channel.
 //!
 //! # Files
 //!
@@ -309,9 +316,9 @@ pub struct JournalStats {
 /// them would allocate per packet.
 pub(crate) struct Queued {
     pub seq: u64,
-    /// The monotonic clock, in [`Shared::stamp`]'s terms, between what led
-    /// to the record and its send: the writer merges the channels in this
-    /// order (see the module's comment).
+    /// The monotonic clock, in [`Shared::stamp`]'s terms, when the record
+    /// was made (after its decision, before its send): the writer merges
+    /// the channels in this order (see the module's comment).
     pub stamp: u64,
     pub rec: LeaseRecord,
 }
@@ -698,10 +705,10 @@ impl Producer {
     }
 
     /// [`Self::append`] with the stamp taken from `at` rather than the
-    /// clock: a worker passes the time its batch arrived, read once per
-    /// batch. `at` must be no earlier than whatever led to the record
-    /// (the frame's arrival, say) and no later than now, and a producer's
-    /// stamps must not go back (see the module's comment).
+    /// clock: the time the record was made, for one that waited in a
+    /// worker's backlog. `at` must be no earlier than the decision that
+    /// made the record and no later than now, and a producer's stamps
+    /// must not go back (see the module's comment).
     #[inline]
     pub fn append_at(&mut self, rec: &LeaseRecord, at: Instant) -> Result<Ticket, Full> {
         let seq = self.next + 1;

@@ -27,7 +27,7 @@ use std::hash::{BuildHasher, Hash};
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Client identity within one subnet: option 61 when the client sent one,
 /// else the hardware address (RFC 2131 §4.2). Scoped by subnet, so one CPE
@@ -256,8 +256,9 @@ struct Shard {
     /// of them is still empty, which keeps probe chains short. Atomic
     /// only so that [`LeaseTable::prefetch_record`] may read a slot
     /// without the lock (a relaxed load or store is a plain move); under
-    /// the lock it is read and written like any integer.
-    index: Box<[AtomicU64]>,
+    /// the lock it is read and written like any integer. Shared with the
+    /// shard's [`Layout`] for that.
+    index: Arc<[AtomicU64]>,
     records: Box<[Record]>,
     free: u32,
     len: u32,
@@ -518,25 +519,20 @@ struct Padded {
     shard: Mutex<Shard>,
     used: AtomicU64,
     evicted: AtomicU64,
-    /// Where the shard's index and records lie, for the prefetch hints:
-    /// both are allocated once in [`Shard::new`] and never replaced or
-    /// resized, so the pointers hold as long as the shard.
+    /// The shard's index and where its records lie, for the prefetch
+    /// hints, outside the lock.
     ahead: Layout,
 }
 
-#[derive(Clone, Copy)]
 struct Layout {
-    index: *const AtomicU64,
-    slots: usize,
-    records: *const Record,
+    /// The same index as the shard's (its slots read atomically).
+    index: Arc<[AtomicU64]>,
+    /// The address of the shard's records (allocated once in
+    /// [`Shard::new`], never moved or resized) and how many: only ever
+    /// handed to the CPU as a prefetch hint, never read through.
+    records: usize,
     len: usize,
 }
-
-// SAFETY: `Layout` only points into its own shard's boxes, which live as
-// long as the `Padded` holding both; through it the index is only read
-// atomically and the records never read at all (prefetch hints).
-unsafe impl Send for Layout {}
-unsafe impl Sync for Layout {}
 
 /// Where a client's key would be, found before its frame is handled
 /// ([`LeaseTable::prefetch`]).
@@ -608,9 +604,8 @@ impl LeaseTable {
                 .map(|_| {
                     let shard = Shard::new(per);
                     let ahead = Layout {
-                        index: shard.index.as_ptr(),
-                        slots: shard.index.len(),
-                        records: shard.records.as_ptr(),
+                        index: shard.index.clone(),
+                        records: shard.records.as_ptr() as usize,
                         len: shard.records.len(),
                     };
                     Padded {
@@ -649,9 +644,9 @@ impl LeaseTable {
     #[inline]
     pub fn prefetch(&self, key: &ClientKey) -> Ahead {
         let (s, tag) = self.shard_of(key);
-        let l = self.shards[s].ahead;
-        let slot = home(tag, l.slots);
-        prefetch_line(l.index.wrapping_add(slot));
+        let index = &self.shards[s].ahead.index;
+        let slot = home(tag, index.len());
+        prefetch_line(index.as_ptr().wrapping_add(slot));
         Ahead {
             shard: s as u32,
             slot: slot as u32,
@@ -679,18 +674,16 @@ impl LeaseTable {
         let Some(p) = self.shards.get(a.shard as usize) else {
             return;
         };
-        let l = p.ahead;
-        if a.slot as usize >= l.slots {
+        let l = &p.ahead;
+        let Some(v) = l.index.get(a.slot as usize).map(|v| v.load(Relaxed)) else {
             return;
-        }
-        // SAFETY: in bounds of the shard's index, which lives as long as
-        // `self` (see `Layout`); atomics may be read while others write.
-        let v = unsafe { &*l.index.add(a.slot as usize) }.load(Relaxed);
+        };
         let r = v as u32 as usize;
         if v == EMPTY || r >= l.len {
             return;
         }
-        let rec = l.records.wrapping_add(r);
+        // An address for the CPU alone: nothing is read through it.
+        let rec = std::ptr::without_provenance::<Record>(l.records).wrapping_add(r);
         // A record spans two cache lines at most: its key and its lease.
         prefetch_line(rec);
         prefetch_line(

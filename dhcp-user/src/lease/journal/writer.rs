@@ -128,9 +128,13 @@ impl Writer {
                 self.poll_compactor(&mut l, false);
                 continue;
             }
-            self.control(&mut l);
             self.shared.gate_group();
-            let taken = self.gather(&mut l);
+            // The cut before the control channel: a producer with records
+            // stamped before the cut sent its channel before them, so it
+            // is known by the time they are merged.
+            let cut = self.shared.stamp();
+            self.control(&mut l);
+            let taken = self.gather(&mut l, cut);
             if !l.buf.is_empty() {
                 self.write_group(&mut l)?;
                 self.keep_ahead(&mut l);
@@ -268,13 +272,14 @@ impl Writer {
     }
 
     /// Takes up to `max_group_records` records, the smallest stamps first
-    /// across all channels and none stamped after the cut read here (the
-    /// module's comment says why that keeps dependent records in order).
+    /// across all channels and none stamped after `cut` (or after the
+    /// close's, if earlier): the module's comment says why that keeps
+    /// dependent records in order.
     /// Runs of one channel are taken up to the next channel's stamp, so a
     /// record costs one look at the other channels only where they
     /// interleave.
-    fn gather(&mut self, l: &mut Loop) -> usize {
-        let cut = l.close_cut.unwrap_or_else(|| self.shared.stamp());
+    fn gather(&mut self, l: &mut Loop, cut: u64) -> usize {
+        let cut = l.close_cut.map_or(cut, |c| c.min(cut));
         let max = self.opts.max_group_records;
         let mut taken = 0;
         // Out of `l` while `take` writes into it.
