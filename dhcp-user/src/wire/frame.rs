@@ -220,24 +220,32 @@ mod tests {
         m
     }
 
+    /// Untagged, one VLAN tag, QinQ.
+    const TAGGINGS: [&[(u16, u16)]; 3] = [
+        &[],
+        &[(ETHERTYPE_VLAN, 10)],
+        &[(ETHERTYPE_QINQ, 20), (ETHERTYPE_VLAN, 30)],
+    ];
+
+    /// `bootp` as the relay 10.20.0.1 sends it to the server 10.0.0.1.
+    fn relayed_frame(vlans: &[(u16, u16)], bootp: &[u8]) -> Vec<u8> {
+        udp_frame(
+            vlans,
+            [0x02, 0, 0, 0, 0, 0x99],
+            Ipv4Addr::new(10, 20, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 1),
+            67,
+            67,
+            bootp,
+        )
+    }
+
     #[test]
     fn request_encoded_by_dhcproto_matches_field_by_field() {
         let m = relayed_request();
         let bootp = encode(&m);
-        for vlans in [
-            &[][..],
-            &[(ETHERTYPE_VLAN, 10)],
-            &[(ETHERTYPE_QINQ, 20), (ETHERTYPE_VLAN, 30)],
-        ] {
-            let frame = udp_frame(
-                vlans,
-                [0x02, 0, 0, 0, 0, 0x99],
-                Ipv4Addr::new(10, 20, 0, 1),
-                Ipv4Addr::new(10, 0, 0, 1),
-                67,
-                67,
-                &bootp,
-            );
+        for vlans in TAGGINGS {
+            let frame = relayed_frame(vlans, &bootp);
             let f = DhcpFrame::parse(&frame).unwrap();
             assert_eq!(f.eth.vlans().as_slice().len(), vlans.len());
             assert_eq!(f.eth.vlans().inner_vid(), vlans.get(1).map(|v| v.1));
@@ -443,20 +451,8 @@ mod tests {
     #[test]
     fn client_hint_matches_the_parse() {
         let bootp = encode(&relayed_request());
-        for vlans in [
-            &[][..],
-            &[(ETHERTYPE_VLAN, 10)],
-            &[(ETHERTYPE_QINQ, 20), (ETHERTYPE_VLAN, 30)],
-        ] {
-            let frame = udp_frame(
-                vlans,
-                [0x02, 0, 0, 0, 0, 0x99],
-                Ipv4Addr::new(10, 20, 0, 1),
-                Ipv4Addr::new(10, 0, 0, 1),
-                67,
-                67,
-                &bootp,
-            );
+        for vlans in TAGGINGS {
+            let frame = relayed_frame(vlans, &bootp);
             let f = DhcpFrame::parse(&frame).unwrap();
             let mut join = None;
             let opts = f.options(&mut join).unwrap();
@@ -475,15 +471,7 @@ mod tests {
         }
         let mut m = relayed_request();
         m.opts_mut().remove(v4::OptionCode::ClientIdentifier);
-        let frame = udp_frame(
-            &[],
-            [0x02, 0, 0, 0, 0, 0x99],
-            Ipv4Addr::new(10, 20, 0, 1),
-            Ipv4Addr::new(10, 0, 0, 1),
-            67,
-            67,
-            &encode(&m),
-        );
+        let frame = relayed_frame(&[], &encode(&m));
         let h = ClientHint::peek(&frame).unwrap();
         assert_eq!((h.client_id, h.client_id16), (None, None));
         assert_eq!(&h.chaddr[..6], &m.chaddr()[..6]);
