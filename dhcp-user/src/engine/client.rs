@@ -81,11 +81,17 @@ pub enum Note {
 /// Option 61 before chaddr (RFC 2131 §4.2), scoped to the subnet's link,
 /// unless the subnet is told to ignore option 61.
 pub(super) fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
-    match req.opts.client_id {
-        Some(id) if !id.is_empty() && !s.ignore_client_id => {
-            ClientKey::new(s.link, KEY_CLIENT_ID, id)
-        }
-        _ => ClientKey::from_chaddr(s.link, KEY_CHADDR, &req.chaddr, req.hlen),
+    let id = req.opts.client_id.filter(|_| !s.ignore_client_id);
+    key_on(s.link, id, &req.chaddr, req.hlen)
+}
+
+/// The rule of [`client_key`], from the fields themselves: a request and
+/// the prefetch hint of its raw frame get their keys here alike.
+#[inline]
+fn key_on(link: u16, client_id: Option<&[u8]>, chaddr: &[u8; 16], hlen: u8) -> ClientKey {
+    match client_id {
+        Some(id) if !id.is_empty() => ClientKey::new(link, KEY_CLIENT_ID, id),
+        _ => ClientKey::from_chaddr(link, KEY_CHADDR, chaddr, hlen),
     }
 }
 
@@ -98,15 +104,7 @@ pub(super) fn client_key(s: &SubnetRt, req: &Request<'_>) -> ClientKey {
 /// [`LeaseTable::prefetch`]: crate::lease::table::LeaseTable::prefetch
 pub(super) fn prefetch(table: &LeaseTable, frame: &[u8]) -> Option<Ahead> {
     let h = ClientHint::peek(frame)?;
-    let key = match (h.client_id, h.client_id16) {
-        // The same key as `ClientKey::new` makes of at most 16 bytes.
-        (Some(id), Some(w)) if !id.is_empty() => {
-            ClientKey::from_chaddr(0, KEY_CLIENT_ID, w, id.len() as u8)
-        }
-        (Some(id), None) if !id.is_empty() => ClientKey::new(0, KEY_CLIENT_ID, id),
-        _ => ClientKey::from_chaddr(0, KEY_CHADDR, h.chaddr, h.hlen),
-    };
-    Some(table.prefetch(&key))
+    Some(table.prefetch(&key_on(0, h.client_id, h.chaddr, h.hlen)))
 }
 
 /// A reservation's identity as a key on `link`: of the same kinds as
