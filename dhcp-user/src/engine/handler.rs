@@ -246,10 +246,7 @@ impl FrameHandler for Handler {
         };
         count_request(s, req);
         if let (Some(rec), Some(j)) = (&record, self.journal.as_mut()) {
-            // Stamped now, after the decision: a record another worker's
-            // decision led to (an address it released, say) was sent
-            // before this one could be made (see the journal's comment).
-            let ticket = match j.append(rec, Instant::now()) {
+            let ticket = match j.append(rec) {
                 Appended::Sent(t) => t,
                 Appended::Queued(t) => {
                     bump(&s.journal_full);
@@ -333,7 +330,7 @@ impl FrameHandler for Handler {
                 // The probation is journaled, so a restart keeps it.
                 if let Some(rec) = self.engine.conflict(&q.ask, clock)
                     && let Some(j) = self.journal.as_mut()
-                    && let Appended::Refused = j.append(&rec, Instant::now())
+                    && let Appended::Refused = j.append(&rec)
                 {
                     bump(&self.stats.journal_full);
                     bump(&self.stats.journal_lost);

@@ -51,9 +51,13 @@ impl JournalLink {
         self.durable
     }
 
-    /// Sends `rec`, made at `at` (see [`Producer::append_at`]), behind
-    /// whatever waits in the backlog.
-    pub fn append(&mut self, rec: &LeaseRecord, at: Instant) -> Appended {
+    /// Sends `rec`, behind whatever waits in the backlog. Called once the
+    /// decision that made it is taken: its stamp in the journal is read
+    /// here, so that a record another worker's decision led to (an
+    /// address it released, say), sent before this one could be made,
+    /// carries the smaller one (see the journal's comment).
+    pub fn append(&mut self, rec: &LeaseRecord) -> Appended {
+        let at = Instant::now();
         self.flush();
         if self.backlog.is_empty()
             && let Ok(t) = self.producer.append_at(rec, at)
@@ -116,7 +120,7 @@ mod tests {
         // Until the channel (2, plus one the writer may hold) is full.
         let mut sent = 0;
         let first_queued = loop {
-            match link.append(&sample(sent as u32), Instant::now()) {
+            match link.append(&sample(sent as u32)) {
                 Appended::Sent(t) => {
                     sent += 1;
                     assert_eq!(t, sent);
@@ -128,7 +132,7 @@ mod tests {
         assert_eq!(first_queued, Appended::Queued(sent + 1));
         for i in 2..=4 {
             assert_eq!(
-                link.append(&sample((sent + i - 1) as u32), Instant::now()),
+                link.append(&sample((sent + i - 1) as u32)),
                 Appended::Queued(sent + i)
             );
         }
@@ -159,7 +163,7 @@ mod tests {
         j.hold_groups(true);
         let mut link = JournalLink::new(j.producer().unwrap(), true);
         for i in 0.. {
-            if link.append(&sample(i), Instant::now()) == Appended::Refused {
+            if link.append(&sample(i)) == Appended::Refused {
                 break;
             }
         }

@@ -379,7 +379,13 @@ impl Shared {
     /// vDSO read, no syscall).
     #[inline]
     pub(crate) fn stamp(&self) -> u64 {
-        self.clock.elapsed().as_nanos() as u64
+        self.stamp_of(Instant::now())
+    }
+
+    /// `at` as a stamp: nanoseconds since the journal opened.
+    #[inline]
+    fn stamp_of(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.clock).as_nanos() as u64
     }
 
     pub(crate) fn record_fsync(&self, d: Duration) {
@@ -714,7 +720,7 @@ impl Producer {
         let seq = self.next + 1;
         let msg = Queued {
             seq,
-            stamp: at.saturating_duration_since(self.shared.clock).as_nanos() as u64,
+            stamp: self.shared.stamp_of(at),
             rec: *rec,
         };
         match self.tx.try_send(msg) {
