@@ -528,10 +528,9 @@ struct Layout {
     /// The same index as the shard's (its slots read atomically).
     index: Arc<[AtomicU64]>,
     /// The address of the shard's records (allocated once in
-    /// [`Shard::new`], never moved or resized) and how many: only ever
-    /// handed to the CPU as a prefetch hint, never read through.
+    /// [`Shard::new`], `per_shard` of them, never moved or resized): only
+    /// ever handed to the CPU as a prefetch hint, never read through.
     records: usize,
-    len: usize,
 }
 
 /// Where a client's key would be, found before its frame is handled
@@ -606,7 +605,6 @@ impl LeaseTable {
                     let ahead = Layout {
                         index: shard.index.clone(),
                         records: shard.records.as_ptr() as usize,
-                        len: shard.records.len(),
                     };
                     Padded {
                         shard: Mutex::new(shard),
@@ -679,7 +677,7 @@ impl LeaseTable {
             return;
         };
         let r = v as u32 as usize;
-        if v == EMPTY || r >= l.len {
+        if v == EMPTY || r >= self.per_shard {
             return;
         }
         // An address for the CPU alone: nothing is read through it.
