@@ -41,15 +41,6 @@ fn set_client(f: &mut [u8], i: u64) {
     f[CHADDR + 2..CHADDR + 6].copy_from_slice(&(i as u32).to_be_bytes());
 }
 
-/// What the worker does before a batch's first frame.
-fn start_batch(h: &mut Handler, frames: &[Vec<u8>]) {
-    h.begin_batch(Instant::now());
-    for f in frames {
-        h.prefetch(black_box(f));
-    }
-    h.prefetched();
-}
-
 fn bench(c: &mut Criterion) {
     let (discover, request) = frames::dora_templates(frames::BENCH_SERVER);
     let at50 = frames::option50_value(&request);
@@ -72,7 +63,7 @@ fn bench(c: &mut Criterion) {
                     for (j, f) in batch.iter_mut().enumerate() {
                         set_client(f, k + j as u64);
                     }
-                    start_batch(&mut h, batch);
+                    frames::start_batch(&mut h, batch.iter().map(Vec::as_slice));
                     for f in batch.iter() {
                         black_box(h.handle(black_box(f), &mut tx));
                     }
@@ -133,7 +124,7 @@ fn bench(c: &mut Criterion) {
                             set_client(r, i + k + c);
                             r[at50..at50 + 4].copy_from_slice(&yi[c as usize]);
                         }
-                        start_batch(&mut h, batch);
+                        frames::start_batch(&mut h, batch.iter().map(Vec::as_slice));
                         for r in batch.iter() {
                             black_box(h.handle(black_box(r), &mut tx));
                         }

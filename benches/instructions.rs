@@ -118,7 +118,7 @@ fn offers(h: &mut Handler, discovers: &[Vec<u8>], offered: &mut [[u8; 4]], tx: &
         .chunks(frames::BATCH)
         .zip(offered.chunks_mut(frames::BATCH))
     {
-        start_batch(h, ds);
+        frames::start_batch(h, ds.iter().map(Vec::as_slice));
         for (d, o) in ds.iter().zip(os) {
             let n = h.handle(black_box(d), tx);
             assert!(n.is_some(), "an OFFER");
@@ -127,22 +127,11 @@ fn offers(h: &mut Handler, discovers: &[Vec<u8>], offered: &mut [[u8; 4]], tx: &
     }
 }
 
-/// What the worker does before a batch's first frame: the clock, and the
-/// lease table's lines fetched ahead for every frame (counted with the
-/// rest: it is part of each packet's cost).
-fn start_batch(h: &mut Handler, frames: &[Vec<u8>]) {
-    h.begin_batch(Instant::now());
-    for f in frames {
-        h.prefetch(black_box(f));
-    }
-    h.prefetched();
-}
-
 /// REQUEST → ACK for every frame (option 50 already patched).
 #[inline(never)]
 fn acks(h: &mut Handler, requests: &[Vec<u8>], tx: &mut [u8]) {
     for rs in requests.chunks(frames::BATCH) {
-        start_batch(h, rs);
+        frames::start_batch(h, rs.iter().map(Vec::as_slice));
         for r in rs {
             let n = h.handle(black_box(r), tx);
             assert!(n.is_some(), "an ACK");

@@ -107,14 +107,12 @@ fn serve(h: &mut Handler, cs: &mut [Client], at50: usize) -> Served {
     let (t, c) = (Instant::now(), thread_cpu());
     let mut acks = 0;
     for chunk in cs.chunks_mut(BATCH / 2) {
-        h.begin_batch(Instant::now());
-        // As the worker does before a batch: every frame's lease table
-        // lines fetched ahead.
-        for c in chunk.iter() {
-            h.prefetch(&c.discover);
-            h.prefetch(&c.request);
-        }
-        h.prefetched();
+        frames::start_batch(
+            h,
+            chunk
+                .iter()
+                .flat_map(|c| [c.discover.as_slice(), c.request.as_slice()]),
+        );
         for c in chunk {
             if h.handle(&c.discover, &mut tx).is_none() {
                 continue;
