@@ -2,7 +2,8 @@
 //! eventfd that wakes a sleeping worker ([`EventFd`]), the poll(2) it
 //! sleeps in ([`wait_for`]), the interface ioctls ([`netdev`]) and the
 //! address list ([`ifaddrs`]), a group's id by name ([`group`], for the
-//! control socket) and the cores a thread may run on ([`affinity`]).
+//! control socket), the cores a thread may run on ([`affinity`]) and its
+//! time slice ([`sched`]).
 //!
 //! Both the I/O workers and the lease journal's writer use them, so they
 //! live below both and import nothing of the crate. They are written with
@@ -15,6 +16,7 @@ pub mod group;
 pub mod ifaddrs;
 pub mod netdev;
 mod poll;
+pub mod sched;
 
 pub use eventfd::EventFd;
 pub use poll::{readable, wait_for, wait_for_any};
