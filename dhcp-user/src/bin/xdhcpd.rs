@@ -376,6 +376,7 @@ fn serve(cli: &Cli, mut checked: Checked) -> anyhow::Result<()> {
             };
             let opts = JournalOptions {
                 compact_after_bytes: j.compact_after_mb << 20,
+                durable_gather: Duration::from_micros(j.gather_us()),
                 keep_released_secs: u64::from(cfg.keep_released),
                 taps: ddns_tap
                     .iter()

@@ -488,6 +488,18 @@ impl Config {
                 ),
             ));
         }
+        if let Some(g) = self.journal.as_ref().and_then(|j| j.gather_us.as_ref())
+            && *g.get_ref() > super::file::MAX_GATHER_US
+        {
+            return Err(at(
+                g.span(),
+                format!(
+                    "`gather_us` = {} must be 0–{}: a durable ACK waits up to that much longer",
+                    g.get_ref(),
+                    super::file::MAX_GATHER_US
+                ),
+            ));
+        }
         if self.subnets.is_empty() {
             return Err(ConfigError {
                 line: None,
@@ -970,6 +982,24 @@ lease_time = 7200
         }
         let e = err(&with("sock = \"/x\""));
         assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn journal_gather_has_a_default_and_a_bound() {
+        let with = |extra: &str| format!("{GOOD}\n[journal]\ndir = \"/tmp/j\"\n{extra}");
+        let j = |extra: &str| {
+            let c = Config::parse(&with(extra)).unwrap();
+            c.file.journal.as_ref().unwrap().gather_us()
+        };
+        assert_eq!(j(""), crate::lease::journal::DEFAULT_DURABLE_GATHER_US);
+        assert_eq!(j("gather_us = 0"), 0);
+        assert_eq!(j("gather_us = 2000"), 2000);
+        let e = Config::parse(&with("gather_us = 100001")).unwrap_err();
+        assert!(
+            e.message.contains("`gather_us` = 100001 must be 0–100000"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(GOOD.lines().count() + 4), "{e}");
     }
 
     #[test]

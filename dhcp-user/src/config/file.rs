@@ -212,6 +212,23 @@ pub struct JournalConfig {
     /// Journal size (MiB) that triggers a compaction into a snapshot.
     #[serde(default = "default_compact_mb")]
     pub compact_after_mb: u64,
+    /// Durable mode: µs the writer lets records gather after each synced
+    /// group (`JournalOptions::durable_gather`); 0 writes at once.
+    pub gather_us: Option<Spanned<u64>>,
+}
+
+/// Most `gather_us` accepted: a durable ACK waits up to that much longer.
+pub const MAX_GATHER_US: u64 = 100_000;
+
+impl JournalConfig {
+    /// `gather_us`, or its default.
+    pub fn gather_us(&self) -> u64 {
+        self.gather_us
+            .as_ref()
+            .map_or(crate::lease::journal::DEFAULT_DURABLE_GATHER_US, |v| {
+                *v.get_ref()
+            })
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

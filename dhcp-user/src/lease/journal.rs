@@ -142,6 +142,17 @@ pub struct JournalOptions {
     pub capacity: usize,
     /// Most records written (and synced) as one group.
     pub max_group_records: usize,
+    /// Durable mode: how long the writer lets records gather after a
+    /// group was synced before it writes the next (zero: at once). Only
+    /// a writer that just wrote waits, so a lone request on a quiet
+    /// server is written the moment it comes; under load each group
+    /// then carries a longer stretch of them. A group costs the writer
+    /// about 100 µs of CPU whatever its size (fdatasync's own work, on
+    /// the lab's disk), and back-to-back syncs queue on the disk: in the
+    /// lab at 70,000 DORA/s, 0.5 ms gave a DORA p90 of 1.1-1.3 ms
+    /// against 2.9-3.0 ms at once, and 10-25 % more leases/s at the
+    /// open loop's maximum.
+    pub durable_gather: Duration,
     /// Size of the current journal file that triggers a compaction.
     pub compact_after_bytes: u64,
     /// How long released and expired records are kept through compaction
@@ -248,6 +259,9 @@ pub struct Tap {
     pub dropped: Arc<AtomicU64>,
 }
 
+/// [`JournalOptions::durable_gather`] unless configured (`gather_us`).
+pub const DEFAULT_DURABLE_GATHER_US: u64 = 500;
+
 impl Default for JournalOptions {
     fn default() -> Self {
         // Per producer: a worker's third of a second at 100,000 ACKs/s
@@ -255,6 +269,7 @@ impl Default for JournalOptions {
         JournalOptions {
             capacity: 32 * 1024,
             max_group_records: 16 * 1024,
+            durable_gather: Duration::from_micros(DEFAULT_DURABLE_GATHER_US),
             compact_after_bytes: 64 << 20,
             keep_released_secs: 0,
             max_producers: 64,

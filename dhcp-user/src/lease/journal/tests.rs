@@ -1171,3 +1171,36 @@ fn fast_mode_zero_fills_without_a_sync_of_its_own() {
     assert_eq!(h.stats().fsyncs, 0);
     h.close().unwrap();
 }
+
+/// After a durable group the writer lets the next records gather
+/// (`durable_gather`): three appended while it waits go out as one group,
+/// after the wait.
+#[test]
+fn records_that_come_while_a_durable_writer_gathers_share_a_group() {
+    let d = TempDir::new("gather");
+    let opts = JournalOptions {
+        // Far longer than the appends and the look below take.
+        durable_gather: Duration::from_secs(2),
+        ..JournalOptions::default()
+    };
+    let (h, _) = Journal::open(&d.0, Durability::Durable, opts).unwrap();
+    let mut p = h.producer().unwrap();
+    let first = p.append(&sample(0)).unwrap();
+    wait_until("the first group synced", || p.is_durable(first));
+    assert_eq!(h.stats().groups, 1);
+    let mut last = first;
+    for i in 1..4 {
+        last = p.append(&sample(i)).unwrap();
+    }
+    // One-sided: the writer sleeps 2 s after the first group, so nothing
+    // can be written a third of that later unless it did not wait (a
+    // writer that goes on at once syncs these within a millisecond).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!p.is_durable(last), "written while the writer gathers");
+    wait_until("the gathered group synced", || p.is_durable(last));
+    assert_eq!(h.stats().groups, 2, "the three records went out together");
+    h.close().unwrap();
+    let (h, rec) = open(&d.0, Durability::Durable);
+    assert_eq!(rec.leases, (0..4).map(sample).collect::<Vec<_>>());
+    h.close().unwrap();
+}

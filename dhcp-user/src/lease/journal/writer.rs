@@ -174,6 +174,10 @@ impl Writer {
                 // wake (a syscall on the packet path), and small groups
                 // cost a write each.
                 std::thread::sleep(FAST_GATHER.min(max_delay));
+            } else if taken > 0 && !self.opts.durable_gather.is_zero() {
+                // A durable group was just synced: let the next gather
+                // (see `JournalOptions::durable_gather`).
+                std::thread::sleep(self.opts.durable_gather);
             }
         }
         if l.unsynced {
