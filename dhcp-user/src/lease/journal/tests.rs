@@ -1172,35 +1172,57 @@ fn fast_mode_zero_fills_without_a_sync_of_its_own() {
     h.close().unwrap();
 }
 
-/// After a durable group the writer lets the next records gather
-/// (`durable_gather`): three appended while it waits go out as one group,
-/// after the wait.
+/// After a durable group of more than one record the writer lets the
+/// next records gather (`durable_gather`): three appended while it waits
+/// go out as one group, after the wait. After a lone record it does not
+/// wait, and a close ends the wait.
+///
+/// The time bounds are one-sided: the gather is 3 s, and each bound
+/// is half of it, so only a writer that waited where it must not can
+/// miss one.
 #[test]
 fn records_that_come_while_a_durable_writer_gathers_share_a_group() {
+    let gather = Duration::from_secs(3);
     let d = TempDir::new("gather");
     let opts = JournalOptions {
-        // Far longer than the appends and the look below take.
-        durable_gather: Duration::from_secs(2),
+        durable_gather: gather,
         ..JournalOptions::default()
     };
     let (h, _) = Journal::open(&d.0, Durability::Durable, opts).unwrap();
     let mut p = h.producer().unwrap();
-    let first = p.append(&sample(0)).unwrap();
-    wait_until("the first group synced", || p.is_durable(first));
-    assert_eq!(h.stats().groups, 1);
-    let mut last = first;
-    for i in 1..4 {
+    let within_half = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let t = Instant::now();
+        while !f() {
+            assert!(t.elapsed() < gather / 2, "{what}: the writer waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    // Two lone records: neither group starts a wait.
+    for i in 0..2 {
+        let t = p.append(&sample(i)).unwrap();
+        within_half("a lone record", &mut || p.is_durable(t));
+    }
+    assert_eq!(h.stats().groups, 2);
+    // A group of two does.
+    h.hold_groups(true);
+    p.append(&sample(2)).unwrap();
+    let pair = p.append(&sample(3)).unwrap();
+    h.hold_groups(false);
+    wait_until("the pair synced", || p.is_durable(pair));
+    assert_eq!(h.stats().groups, 3);
+    let mut last = pair;
+    for i in 4..7 {
         last = p.append(&sample(i)).unwrap();
     }
-    // One-sided: the writer sleeps 2 s after the first group, so nothing
-    // can be written a third of that later unless it did not wait (a
-    // writer that goes on at once syncs these within a millisecond).
     std::thread::sleep(Duration::from_millis(300));
     assert!(!p.is_durable(last), "written while the writer gathers");
     wait_until("the gathered group synced", || p.is_durable(last));
-    assert_eq!(h.stats().groups, 2, "the three records went out together");
+    assert_eq!(h.stats().groups, 4, "the three records went out together");
+    // The writer waits again after those three; the close ends it.
+    let t = Instant::now();
     h.close().unwrap();
+    assert!(t.elapsed() < gather / 2, "the close waited for the gather");
     let (h, rec) = open(&d.0, Durability::Durable);
-    assert_eq!(rec.leases, (0..4).map(sample).collect::<Vec<_>>());
+    assert_eq!(rec.leases, (0..7).map(sample).collect::<Vec<_>>());
     h.close().unwrap();
 }

@@ -82,8 +82,9 @@ struct Loop {
 }
 
 /// A durable ACK waits for this thread: let it preempt a busy core on
-/// wakeup instead of waiting for a tick (see `os::sched`). Its runs are
-/// tens of microseconds, which the kernel's shortest slice covers.
+/// wakeup instead of waiting for a tick (see `os::sched`). It runs for
+/// tens of microseconds between its waits, which the kernel's shortest
+/// slice covers; the compactor it starts keeps the default slice.
 fn ask_for_a_short_slice() {
     match crate::os::sched::set_slice(crate::os::sched::MIN_SLICE) {
         Ok(got) => tracing::debug!(slice = ?got, "lease journal writer's time slice"),
@@ -174,10 +175,19 @@ impl Writer {
                 // wake (a syscall on the packet path), and small groups
                 // cost a write each.
                 std::thread::sleep(FAST_GATHER.min(max_delay));
-            } else if taken > 0 && !self.opts.durable_gather.is_zero() {
-                // A durable group was just synced: let the next gather
-                // (see `JournalOptions::durable_gather`).
-                std::thread::sleep(self.opts.durable_gather);
+            } else if taken > 1
+                && taken < self.opts.max_group_records
+                && !self.opts.durable_gather.is_zero()
+            {
+                // A durable group that had company was just synced: let the
+                // next gather (see `JournalOptions::durable_gather`). Not
+                // after a lone record (a quiet server: the next one is
+                // written when it comes), nor after a full group (more wait
+                // already). The control channel ends the wait: a close or
+                // a compaction asked for is not held up by it.
+                let mut sel = Select::new();
+                sel.recv(&self.control);
+                let _ = sel.ready_timeout(self.opts.durable_gather);
             }
         }
         if l.unsynced {
