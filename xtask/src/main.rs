@@ -68,6 +68,11 @@ enum BenchCmd {
     /// Durable versus fast lease journal, leases/s side by side, driven by
     /// perfdhcp and xdhcpgen, journal on a disk-backed file system.
     Journal,
+    /// xdhcpd (journal fast) with one queue and with two in a lab of two
+    /// queues, alternated, xdhcpgen with a worker per queue: leases/s two
+    /// queues over one (the generator shares the cores). Release binaries
+    /// as built.
+    Queues(xtask::bench::BenchArgs),
     /// Instructions per packet of the engine beside dhcproto, by callgrind
     /// (no root, no lab).
     Instructions,
@@ -147,6 +152,9 @@ fn main() {
             None => bench_all(&args),
             Some(BenchCmd::All(args)) => bench_all(&args),
             Some(BenchCmd::Journal) => xtask::bench::journal::run(),
+            Some(BenchCmd::Queues(args)) => require_root("the bench")
+                .and_then(|()| setup::ensure())
+                .and_then(|()| xtask::bench::queues::run(&args)),
             Some(BenchCmd::Instructions) => {
                 xtask::bench::instructions::run(&xtask::workspace::target_dir())
             }

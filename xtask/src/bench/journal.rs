@@ -4,7 +4,7 @@
 //! disk-backed file system. The durable mode syncs every group of lease
 //! records before the ACKs leave, so the ratio durable/fast is the price
 //! of not losing leases to a power cut (the goal: 80 % or more).
-use super::rig::{CONFIG, Scratch, run_bounded};
+use super::rig::{Scratch, config, run_bounded};
 use crate::daemon::{Daemon, release_bins};
 use crate::lab::{CLIENT_ADDR, Lab, LabOptions};
 use crate::process::is_root;
@@ -134,10 +134,7 @@ fn one_run(
 ) -> Result<Sample> {
     let dir = base.join(format!("{}-{mode}-{round}", load.name()));
     std::fs::create_dir_all(&dir)?;
-    let config = CONFIG
-        .replace("@INTERFACE@", &lab.srv_if)
-        .replace("@JOURNAL_DIR@", &dir.to_string_lossy())
-        .replace("@MODE@", mode);
+    let config = config(&lab.srv_if, &dir, mode, 1);
     let daemon = Daemon::start(lab, bin, &config)?;
     let before = daemon.fresh_stats()?;
     let (leases_per_s, lost, report) = match load {

@@ -41,6 +41,7 @@ pub mod inproc;
 pub mod instructions;
 pub mod journal;
 pub mod policy;
+pub mod queues;
 pub mod report;
 pub mod rig;
 pub mod run;
@@ -340,6 +341,8 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
     let mut opts = LabOptions::new(LAB);
     opts.client_addr = Some(CLIENT_ADDR.to_owned());
     let mut lab = Lab::up(&opts)?;
+    // For the lab of two queues, after this one is down.
+    let bins = (bin.clone(), gen_bin.clone());
     let ctx = run::Ctx {
         lab: &lab,
         bin,
@@ -347,6 +350,8 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
         scratch: &scratch.0,
         args,
         gen_core: machine.gen_core,
+        queues: 1,
+        gen_poll: None,
     };
     let mut rows = Vec::new();
     for server in Server::ALL {
@@ -368,11 +373,23 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
             row.error = Some(format!("{e:#}"));
         }
         rows.push(row);
-        report::write_json(&json_path, &machine, args, &rows, false)?;
+        report::write_json(&json_path, &machine, args, &rows, None, false)?;
     }
     let down = lab.down();
-    let complete = !interrupted() && rows.len() == Server::ALL.len();
-    report::write_json(&json_path, &machine, args, &rows, complete)?;
+    // One queue against two, in a lab whose veth ends have two.
+    let lanes = if interrupted() {
+        (
+            queues::QueueFigures::default(),
+            Some("interrupted".to_owned()),
+        )
+    } else {
+        queues::in_own_lab(bins, &scratch.0, args, machine.gen_core)
+    };
+    if let Some(e) = &lanes.1 {
+        eprintln!("bench: one queue against two failed: {e}");
+    }
+    let complete = !interrupted() && rows.len() == Server::ALL.len() && lanes.1.is_none();
+    report::write_json(&json_path, &machine, args, &rows, Some(&lanes.0), complete)?;
     // The engine alone, after the lab (no root, no network): timed by
     // criterion beside dhcproto, counted by callgrind, and driven from 1
     // and 2 threads.
@@ -382,7 +399,7 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
         instructions: instructions::measure(target_dir).map_err(|e| format!("{e:#}")),
         scaling: inproc::scaling_ratio(SCALING_ROUNDS).map_err(|e| format!("{e:#}")),
     };
-    let md = report::render_report(&machine, args, &rows, &engine);
+    let md = report::render_report(&machine, args, &rows, &engine, &lanes);
     std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
     println!("\n{md}");
     println!(
@@ -401,6 +418,9 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
         .collect();
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
+    }
+    if let Some(e) = lanes.1 {
+        bail!("one queue against two failed: {e}");
     }
     Ok(())
 }

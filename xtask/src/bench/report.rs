@@ -4,6 +4,7 @@
 use super::engine_time::EngineNs;
 use super::instructions::PerPacket;
 use super::policy::{LOAD_LIMIT_SHARE, MAX_DROP_PCT, Stop};
+use super::queues::QueueFigures;
 use super::{BenchArgs, GEN_CLIENTS, GenRun, KEA_WINDOW, Machine, PERFDHCP_CLIENTS, Row, Server};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -337,6 +338,7 @@ pub fn render_report(
     args: &BenchArgs,
     rows: &[Row],
     engine: &EngineFigures,
+    lanes: &(QueueFigures, Option<String>),
 ) -> String {
     let cells: Vec<Cells> = rows.iter().map(Cells::of).collect();
     let mut md = String::new();
@@ -441,6 +443,10 @@ pub fn render_report(
         }
     }
     md.push_str(&render_engine(engine, &cells));
+    md.push_str(&lanes.0.render());
+    if let Some(why) = &lanes.1 {
+        let _ = writeln!(md, "\n(one queue against two not measured in full: {why})");
+    }
     md.push_str("\nGoals of issue 15, as measured in this run:\n");
     let find = |s: Server| cells.iter().find(|c| c.server == s);
     let verdict = |ok: bool| if ok { "met" } else { "missed" };
@@ -500,6 +506,13 @@ pub fn render_report(
             verdict(*r >= 1.8)
         );
     }
+    if let Some(r) = lanes.0.ratio() {
+        let _ = writeln!(
+            md,
+            "- (the issue's figure, no goal) the XDP path in the lab, 2 queues over 1 (the \
+             generator shares the cores): {r:.2}×"
+        );
+    }
     // No goal any more, but the comparison the operators make.
     for s in [Server::XdhcpdFast, Server::XdhcpdDurable] {
         let Some(c) = find(s) else { continue };
@@ -529,6 +542,7 @@ pub(super) fn write_json(
     machine: &Machine,
     args: &BenchArgs,
     rows: &[Row],
+    queues: Option<&QueueFigures>,
     complete: bool,
 ) -> Result<()> {
     let doc = json!({
@@ -542,6 +556,7 @@ pub(super) fn write_json(
         },
         "complete": complete,
         "rows": rows,
+        "queues": queues,
     });
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
@@ -726,7 +741,7 @@ mod tests {
             }),
             scaling: Err("not built".into()),
         };
-        let md = render_report(&machine, &args, &rows, &engine);
+        let md = render_report(&machine, &args, &rows, &engine, &Default::default());
         assert!(
             md.contains("2 cores (nproc), Some CPU, Linux 6.1.0"),
             "{md}"

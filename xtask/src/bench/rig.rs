@@ -20,6 +20,7 @@ io = "xdp"
 xdp_mode = "driver"
 bind = "copy"
 poll = "adaptive"
+queues = @QUEUES@
 server_id = "198.18.0.1"
 
 [journal]
@@ -33,6 +34,16 @@ prefix = "198.18.0.0/15"
 pools = ["198.18.0.10-198.19.255.254"]
 lease_time = 7200
 "#;
+
+/// [`CONFIG`] for the server end `interface`, its journal in `journal_dir`
+/// in `mode` ("fast" or "durable"), one worker per queue of `queues`.
+pub(crate) fn config(interface: &str, journal_dir: &Path, mode: &str, queues: u32) -> String {
+    CONFIG
+        .replace("@INTERFACE@", interface)
+        .replace("@JOURNAL_DIR@", &journal_dir.to_string_lossy())
+        .replace("@MODE@", mode)
+        .replace("@QUEUES@", &queues.to_string())
+}
 
 /// A scratch directory on a disk-backed file system for the journals
 /// (and Kea's lease file), removed however the bench ends.
@@ -105,10 +116,8 @@ mod tests {
 
     #[test]
     fn config_names_every_placeholder() {
-        let c = CONFIG
-            .replace("@INTERFACE@", "x")
-            .replace("@JOURNAL_DIR@", "/d")
-            .replace("@MODE@", "durable");
-        assert!(!c.contains('@'));
+        let c = config("x", Path::new("/d"), "durable", 2);
+        assert!(!c.contains('@'), "{c}");
+        assert!(c.contains("queues = 2\n"), "{c}");
     }
 }

@@ -2,7 +2,7 @@
 //! xdhcpd, in the lab's server namespace), perfdhcp's ladder against it,
 //! xdhcpgen's repeated runs, each stopped and its counters kept.
 use super::policy::{Stop, best_step, drop_pct, median_index, stop_after, try_again};
-use super::rig::{CONFIG as XDHCPD_CONFIG, run_bounded};
+use super::rig::{config as xdhcpd_config, run_bounded};
 use super::{
     BenchArgs, Delay, GEN_CLIENTS, GenRun, KEA_WINDOW, Ladder, PERFDHCP_CLIENTS, Row, Server, Step,
 };
@@ -26,7 +26,44 @@ pub(super) struct Ctx<'a> {
     pub(super) gen_bin: PathBuf,
     pub(super) scratch: &'a Path,
     pub(super) args: &'a BenchArgs,
+    /// The core of xdhcpgen's worker when it runs one (see `queues`).
     pub(super) gen_core: Option<usize>,
+    /// RX queues served: xdhcpd and the echo get one worker per queue,
+    /// xdhcpgen one per queue too, on the last cores downwards (so with
+    /// two queues on two cores each core has a worker of both).
+    pub(super) queues: u32,
+    /// xdhcpgen's `--poll`, when not its default (spin).
+    pub(super) gen_poll: Option<&'static str>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The same lab and binaries with `queues` queues and xdhcpgen's
+    /// `--poll` set to `gen_poll`.
+    pub(super) fn with_queues(&self, queues: u32, gen_poll: Option<&'static str>) -> Ctx<'a> {
+        Ctx {
+            lab: self.lab,
+            bin: self.bin.clone(),
+            gen_bin: self.gen_bin.clone(),
+            scratch: self.scratch,
+            args: self.args,
+            gen_core: self.gen_core,
+            queues,
+            gen_poll,
+        }
+    }
+
+    /// xdhcpgen's `--cores`: `gen_core` for one worker, else the last
+    /// `queues` cores downwards (xdhcpgen's own default, said aloud).
+    fn gen_cores(&self) -> Option<String> {
+        if self.queues <= 1 {
+            return self.gen_core.map(|c| c.to_string());
+        }
+        let last = self.gen_core?;
+        let cores: Vec<String> = (0..self.queues as usize)
+            .map(|k| last.saturating_sub(k).to_string())
+            .collect();
+        Some(cores.join(","))
+    }
 }
 
 /// A server under test, with the directory of its journal or lease file.
@@ -80,10 +117,7 @@ fn start_server(ctx: &Ctx, server: Server, tag: &str) -> Result<Running> {
             } else {
                 "fast"
             };
-            let config = XDHCPD_CONFIG
-                .replace("@INTERFACE@", &lab.srv_if)
-                .replace("@JOURNAL_DIR@", &dir.to_string_lossy())
-                .replace("@MODE@", mode);
+            let config = xdhcpd_config(&lab.srv_if, &dir, mode, ctx.queues);
             // The echo (xdhcpecho, built beside xdhcpd) takes the same
             // config and flags.
             let bin = if server == Server::EchoCeiling {
@@ -185,10 +219,20 @@ fn ladder(ctx: &Ctx, server: Server) -> Result<Ladder> {
 
 /// xdhcpgen against a fresh `server`: open loop (`rate` 0) or at `rate`
 /// exchanges per second, `window` exchanges in flight at most.
-fn gen_run(ctx: &Ctx, server: Server, rate: f64, window: u32, run: u32) -> Result<GenRun> {
+pub(super) fn gen_run(
+    ctx: &Ctx,
+    server: Server,
+    rate: f64,
+    window: u32,
+    run: u32,
+) -> Result<GenRun> {
     let echo = server == Server::EchoCeiling;
     let what = if rate > 0.0 { "half" } else { "max" };
-    let tag = format!("{}-xdhcpgen-{what}-w{window}-{run}", server.key());
+    let tag = format!(
+        "{}-xdhcpgen-{what}-w{window}-q{}-{run}",
+        server.key(),
+        ctx.queues
+    );
     let json_path = ctx.scratch.join(format!("{tag}.json"));
     let srv = start_server(ctx, server, &tag)?;
     let scenario = if echo { "echo" } else { "dora" };
@@ -201,13 +245,17 @@ fn gen_run(ctx: &Ctx, server: Server, rate: f64, window: u32, run: u32) -> Resul
         .args(["--window", &window.to_string()])
         .args(["--duration", &a.gen_seconds.to_string()])
         .args(["--rate", &format!("{rate:.0}")])
+        .args(["--queues", &ctx.queues.to_string()])
         .arg("--json")
         .arg(&json_path);
     if !echo {
         cmd.args(["--expect-subnet", EXPECT_SUBNET]);
     }
-    if let Some(core) = ctx.gen_core {
-        cmd.args(["--cores", &core.to_string()]);
+    if let Some(cores) = ctx.gen_cores() {
+        cmd.args(["--cores", &cores]);
+    }
+    if let Some(poll) = ctx.gen_poll {
+        cmd.args(["--poll", poll]);
     }
     let out = run_bounded(&mut cmd, Duration::from_secs(a.gen_seconds + 90));
     let stats = srv.stop();
@@ -247,6 +295,10 @@ fn gen_run(ctx: &Ctx, server: Server, rate: f64, window: u32, run: u32) -> Resul
             format!("at {rate:.0}/s")
         } else {
             format!("open loop, window {window}")
+        } + &if ctx.queues > 1 {
+            format!(", {} queues", ctx.queues)
+        } else {
+            String::new()
         },
         run.per_s,
         run.completed,
@@ -335,6 +387,6 @@ mod tests {
             "198.18.0.10 - 198.19.255.254"
         );
         // The same pool as xdhcpd's.
-        assert!(XDHCPD_CONFIG.contains("198.18.0.10-198.19.255.254"));
+        assert!(super::super::rig::CONFIG.contains("198.18.0.10-198.19.255.254"));
     }
 }
