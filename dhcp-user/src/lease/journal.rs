@@ -98,6 +98,7 @@
 //! snapshot of what was recovered; the damaged file is kept aside as
 //! `<name>.corrupt` for the operator.
 mod compact;
+mod crc;
 mod record;
 mod replay;
 mod segment;

@@ -183,13 +183,11 @@ pub(crate) fn encode_end(count: u64, out: &mut Vec<u8>) {
 fn seal(out: &mut [u8], start: usize) {
     let body_len = (out.len() - start - FRAME_HEAD) as u32;
     out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
-    let crc = frame_crc(&out[start..start + 4], &out[start + FRAME_HEAD..]);
+    let crc = frame_crc(body_len.to_le_bytes(), &out[start + FRAME_HEAD..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-pub(crate) fn frame_crc(len_bytes: &[u8], body: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(len_bytes), body)
-}
+pub(crate) use super::crc::frame_crc;
 
 /// A decoded body.
 #[derive(Debug, PartialEq, Eq)]
@@ -317,7 +315,7 @@ pub(crate) mod tests {
         let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
         assert_eq!(buf.len(), FRAME_HEAD + len);
         let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
-        assert_eq!(crc, frame_crc(&buf[..4], &buf[8..]));
+        assert_eq!(crc, frame_crc(buf[..4].try_into().unwrap(), &buf[8..]));
         &buf[8..]
     }
 

@@ -255,13 +255,14 @@ pub(crate) fn scan(
             true
         } else {
             r.read_exact(&mut head)?;
-            let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default()) as usize;
+            let len_bytes: [u8; 4] = head[..4].try_into().unwrap_or_default();
+            let len = u32::from_le_bytes(len_bytes) as usize;
             if len == 0 || len > MAX_BODY || FRAME_HEAD as u64 + len as u64 > rest {
                 true
             } else {
                 r.read_exact(&mut body[..len])?;
                 let crc = u32::from_le_bytes(head[4..8].try_into().unwrap_or_default());
-                if crc != record::frame_crc(&head[..4], &body[..len]) {
+                if crc != record::frame_crc(len_bytes, &body[..len]) {
                     // A garbled last record is a torn write, not rot.
                     if FRAME_HEAD as u64 + len as u64 == rest {
                         out.stop = Stop::Torn;
