@@ -509,8 +509,12 @@ pub fn render_report(
     if let Some(r) = lanes.0.ratio() {
         let _ = writeln!(
             md,
-            "- (the issue's figure, no goal) the XDP path in the lab, 2 queues over 1 (the \
-             generator shares the cores): {r:.2}×"
+            "- (the issue's figure, no goal) the XDP path in the lab, 2 queues over 1{}: {r:.2}×",
+            if lanes.0.shared_cores {
+                " (the generator shares the cores)"
+            } else {
+                ""
+            }
         );
     }
     // No goal any more, but the comparison the operators make.
