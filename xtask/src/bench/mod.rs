@@ -217,6 +217,28 @@ pub struct GenRun {
     pub server: Value,
 }
 
+#[cfg(test)]
+impl GenRun {
+    /// A DORA run at `per_s` leases/s with this p99, for the tests of
+    /// what the report makes of runs.
+    pub(crate) fn sample(per_s: f64, p99_us: u64) -> GenRun {
+        GenRun {
+            scenario: "dora",
+            run: 1,
+            target_rate: 0.0,
+            window: 2048,
+            seconds: 10,
+            per_s,
+            completed: 1000,
+            timeouts: 0,
+            p50_us: Some(100),
+            p99_us: Some(p99_us),
+            summary: Value::Null,
+            server: Value::Null,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     pub server: Server,

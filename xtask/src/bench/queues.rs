@@ -229,20 +229,7 @@ mod tests {
     fn run(queues: u32, per_s: f64) -> QueueRun {
         QueueRun {
             queues,
-            load: GenRun {
-                scenario: "dora",
-                run: 1,
-                target_rate: 0.0,
-                window: 2048,
-                seconds: 10,
-                per_s,
-                completed: 1,
-                timeouts: 0,
-                p50_us: None,
-                p99_us: None,
-                summary: Value::Null,
-                server: Value::Null,
-            },
+            load: GenRun::sample(per_s, 1_000),
         }
     }
 

@@ -681,20 +681,7 @@ mod tests {
             repeat: 3,
             no_build: false,
         };
-        let gen_run = |per_s: f64, p99| GenRun {
-            scenario: "dora",
-            run: 1,
-            target_rate: 0.0,
-            window: 2048,
-            seconds: 10,
-            per_s,
-            completed: 1000,
-            timeouts: 0,
-            p50_us: Some(100),
-            p99_us: Some(p99),
-            summary: Value::Null,
-            server: Value::Null,
-        };
+        let gen_run = GenRun::sample;
         let rows = vec![
             Row {
                 server: Server::KeaMemfile,
