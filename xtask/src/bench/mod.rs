@@ -400,18 +400,18 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
     let down = lab.down();
     // One queue against two, in a lab whose veth ends have two.
     let lanes = if interrupted() {
-        (
-            queues::QueueFigures::default(),
-            Some("interrupted".to_owned()),
-        )
+        queues::QueueFigures {
+            error: Some("interrupted".to_owned()),
+            ..Default::default()
+        }
     } else {
         queues::in_own_lab(bins, &scratch.0, args, machine.gen_core)
     };
-    if let Some(e) = &lanes.1 {
+    if let Some(e) = &lanes.error {
         eprintln!("bench: one queue against two failed: {e}");
     }
-    let complete = !interrupted() && rows.len() == Server::ALL.len() && lanes.1.is_none();
-    report::write_json(&json_path, &machine, args, &rows, Some(&lanes.0), complete)?;
+    let complete = !interrupted() && rows.len() == Server::ALL.len() && lanes.error.is_none();
+    report::write_json(&json_path, &machine, args, &rows, Some(&lanes), complete)?;
     // The engine alone, after the lab (no root, no network): timed by
     // criterion beside dhcproto, counted by callgrind, and driven from 1
     // and 2 threads.
@@ -441,7 +441,7 @@ pub fn run(args: &BenchArgs, target_dir: &Path) -> Result<()> {
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }
-    if let Some(e) = lanes.1 {
+    if let Some(e) = lanes.error {
         bail!("one queue against two failed: {e}");
     }
     Ok(())

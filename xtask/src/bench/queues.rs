@@ -48,6 +48,9 @@ pub struct QueueFigures {
     /// Whether xdhcpgen's two workers run on the cores of xdhcpd's two
     /// (fewer than four cores).
     pub shared_cores: bool,
+    /// Why the comparison stopped short, if it did (the runs hold what
+    /// was measured until then).
+    pub error: Option<String>,
 }
 
 impl QueueFigures {
@@ -107,6 +110,9 @@ impl QueueFigures {
         if let Some(r) = self.ratio() {
             let _ = writeln!(md, "- two queues over one: {r:.2}×");
         }
+        if let Some(why) = &self.error {
+            let _ = writeln!(md, "\n(one queue against two not measured in full: {why})");
+        }
         md
     }
 }
@@ -124,38 +130,39 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     catch_sigint();
     let machine = Machine::read();
     println!("bench: {}", machine.line());
-    let (figures, error) = in_own_lab(bins, &scratch.0, args, machine.gen_core);
+    let figures = in_own_lab(bins, &scratch.0, args, machine.gen_core);
     println!("{}", figures.render());
-    if let Some(e) = error {
+    if let Some(e) = figures.error {
         bail!("one queue against two failed: {e}");
     }
     Ok(())
 }
 
 /// Brings up the lab of two queues, runs [`measure`] in it and takes it
-/// down: the figures, and what went wrong if anything did.
+/// down: the figures, with what went wrong if anything did.
 pub(super) fn in_own_lab(
     (bin, gen_bin): (PathBuf, PathBuf),
     scratch: &Path,
     args: &BenchArgs,
     gen_core: Option<usize>,
-) -> (QueueFigures, Option<String>) {
+) -> QueueFigures {
+    let failed = |e: String| QueueFigures {
+        error: Some(e),
+        ..QueueFigures::default()
+    };
     println!("bench: the XDP path with one queue and with two (xdhcpd, journal fast)");
     let mut opts = LabOptions::new(LAB);
     opts.client_addr = Some(CLIENT_ADDR.to_owned());
     opts.queues = 2;
     let mut lab = match Lab::up(&opts) {
         Ok(lab) => lab,
-        Err(e) => return (QueueFigures::default(), Some(format!("{e:#}"))),
+        Err(e) => return failed(format!("{e:#}")),
     };
     // A folder of its own, so that no run here can meet what a run of the
     // main rows (whose tags are alike) left behind.
     let scratch = scratch.join("queues");
     if let Err(e) = std::fs::create_dir_all(&scratch) {
-        return (
-            QueueFigures::default(),
-            Some(format!("creating {}: {e}", scratch.display())),
-        );
+        return failed(format!("creating {}: {e}", scratch.display()));
     }
     let ctx = Ctx {
         lab: &lab,
@@ -165,42 +172,44 @@ pub(super) fn in_own_lab(
         args,
         gen_core,
         queues: 1,
-        gen_poll: None,
+        gen_poll: Some("adaptive"),
     };
-    let (mut figures, error) = measure(&ctx, args.repeat);
-    // xdhcpd's worker q runs on core q, xdhcpgen's on the last cores
-    // downwards (`Ctx::gen_cores`): they meet below four cores.
-    figures.shared_cores = gen_core.is_none_or(|last| last < 3);
-    let error = match (error, lab.down()) {
-        (Some(e), _) => Some(e),
-        (None, Err(e)) => Some(format!("taking the lab down: {e:#}")),
-        (None, Ok(())) => None,
-    };
-    (figures, error)
+    let mut figures = measure(&ctx, args.repeat);
+    if let (None, Err(e)) = (&figures.error, lab.down()) {
+        figures.error = Some(format!("taking the lab down: {e:#}"));
+    }
+    figures
 }
 
 /// `repeat` runs of each setup, alternated, in `ctx`'s lab (which must
 /// have two queues per veth end). A failed run ends the comparison with
 /// what was measured so far and the error.
-pub(super) fn measure(ctx: &Ctx, repeat: u32) -> (QueueFigures, Option<String>) {
-    let mut figures = QueueFigures::default();
+pub(super) fn measure(ctx: &Ctx, repeat: u32) -> QueueFigures {
+    let mut figures = QueueFigures {
+        shared_cores: ctx.with_queues(2).gen_shares_cores(),
+        ..QueueFigures::default()
+    };
     for run in 1..=repeat.max(1) {
         let order = if run % 2 == 1 { [1, 2] } else { [2, 1] };
         for queues in order {
             if interrupted() {
-                return (figures, Some("interrupted".to_owned()));
+                figures.error = Some("interrupted".to_owned());
+                return figures;
             }
             match one(ctx, queues, run) {
                 Ok(load) => figures.runs.push(QueueRun { queues, load }),
-                Err(e) => return (figures, Some(format!("{e:#}"))),
+                Err(e) => {
+                    figures.error = Some(format!("{e:#}"));
+                    return figures;
+                }
             }
         }
     }
-    (figures, None)
+    figures
 }
 
 fn one(ctx: &Ctx, queues: u32, run: u32) -> Result<GenRun> {
-    let ctx = ctx.with_queues(queues, Some("adaptive"));
+    let ctx = ctx.with_queues(queues);
     let load = gen_run(&ctx, Server::XdhcpdFast, 0.0, ctx.args.window, run)?;
     let acks = acks_per_worker(&load.server);
     // Two queues where one worker did all the work would be one queue
@@ -245,6 +254,7 @@ mod tests {
                 run(2, 170_000.0),
             ],
             shared_cores: true,
+            error: None,
         };
         assert_eq!(f.median(1), Some(100_000.0));
         assert_eq!(f.median(2), Some(150_000.0));
@@ -270,6 +280,7 @@ mod tests {
         let f = QueueFigures {
             runs: vec![run(1, 100_000.0), run(1, 80_000.0)],
             shared_cores: false,
+            error: Some("interrupted".into()),
         };
         assert_eq!(
             f.median(1),
@@ -280,5 +291,6 @@ mod tests {
         let md = f.render();
         assert!(!md.contains("over one"), "{md}");
         assert!(md.contains("cores of their own"), "{md}");
+        assert!(md.contains("not measured in full: interrupted"), "{md}");
     }
 }

@@ -338,7 +338,7 @@ pub fn render_report(
     args: &BenchArgs,
     rows: &[Row],
     engine: &EngineFigures,
-    lanes: &(QueueFigures, Option<String>),
+    lanes: &QueueFigures,
 ) -> String {
     let cells: Vec<Cells> = rows.iter().map(Cells::of).collect();
     let mut md = String::new();
@@ -443,10 +443,7 @@ pub fn render_report(
         }
     }
     md.push_str(&render_engine(engine, &cells));
-    md.push_str(&lanes.0.render());
-    if let Some(why) = &lanes.1 {
-        let _ = writeln!(md, "\n(one queue against two not measured in full: {why})");
-    }
+    md.push_str(&lanes.render());
     md.push_str("\nGoals of issue 15, as measured in this run:\n");
     let find = |s: Server| cells.iter().find(|c| c.server == s);
     let verdict = |ok: bool| if ok { "met" } else { "missed" };
@@ -506,11 +503,11 @@ pub fn render_report(
             verdict(*r >= 1.8)
         );
     }
-    if let Some(r) = lanes.0.ratio() {
+    if let Some(r) = lanes.ratio() {
         let _ = writeln!(
             md,
             "- (the issue's figure, no goal) the XDP path in the lab, 2 queues over 1{}: {r:.2}×",
-            if lanes.0.shared_cores {
+            if lanes.shared_cores {
                 " (the generator shares the cores)"
             } else {
                 ""

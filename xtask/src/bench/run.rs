@@ -37,9 +37,8 @@ pub(super) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// The same lab and binaries with `queues` queues and xdhcpgen's
-    /// `--poll` set to `gen_poll`.
-    pub(super) fn with_queues(&self, queues: u32, gen_poll: Option<&'static str>) -> Ctx<'a> {
+    /// The same lab, binaries and xdhcpgen settings with `queues` queues.
+    pub(super) fn with_queues(&self, queues: u32) -> Ctx<'a> {
         Ctx {
             lab: self.lab,
             bin: self.bin.clone(),
@@ -48,21 +47,27 @@ impl<'a> Ctx<'a> {
             args: self.args,
             gen_core: self.gen_core,
             queues,
-            gen_poll,
+            gen_poll: self.gen_poll,
         }
     }
 
     /// xdhcpgen's `--cores`: `gen_core` for one worker, else the last
-    /// `queues` cores downwards (xdhcpgen's own default, said aloud).
-    fn gen_cores(&self) -> Option<String> {
-        if self.queues <= 1 {
-            return self.gen_core.map(|c| c.to_string());
-        }
-        let last = self.gen_core?;
-        let cores: Vec<String> = (0..self.queues as usize)
-            .map(|k| last.saturating_sub(k).to_string())
-            .collect();
-        Some(cores.join(","))
+    /// `queues` cores downwards (xdhcpgen's own default, said aloud);
+    /// empty when there is no core to pin to.
+    fn gen_cores(&self) -> Vec<usize> {
+        let Some(last) = self.gen_core else {
+            return Vec::new();
+        };
+        (0..self.queues.max(1) as usize)
+            .map(|k| last.saturating_sub(k))
+            .collect()
+    }
+
+    /// Whether a worker of xdhcpgen runs on the core of one of xdhcpd's
+    /// (xdhcpd pins its worker q to core q).
+    pub(super) fn gen_shares_cores(&self) -> bool {
+        let cores = self.gen_cores();
+        cores.is_empty() || cores.iter().any(|&c| c < self.queues as usize)
     }
 }
 
@@ -251,8 +256,10 @@ pub(super) fn gen_run(
     if !echo {
         cmd.args(["--expect-subnet", EXPECT_SUBNET]);
     }
-    if let Some(cores) = ctx.gen_cores() {
-        cmd.args(["--cores", &cores]);
+    let cores = ctx.gen_cores();
+    if !cores.is_empty() {
+        let list: Vec<String> = cores.iter().map(usize::to_string).collect();
+        cmd.args(["--cores", &list.join(",")]);
     }
     if let Some(poll) = ctx.gen_poll {
         cmd.args(["--poll", poll]);
